@@ -1,0 +1,149 @@
+//! The container's cgroup v2 directory: create, freeze, kill, list, remove. On a hybrid host the
+//! container lives in the v2 hierarchy mounted at /sys/fs/cgroup/unified; freeze, kill, procs and
+//! device programs work there even where the resource controllers are bound to v1.
+
+pub mod resources;
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::stat::Mode;
+use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
+
+use crate::error::{Context, Error, Result};
+
+/// Where the v2 hierarchy is mounted on this host.
+pub fn mountpoint() -> Result<PathBuf> {
+    for p in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+        if statfs(p).is_ok_and(|s| s.filesystem_type() == CGROUP2_SUPER_MAGIC) {
+            return Ok(PathBuf::from(p));
+        }
+    }
+    Err(Error::new("no cgroup v2 hierarchy mounted at /sys/fs/cgroup or /sys/fs/cgroup/unified"))
+}
+
+/// `linux.cgroupsPath` (absolute, or relative to the hierarchy root) or `/testudo/<id>`.
+pub fn resolve(spec_path: Option<&Path>, id: &str) -> Result<PathBuf> {
+    let root = mountpoint()?;
+    let rel: PathBuf = match spec_path {
+        Some(p) if !p.as_os_str().is_empty() => {
+            if p.components().any(|c| matches!(c, Component::ParentDir | Component::CurDir)) {
+                return Err(Error::new(format!("cgroupsPath {p:?}: must not contain '.' or '..'")));
+            }
+            p.components().filter(|c| matches!(c, Component::Normal(_))).collect()
+        }
+        _ => Path::new("testudo").join(id),
+    };
+    if rel.as_os_str().is_empty() {
+        return Err(Error::new("cgroupsPath: the hierarchy root cannot hold a container"));
+    }
+    Ok(root.join(rel))
+}
+
+pub struct Cgroup {
+    pub path: PathBuf,
+}
+
+impl Cgroup {
+    pub fn at(path: PathBuf) -> Cgroup {
+        Cgroup { path }
+    }
+
+    /// Make the directory (and missing parents). Fails if it already holds processes: two
+    /// containers must not share a cgroup.
+    pub fn create(path: PathBuf) -> Result<Cgroup> {
+        std::fs::create_dir_all(&path).with_context(|| format!("create cgroup {path:?}"))?;
+        let cg = Cgroup { path };
+        if !cg.procs()?.is_empty() {
+            return Err(Error::new(format!("cgroup {:?} is already in use", cg.path)));
+        }
+        Ok(cg)
+    }
+
+    /// An fd for clone3(CLONE_INTO_CGROUP).
+    pub fn open(&self) -> Result<OwnedFd> {
+        nix::fcntl::open(&self.path, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+            .with_context(|| format!("open cgroup {:?}", self.path))
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    pub fn read(&self, name: &str) -> Result<String> {
+        std::fs::read_to_string(self.file(name)).with_context(|| format!("read {:?}", self.file(name)))
+    }
+
+    pub fn write(&self, name: &str, value: &str) -> Result<()> {
+        std::fs::write(self.file(name), value).with_context(|| format!("write {value:?} to {:?}", self.file(name)))
+    }
+
+    pub fn exists(&self) -> bool {
+        self.path.is_dir()
+    }
+
+    pub fn procs(&self) -> Result<Vec<i32>> {
+        Ok(self.read("cgroup.procs")?.lines().filter_map(|l| l.trim().parse().ok()).collect())
+    }
+
+    pub fn frozen(&self) -> bool {
+        std::fs::read_to_string(self.file("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+    }
+
+    fn event(&self, key: &str) -> Result<bool> {
+        let events = self.read("cgroup.events")?;
+        Ok(events.lines().any(|l| l.split_once(' ').is_some_and(|(k, v)| k == key && v.trim() == "1")))
+    }
+
+    /// Wait until `cgroup.events` says `key` is `want`. The kernel signals every change of the
+    /// file with POLLPRI, so this sleeps in poll, not in a loop of reads.
+    fn wait_event(&self, key: &str, want: bool, timeout_ms: i32) -> Result<()> {
+        let f = std::fs::File::open(self.file("cgroup.events")).with_context(|| format!("open {:?}", self.file("cgroup.events")))?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms as u64);
+        loop {
+            if self.event(key)? == want {
+                return Ok(());
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now()).as_millis() as i32;
+            if left == 0 {
+                return Err(Error::sys(format!("cgroup {:?}: wait for {key} {}", self.path, want as u8), Errno::ETIMEDOUT));
+            }
+            let mut fds = [PollFd::new(f.as_fd(), PollFlags::POLLPRI)];
+            match poll(&mut fds, PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX)) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => return Err(Error::sys("poll cgroup.events", e)),
+            }
+        }
+    }
+
+    pub fn freeze(&self, on: bool) -> Result<()> {
+        self.write("cgroup.freeze", if on { "1" } else { "0" })?;
+        self.wait_event("frozen", on, 10_000)
+    }
+
+    /// SIGKILL every process in the cgroup, atomically (no fork can escape it).
+    pub fn kill(&self) -> Result<()> {
+        self.write("cgroup.kill", "1")
+    }
+
+    /// Kill what is left, wait for it to be gone, remove the directory.
+    pub fn destroy(&self) -> Result<()> {
+        if !self.exists() {
+            return Ok(());
+        }
+        if self.event("populated")? {
+            if self.frozen() {
+                let _ = self.write("cgroup.freeze", "0");
+            }
+            self.kill()?;
+            self.wait_event("populated", false, 10_000)?;
+        }
+        match std::fs::remove_dir(&self.path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            r => r.with_context(|| format!("remove cgroup {:?}", self.path)),
+        }
+    }
+}

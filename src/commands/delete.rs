@@ -1,0 +1,39 @@
+//! `delete [--force]`: remove a stopped (or created) container; with --force kill a running one
+//! first. The cgroup is emptied and removed, poststop hooks run, the state dir goes.
+
+use crate::cgroups::Cgroup;
+use crate::cli::Delete;
+use crate::commands::{open, Global};
+use crate::container::{self, hooks, Dir, Facts, Status};
+use crate::error::{Context, Error, Result};
+
+pub fn run(g: &Global, d: &Delete) -> Result<i32> {
+    let (dir, facts) = match open(g, &d.id) {
+        Ok(x) => x,
+        // The containerd shim always sends `delete --force` after a normal delete.
+        Err(_) if d.force && !g.root.join(&d.id).exists() => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let Some(facts) = facts else {
+        // A create that died before writing its state: nothing runs, only the directory is left.
+        dir.remove()?;
+        return Ok(0);
+    };
+    let status = super::status(&dir, Some(&facts));
+    if matches!(status, Status::Running | Status::Paused) && !d.force {
+        return Err(Error::new(format!("cannot delete container {:?}: it is {} (use --force)", d.id, status.as_str())));
+    }
+    destroy(&dir, &facts)?;
+    Ok(0)
+}
+
+/// Kill whatever is left, remove the cgroup, run poststop hooks, remove the state.
+pub fn destroy(dir: &Dir, facts: &Facts) -> Result<()> {
+    Cgroup::at(facts.cgroup.clone()).destroy()?;
+    if let Ok(bytes) = std::fs::read(dir.file(container::CONFIG_FILE)) {
+        let spec = crate::spec::parse(&bytes).context("saved config.json")?;
+        let state = super::state_json(facts, Status::Stopped).to_string();
+        hooks::run_all_warn("poststop", spec.hooks().as_ref().and_then(|h| h.poststop().as_ref()), state.as_bytes());
+    }
+    dir.remove()
+}

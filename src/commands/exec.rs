@@ -1,0 +1,121 @@
+//! `exec`: run a new process in a running container, from `--process FILE` or from arguments and
+//! flags over the container's own process settings.
+
+use std::path::Path;
+
+use oci_spec::runtime::{Capability, Process};
+
+use crate::cgroups::Cgroup;
+use crate::cli::Exec;
+use crate::commands::{open, Global};
+use crate::container::{self, state, Status};
+use crate::error::{Context, Error, Result};
+use crate::linux::{fds, pidfd, rlimits, tty};
+use crate::security::{capabilities, seccomp};
+use crate::spawn::exec::{self, Request};
+
+pub fn run(g: &Global, e: &Exec) -> Result<i32> {
+    let (dir, facts) = open(g, &e.id)?;
+    let facts = facts.ok_or_else(|| Error::new(format!("container {:?} is still being created", e.id)))?;
+    match super::status(&dir, Some(&facts)) {
+        Status::Running | Status::Created => {}
+        s => return Err(Error::new(format!("cannot exec in container {:?}: it is {}", e.id, s.as_str()))),
+    }
+    let spec = crate::spec::parse(&std::fs::read(dir.file(container::CONFIG_FILE)).context("read saved config.json")?)?;
+    let process = process(e, spec.process().as_ref())?;
+    let terminal = process.terminal().unwrap_or(false);
+    tty::require_socket_or_foreground(terminal, e.console_socket.is_some(), true)?;
+    rlimits::check(process.rlimits().as_deref().unwrap_or(&[]))?;
+    let caps = capabilities::plan(process.capabilities().as_ref())?;
+    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).map(seccomp::compile).transpose()?;
+    let preserve_fds = fds::preserved(e.preserve_fds)?;
+    fds::check_open(preserve_fds)?;
+    let init_pidfd = pidfd::open(facts.pid)?;
+    if state::proc_facts(facts.pid).map(|p| p.start) != Some(facts.pid_start) {
+        return Err(Error::new(format!("container {:?} is not running", e.id)));
+    }
+    let req = Request {
+        process,
+        caps,
+        seccomp,
+        init_pid: facts.pid,
+        init_pidfd,
+        cgroup_fd: Cgroup::at(facts.cgroup.clone()).open()?,
+        console: e.console_socket.as_deref().map(tty::connect).transpose()?,
+        preserve_fds,
+    };
+    // The exec'd process must not inherit our lock (see spawn::parent::Prepared::lock_fd).
+    drop(dir);
+    let (pid, fd) = exec::launch(&req)?;
+    if let Some(p) = &e.pid_file {
+        super::create::write_pid_file(p, pid)?;
+    }
+    if e.detach {
+        return Ok(0);
+    }
+    Ok(pidfd::wait(&fd)?.0)
+}
+
+/// The process to run: the --process JSON as given, or the container's process with args and
+/// flags applied (what `runc exec ID cmd…` does).
+fn process(e: &Exec, base: Option<&Process>) -> Result<Process> {
+    if let Some(path) = &e.process {
+        let bytes = read_process_file(path)?;
+        return serde_json::from_slice(&bytes).map_err(|err| Error::new(format!("process {path:?}: {err}")));
+    }
+    if e.command.is_empty() {
+        return Err(Error::new("exec needs --process FILE or a command"));
+    }
+    let mut p = base.cloned().ok_or_else(|| Error::new("the container has no process to inherit"))?;
+    p.set_args(Some(e.command.clone()));
+    p.set_terminal(Some(e.tty));
+    if !e.env.is_empty() {
+        let mut env = p.env().clone().unwrap_or_default();
+        env.extend(e.env.iter().cloned());
+        p.set_env(Some(env));
+    }
+    if let Some(cwd) = &e.cwd {
+        p.set_cwd(cwd.into());
+    }
+    if let Some(u) = &e.user {
+        let (uid, gid) = u.split_once(':').unwrap_or((u, "0"));
+        let mut user = p.user().clone();
+        user.set_uid(uid.parse().map_err(|_| Error::new(format!("--user {u:?}: uid must be a number")))?);
+        user.set_gid(gid.parse().map_err(|_| Error::new(format!("--user {u:?}: gid must be a number")))?);
+        p.set_user(user);
+    }
+    if !e.additional_gids.is_empty() {
+        let mut user = p.user().clone();
+        user.set_additional_gids(Some(e.additional_gids.clone()));
+        p.set_user(user);
+    }
+    if e.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    if let Some(a) = &e.apparmor {
+        p.set_apparmor_profile(Some(a.clone()));
+    }
+    if let Some(l) = &e.process_label {
+        p.set_selinux_label(Some(l.clone()));
+    }
+    if !e.cap.is_empty() {
+        let mut c = p.capabilities().clone().unwrap_or_default();
+        for name in &e.cap {
+            let cap: Capability = name.parse().map_err(|_| Error::new(format!("--cap {name:?}: unknown capability")))?;
+            let add = |s: &Option<oci_spec::runtime::Capabilities>| {
+                let mut s = s.clone().unwrap_or_default();
+                s.insert(cap);
+                Some(s)
+            };
+            c.set_bounding(add(c.bounding()));
+            c.set_effective(add(c.effective()));
+            c.set_permitted(add(c.permitted()));
+        }
+        p.set_capabilities(Some(c));
+    }
+    Ok(p)
+}
+
+fn read_process_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("read process {path:?}"))
+}

@@ -1,0 +1,32 @@
+//! `start`: release a created container's init by writing exec.fifo, then run poststart hooks.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+
+use nix::errno::Errno;
+
+use crate::commands::{open, Global};
+use crate::container::{self, hooks, Status};
+use crate::error::{Context, Error, Result};
+
+pub fn run(g: &Global, id: &str) -> Result<i32> {
+    let (dir, facts) = open(g, id)?;
+    let facts = facts.ok_or_else(|| Error::new(format!("container {id:?} is still being created")))?;
+    match super::status(&dir, Some(&facts)) {
+        Status::Created => {}
+        s => return Err(Error::new(format!("cannot start container {id:?}: it is {}", s.as_str()))),
+    }
+    let fifo = dir.file(container::FIFO_FILE);
+    let mut f = match std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC).open(&fifo) {
+        Err(e) if e.raw_os_error() == Some(Errno::ENXIO as i32) => {
+            return Err(Error::new(format!("container {id:?}: init is not running")));
+        }
+        r => r.with_context(|| format!("open {fifo:?}"))?,
+    };
+    f.write_all(&[0]).with_context(|| format!("write {fifo:?}"))?;
+    std::fs::remove_file(&fifo).with_context(|| format!("remove {fifo:?}"))?;
+    let spec = crate::spec::parse(&std::fs::read(dir.file(container::CONFIG_FILE)).context("read saved config.json")?)?;
+    let state = super::state_json(&facts, Status::Running).to_string();
+    hooks::run_all_warn("poststart", spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()), state.as_bytes());
+    Ok(0)
+}

@@ -1,0 +1,112 @@
+//! A container as the runtime stores it: one directory under `--root` holding `state.json` (facts),
+//! `config.json` (the exact bytes read at create) and, between create and start, `exec.fifo`.
+//! Mutating commands hold `flock` on the directory and re-check existence after locking, so a
+//! `delete` racing a `create` or another `delete` sees a consistent directory.
+
+pub mod hooks;
+pub mod id;
+pub mod state;
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+
+use crate::error::{Context, Error, Result};
+pub use state::{Facts, Status};
+
+pub const STATE_FILE: &str = "state.json";
+pub const CONFIG_FILE: &str = "config.json";
+pub const FIFO_FILE: &str = "exec.fifo";
+
+pub struct Dir {
+    pub id: String,
+    pub path: PathBuf,
+    /// Held open for the flock; released when dropped (or at exit).
+    lock: File,
+}
+
+impl Dir {
+    /// Make a new container directory, locked. Fails if the id is taken.
+    pub fn create(root: &Path, id: &str) -> Result<Dir> {
+        id::validate(id)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .with_context(|| format!("state root {root:?}"))?;
+        let path = root.join(id);
+        match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::new(format!("container {id:?} already exists")));
+            }
+            r => r.with_context(|| format!("container directory {path:?}"))?,
+        }
+        let lock = File::open(&path).with_context(|| format!("container directory {path:?}"))?;
+        flock_exclusive(&lock, &path)?;
+        Ok(Dir { id: id.to_string(), path, lock })
+    }
+
+    /// Open and lock an existing container's directory.
+    pub fn open(root: &Path, id: &str) -> Result<Dir> {
+        id::validate(id)?;
+        let path = root.join(id);
+        let lock = match File::open(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_found(id)),
+            r => r.with_context(|| format!("container directory {path:?}"))?,
+        };
+        flock_exclusive(&lock, &path)?;
+        // A concurrent delete may have removed the directory while we waited for the lock.
+        if nix::sys::stat::fstat(&lock).map(|s| s.st_nlink).unwrap_or(0) == 0 {
+            return Err(not_found(id));
+        }
+        Ok(Dir { id: id.to_string(), path, lock })
+    }
+
+    /// Open without locking, for readers (`state`, `list`): state.json is replaced atomically, so
+    /// a reader sees the old or the new facts, never a torn file.
+    pub fn peek(root: &Path, id: &str) -> Result<Dir> {
+        id::validate(id)?;
+        let path = root.join(id);
+        match File::open(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(not_found(id)),
+            r => Ok(Dir { id: id.to_string(), lock: r.with_context(|| format!("container directory {path:?}"))?, path }),
+        }
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    pub fn facts(&self) -> Result<Facts> {
+        state::read(&self.file(STATE_FILE)).with_context(|| format!("container {:?}", self.id))
+    }
+
+    /// Remove the directory and everything in it. The lock fd stays valid until drop.
+    pub fn remove(&self) -> Result<()> {
+        std::fs::remove_dir_all(&self.path).with_context(|| format!("remove {:?}", self.path))
+    }
+
+    pub fn lock_fd(&self) -> i32 {
+        self.lock.as_raw_fd()
+    }
+}
+
+pub fn not_found(id: &str) -> Error {
+    Error::new(format!("container {id:?} does not exist"))
+}
+
+fn flock_exclusive(f: &File, path: &Path) -> Result<()> {
+    loop {
+        // SAFETY: flock on an fd owned by `f`, which outlives the call.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(());
+        }
+        match Errno::last() {
+            Errno::EINTR => continue,
+            e => return Err(Error::sys(format!("lock {path:?}"), e)),
+        }
+    }
+}

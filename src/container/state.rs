@@ -1,0 +1,161 @@
+//! `state.json` holds facts, never a status: the init's pid and its start time, the bundle, the
+//! cgroup, when it was created. The status is derived from facts each time it is asked for:
+//!
+//! - no state.json yet                                   ⇒ creating
+//! - init gone, a zombie, or its start time differs      ⇒ stopped (a recycled pid never looks alive)
+//! - exec.fifo present                                   ⇒ created
+//! - the cgroup is frozen                                ⇒ paused
+//! - otherwise                                           ⇒ running
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Context, Error, Result};
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct Facts {
+    pub id: String,
+    #[serde(rename = "ociVersion")]
+    pub oci_version: String,
+    pub pid: i32,
+    /// Field 22 of /proc/<pid>/stat: the init's start time in clock ticks since boot.
+    pub pid_start: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    /// The cgroup v2 directory, absolute on the host.
+    pub cgroup: PathBuf,
+    pub created: String,
+    #[serde(default)]
+    pub annotations: HashMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
+/// What /proc says about a pid, read once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcFacts {
+    pub start: u64,
+    pub zombie: bool,
+}
+
+/// The inputs the status is derived from, gathered so the derivation itself is pure.
+pub struct Observed {
+    pub have_state: bool,
+    pub proc: Option<ProcFacts>,
+    pub fifo: bool,
+    pub frozen: bool,
+}
+
+pub fn derive(facts_start: u64, o: &Observed) -> Status {
+    if !o.have_state {
+        return Status::Creating;
+    }
+    match o.proc {
+        Some(p) if p.start == facts_start && !p.zombie => {}
+        _ => return Status::Stopped,
+    }
+    if o.fifo {
+        Status::Created
+    } else if o.frozen {
+        Status::Paused
+    } else {
+        Status::Running
+    }
+}
+
+/// Start time and zombie flag of `pid`, or None when it does not exist.
+pub fn proc_facts(pid: i32) -> Option<ProcFacts> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&stat)
+}
+
+fn parse_stat(stat: &str) -> Option<ProcFacts> {
+    // comm may contain spaces and parentheses: fields resume after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state); starttime is field 22.
+    let state = fields.first()?;
+    let start = fields.get(22 - 3)?.parse().ok()?;
+    Some(ProcFacts { start, zombie: *state == "Z" || *state == "X" })
+}
+
+pub fn read(path: &Path) -> Result<Facts> {
+    let bytes = std::fs::read(path).with_context(|| format!("read {path:?}"))?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::new(format!("parse {path:?}: {e}")))
+}
+
+/// Write to a temporary file in the same directory, fsync-free (the state dir is on tmpfs in
+/// practice and a torn write is what the rename prevents), then rename over the old file.
+pub fn write(path: &Path, facts: &Facts) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let bytes = serde_json::to_vec(facts).map_err(|e| Error::new(format!("encode state: {e}")))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("write {tmp:?}"))?;
+    f.write_all(&bytes).with_context(|| format!("write {tmp:?}"))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("rename {tmp:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(proc: Option<ProcFacts>, fifo: bool, frozen: bool) -> Observed {
+        Observed { have_state: true, proc, fifo, frozen }
+    }
+    const ALIVE: Option<ProcFacts> = Some(ProcFacts { start: 42, zombie: false });
+
+    #[test]
+    fn status_from_facts() {
+        assert_eq!(derive(42, &Observed { have_state: false, proc: None, fifo: true, frozen: false }), Status::Creating);
+        assert_eq!(derive(42, &obs(ALIVE, true, false)), Status::Created);
+        assert_eq!(derive(42, &obs(ALIVE, false, false)), Status::Running);
+        assert_eq!(derive(42, &obs(ALIVE, false, true)), Status::Paused);
+        assert_eq!(derive(42, &obs(None, true, false)), Status::Stopped);
+    }
+
+    #[test]
+    fn recycled_pid_or_zombie_is_stopped() {
+        let recycled = Some(ProcFacts { start: 43, zombie: false });
+        assert_eq!(derive(42, &obs(recycled, false, false)), Status::Stopped);
+        let zombie = Some(ProcFacts { start: 42, zombie: true });
+        assert_eq!(derive(42, &obs(zombie, false, false)), Status::Stopped);
+    }
+
+    #[test]
+    fn stat_parsing_survives_odd_comm() {
+        let line = "123 (a) b (c)) S 1 123 123 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 10 18446744073709551615";
+        assert_eq!(parse_stat(line), Some(ProcFacts { start: 98765, zombie: false }));
+        let z = "9 (sh) Z 1 9 9 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 555 0 0";
+        assert_eq!(parse_stat(z), Some(ProcFacts { start: 555, zombie: true }));
+        let me = proc_facts(std::process::id() as i32).expect("self");
+        assert!(me.start > 0 && !me.zombie);
+    }
+}

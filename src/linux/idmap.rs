@@ -1,0 +1,72 @@
+//! User namespace id maps: validated at create, written by the parent into /proc/<pid>/uid_map
+//! and gid_map (the child cannot write a map naming ids it does not own).
+
+use oci_spec::runtime::LinuxIdMapping;
+
+use crate::error::{Context, Error, Result};
+use crate::linux::procfs::Proc;
+
+pub fn validate(kind: &str, maps: &[LinuxIdMapping]) -> Result<()> {
+    if maps.is_empty() {
+        return Err(Error::new(format!("{kind}Mappings: a user namespace needs at least one mapping")));
+    }
+    if maps.len() > 340 {
+        return Err(Error::new(format!("{kind}Mappings: {} ranges, the kernel allows 340", maps.len())));
+    }
+    let mut inside: Vec<(u64, u64)> = Vec::new();
+    let mut outside: Vec<(u64, u64)> = Vec::new();
+    for m in maps {
+        let (c, h, n) = (m.container_id() as u64, m.host_id() as u64, m.size() as u64);
+        if n == 0 {
+            return Err(Error::new(format!("{kind}Mappings: range at container id {c} has zero size")));
+        }
+        if c + n > 1 << 32 || h + n > 1 << 32 {
+            return Err(Error::new(format!("{kind}Mappings: range {c}:{h}:{n} goes beyond 32 bits")));
+        }
+        for (set, start, which) in [(&mut inside, c, "container"), (&mut outside, h, "host")] {
+            if set.iter().any(|&(s, len)| start < s + len && s < start + n) {
+                return Err(Error::new(format!("{kind}Mappings: {which} ids of range {c}:{h}:{n} overlap another range")));
+            }
+            set.push((start, n));
+        }
+    }
+    Ok(())
+}
+
+pub fn render(maps: &[LinuxIdMapping]) -> String {
+    maps.iter().map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size())).collect()
+}
+
+/// Write both maps of process `pid` (in our pid namespace) through a verified procfs.
+pub fn write(proc: &Proc, pid: i32, uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        // Without CAP_SETGID in the parent namespace the kernel requires setgroups to be denied first.
+        proc.write(&format!("{pid}/setgroups"), b"deny").context("setgroups")?;
+    }
+    proc.write(&format!("{pid}/uid_map"), render(uids).as_bytes()).context("uid_map")?;
+    proc.write(&format!("{pid}/gid_map"), render(gids).as_bytes()).context("gid_map")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(c: u32, h: u32, n: u32) -> LinuxIdMapping {
+        serde_json::from_value(serde_json::json!({"containerID": c, "hostID": h, "size": n})).expect("mapping")
+    }
+
+    #[test]
+    fn accepts_several_disjoint_ranges() {
+        assert!(validate("uid", &[m(0, 100000, 1000), m(1000, 1000, 1), m(1001, 101001, 64535)]).is_ok());
+        assert_eq!(render(&[m(0, 100000, 65536)]), "0 100000 65536\n");
+    }
+
+    #[test]
+    fn refuses_bad_maps() {
+        assert!(validate("uid", &[]).is_err());
+        assert!(validate("uid", &[m(0, 1000, 0)]).is_err(), "zero length");
+        assert!(validate("uid", &[m(0, 1000, 10), m(5, 5000, 10)]).is_err(), "container overlap");
+        assert!(validate("uid", &[m(0, 1000, 10), m(100, 1005, 10)]).is_err(), "host overlap");
+        assert!(validate("uid", &[m(u32::MAX, 0, 2)]).is_err(), "beyond 32 bits");
+    }
+}

@@ -1,0 +1,348 @@
+//! `mounts[]` of config.json: option parsing and one mount at a time, onto an fd resolved inside
+//! the root. Bind mounts use the new mount API (`open_tree` → `mount_setattr` → `move_mount`):
+//! the flags are set on the detached copy before it becomes visible, recursive attributes
+//! (`rro`, `rnosuid`, …) and idmaps come for free, and no path string is involved at the
+//! destination. Fresh filesystems (proc, tmpfs, …) are one `mount(2)` onto the fd's magic link.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::MsFlags;
+use oci_spec::runtime::Mount;
+
+use crate::error::{Context, Error, Result};
+use crate::linux::inroot::{self, Kind};
+use crate::linux::procfs;
+
+/// What a mount's options ask for, split by the syscall that applies each part.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Options {
+    pub bind: bool,
+    pub recursive: bool,
+    /// For a fresh mount: mount(2) flags.
+    pub flags: MsFlags,
+    /// For the mount itself (non-recursive): MOUNT_ATTR_* to set and clear.
+    pub attr_set: u64,
+    pub attr_clr: u64,
+    /// Recursive attributes (rro, rnosuid, …).
+    pub rec_set: u64,
+    pub rec_clr: u64,
+    /// MS_PRIVATE / MS_SHARED / MS_SLAVE / MS_UNBINDABLE, and whether recursive.
+    pub propagation: Option<(MsFlags, bool)>,
+    pub idmap: Option<bool>,
+    /// Filesystem-specific options passed to the kernel as the data string.
+    pub data: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            bind: false,
+            recursive: false,
+            flags: MsFlags::empty(),
+            attr_set: 0,
+            attr_clr: 0,
+            rec_set: 0,
+            rec_clr: 0,
+            propagation: None,
+            idmap: None,
+            data: Vec::new(),
+        }
+    }
+}
+
+// (option, mount(2) flag set, mount(2) flag cleared, MOUNT_ATTR set, MOUNT_ATTR cleared)
+const FLAGS: &[(&str, MsFlags, MsFlags, u64, u64)] = &[
+    ("ro", MsFlags::MS_RDONLY, MsFlags::empty(), libc::MOUNT_ATTR_RDONLY, 0),
+    ("rw", MsFlags::empty(), MsFlags::MS_RDONLY, 0, libc::MOUNT_ATTR_RDONLY),
+    ("nosuid", MsFlags::MS_NOSUID, MsFlags::empty(), libc::MOUNT_ATTR_NOSUID, 0),
+    ("suid", MsFlags::empty(), MsFlags::MS_NOSUID, 0, libc::MOUNT_ATTR_NOSUID),
+    ("nodev", MsFlags::MS_NODEV, MsFlags::empty(), libc::MOUNT_ATTR_NODEV, 0),
+    ("dev", MsFlags::empty(), MsFlags::MS_NODEV, 0, libc::MOUNT_ATTR_NODEV),
+    ("noexec", MsFlags::MS_NOEXEC, MsFlags::empty(), libc::MOUNT_ATTR_NOEXEC, 0),
+    ("exec", MsFlags::empty(), MsFlags::MS_NOEXEC, 0, libc::MOUNT_ATTR_NOEXEC),
+    ("nodiratime", MsFlags::MS_NODIRATIME, MsFlags::empty(), libc::MOUNT_ATTR_NODIRATIME, 0),
+    ("diratime", MsFlags::empty(), MsFlags::MS_NODIRATIME, 0, libc::MOUNT_ATTR_NODIRATIME),
+    ("relatime", MsFlags::MS_RELATIME, MsFlags::empty(), 0, 0),
+    ("norelatime", MsFlags::empty(), MsFlags::MS_RELATIME, 0, 0),
+    ("noatime", MsFlags::MS_NOATIME, MsFlags::empty(), 0, 0),
+    ("atime", MsFlags::empty(), MsFlags::MS_NOATIME, 0, 0),
+    ("strictatime", MsFlags::MS_STRICTATIME, MsFlags::empty(), 0, 0),
+    ("nostrictatime", MsFlags::empty(), MsFlags::MS_STRICTATIME, 0, 0),
+    ("sync", MsFlags::MS_SYNCHRONOUS, MsFlags::empty(), 0, 0),
+    ("async", MsFlags::empty(), MsFlags::MS_SYNCHRONOUS, 0, 0),
+    ("dirsync", MsFlags::MS_DIRSYNC, MsFlags::empty(), 0, 0),
+    ("mand", MsFlags::MS_MANDLOCK, MsFlags::empty(), 0, 0),
+    ("nomand", MsFlags::empty(), MsFlags::MS_MANDLOCK, 0, 0),
+    ("silent", MsFlags::MS_SILENT, MsFlags::empty(), 0, 0),
+    ("loud", MsFlags::empty(), MsFlags::MS_SILENT, 0, 0),
+    ("lazytime", MsFlags::MS_LAZYTIME, MsFlags::empty(), 0, 0),
+    ("nolazytime", MsFlags::empty(), MsFlags::MS_LAZYTIME, 0, 0),
+];
+
+// Recursive attributes (mount_setattr with AT_RECURSIVE): (option, set, clear).
+const RECURSIVE: &[(&str, u64, u64)] = &[
+    ("rro", libc::MOUNT_ATTR_RDONLY, 0),
+    ("rrw", 0, libc::MOUNT_ATTR_RDONLY),
+    ("rnosuid", libc::MOUNT_ATTR_NOSUID, 0),
+    ("rsuid", 0, libc::MOUNT_ATTR_NOSUID),
+    ("rnodev", libc::MOUNT_ATTR_NODEV, 0),
+    ("rdev", 0, libc::MOUNT_ATTR_NODEV),
+    ("rnoexec", libc::MOUNT_ATTR_NOEXEC, 0),
+    ("rexec", 0, libc::MOUNT_ATTR_NOEXEC),
+    ("rnodiratime", libc::MOUNT_ATTR_NODIRATIME, 0),
+    ("rdiratime", 0, libc::MOUNT_ATTR_NODIRATIME),
+    ("rrelatime", libc::MOUNT_ATTR_RELATIME, libc::MOUNT_ATTR__ATIME),
+    ("rnorelatime", 0, 0),
+    ("rnoatime", libc::MOUNT_ATTR_NOATIME, libc::MOUNT_ATTR__ATIME),
+    ("ratime", 0, libc::MOUNT_ATTR__ATIME),
+    ("rstrictatime", libc::MOUNT_ATTR_STRICTATIME, libc::MOUNT_ATTR__ATIME),
+    ("rnostrictatime", 0, 0),
+    ("rnosymfollow", libc::MOUNT_ATTR_NOSYMFOLLOW, 0),
+    ("rsymfollow", 0, libc::MOUNT_ATTR_NOSYMFOLLOW),
+];
+
+const PROPAGATION: &[(&str, MsFlags, bool)] = &[
+    ("private", MsFlags::MS_PRIVATE, false),
+    ("rprivate", MsFlags::MS_PRIVATE, true),
+    ("shared", MsFlags::MS_SHARED, false),
+    ("rshared", MsFlags::MS_SHARED, true),
+    ("slave", MsFlags::MS_SLAVE, false),
+    ("rslave", MsFlags::MS_SLAVE, true),
+    ("unbindable", MsFlags::MS_UNBINDABLE, false),
+    ("runbindable", MsFlags::MS_UNBINDABLE, true),
+];
+
+/// Every option name `parse` understands (for `features`).
+pub fn option_names() -> Vec<&'static str> {
+    let mut v: Vec<&str> = FLAGS.iter().map(|f| f.0).chain(RECURSIVE.iter().map(|f| f.0)).chain(PROPAGATION.iter().map(|f| f.0)).collect();
+    v.extend(["bind", "rbind", "idmap", "ridmap", "defaults"]);
+    v.sort_unstable();
+    v
+}
+
+fn atime_attr(opt: &str) -> Option<u64> {
+    match opt {
+        "relatime" => Some(libc::MOUNT_ATTR_RELATIME),
+        "noatime" => Some(libc::MOUNT_ATTR_NOATIME),
+        "strictatime" => Some(libc::MOUNT_ATTR_STRICTATIME),
+        _ => None,
+    }
+}
+
+pub fn parse(mount_type: Option<&str>, options: &[String]) -> Options {
+    let mut o = Options { bind: mount_type == Some("bind"), ..Options::default() };
+    for opt in options {
+        let opt = opt.as_str();
+        if let Some(&(_, set, clr, aset, aclr)) = FLAGS.iter().find(|f| f.0 == opt) {
+            o.flags = (o.flags | set) & !clr;
+            o.attr_set = (o.attr_set | aset) & !aclr;
+            o.attr_clr = (o.attr_clr | aclr) & !aset;
+            if let Some(atime) = atime_attr(opt) {
+                // The atime attributes are one field: clear all of it, set the chosen value.
+                o.attr_set = (o.attr_set & !libc::MOUNT_ATTR__ATIME) | atime;
+                o.attr_clr |= libc::MOUNT_ATTR__ATIME;
+            }
+        } else if let Some(&(_, set, clr)) = RECURSIVE.iter().find(|f| f.0 == opt) {
+            if clr == libc::MOUNT_ATTR__ATIME {
+                o.rec_set = (o.rec_set & !libc::MOUNT_ATTR__ATIME) | set;
+                o.rec_clr |= clr;
+            } else {
+                o.rec_set = (o.rec_set | set) & !clr;
+                o.rec_clr = (o.rec_clr | clr) & !set;
+            }
+        } else if let Some(&(_, p, rec)) = PROPAGATION.iter().find(|f| f.0 == opt) {
+            o.propagation = Some((p, rec));
+        } else {
+            match opt {
+                "bind" => o.bind = true,
+                "rbind" => {
+                    o.bind = true;
+                    o.recursive = true;
+                }
+                "idmap" => o.idmap = Some(false),
+                "ridmap" => o.idmap = Some(true),
+                "defaults" => {}
+                other => o.data.push(other.to_string()),
+            }
+        }
+    }
+    o
+}
+
+/// Everything a mount needs besides the mount itself.
+pub struct Ctx<'a> {
+    pub root: &'a OwnedFd,
+    /// SELinux context for `context=`, from linux.mountLabel.
+    pub label: Option<&'a str>,
+    /// A user namespace fd for idmapped mounts (the container's).
+    pub userns: Option<RawFd>,
+}
+
+/// Perform one `mounts[]` entry. `source` is already absolute for bind mounts (made so at create).
+pub fn mount(ctx: &Ctx, m: &Mount) -> Result<()> {
+    let dest = m.destination();
+    let what = format!("mount {dest:?}");
+    let opts = parse(m.typ().as_deref(), m.options().as_deref().unwrap_or(&[]));
+    if opts.bind {
+        bind(ctx, m, &opts).context(what)
+    } else {
+        fresh(ctx, m, &opts).context(what)
+    }
+}
+
+fn bind(ctx: &Ctx, m: &Mount, o: &Options) -> Result<()> {
+    if !o.data.is_empty() {
+        // The kernel ignores data on bind mounts; an option we do not know would be dropped silently.
+        return Err(Error::new(format!("unsupported bind mount options {:?}", o.data)));
+    }
+    let source = m.source().as_ref().ok_or_else(|| Error::new("bind mount without source"))?;
+    let is_dir = std::fs::metadata(source).with_context(|| format!("source {source:?}"))?.is_dir();
+    let tree = open_tree(libc::AT_FDCWD, source, o.recursive).with_context(|| format!("open_tree {source:?}"))?;
+    set_attributes(&tree, o, ctx.userns)?;
+    let kind = if is_dir { Kind::Dir } else { Kind::File };
+    let dest = inroot::ensure(ctx.root, m.destination(), kind, if is_dir { 0o755 } else { 0o644 })?;
+    move_mount(&tree, &dest).context("move_mount")
+}
+
+/// Attach a detached mount tree onto an fd.
+pub fn move_mount(tree: &OwnedFd, dest: &OwnedFd) -> std::result::Result<(), Errno> {
+    let empty = c"";
+    // SAFETY: both fds are owned and live; the empty paths are NUL-terminated C strings.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            dest.as_raw_fd(),
+            empty.as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// A detached copy of the mount at `path` (relative to `dirfd`; "" with AT_EMPTY_PATH for an fd).
+pub fn open_tree(dirfd: RawFd, path: &Path, recursive: bool) -> std::result::Result<OwnedFd, Errno> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| Errno::EINVAL)?;
+    let mut flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as u32;
+    }
+    if path.as_os_str().is_empty() {
+        flags |= libc::AT_EMPTY_PATH as u32;
+    }
+    // SAFETY: open_tree reads the NUL-terminated path and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, dirfd, c.as_ptr(), flags) };
+    Errno::result(fd)?;
+    // SAFETY: a new fd from the kernel, owned by nobody else.
+    Ok(unsafe { procfs::own(fd as RawFd) })
+}
+
+/// mount_setattr on an fd (AT_EMPTY_PATH), optionally recursive.
+pub fn setattr(fd: &OwnedFd, set: u64, clr: u64, propagation: u64, userns: Option<RawFd>, recursive: bool) -> std::result::Result<(), Errno> {
+    let mut attr = libc::mount_attr { attr_set: set, attr_clr: clr, propagation, userns_fd: userns.map_or(0, |f| f as u64) };
+    let mut flags = libc::AT_EMPTY_PATH as u32;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as u32;
+    }
+    // SAFETY: `attr` is a valid mount_attr that outlives the call; its size is passed with it.
+    let r = unsafe {
+        libc::syscall(libc::SYS_mount_setattr, fd.as_raw_fd(), c"".as_ptr(), flags, &mut attr as *mut libc::mount_attr, std::mem::size_of::<libc::mount_attr>())
+    };
+    Errno::result(r).map(drop)
+}
+
+fn set_attributes(tree: &OwnedFd, o: &Options, userns: Option<RawFd>) -> Result<()> {
+    if let Some(recursive) = o.idmap {
+        let ns = userns.ok_or_else(|| Error::new("idmap mount needs mount uidMappings/gidMappings or a user namespace"))?;
+        setattr(tree, libc::MOUNT_ATTR_IDMAP, 0, 0, Some(ns), recursive).context("idmap")?;
+    }
+    if o.attr_set != 0 || o.attr_clr != 0 {
+        setattr(tree, o.attr_set, o.attr_clr, 0, None, false).context("mount_setattr")?;
+    }
+    if o.rec_set != 0 || o.rec_clr != 0 {
+        setattr(tree, o.rec_set, o.rec_clr, 0, None, true).context("mount_setattr recursive")?;
+    }
+    if let Some((p, rec)) = o.propagation {
+        setattr(tree, 0, 0, p.bits() as u64, None, rec).context("propagation")?;
+    }
+    Ok(())
+}
+
+fn fresh(ctx: &Ctx, m: &Mount, o: &Options) -> Result<()> {
+    let typ = m.typ().as_deref().ok_or_else(|| Error::new("mount without type"))?;
+    // Docker and containerd ask for type "cgroup" even on v2 hosts; the container's cgroup lives in
+    // the v2 hierarchy, so that is what it gets.
+    let fstype = if typ == "cgroup" { "cgroup2" } else { typ };
+    if o.idmap.is_some() {
+        return Err(Error::new(format!("idmap is only supported on bind mounts, not {typ}")));
+    }
+    let mut data = o.data.clone();
+    if let Some(label) = ctx.label {
+        if !matches!(fstype, "proc" | "sysfs" | "cgroup2" | "bind") {
+            data.push(format!("context={label:?}"));
+        }
+    }
+    let dest = inroot::ensure(ctx.root, m.destination(), Kind::Dir, 0o755)?;
+    let source = m.source().clone().unwrap_or_else(|| PathBuf::from(fstype));
+    let data = data.join(",");
+    nix::mount::mount(
+        Some(source.as_path()),
+        procfs::fd_path(dest.as_raw_fd()).as_str(),
+        Some(fstype),
+        o.flags,
+        (!data.is_empty()).then_some(data.as_str()),
+    )
+    .context(fstype)?;
+    let needs_attrs = o.rec_set != 0 || o.rec_clr != 0 || o.propagation.is_some();
+    if needs_attrs {
+        // The fd above is the directory underneath; reopen to get the new mount's root.
+        let top = inroot::open(ctx.root, m.destination(), OFlag::O_PATH | OFlag::O_DIRECTORY).context("reopen")?;
+        let no_flags = Options { attr_set: 0, attr_clr: 0, ..Options::default() };
+        let o2 = Options { rec_set: o.rec_set, rec_clr: o.rec_clr, propagation: o.propagation, ..no_flags };
+        set_attributes(&top, &o2, None)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(t: Option<&str>, o: &[&str]) -> Options {
+        parse(t, &o.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn bind_options() {
+        let o = p(Some("bind"), &["rbind", "ro", "nosuid", "rprivate"]);
+        assert!(o.bind && o.recursive);
+        assert_eq!(o.attr_set, libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID);
+        assert_eq!(o.propagation, Some((MsFlags::MS_PRIVATE, true)));
+        assert!(o.data.is_empty());
+        let o = p(None, &["bind"]);
+        assert!(o.bind && !o.recursive);
+    }
+
+    #[test]
+    fn fresh_mount_flags_and_data() {
+        let o = p(Some("tmpfs"), &["nosuid", "strictatime", "mode=755", "size=65536k"]);
+        assert!(!o.bind);
+        assert_eq!(o.flags, MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME);
+        assert_eq!(o.data, ["mode=755", "size=65536k"]);
+        let o = p(Some("proc"), &["ro", "rw"]);
+        assert_eq!(o.flags, MsFlags::empty(), "a later rw cancels ro");
+    }
+
+    #[test]
+    fn recursive_attributes() {
+        let o = p(Some("bind"), &["rbind", "rro", "rnosuid", "rnoatime"]);
+        assert_eq!(o.rec_set, libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NOATIME);
+        assert_eq!(o.rec_clr, libc::MOUNT_ATTR__ATIME);
+        assert_eq!(o.attr_set, 0);
+        assert_eq!(p(Some("bind"), &["ridmap"]).idmap, Some(true));
+    }
+}

@@ -1,0 +1,90 @@
+//! A procfs we can trust. A container's rootfs may hold a fake /proc (a symlink, a tmpfs, a FUSE
+//! mount, or a procfs with files bind-mounted over it) to redirect the runtime's writes of LSM
+//! labels, sysctls or oom_score_adj (CVE-2019-16884, CVE-2023-27561, CVE-2025-52881). Every
+//! runtime write into /proc goes through a handle that was checked to be the root of a real procfs
+//! and is resolved beneath it without following symlinks or crossing mounts.
+
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, ResolveFlag};
+use nix::sys::stat::Mode;
+use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC};
+
+use crate::error::{Context, Error, Result};
+
+pub struct Proc {
+    fd: OwnedFd,
+}
+
+impl Proc {
+    /// Open and verify the procfs at `path` (a path the runtime controls: the host's /proc, or
+    /// the container's /proc right after the runtime mounted it).
+    pub fn open(path: &Path) -> Result<Proc> {
+        let fd = nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW, Mode::empty())
+            .with_context(|| format!("open {path:?}"))?;
+        Proc::verify(fd, path)
+    }
+
+    pub fn verify(fd: OwnedFd, what: &Path) -> Result<Proc> {
+        let st = fstatfs(&fd).with_context(|| format!("statfs {what:?}"))?;
+        if st.filesystem_type() != PROC_SUPER_MAGIC {
+            return Err(Error::new(format!("{what:?} is not a procfs")));
+        }
+        // The root of a procfs mount has inode 1; anything else is a subdirectory passed off as /proc.
+        let ino = nix::sys::stat::fstat(&fd).with_context(|| format!("stat {what:?}"))?.st_ino;
+        if ino != 1 {
+            return Err(Error::new(format!("{what:?} is not the root of a procfs")));
+        }
+        Ok(Proc { fd })
+    }
+
+    /// Open `rel` (e.g. "self/attr/apparmor/exec", "sys/net/ipv4/ip_forward") beneath this procfs,
+    /// refusing symlinks (other than the /proc/self magic) and mount crossings.
+    pub fn open_file(&self, rel: &str, flags: OFlag) -> Result<OwnedFd> {
+        // "self" and "thread-self" are symlinks; resolve them ourselves to a pid directory.
+        let rel = resolve_self(rel);
+        let how = nix::fcntl::OpenHow::new()
+            .flags(flags | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+            .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_XDEV);
+        nix::fcntl::openat2(&self.fd, rel.as_str(), how).with_context(|| format!("open /proc/{rel}"))
+    }
+
+    /// Write `data` into a proc file in one write(2), as proc files require.
+    pub fn write(&self, rel: &str, data: &[u8]) -> Result<()> {
+        let fd = self.open_file(rel, OFlag::O_WRONLY)?;
+        let n = nix::unistd::write(&fd, data).with_context(|| format!("write /proc/{rel}"))?;
+        if n != data.len() {
+            return Err(Error::sys(format!("write /proc/{rel}"), Errno::EIO));
+        }
+        Ok(())
+    }
+}
+
+fn resolve_self(rel: &str) -> String {
+    let pid = nix::unistd::getpid();
+    let tid = nix::unistd::gettid();
+    if let Some(rest) = rel.strip_prefix("thread-self/") {
+        format!("{pid}/task/{tid}/{rest}")
+    } else if let Some(rest) = rel.strip_prefix("self/") {
+        format!("{pid}/{rest}")
+    } else {
+        rel.to_string()
+    }
+}
+
+/// The magic-link path of an fd of ours, through the host's /proc. Used as a mount target so that
+/// a mount lands exactly on the object resolved safely beforehand, whatever the path now says.
+pub fn fd_path(fd: RawFd) -> String {
+    format!("/proc/self/fd/{fd}")
+}
+
+/// Take ownership of a raw fd returned by a raw syscall.
+///
+/// # Safety
+/// `fd` must be a valid, open descriptor owned by nobody else.
+pub unsafe fn own(fd: RawFd) -> OwnedFd {
+    // SAFETY: the caller guarantees the fd is valid and unowned.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}

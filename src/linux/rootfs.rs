@@ -1,0 +1,110 @@
+//! The container's root: make it a private mount point, switch to it with `pivot_root` (or move
+//! mount + chroot with `--no-pivot`), make it read-only, and mask or freeze the paths the spec asks.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::{MntFlags, MsFlags};
+use nix::sys::stat::Mode;
+
+use crate::error::{Context, Error, Result};
+use crate::linux::{inroot, mounts};
+
+/// `rootfsPropagation` to mount flags; runc's default is a recursive slave.
+pub fn propagation(name: Option<&str>) -> Result<MsFlags> {
+    Ok(match name {
+        None | Some("") | Some("rslave") | Some("slave") => MsFlags::MS_SLAVE,
+        Some("private") | Some("rprivate") => MsFlags::MS_PRIVATE,
+        Some("shared") | Some("rshared") => MsFlags::MS_SHARED,
+        Some("unbindable") | Some("runbindable") => MsFlags::MS_UNBINDABLE,
+        Some(other) => return Err(Error::new(format!("rootfsPropagation {other:?} is not a propagation type"))),
+    })
+}
+
+/// In the new mount namespace: stop mount events flowing back to the host, make the rootfs a
+/// mount point of its own, and return an fd to its root.
+pub fn prepare(rootfs: &Path, prop: MsFlags) -> Result<OwnedFd> {
+    // Nothing we mount may propagate to the host: recursive slave (or private) on the whole tree
+    // first. A shared rootfsPropagation is applied to the new root only, after the mounts.
+    let first = if prop == MsFlags::MS_SHARED { MsFlags::MS_SLAVE } else { prop };
+    nix::mount::mount(None::<&str>, "/", None::<&str>, first | MsFlags::MS_REC, None::<&str>).context("make / non-shared")?;
+    nix::mount::mount(Some(rootfs), rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+        .with_context(|| format!("bind rootfs {rootfs:?}"))?;
+    let root = nix::fcntl::open(rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+        .with_context(|| format!("open rootfs {rootfs:?}"))?;
+    if prop == MsFlags::MS_SHARED {
+        mounts::setattr(&root, 0, 0, MsFlags::MS_SHARED.bits() as u64, None, false).context("make rootfs shared")?;
+    }
+    Ok(root)
+}
+
+/// Switch root. The old root is detached so nothing of the host stays reachable.
+pub fn pivot(root: &OwnedFd) -> Result<()> {
+    nix::unistd::fchdir(root).context("chdir rootfs")?;
+    nix::unistd::pivot_root(".", ".").context("pivot_root")?;
+    // The old root now sits on top of the new one at ".": detach it.
+    nix::mount::umount2(".", MntFlags::MNT_DETACH).context("detach old root")?;
+    nix::unistd::chdir("/").context("chdir /")
+}
+
+/// `--no-pivot`: for a rootfs on a ramfs, where pivot_root is refused.
+pub fn move_and_chroot(root: &OwnedFd) -> Result<()> {
+    nix::unistd::fchdir(root).context("chdir rootfs")?;
+    nix::mount::mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>).context("move rootfs to /")?;
+    nix::unistd::chroot(".").context("chroot")?;
+    nix::unistd::chdir("/").context("chdir /")
+}
+
+pub fn make_readonly(root: &OwnedFd) -> Result<()> {
+    mounts::setattr(root, libc::MOUNT_ATTR_RDONLY, 0, 0, None, false).context("make rootfs read-only")
+}
+
+/// `maskedPaths`: a directory gets a read-only empty tmpfs; anything else the verified /dev/null.
+pub fn mask(root: &OwnedFd, path: &Path, dev_null: &OwnedFd) -> Result<()> {
+    let target = match inroot::open(root, path, OFlag::O_PATH) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(Error::sys(format!("mask {path:?}"), e)),
+    };
+    let is_dir = nix::sys::stat::fstat(&target).with_context(|| format!("mask {path:?}"))?.st_mode & libc::S_IFMT == libc::S_IFDIR;
+    if is_dir {
+        nix::mount::mount(
+            Some("tmpfs"),
+            crate::linux::procfs::fd_path(target.as_raw_fd()).as_str(),
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .with_context(|| format!("mask {path:?}"))
+    } else {
+        // CVE-2025-31133: never bind the container's /dev/null (which it could have swapped for a
+        // symlink to a host file); bind the host one the runtime opened and checked itself.
+        let tree = mounts::open_tree(dev_null.as_raw_fd(), Path::new(""), false).with_context(|| format!("mask {path:?}"))?;
+        mounts::move_mount(&tree, &target).with_context(|| format!("mask {path:?}"))
+    }
+}
+
+/// `readonlyPaths`: bind the path onto itself, recursively read-only.
+pub fn freeze(root: &OwnedFd, path: &Path) -> Result<()> {
+    let target = match inroot::open(root, path, OFlag::O_PATH) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(Error::sys(format!("readonly {path:?}"), e)),
+    };
+    let what = || format!("readonly {path:?}");
+    let tree = mounts::open_tree(target.as_raw_fd(), Path::new(""), true).with_context(what)?;
+    mounts::setattr(&tree, libc::MOUNT_ATTR_RDONLY, 0, 0, None, true).with_context(what)?;
+    mounts::move_mount(&tree, &target).with_context(what)
+}
+
+/// Open the host's /dev/null and check it is the real one (char 1:3).
+pub fn open_dev_null() -> Result<OwnedFd> {
+    let fd = nix::fcntl::open("/dev/null", OFlag::O_PATH | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW, Mode::empty()).context("open /dev/null")?;
+    let st = nix::sys::stat::fstat(&fd).context("stat /dev/null")?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != libc::makedev(1, 3) {
+        return Err(Error::new("/dev/null is not the null device"));
+    }
+    Ok(fd)
+}

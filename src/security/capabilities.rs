@@ -1,0 +1,87 @@
+//! The five capability sets exactly as the spec gives them. Inheritable is never filled in from
+//! anything but the spec (CVE-2022-29162: runc once set it to the bounding set, so a file with
+//! inheritable file caps gained them in the container).
+
+use caps::{CapSet, Capability, CapsHashSet};
+use oci_spec::runtime::LinuxCapabilities;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Default, Clone)]
+pub struct Plan {
+    pub bounding: CapsHashSet,
+    pub effective: CapsHashSet,
+    pub permitted: CapsHashSet,
+    pub inheritable: CapsHashSet,
+    pub ambient: CapsHashSet,
+}
+
+fn convert(set: &str, list: Option<&oci_spec::runtime::Capabilities>, host: &CapsHashSet) -> Result<CapsHashSet> {
+    let mut out = CapsHashSet::new();
+    for c in list.into_iter().flatten() {
+        // oci-spec prints names without the CAP_ prefix.
+        let name = format!("CAP_{}", c.to_string().trim_start_matches("CAP_"));
+        let cap: Capability = name
+            .parse()
+            .map_err(|_| Error::new(format!("capabilities.{set}: unknown capability {name:?}")))?;
+        if !host.contains(&cap) {
+            return Err(Error::new(format!(
+                "capabilities.{set}: {name} is not in this host's bounding set, so no container can have it"
+            )));
+        }
+        out.insert(cap);
+    }
+    Ok(out)
+}
+
+/// Check the sets against the kernel and the host's own bounding set.
+pub fn plan(c: Option<&LinuxCapabilities>) -> Result<Plan> {
+    let host = caps::read(None, CapSet::Bounding).map_err(|e| Error::new(format!("read bounding set: {e}")))?;
+    let Some(c) = c else { return Ok(Plan::default()) };
+    let p = Plan {
+        bounding: convert("bounding", c.bounding().as_ref(), &host)?,
+        effective: convert("effective", c.effective().as_ref(), &host)?,
+        permitted: convert("permitted", c.permitted().as_ref(), &host)?,
+        inheritable: convert("inheritable", c.inheritable().as_ref(), &host)?,
+        ambient: convert("ambient", c.ambient().as_ref(), &host)?,
+    };
+    for cap in &p.ambient {
+        if !p.permitted.contains(cap) || !p.inheritable.contains(cap) {
+            return Err(Error::new(format!("capabilities.ambient: {cap} must also be permitted and inheritable")));
+        }
+    }
+    Ok(p)
+}
+
+/// Step 1, while still privileged: shrink the bounding set and keep the permitted set across the
+/// coming uid change.
+pub fn drop_bounding(p: &Plan) -> Result<()> {
+    for cap in caps::all() {
+        if !p.bounding.contains(&cap) {
+            match caps::drop(None, CapSet::Bounding, cap) {
+                Ok(()) => {}
+                // A capability newer than the running kernel is not in any set anyway.
+                Err(_) if !caps::runtime::thread_all_supported().contains(&cap) => {}
+                Err(e) => return Err(Error::new(format!("drop {cap} from the bounding set: {e}"))),
+            }
+        }
+    }
+    nix::sys::prctl::set_keepcaps(true).map_err(|e| Error::sys("keep capabilities", e))
+}
+
+/// Step 2, after the uid change: the exact permitted, inheritable, effective and ambient sets.
+pub fn apply(p: &Plan) -> Result<()> {
+    let set = |which: CapSet, name: &str, v: &CapsHashSet| {
+        caps::set(None, which, v).map_err(|e| Error::new(format!("set {name} capabilities: {e}")))
+    };
+    // Effective must shrink before permitted can, inheritable needs its caps permitted.
+    set(CapSet::Effective, "effective", &p.effective.intersection(&p.permitted).cloned().collect())?;
+    set(CapSet::Permitted, "permitted", &p.permitted)?;
+    set(CapSet::Inheritable, "inheritable", &p.inheritable)?;
+    set(CapSet::Effective, "effective", &p.effective)?;
+    caps::clear(None, CapSet::Ambient).map_err(|e| Error::new(format!("clear ambient capabilities: {e}")))?;
+    for cap in &p.ambient {
+        caps::raise(None, CapSet::Ambient, *cap).map_err(|e| Error::new(format!("raise ambient {cap}: {e}")))?;
+    }
+    nix::sys::prctl::set_keepcaps(false).map_err(|e| Error::sys("reset keep capabilities", e))
+}

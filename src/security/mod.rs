@@ -1,0 +1,6 @@
+//! What confines the container process beyond its namespaces.
+
+pub mod apparmor;
+pub mod capabilities;
+pub mod seccomp;
+pub mod selinux;

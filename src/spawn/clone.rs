@@ -1,0 +1,89 @@
+//! clone3 as fork: no new stack, the child continues in a copy of this (single-threaded) process.
+//! `CLONE_INTO_CGROUP` puts the child in its cgroup at birth, so not one instruction of it runs
+//! outside its limits; `CLONE_PIDFD` hands the parent a race-free handle to it.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::errno::Errno;
+
+use crate::error::{Error, Result};
+use crate::linux::procfs;
+
+/// From linux/sched.h; libc's constant is a c_int that cannot hold it.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+pub enum Forked {
+    Child,
+    Parent { pid: i32, pidfd: Option<OwnedFd> },
+}
+
+pub struct Args<'a> {
+    /// CLONE_NEW* and other flags.
+    pub flags: u64,
+    pub cgroup: Option<&'a OwnedFd>,
+    pub pidfd: bool,
+}
+
+pub fn clone3(a: &Args) -> Result<Forked> {
+    let mut pidfd: libc::c_int = -1;
+    let mut flags = a.flags;
+    if a.cgroup.is_some() {
+        flags |= CLONE_INTO_CGROUP;
+    }
+    if a.pidfd {
+        flags |= libc::CLONE_PIDFD as u64;
+    }
+    // CLONE_PARENT children must not ask for an exit signal: the kernel reuses the parent's.
+    let exit_signal = if flags & libc::CLONE_PARENT as u64 != 0 { 0 } else { libc::SIGCHLD as u64 };
+    // SAFETY: clone_args is plain data; zero is the documented default of every field.
+    let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
+    args.flags = flags;
+    args.pidfd = &mut pidfd as *mut libc::c_int as u64;
+    args.exit_signal = exit_signal;
+    args.cgroup = a.cgroup.map_or(0, |fd| fd.as_raw_fd() as u64);
+    // SAFETY: clone3 without CLONE_VM and without a stack behaves like fork: the child gets a copy
+    // of the address space. We are single-threaded (no other thread's locks can be held), and the
+    // child only returns into our own code, which ends in execve or _exit.
+    let r = unsafe { libc::syscall(libc::SYS_clone3, &mut args as *mut libc::clone_args, std::mem::size_of::<libc::clone_args>()) };
+    match r {
+        -1 => Err(Error::sys(describe(flags), Errno::last())),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent {
+            pid: pid as i32,
+            // SAFETY: with CLONE_PIDFD the kernel stored a new fd that nothing else owns.
+            pidfd: a.pidfd.then(|| unsafe { procfs::own(pidfd) }),
+        }),
+    }
+}
+
+fn describe(flags: u64) -> String {
+    let names = [
+        (libc::CLONE_NEWUSER, "user"),
+        (libc::CLONE_NEWPID, "pid"),
+        (libc::CLONE_NEWNET, "net"),
+        (libc::CLONE_NEWIPC, "ipc"),
+        (libc::CLONE_NEWUTS, "uts"),
+        (libc::CLONE_NEWNS, "mnt"),
+        (libc::CLONE_NEWCGROUP, "cgroup"),
+    ];
+    let ns: Vec<&str> = names.iter().filter(|(f, _)| flags & *f as u64 != 0).map(|(_, n)| *n).collect();
+    if ns.is_empty() {
+        "clone3".to_string()
+    } else {
+        format!("clone3 (new namespaces: {})", ns.join(" "))
+    }
+}
+
+/// Run `f` as the child: any error goes to the parent over `report`, and the child ends with
+/// _exit — it never returns into the parent's frames or runs its destructors.
+pub fn child_main(report: &crate::spawn::sync::Channel, f: impl FnOnce() -> Result<()>) -> ! {
+    let code = match f() {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = report.send(&crate::spawn::sync::Msg::Fail(e));
+            1
+        }
+    };
+    // SAFETY: _exit ends the process immediately; nothing after it runs.
+    unsafe { libc::_exit(code) }
+}

@@ -1,0 +1,121 @@
+//! `exec`: a new process in a running container. P1 is born in the container's cgroup, joins all
+//! of the init's namespaces at once with setns(pidfd) and forks P2 (CLONE_PARENT, so P0 can wait
+//! for it), which runs the same final steps as init. Success is EOF on the sync socket.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+use oci_spec::runtime::{LinuxNamespaceType as T, Process};
+
+use crate::error::{Context, Error, Result};
+use crate::linux::namespaces;
+use crate::linux::procfs::Proc;
+use crate::linux::{inroot, pidfd, rlimits, tty};
+use crate::security::{capabilities, seccomp};
+use crate::spawn::clone::{self, Forked};
+use crate::spawn::finish;
+use crate::spawn::sync::{self, Channel, Msg};
+
+pub struct Request {
+    pub process: Process,
+    pub caps: capabilities::Plan,
+    pub seccomp: Option<seccomp::Program>,
+    pub init_pid: i32,
+    pub init_pidfd: OwnedFd,
+    pub cgroup_fd: OwnedFd,
+    pub console: Option<OwnedFd>,
+    pub preserve_fds: u32,
+}
+
+/// The namespaces of `pid` that differ from ours, as setns flags.
+fn namespaces_of(pid: i32) -> Result<(libc::c_int, bool)> {
+    let mut flags = 0;
+    let mut userns = false;
+    for t in namespaces::ALL {
+        let name = namespaces::proc_name(t);
+        let theirs = std::fs::metadata(format!("/proc/{pid}/ns/{name}"));
+        let ours = std::fs::metadata(format!("/proc/self/ns/{name}"));
+        use std::os::unix::fs::MetadataExt;
+        match (theirs, ours) {
+            (Ok(a), Ok(b)) if a.ino() != b.ino() || a.dev() != b.dev() => {
+                flags |= namespaces::flag(t).bits();
+                userns |= t == T::User;
+            }
+            (Err(e), _) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::new(format!("container init's {name} namespace: {e}")));
+            }
+            _ => {}
+        }
+    }
+    Ok((flags, userns))
+}
+
+pub fn launch(r: &Request) -> Result<(i32, OwnedFd)> {
+    let (flags, userns) = namespaces_of(r.init_pid)?;
+    let (ours, theirs) = sync::pair()?;
+    nix::sys::prctl::set_dumpable(false).context("set non-dumpable")?;
+    let forked = clone::clone3(&clone::Args { flags: 0, cgroup: Some(&r.cgroup_fd), pidfd: true })?;
+    let p1_fd = match forked {
+        Forked::Child => {
+            drop(ours);
+            clone::child_main(&theirs, || join(r, &theirs, flags, userns))
+        }
+        Forked::Parent { pidfd, .. } => pidfd.ok_or_else(|| Error::new("clone3 returned no pidfd"))?,
+    };
+    drop(theirs);
+    let mut p2: Option<(i32, OwnedFd)> = None;
+    loop {
+        match ours.recv()? {
+            Some(Msg::Pid(pid)) => {
+                p2 = Some((pid, pidfd::open(pid)?));
+                let _ = pidfd::wait(&p1_fd);
+            }
+            Some(Msg::Fail(e)) => {
+                if let Some((_, fd)) = &p2 {
+                    let _ = pidfd::wait(fd);
+                } else {
+                    let _ = pidfd::wait(&p1_fd);
+                }
+                return Err(e);
+            }
+            Some(other) => return Err(Error::new(format!("sync socket: unexpected {other:?}"))),
+            None => {
+                return match p2 {
+                    Some(p) => Ok(p),
+                    None => {
+                        let _ = pidfd::wait(&p1_fd);
+                        Err(Error::new("exec: join stage exited without starting the process"))
+                    }
+                };
+            }
+        }
+    }
+}
+
+fn join(r: &Request, chan: &Channel, flags: libc::c_int, userns: bool) -> Result<()> {
+    nix::sched::setns(&r.init_pidfd, nix::sched::CloneFlags::from_bits_retain(flags)).context("join the container's namespaces")?;
+    match clone::clone3(&clone::Args { flags: libc::CLONE_PARENT as u64, cgroup: None, pidfd: false })? {
+        Forked::Child => clone::child_main(chan, || process(r, chan, userns)),
+        Forked::Parent { pid, .. } => chan.send(&Msg::Pid(pid)),
+    }
+}
+
+fn process(r: &Request, chan: &Channel, userns: bool) -> Result<()> {
+    let proc = Proc::open(Path::new("/proc")).ok();
+    if r.process.terminal().unwrap_or(false) {
+        let root = inroot::open(&nix::fcntl::open("/", nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()).context("open /")?, Path::new("/"), nix::fcntl::OFlag::O_PATH)
+            .context("open /")?;
+        let pty = tty::open(&root)?;
+        if let Some(size) = r.process.console_size() {
+            tty::set_size(&pty.master, size.height() as u16, size.width() as u16)?;
+        }
+        let sock = r.console.as_ref().ok_or_else(|| Error::new("exec --tty needs --console-socket"))?;
+        tty::send_fd(sock.as_raw_fd(), pty.master.as_raw_fd(), tty::name(&pty.master)?.as_bytes())?;
+        tty::make_controlling(&pty.slave)?;
+    }
+    rlimits::apply(r.process.rlimits().as_deref().unwrap_or(&[]))?;
+    let id = finish::Identity { process: &r.process, caps: &r.caps, seccomp: r.seccomp.as_ref(), proc: proc.as_ref(), userns };
+    finish::identity(&id)?;
+    let exe = finish::resolve_executable(&r.process)?;
+    finish::exec(&id, &exe, r.preserve_fds, chan.raw())
+}

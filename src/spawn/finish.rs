@@ -1,0 +1,138 @@
+//! The last steps before execve, shared by a container's init and by `exec`.
+
+use std::ffi::CString;
+use std::os::fd::RawFd;
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
+use oci_spec::runtime::Process;
+
+use crate::error::{Context, Error, Result};
+use crate::linux::procfs::Proc;
+use crate::linux::{creds, fds};
+use crate::security::{apparmor, capabilities, seccomp, selinux};
+
+pub struct Identity<'a> {
+    pub process: &'a Process,
+    pub caps: &'a capabilities::Plan,
+    pub seccomp: Option<&'a seccomp::Program>,
+    /// The container's procfs, verified, for LSM label writes.
+    pub proc: Option<&'a Proc>,
+    pub userns: bool,
+}
+
+fn nnp(p: &Process) -> bool {
+    p.no_new_privileges().unwrap_or(false)
+}
+
+/// Labels, then (without no_new_privileges) seccomp while CAP_SYS_ADMIN is still held, then the
+/// bounding set, uid/gid, the exact capability sets, and no_new_privileges.
+pub fn identity(i: &Identity) -> Result<()> {
+    let p = i.process;
+    if let Some(profile) = p.apparmor_profile().as_deref().filter(|s| !s.is_empty()) {
+        let proc = i.proc.ok_or_else(|| Error::new("apparmorProfile needs a proc mount at /proc"))?;
+        apparmor::apply_on_exec(proc, profile)?;
+    }
+    if let Some(label) = p.selinux_label().as_deref().filter(|s| !s.is_empty()) {
+        let proc = i.proc.ok_or_else(|| Error::new("selinuxLabel needs a proc mount at /proc"))?;
+        selinux::apply_on_exec(proc, label)?;
+    }
+    if let (Some(prog), false) = (i.seccomp, nnp(p)) {
+        seccomp::install(prog)?;
+    }
+    capabilities::drop_bounding(i.caps)?;
+    let setgroups = !i.userns || std::fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny");
+    creds::become_user(p.user(), setgroups)?;
+    capabilities::apply(i.caps)?;
+    if nnp(p) {
+        nix::sys::prctl::set_no_new_privs().context("no_new_privileges")?;
+    }
+    Ok(())
+}
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn env_value<'a>(p: &'a Process, key: &str) -> Option<&'a str> {
+    p.env().iter().flatten().find_map(|kv| kv.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+}
+
+/// args[0] as execvp would find it, with the container's PATH, in the container's root.
+pub fn resolve_executable(p: &Process) -> Result<PathBuf> {
+    let arg0 = p.args().as_ref().and_then(|a| a.first()).ok_or_else(|| Error::new("process.args is empty"))?;
+    if arg0.contains('/') {
+        let path = if Path::new(arg0).is_absolute() { PathBuf::from(arg0) } else { p.cwd().join(arg0) };
+        return match nix::unistd::access(&path, nix::unistd::AccessFlags::X_OK) {
+            Ok(()) => Ok(path),
+            Err(e) => Err(Error::sys(format!("exec: {arg0:?}"), e)),
+        };
+    }
+    let path = env_value(p, "PATH").unwrap_or(DEFAULT_PATH);
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let candidate = Path::new(dir).join(arg0);
+        if candidate.is_file() && nix::unistd::access(&candidate, nix::unistd::AccessFlags::X_OK).is_ok() {
+            return Ok(candidate);
+        }
+    }
+    Err(Error::new(format!("exec: {arg0:?}: executable file not found in $PATH")))
+}
+
+/// Close every fd but stdio, the preserved ones and `keep` (the sync socket, close-on-exec),
+/// enter the cwd, install seccomp last when no_new_privileges is on, and execve.
+pub fn exec(i: &Identity, exe: &Path, preserve: u32, keep: RawFd) -> Result<()> {
+    let p = i.process;
+    // CVE-2024-21626: no host fd may be open while the cwd and args[0] are resolved, or a
+    // "/proc/self/fd/N" path would lead out of the root. Close them, don't just mark them.
+    close_except(3 + preserve, keep)?;
+    fds::seal(preserve)?;
+    std::env::set_current_dir(p.cwd()).with_context(|| format!("cwd {:?}", p.cwd()))?;
+    match nix::unistd::getcwd() {
+        Ok(cwd) if cwd.is_absolute() => {}
+        _ => return Err(Error::new(format!("cwd {:?} is outside the container's root", p.cwd()))),
+    }
+    creds::umask(p.user());
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None).context("reset signal mask")?;
+    let argv = cstrings(p.args().as_deref().unwrap_or(&[]))?;
+    let mut env = cstrings(p.env().as_deref().unwrap_or(&[]))?;
+    if env_value(p, "HOME").is_none() {
+        env.push(CString::new(format!("HOME={}", home_of(p.user().uid()))).map_err(|_| Error::new("HOME"))?);
+    }
+    let exe_c = CString::new(exe.as_os_str().as_encoded_bytes()).map_err(|_| Error::new(format!("exec: {exe:?}: NUL in path")))?;
+    if let (Some(prog), true) = (i.seccomp, nnp(p)) {
+        seccomp::install(prog)?;
+    }
+    let e = nix::unistd::execve(&exe_c, &argv, &env).unwrap_err();
+    Err(Error::sys(format!("exec: {exe:?}"), e))
+}
+
+fn close_except(first: u32, keep: RawFd) -> Result<()> {
+    let keep = keep as u32;
+    let ranges: &[(u32, u32)] = if keep >= first { &[(first, keep.saturating_sub(1)), (keep + 1, u32::MAX)] } else { &[(first, u32::MAX)] };
+    for &(lo, hi) in ranges {
+        if lo > hi {
+            continue;
+        }
+        // SAFETY: closing fds we no longer use; the Rust owners of them live in frames of this
+        // process that are never returned to (this path ends in execve or _exit).
+        if unsafe { libc::close_range(lo, hi, 0) } < 0 {
+            return Err(crate::error::last_os("close_range"));
+        }
+    }
+    Ok(())
+}
+
+fn cstrings(v: &[String]) -> Result<Vec<CString>> {
+    v.iter().map(|s| CString::new(s.as_bytes()).map_err(|_| Error::new(format!("{s:?}: NUL byte")))).collect()
+}
+
+/// The user's home directory from the container's /etc/passwd, or "/".
+fn home_of(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() >= 6 && f[2].parse() == Ok(uid)).then(|| f[5].to_string())
+            })
+        })
+        .unwrap_or_else(|| "/".to_string())
+}

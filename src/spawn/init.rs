@@ -1,0 +1,180 @@
+//! P2, the container's init: the setup checklist, in this order and no other.
+//!
+//!  1. user namespace: wait for the id maps, become root in it
+//!  2. cgroup namespace (now that we are inside our cgroup), hostname, domainname, rlimits
+//!  3. rootfs: non-shared /, rootfs bind, `mounts[]` in order, each resolved inside the root
+//!  4. devices and /dev links; the terminal and /dev/console
+//!  5. hooks: prestart + createRuntime in P0, createContainer here
+//!  6. sysctl and oom_score_adj through our own verified procfs
+//!  7. maskedPaths, readonlyPaths, the cwd, root.readonly
+//!  8. pivot_root (or move + chroot)
+//!  9. labels, seccomp (when no_new_privileges is off), bounding set, uid/gid, capabilities, nnp
+//! 10. args[0] must resolve: "not found" is a create-time error
+//! 11. Ready → wait for start → startContainer hooks → close fds, cwd, seccomp, execve
+
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
+use nix::unistd::{Gid, Uid};
+use oci_spec::runtime::LinuxNamespaceType as T;
+
+use crate::container::hooks;
+use crate::error::{Context, Error, Result};
+use crate::linux::procfs::Proc;
+use crate::linux::{devices, inroot, mounts, rlimits, rootfs, sysctl, tty};
+use crate::spawn::finish;
+use crate::spawn::parent::Prepared;
+use crate::spawn::sync::{Channel, Msg};
+
+pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
+    let linux = p.spec.linux().as_ref();
+    // 1.
+    if p.ns.creates(T::User) && direct {
+        chan.send(&Msg::MapIds)?;
+        chan.expect_ack()?;
+    }
+    let userns = p.ns.has(T::User);
+    if userns {
+        nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)).context("become root in the user namespace (is gid 0 mapped?)")?;
+        nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).context("become root in the user namespace (is uid 0 mapped?)")?;
+    }
+    // 2.
+    if p.ns.creates(T::Cgroup) {
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).context("unshare cgroup namespace")?;
+    }
+    if let Some(h) = p.spec.hostname() {
+        nix::unistd::sethostname(h).with_context(|| format!("hostname {h:?}"))?;
+    }
+    if let Some(d) = p.spec.domainname() {
+        setdomainname(d)?;
+    }
+    rlimits::apply(p.process.rlimits().as_deref().unwrap_or(&[]))?;
+    // 3.
+    let prop = rootfs::propagation(linux.and_then(|l| l.rootfs_propagation().as_deref()))?;
+    let root = rootfs::prepare(&p.rootfs, prop)?;
+    // Opened here, in our own mount namespace (a mount of another namespace cannot be cloned).
+    let dev_null = rootfs::open_dev_null()?;
+    let ns_fd = if userns { Some(open_own_userns()?) } else { None };
+    let label = linux.and_then(|l| l.mount_label().as_deref());
+    let ctx = mounts::Ctx { root: &root, label, userns: ns_fd.as_ref().map(std::os::fd::AsRawFd::as_raw_fd) };
+    let mut proc: Option<Proc> = None;
+    for m in &p.mounts {
+        mounts::mount(&ctx, m)?;
+        if m.typ().as_deref() == Some("proc") && m.destination() == Path::new("/proc") {
+            let fd = inroot::open(&root, Path::new("/proc"), OFlag::O_PATH | OFlag::O_DIRECTORY).context("open /proc")?;
+            proc = Some(Proc::verify(fd, Path::new("/proc"))?);
+        }
+    }
+    // 4.
+    let mut devs = devices::defaults();
+    for d in linux.and_then(|l| l.devices().as_ref()).into_iter().flatten() {
+        devs.push(devices::from_spec(d)?);
+    }
+    for d in &devs {
+        devices::create(&root, d, userns)?;
+    }
+    devices::links(&root, devices::has_devpts(&p.mounts))?;
+    let pty = if p.process.terminal().unwrap_or(false) { Some(terminal(p, &root, chan)?) } else { None };
+    // 5.
+    let state = create_hooks(p, chan)?;
+    // 6.
+    if let Some(s) = linux.and_then(|l| l.sysctl().as_ref()).filter(|s| !s.is_empty()) {
+        sysctl::apply(need_proc(&proc, "sysctl")?, s)?;
+    }
+    if let Some(adj) = p.process.oom_score_adj() {
+        need_proc(&proc, "oomScoreAdj")?.write("self/oom_score_adj", adj.to_string().as_bytes()).context("oomScoreAdj")?;
+    }
+    // 7.
+    for path in linux.and_then(|l| l.masked_paths().as_ref()).into_iter().flatten() {
+        rootfs::mask(&root, Path::new(path), &dev_null)?;
+    }
+    for path in linux.and_then(|l| l.readonly_paths().as_ref()).into_iter().flatten() {
+        rootfs::freeze(&root, Path::new(path))?;
+    }
+    inroot::ensure(&root, p.process.cwd(), inroot::Kind::Dir, 0o755).context("cwd")?;
+    if p.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+        rootfs::make_readonly(&root)?;
+    }
+    // 8.
+    if p.no_pivot {
+        rootfs::move_and_chroot(&root)?;
+    } else {
+        rootfs::pivot(&root)?;
+    }
+    drop(root);
+    // 9.
+    let id = finish::Identity { process: &p.process, caps: &p.caps, seccomp: p.seccomp.as_ref(), proc: proc.as_ref(), userns };
+    finish::identity(&id)?;
+    // 10.
+    let exe = finish::resolve_executable(&p.process)?;
+    chan.send(&Msg::Ready)?;
+    // 11.
+    wait_for_start(p, chan)?;
+    hooks::run_all("startContainer", p.spec.hooks().as_ref().and_then(|h| h.start_container().as_ref()), &state)?;
+    drop(pty);
+    finish::exec(&id, &exe, p.preserve_fds, chan.raw())
+}
+
+fn need_proc<'a>(proc: &'a Option<Proc>, what: &str) -> Result<&'a Proc> {
+    proc.as_ref().ok_or_else(|| Error::new(format!("{what} needs a proc mount at /proc")))
+}
+
+fn setdomainname(d: &str) -> Result<()> {
+    // SAFETY: setdomainname reads `len` bytes from the pointer, which points into `d`.
+    if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } < 0 {
+        return Err(crate::error::last_os(format!("domainname {d:?}")));
+    }
+    Ok(())
+}
+
+fn open_own_userns() -> Result<OwnedFd> {
+    nix::fcntl::open("/proc/self/ns/user", OFlag::O_RDONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()).context("open own user namespace")
+}
+
+/// The pty: master to the console socket (or to P0 for a foreground `run`), slave as stdio.
+fn terminal(p: &Prepared, root: &OwnedFd, chan: &Channel) -> Result<OwnedFd> {
+    let pty = tty::open(root)?;
+    if let Some(size) = p.process.console_size() {
+        tty::set_size(&pty.master, size.height() as u16, size.width() as u16)?;
+    }
+    tty::mount_console(root, &pty.slave)?;
+    let name = tty::name(&pty.master)?;
+    match &p.console {
+        Some(sock) => tty::send_fd(std::os::fd::AsRawFd::as_raw_fd(sock), std::os::fd::AsRawFd::as_raw_fd(&pty.master), name.as_bytes())?,
+        None => chan.send_fd(std::os::fd::AsRawFd::as_raw_fd(&pty.master))?,
+    }
+    tty::make_controlling(&pty.slave)?;
+    Ok(pty.slave)
+}
+
+/// Ask P0 for prestart/createRuntime hooks, run createContainer ones here; returns the state JSON
+/// for startContainer hooks.
+fn create_hooks(p: &Prepared, chan: &Channel) -> Result<Vec<u8>> {
+    let Some(h) = p.spec.hooks().as_ref() else { return Ok(Vec::new()) };
+    chan.send(&Msg::Hooks)?;
+    let state = match chan.recv()? {
+        Some(Msg::State(s)) => s,
+        Some(Msg::Fail(e)) => return Err(e),
+        _ => return Err(Error::new("sync socket: expected the container state after hooks")),
+    };
+    hooks::run_all("createContainer", h.create_container().as_ref(), &state)?;
+    Ok(state)
+}
+
+/// `create`: block reading exec.fifo until `start` writes it. `run`: wait for P0's Start.
+fn wait_for_start(p: &Prepared, chan: &Channel) -> Result<()> {
+    match &p.fifo {
+        Some(fifo) => {
+            let mut f = std::fs::File::from(fifo.try_clone().context("exec.fifo")?);
+            let mut byte = [0u8; 1];
+            f.read_exact(&mut byte).context("wait for start on exec.fifo")
+        }
+        None => match chan.recv()? {
+            Some(Msg::Start) => Ok(()),
+            _ => Err(Error::new("sync socket: expected start")),
+        },
+    }
+}

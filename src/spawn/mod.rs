@@ -1,0 +1,37 @@
+//! The spawn path. P0 is the `testudo` command on the host; P1 the join stage (only when a
+//! namespace must be joined by path, a time namespace needs its offsets, or for `exec`); P2 the
+//! container's init (or the exec'd process).
+//!
+//! ```text
+//!  P0 (host)                         P1 (join stage)              P2 (init)
+//!  prepare: spec checks, seccomp
+//!  compiled, cgroup made, fifo,
+//!  socketpair, non-dumpable
+//!  clone3(INTO_CGROUP|ns…) ─────────────────────────────────────▶ (direct: no P1)
+//!     or clone3(INTO_CGROUP) ──────▶ setns(paths…)
+//!                                    unshare(USER)
+//!  ◀──────────────── MapIds ───────  (or from P2 on the direct path)
+//!  write uid_map/gid_map
+//!  ─────────────────── Ack ───────▶ unshare(rest), timens offsets
+//!                                    clone3(CLONE_PARENT) ───────▶ setuid(0) in the user ns
+//!  ◀──────────────── Pid(p2) ──────  _exit                         rootfs, mounts, devices
+//!  ◀──────────────────────────────────────────────── Hooks ──────
+//!  prestart + createRuntime hooks
+//!  ──────────────────────────────────────────────────── Ack ────▶ createContainer hooks,
+//!                                                                  sysctl, masks, pivot_root,
+//!                                                                  labels, creds, caps, nnp
+//!  ◀──────────────────────────────────────────────── Ready ──────
+//!  write state.json, exit            `start` writes exec.fifo ──▶ startContainer hooks,
+//!  (run: send Start instead)                                       fds closed, seccomp, execve
+//! ```
+//!
+//! Any failure in P1 or P2 is sent as `Error` and the child `_exit`s; P0 reports it as the one
+//! error of the command. Exec success is the EOF of the close-on-exec socket.
+
+pub mod clone;
+pub mod exec;
+pub mod finish;
+pub mod init;
+pub mod join;
+pub mod parent;
+pub mod sync;

@@ -1,0 +1,176 @@
+//! P0: everything decided and opened on the host before the clone, then the parent's half of the
+//! sync protocol.
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType as T, Mount, Process, Spec};
+
+use crate::cgroups::Cgroup;
+use crate::container::hooks;
+use crate::error::{Context, Error, Result};
+use crate::linux::namespaces::{self, Plan};
+use crate::linux::procfs::Proc;
+use crate::linux::{idmap, pidfd};
+use crate::security::{capabilities, seccomp};
+use crate::spawn::clone::{self, Forked};
+use crate::spawn::sync::{self, Channel, Msg};
+use crate::spawn::{init, join};
+
+/// What the children need, all of it checked, computed or opened by P0.
+pub struct Prepared {
+    pub id: String,
+    pub spec: Spec,
+    pub process: Process,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    /// `mounts[]` with bind sources made absolute (relative ones are relative to the bundle).
+    pub mounts: Vec<Mount>,
+    pub ns: Plan,
+    pub caps: capabilities::Plan,
+    pub seccomp: Option<seccomp::Program>,
+    pub cgroup: Cgroup,
+    pub cgroup_fd: OwnedFd,
+    /// exec.fifo opened read-write (create): init blocks reading it until `start` writes.
+    pub fifo: Option<OwnedFd>,
+    /// `--console-socket`, connected.
+    pub console: Option<OwnedFd>,
+    pub preserve_fds: u32,
+    pub no_pivot: bool,
+    /// The container directory's lock fd: children must not inherit the flock, or `start`
+    /// would wait on a lock held by the very init it is to start.
+    pub lock_fd: std::os::fd::RawFd,
+}
+
+pub struct Launched {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    pub chan: Channel,
+    /// The pty master when `run` owns the terminal itself.
+    pub pty: Option<OwnedFd>,
+}
+
+/// The OCI state JSON handed to hooks.
+pub fn hook_state(p: &Prepared, status: &str, pid: i32) -> Vec<u8> {
+    let v = serde_json::json!({
+        "ociVersion": p.spec.version(),
+        "id": p.id,
+        "status": status,
+        "pid": pid,
+        "bundle": p.bundle,
+        "annotations": p.spec.annotations().clone().unwrap_or_default(),
+    });
+    v.to_string().into_bytes()
+}
+
+pub fn launch(p: &Prepared) -> Result<Launched> {
+    let proc = Proc::open(Path::new("/proc"))?;
+    let (ours, theirs) = sync::pair()?;
+    // Everything cloned from here on is non-dumpable until it execs the container's program: no
+    // process in the container can ptrace it or open its /proc files (CVE-2019-5736 family).
+    nix::sys::prctl::set_dumpable(false).context("set non-dumpable")?;
+    let direct = !join::needed(&p.ns);
+    let flags = if direct { clone_flags(&p.ns) } else { 0 };
+    let forked = clone::clone3(&clone::Args { flags, cgroup: Some(&p.cgroup_fd), pidfd: true })?;
+    let (child, child_fd) = match forked {
+        Forked::Child => {
+            drop(ours);
+            // SAFETY: the File owning this fd lives in a frame of P0 this child never returns to.
+            unsafe { libc::close(p.lock_fd) };
+            clone::child_main(&theirs, || if direct { init::run(p, &theirs, true) } else { join::run(p, &theirs) })
+        }
+        Forked::Parent { pid, pidfd } => (pid, pidfd.ok_or_else(|| Error::new("clone3 returned no pidfd"))?),
+    };
+    drop(theirs);
+    match handshake(p, &proc, &ours, child, &child_fd, direct) {
+        Ok((pid, pidfd, pty)) => Ok(Launched { pid, pidfd, chan: ours, pty }),
+        Err(e) => {
+            // Leave no process behind: the whole cgroup is killed by the caller's cleanup, but
+            // the direct child is ours to reap.
+            let _ = pidfd::send_signal(&child_fd, nix::sys::signal::Signal::SIGKILL);
+            let _ = pidfd::wait(&child_fd);
+            Err(e)
+        }
+    }
+}
+
+fn clone_flags(ns: &Plan) -> u64 {
+    // The cgroup namespace is unshared by init once it is in its cgroup, so that the namespace's
+    // root is the container's cgroup and not ours.
+    let mut f = ns.new;
+    f.remove(namespaces::flag(T::Cgroup));
+    f.bits() as u64
+}
+
+fn handshake(p: &Prepared, proc: &Proc, chan: &Channel, child: i32, child_fd: &OwnedFd, direct: bool) -> Result<(i32, OwnedFd, Option<OwnedFd>)> {
+    let mut init: Option<(i32, OwnedFd)> = if direct { Some((child, dup(child_fd)?)) } else { None };
+    let mut pty = None;
+    loop {
+        let Some((msg, fd)) = chan.recv_any()? else {
+            return Err(died(child_fd, direct));
+        };
+        if let Some(fd) = fd {
+            pty = Some(fd);
+            continue;
+        }
+        match msg {
+            Msg::MapIds => {
+                let linux = p.spec.linux().as_ref();
+                let uids = linux.and_then(|l| l.uid_mappings().clone()).unwrap_or_default();
+                let gids = linux.and_then(|l| l.gid_mappings().clone()).unwrap_or_default();
+                idmap::write(proc, child, &uids, &gids).context("user namespace")?;
+                chan.send(&Msg::Ack)?;
+            }
+            Msg::Pid(pid) => {
+                // P2 is our child (CLONE_PARENT), so its pid cannot be reused before we reap it.
+                init = Some((pid, pidfd::open(pid)?));
+                let _ = pidfd::wait(child_fd);
+            }
+            Msg::Hooks => {
+                let pid = init.as_ref().map_or(0, |(pid, _)| *pid);
+                let h = p.spec.hooks().as_ref();
+                #[allow(deprecated)]
+                let prestart = h.and_then(|h| h.prestart().as_ref());
+                hooks::run_all("prestart", prestart, &hook_state(p, "created", pid))?;
+                hooks::run_all("createRuntime", h.and_then(|h| h.create_runtime().as_ref()), &hook_state(p, "creating", pid))?;
+                chan.send(&Msg::State(hook_state(p, "created", pid)))?;
+            }
+            Msg::Ready => {
+                let (pid, fd) = init.ok_or_else(|| Error::new("container init reported ready before its pid"))?;
+                return Ok((pid, fd, pty));
+            }
+            Msg::Fail(e) => return Err(e),
+            other => return Err(Error::new(format!("sync socket: unexpected {other:?} from the container"))),
+        }
+    }
+}
+
+fn dup(fd: &OwnedFd) -> Result<OwnedFd> {
+    fd.try_clone().context("dup pidfd")
+}
+
+/// The child closed the socket without a word: say how it ended.
+fn died(fd: &OwnedFd, direct: bool) -> Error {
+    let who = if direct { "container init" } else { "join stage" };
+    match pidfd::wait(fd) {
+        Ok(pidfd::Exit(137)) => Error::new(format!("{who} was killed during setup (SIGKILL; memory limit too low?)")),
+        Ok(pidfd::Exit(code)) if code > 128 => Error::new(format!("{who} was killed during setup by signal {}", code - 128)),
+        Ok(pidfd::Exit(code)) => Error::new(format!("{who} exited during setup with status {code}")),
+        Err(e) => e.context(format!("{who} exited during setup")),
+    }
+}
+
+/// `mounts[]` with relative bind sources resolved against the bundle.
+pub fn absolute_mounts(spec: &Spec, bundle: &Path) -> Vec<Mount> {
+    let mut out = spec.mounts().clone().unwrap_or_default();
+    for m in &mut out {
+        if let Some(src) = m.source().clone() {
+            let is_bind = m.typ().as_deref() == Some("bind")
+                || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
+            if is_bind && src.is_relative() {
+                m.set_source(Some(bundle.join(src)));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,161 @@
+//! The typed messages between P0 and its children over a SOCK_SEQPACKET socketpair (message
+//! boundaries kept, close-on-exec so that a successful execve reads as EOF).
+
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::sys::socket::{recvmsg, sendmsg, socketpair, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType};
+
+use crate::error::{Context, Error, Result};
+use crate::linux::procfs;
+
+#[derive(Debug)]
+pub enum Msg {
+    /// child → P0: my user namespace exists; write its id maps.
+    MapIds,
+    /// P1 → P0: the pid of P2, in P0's pid namespace.
+    Pid(i32),
+    /// P2 → P0: namespaces and mounts exist; run prestart and createRuntime hooks now.
+    Hooks,
+    /// P2 → P0: everything is set up; waiting to be started.
+    Ready,
+    /// child → P0: setup failed.
+    Fail(Error),
+    /// P0 → child: go on.
+    Ack,
+    /// P0 → P2 (`run`): start now.
+    Start,
+    /// P0 → P2, in answer to Hooks: the OCI state JSON for the container's own hooks.
+    State(Vec<u8>),
+}
+
+const MAP_IDS: u8 = 1;
+const PID: u8 = 2;
+const HOOKS: u8 = 3;
+const READY: u8 = 4;
+const FAIL: u8 = 5;
+const ACK: u8 = 6;
+const START: u8 = 7;
+const FD: u8 = 8;
+const STATE: u8 = 9;
+
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+pub fn pair() -> Result<(Channel, Channel)> {
+    let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).context("sync socketpair")?;
+    Ok((Channel { fd: a }, Channel { fd: b }))
+}
+
+impl Channel {
+    pub fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    pub fn send(&self, m: &Msg) -> Result<()> {
+        let mut buf = Vec::with_capacity(16);
+        match m {
+            Msg::MapIds => buf.push(MAP_IDS),
+            Msg::Pid(p) => {
+                buf.push(PID);
+                buf.extend_from_slice(&p.to_le_bytes());
+            }
+            Msg::Hooks => buf.push(HOOKS),
+            Msg::Ready => buf.push(READY),
+            Msg::Fail(e) => {
+                buf.push(FAIL);
+                buf.extend_from_slice(&e.encode());
+            }
+            Msg::Ack => buf.push(ACK),
+            Msg::Start => buf.push(START),
+            Msg::State(json) => {
+                buf.push(STATE);
+                buf.extend_from_slice(json);
+            }
+        }
+        self.send_raw(&buf, None)
+    }
+
+    /// Send an fd (a pty master) with a tag.
+    pub fn send_fd(&self, fd: RawFd) -> Result<()> {
+        self.send_raw(&[FD], Some(fd))
+    }
+
+    fn send_raw(&self, buf: &[u8], fd: Option<RawFd>) -> Result<()> {
+        let iov = [IoSlice::new(buf)];
+        let fds;
+        let cmsg: Vec<nix::sys::socket::ControlMessage> = match fd {
+            Some(f) => {
+                fds = [f];
+                vec![nix::sys::socket::ControlMessage::ScmRights(&fds)]
+            }
+            None => vec![],
+        };
+        loop {
+            match sendmsg::<()>(self.fd.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None) {
+                Err(Errno::EINTR) => continue,
+                r => return r.context("sync socket send").map(drop),
+            }
+        }
+    }
+
+    /// Receive one message; None at EOF (the peer exited or exec'd).
+    pub fn recv(&self) -> Result<Option<Msg>> {
+        Ok(self.recv_any()?.map(|(m, _)| m))
+    }
+
+    /// Receive a message that may carry an fd (returned alongside).
+    pub fn recv_any(&self) -> Result<Option<(Msg, Option<OwnedFd>)>> {
+        let mut buf = vec![0u8; 65536];
+        let mut cbuf = nix::cmsg_space!([RawFd; 1]);
+        let (n, fd) = loop {
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            match recvmsg::<()>(self.fd.as_raw_fd(), &mut iov, Some(&mut cbuf), MsgFlags::MSG_CMSG_CLOEXEC) {
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("sync socket receive", e)),
+                Ok(r) => {
+                    let mut fd = None;
+                    for c in r.cmsgs().context("sync socket control message")? {
+                        if let ControlMessageOwned::ScmRights(fds) = c {
+                            for f in fds {
+                                // SAFETY: SCM_RIGHTS just installed this fd in our table.
+                                let owned = unsafe { procfs::own(f) };
+                                fd.get_or_insert(owned);
+                            }
+                        }
+                    }
+                    break (r.bytes, fd);
+                }
+            }
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        let body = &buf[1..n];
+        let msg = match buf[0] {
+            MAP_IDS => Msg::MapIds,
+            PID if body.len() == 4 => Msg::Pid(i32::from_le_bytes([body[0], body[1], body[2], body[3]])),
+            HOOKS => Msg::Hooks,
+            READY => Msg::Ready,
+            FAIL => Msg::Fail(Error::decode(body)),
+            ACK => Msg::Ack,
+            START => Msg::Start,
+            STATE => Msg::State(body.to_vec()),
+            FD if fd.is_some() => return Ok(Some((Msg::Ack, fd))),
+            t => return Err(Error::new(format!("sync socket: unexpected message {t}"))),
+        };
+        Ok(Some((msg, fd)))
+    }
+
+    /// Wait for the peer's Ack (or its failure).
+    pub fn expect_ack(&self) -> Result<()> {
+        match self.recv()? {
+            Some(Msg::Ack) => Ok(()),
+            Some(Msg::Fail(e)) => Err(e),
+            Some(m) => Err(Error::new(format!("sync socket: expected ack, got {m:?}"))),
+            None => Err(Error::new("sync socket: parent went away")),
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! config.json: load it, and refuse at create whatever this build cannot enforce exactly.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType as T, Spec};
+
+use crate::error::{Context, Error, Result};
+
+pub const SPEC_VERSION: &str = "1.2.0";
+
+pub struct Bundle {
+    /// Absolute bundle directory.
+    pub dir: PathBuf,
+    /// The exact bytes read, stored in the state dir.
+    pub bytes: Vec<u8>,
+    pub spec: Spec,
+    /// root.path made absolute.
+    pub rootfs: PathBuf,
+}
+
+pub fn load(bundle: &Path) -> Result<Bundle> {
+    let dir = std::path::absolute(bundle).with_context(|| format!("bundle {bundle:?}"))?;
+    let path = dir.join("config.json");
+    let bytes = std::fs::read(&path).with_context(|| format!("read {path:?}"))?;
+    let spec = parse(&bytes).map_err(|e| e.context(format!("{path:?}")))?;
+    let root = spec.root().as_ref().ok_or_else(|| Error::new("config.json: root is missing"))?;
+    let rootfs = dir.join(root.path());
+    if !rootfs.is_dir() {
+        return Err(Error::new(format!("rootfs {rootfs:?} is not a directory")));
+    }
+    Ok(Bundle { dir, bytes, spec, rootfs })
+}
+
+pub fn parse(bytes: &[u8]) -> Result<Spec> {
+    serde_json::from_slice(bytes).map_err(|e| Error::new(format!("invalid config: {e}")))
+}
+
+/// Everything checked here would otherwise be ignored or half-applied.
+pub fn validate(spec: &Spec) -> Result<()> {
+    let major = spec.version().split('.').next().unwrap_or("");
+    if major != "1" {
+        return Err(Error::new(format!("ociVersion {:?} is not supported (need 1.x)", spec.version())));
+    }
+    let process = spec.process().as_ref().ok_or_else(|| Error::new("config.json: process is missing"))?;
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(Error::new("process.args must not be empty"));
+    }
+    if !process.cwd().is_absolute() {
+        return Err(Error::new(format!("process.cwd {:?} must be absolute", process.cwd())));
+    }
+    let unsupported = |what: &str| Err(Error::new(format!("{what} is not supported yet")));
+    if process.scheduler().is_some() {
+        return unsupported("process.scheduler");
+    }
+    if process.io_priority().is_some() {
+        return unsupported("process.ioPriority");
+    }
+    if process.exec_cpu_affinity().is_some() {
+        return unsupported("process.execCPUAffinity");
+    }
+    if spec.solaris().is_some() || spec.windows().is_some() || spec.vm().is_some() {
+        return Err(Error::new("solaris, windows and vm sections do not apply to a Linux container"));
+    }
+    let linux = spec.linux().as_ref().ok_or_else(|| Error::new("config.json: linux is missing"))?;
+    let has = |t: T| linux.namespaces().iter().flatten().any(|n| n.typ() == t);
+    if !has(T::Mount) {
+        return Err(Error::new("linux.namespaces: a mount namespace is required"));
+    }
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has(T::Uts) {
+        return Err(Error::new("hostname needs a uts namespace"));
+    }
+    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty()) && !has(T::Uts) {
+        return Err(Error::new("domainname needs a uts namespace"));
+    }
+    let maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty()) || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+    let new_user = linux.namespaces().iter().flatten().any(|n| n.typ() == T::User && n.path().is_none());
+    if maps && !new_user {
+        return Err(Error::new("uidMappings/gidMappings need a new user namespace"));
+    }
+    if new_user {
+        crate::linux::idmap::validate("uid", linux.uid_mappings().as_deref().unwrap_or(&[]))?;
+        crate::linux::idmap::validate("gid", linux.gid_mappings().as_deref().unwrap_or(&[]))?;
+    }
+    if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) && !linux.namespaces().iter().flatten().any(|n| n.typ() == T::Time && n.path().is_none()) {
+        return Err(Error::new("timeOffsets need a new time namespace"));
+    }
+    if linux.intel_rdt().is_some() {
+        return unsupported("linux.intelRdt");
+    }
+    if linux.personality().is_some() {
+        return unsupported("linux.personality");
+    }
+    if linux.memory_policy().is_some() {
+        return unsupported("linux.memoryPolicy");
+    }
+    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return unsupported("linux.netDevices");
+    }
+    for m in spec.mounts().iter().flatten() {
+        if !m.destination().is_absolute() {
+            return Err(Error::new(format!("mount destination {:?} must be absolute", m.destination())));
+        }
+        if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+            return unsupported(&format!("mount {:?}: uidMappings/gidMappings", m.destination()));
+        }
+    }
+    if let Some(label) = process.apparmor_profile().as_deref().filter(|s| !s.is_empty()) {
+        crate::security::apparmor::check(label)?;
+    }
+    if let Some(label) = process.selinux_label().as_deref().filter(|s| !s.is_empty()) {
+        crate::security::selinux::check("process.selinuxLabel", label)?;
+    }
+    if let Some(label) = linux.mount_label().as_deref().filter(|s| !s.is_empty()) {
+        crate::security::selinux::check("linux.mountLabel", label)?;
+    }
+    if let Some(r) = linux.resources() {
+        crate::cgroups::resources::check(r)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> serde_json::Value {
+        serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "process": {"args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+            "linux": {"namespaces": [{"type": "mount"}, {"type": "pid"}]}
+        })
+    }
+
+    fn check(v: serde_json::Value) -> Result<()> {
+        validate(&parse(v.to_string().as_bytes())?)
+    }
+
+    #[test]
+    fn a_minimal_config_is_valid() {
+        assert!(check(base()).is_ok());
+    }
+
+    #[test]
+    fn bad_configs_are_refused_with_the_field_named() {
+        let mut v = base();
+        v["ociVersion"] = "2.0.0".into();
+        assert!(check(v).unwrap_err().to_string().contains("ociVersion"));
+        let mut v = base();
+        v["process"]["args"] = serde_json::json!([]);
+        assert!(check(v).unwrap_err().to_string().contains("process.args"));
+        let mut v = base();
+        v["process"]["args"] = serde_json::json!("sh");
+        assert!(check(v).unwrap_err().to_string().contains("invalid config"));
+        let mut v = base();
+        v["hostname"] = "h".into();
+        assert!(check(v).unwrap_err().to_string().contains("uts"));
+        let mut v = base();
+        v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}]);
+        assert!(check(v).unwrap_err().to_string().contains("mount namespace"));
+        let mut v = base();
+        v["process"]["capabilities"] = serde_json::json!({"bounding": ["CAP_NOT_A_CAP"]});
+        assert!(check(v).is_err());
+        let mut v = base();
+        v["linux"]["personality"] = serde_json::json!({"domain": "LINUX32"});
+        assert!(check(v).unwrap_err().to_string().contains("personality"));
+        assert!(parse(b"{not json").is_err());
+    }
+}
