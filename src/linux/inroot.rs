@@ -45,6 +45,13 @@ pub enum Kind {
 /// its parents as directories) and return an O_PATH fd to it. Missing components are created one
 /// at a time beneath their already-resolved parent, never through a symlink.
 pub fn ensure(root: &OwnedFd, path: &Path, kind: Kind, mode: u32) -> Result<OwnedFd> {
+    ensure_at_depth(root, path, kind, mode, 0)
+}
+
+/// Symlinks followed while creating, as the kernel's own limit.
+const MAX_LINKS: u32 = 40;
+
+fn ensure_at_depth(root: &OwnedFd, path: &Path, kind: Kind, mode: u32, depth: u32) -> Result<OwnedFd> {
     let flags = match kind {
         Kind::Dir => OFlag::O_PATH | OFlag::O_DIRECTORY,
         Kind::File => OFlag::O_PATH,
@@ -58,13 +65,23 @@ pub fn ensure(root: &OwnedFd, path: &Path, kind: Kind, mode: u32) -> Result<Owne
     let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
         return Err(Error::sys(format!("resolve {path:?} in rootfs"), Errno::ENOENT));
     };
-    let parent_fd = ensure(root, parent, Kind::Dir, 0o755)?;
+    let parent_fd = ensure_at_depth(root, parent, Kind::Dir, 0o755, depth)?;
     let created = match kind {
         Kind::Dir => nix::sys::stat::mkdirat(&parent_fd, name, Mode::from_bits_truncate(mode)),
         Kind::File => nix::sys::stat::mknodat(&parent_fd, name, SFlag::S_IFREG, Mode::from_bits_truncate(mode), 0),
     };
     match created {
-        Ok(()) | Err(Errno::EEXIST) => {}
+        Ok(()) => {}
+        Err(Errno::EEXIST) => {
+            // A dangling symlink: create its target, resolved inside the root like any path.
+            if let Ok(target) = nix::fcntl::readlinkat(&parent_fd, name) {
+                if depth >= MAX_LINKS {
+                    return Err(Error::sys(format!("create {path:?} in rootfs"), Errno::ELOOP));
+                }
+                let next = clamp_join(parent, Path::new(&target));
+                return ensure_at_depth(root, &next, kind, mode, depth + 1);
+            }
+        }
         Err(e) => return Err(Error::sys(format!("create {path:?} in rootfs"), e)),
     }
     // The name now exists beneath a parent we resolved in-root. If it is a symlink (a dangling
@@ -73,6 +90,28 @@ pub fn ensure(root: &OwnedFd, path: &Path, kind: Kind, mode: u32) -> Result<Owne
         .flags(flags | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
         .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
     nix::fcntl::openat2(&parent_fd, name, how).with_context(|| format!("open {path:?} in rootfs"))
+}
+
+/// `target` of a symlink found in directory `parent`, as a path from the root; `..` never climbs
+/// above the root.
+fn clamp_join(parent: &Path, target: &Path) -> PathBuf {
+    let mut out: Vec<&std::ffi::OsStr> = Vec::new();
+    let start: Vec<Component> = if target.is_absolute() { Vec::new() } else { parent.components().collect() };
+    for c in start.into_iter().chain(target.components()) {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    let p: PathBuf = out.iter().collect();
+    if p.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        p
+    }
 }
 
 #[cfg(test)]

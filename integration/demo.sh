@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Build testudo and run a busybox container with hardened defaults, showing what it sees.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+bash "$here/integration/setup.sh"
+cargo build --release --quiet --manifest-path "$here/Cargo.toml"
+bin="$here/target/release/testudo"
+work=$(mktemp -d /tmp/testudo-demo.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+bash "$here/integration/busybox-rootfs.sh" "$work/rootfs"
+"$bin" spec --bundle "$work"
+# testudo's default spec, without a terminal, running a script that reports from inside.
+python3 - "$work/config.json" "$here/seccomp-profiles/default.json" <<'PY'
+import json, sys
+path = sys.argv[1]
+c = json.load(open(path))
+c["process"]["terminal"] = False
+c["process"]["args"] = ["sh", "-c", """
+echo "hostname:      $(hostname)"
+echo "my pid:        $$ (pid 1 of my own pid namespace)"
+echo "uid/gid:       $(id -u)/$(id -g)"
+grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status | sed 's/^/status:        /'
+echo "root fs:       $(touch /x 2>&1 && echo writable)"
+echo "mounts:        $(wc -l < /proc/self/mountinfo) (host has more)"
+echo "network:       $(ls /sys/class/net | tr '\\n' ' ')"
+echo "raw socket:    $(ping -c1 127.0.0.1 2>&1 | tail -1)"
+"""]
+profile = sys.argv[2]
+try:
+    c["linux"]["seccomp"] = json.load(open(profile))
+except FileNotFoundError:
+    pass
+json.dump(c, open(path, "w"), indent=2)
+PY
+echo "testudo $("$bin" --version | head -1 | cut -d' ' -f3) running $work (busybox, hardened defaults):"
+"$bin" --root "$work/state" run --bundle "$work" demo

@@ -1,0 +1,146 @@
+//! Shared by the root integration tests: a busybox rootfs (built once per test binary), bundles
+//! made from testudo's own default spec with per-test changes, and helpers to run the binary.
+//! Every test asserts what the process inside the container sees.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_testudo");
+
+/// Skip (loudly) unless root; inside the test VM a skip is a failure.
+pub fn require_root() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(std::env::var_os("TESTUDO_IN_VM").is_none(), "SKIP is a failure in the VM: not root");
+    eprintln!("SKIP: needs root");
+    false
+}
+
+fn scratch() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("testudo-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("scratch dir");
+    d
+}
+
+/// A busybox rootfs shared (read-only in spirit) by the tests of one binary.
+pub fn rootfs() -> &'static Path {
+    static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
+    ROOTFS.get_or_init(|| {
+        let dir = scratch().join("rootfs");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("integration/busybox-rootfs.sh");
+        let st = Command::new("bash").arg(script).arg(&dir).status().expect("busybox-rootfs.sh");
+        assert!(st.success(), "busybox-rootfs.sh failed");
+        dir
+    })
+}
+
+static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A bundle directory, a state root and a container id of its own.
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub root: PathBuf,
+    pub id: String,
+    pub config: serde_json::Value,
+}
+
+impl Bundle {
+    /// testudo's default spec (`testudo spec`), non-terminal, running `sh -c script`.
+    pub fn new(script: &str) -> Bundle {
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = scratch().join(format!("bundle-{n}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("bundle dir");
+        let out = Command::new(BIN).args(["spec", "--bundle"]).arg(&dir).output().expect("testudo spec");
+        assert!(out.status.success(), "testudo spec: {}", String::from_utf8_lossy(&out.stderr));
+        let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).expect("read")).expect("json");
+        config["root"]["path"] = serde_json::Value::String(rootfs().to_str().expect("utf8").to_string());
+        config["process"]["terminal"] = false.into();
+        config["process"]["args"] = serde_json::json!(["sh", "-c", script]);
+        let root = dir.join("state");
+        Bundle { dir, root, id: format!("t{}-{n}", std::process::id()), config }
+    }
+
+    /// Use a rootfs of the test's own (a copy it may tamper with).
+    pub fn own_rootfs(&mut self) -> PathBuf {
+        let dst = self.dir.join("rootfs");
+        let st = Command::new("cp").arg("-a").arg(rootfs()).arg(&dst).status().expect("cp");
+        assert!(st.success());
+        self.config["root"]["path"] = "rootfs".into();
+        dst
+    }
+
+    pub fn write(&self) {
+        std::fs::write(self.dir.join("config.json"), serde_json::to_vec_pretty(&self.config).expect("json")).expect("write config");
+    }
+
+    /// `testudo --root R ARGS…` with the bundle as cwd.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--root").arg(&self.root).args(args).current_dir(&self.dir);
+        c
+    }
+
+    /// Run testudo to its exit. Output goes through files, not pipes: a created container's init
+    /// inherits the caller's stdio and would hold a pipe open for as long as it lives.
+    pub fn testudo(&self, args: &[&str]) -> Output {
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let (o, e) = (self.dir.join(format!(".out{n}")), self.dir.join(format!(".err{n}")));
+        let status = self
+            .cmd(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&o).expect("stdout file"))
+            .stderr(std::fs::File::create(&e).expect("stderr file"))
+            .status()
+            .expect("run testudo");
+        let out = Output { status, stdout: std::fs::read(&o).unwrap_or_default(), stderr: std::fs::read(&e).unwrap_or_default() };
+        let _ = std::fs::remove_file(o);
+        let _ = std::fs::remove_file(e);
+        out
+    }
+
+    /// `run` the container to completion: (exit code, stdout, stderr).
+    pub fn run(&self) -> (i32, String, String) {
+        self.write();
+        let bundle = self.dir.to_str().expect("utf8").to_string();
+        let out = self.testudo(&["run", "--bundle", &bundle, &self.id]);
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    /// `run` and require success; returns stdout.
+    pub fn run_ok(&self) -> String {
+        let (code, out, err) = self.run();
+        assert_eq!(code, 0, "run failed: stdout={out} stderr={err}");
+        out
+    }
+
+    pub fn create(&self) -> Output {
+        self.write();
+        let bundle = self.dir.to_str().expect("utf8").to_string();
+        self.testudo(&["create", "--bundle", &bundle, &self.id])
+    }
+
+    pub fn state(&self) -> Option<serde_json::Value> {
+        let out = self.testudo(&["state", &self.id]);
+        out.status.success().then(|| serde_json::from_slice(&out.stdout).expect("state json"))
+    }
+
+    pub fn status(&self) -> String {
+        self.state().map(|s| s["status"].as_str().unwrap_or("").to_string()).unwrap_or_else(|| "absent".into())
+    }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["delete", "--force", &self.id]).stderr(Stdio::null()).status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The value of a `Key:\tvalue` line of /proc/self/status printed by the container.
+pub fn status_field<'a>(out: &'a str, key: &str) -> Option<&'a str> {
+    out.lines().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(':')).map(str::trim))
+}

@@ -1,0 +1,342 @@
+//! The runtime core (issue 2): runc's lifecycle, state from facts, the error contract.
+
+mod common;
+
+use std::path::Path;
+
+use common::{require_root, status_field, Bundle, BIN};
+
+fn leftovers(b: &Bundle) -> Vec<String> {
+    let mut left = Vec::new();
+    if b.root.join(&b.id).exists() {
+        left.push("state dir".into());
+    }
+    for base in ["/sys/fs/cgroup/unified/testudo", "/sys/fs/cgroup/testudo"] {
+        if Path::new(base).join(&b.id).exists() {
+            left.push(format!("cgroup {base}/{}", b.id));
+        }
+    }
+    for entry in std::fs::read_dir("/proc").expect("proc").flatten() {
+        if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
+            if String::from_utf8_lossy(&cmd).split('\0').any(|a| a == b.id) {
+                left.push(format!("process {:?}", entry.file_name()));
+            }
+        }
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    if mounts.contains(b.dir.to_str().expect("utf8")) {
+        left.push("mount".into());
+    }
+    left
+}
+
+#[test]
+fn run_shows_the_hardened_defaults_from_inside() {
+    if !require_root() {
+        return;
+    }
+    let b = Bundle::new("hostname; echo pid=$$; id -u; cat /proc/self/status");
+    let out = b.run_ok();
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("testudo"), "hostname");
+    assert_eq!(lines.next(), Some("pid=1"), "its own pid namespace");
+    assert_eq!(lines.next(), Some("0"));
+    // CAP_AUDIT_WRITE(29) | CAP_KILL(5) | CAP_NET_BIND_SERVICE(10)
+    assert_eq!(status_field(&out, "CapEff"), Some("0000000020000420"));
+    assert_eq!(status_field(&out, "CapBnd"), Some("0000000020000420"));
+    assert_eq!(status_field(&out, "CapInh"), Some("0000000000000000"));
+    assert_eq!(status_field(&out, "NoNewPrivs"), Some("1"));
+    assert!(leftovers(&b).is_empty(), "{:?}", leftovers(&b));
+}
+
+#[test]
+fn run_propagates_exit_codes_and_signals() {
+    if !require_root() {
+        return;
+    }
+    assert_eq!(Bundle::new("exit 3").run().0, 3);
+    assert_eq!(Bundle::new("true").run().0, 0);
+    // The init killed from outside: run reports 128 + the signal.
+    let b = Bundle::new("sleep 100");
+    b.write();
+    let bundle = b.dir.to_str().expect("utf8").to_string();
+    let mut child = b.cmd(&["run", "--bundle", &bundle, &b.id]).stdout(std::process::Stdio::null()).spawn().expect("run");
+    for _ in 0..200 {
+        if b.status() == "running" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(b.testudo(&["kill", &b.id, "9"]).status.success());
+    assert_eq!(child.wait().expect("wait").code(), Some(137));
+}
+
+#[test]
+fn create_start_state_delete() {
+    if !require_root() {
+        return;
+    }
+    let b = Bundle::new("echo started > /dev/shm/x; sleep 100");
+    let pidfile = b.dir.join("init.pid");
+    b.write();
+    let bundle = b.dir.to_str().expect("utf8");
+    let out = b.testudo(&["create", "--bundle", bundle, "--pid-file", pidfile.to_str().expect("utf8"), &b.id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let st = b.state().expect("state");
+    assert_eq!(st["status"], "created");
+    assert_eq!(st["id"], b.id.as_str());
+    assert_eq!(st["bundle"], bundle);
+    let pid = st["pid"].as_i64().expect("pid");
+    assert_eq!(std::fs::read_to_string(&pidfile).expect("pid file").trim(), pid.to_string());
+    // The init is waiting: its command line is still ours, not the container's.
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("cmdline");
+    assert!(!String::from_utf8_lossy(&cmdline).contains("sleep"));
+    assert!(b.testudo(&["start", &b.id]).status.success());
+    assert_eq!(b.status(), "running");
+    let again = b.testudo(&["start", &b.id]);
+    assert!(!again.status.success(), "a second start must fail");
+    // Running: delete refuses without --force.
+    let del = b.testudo(&["delete", &b.id]);
+    assert!(!del.status.success());
+    assert!(String::from_utf8_lossy(&del.stderr).contains("running"));
+    assert!(b.testudo(&["kill", &b.id, "KILL"]).status.success());
+    for _ in 0..100 {
+        if b.status() == "stopped" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let st = b.state().expect("state");
+    assert_eq!(st["status"], "stopped");
+    assert_eq!(st["pid"], 0);
+    let k = b.testudo(&["kill", &b.id, "TERM"]);
+    assert!(!k.status.success(), "kill of a stopped container is an error");
+    assert!(b.testudo(&["kill", "--all", &b.id, "TERM"]).status.success(), "unless --all");
+    assert!(b.testudo(&["delete", &b.id]).status.success());
+    assert!(b.state().is_none());
+    assert!(b.testudo(&["delete", "--force", &b.id]).status.success(), "delete --force of a gone id is quiet");
+    assert!(!b.testudo(&["delete", &b.id]).status.success());
+    assert!(leftovers(&b).is_empty(), "{:?}", leftovers(&b));
+}
+
+#[test]
+fn delete_force_kills_a_running_container_and_its_children() {
+    if !require_root() {
+        return;
+    }
+    let b = Bundle::new("sleep 100 & sleep 100 & sleep 100");
+    assert!(b.create().status.success());
+    assert!(b.testudo(&["start", &b.id]).status.success());
+    let out = b.testudo(&["ps", "--format", "json", &b.id]);
+    let pids: Vec<i32> = serde_json::from_slice(&out.stdout).expect("ps json");
+    assert!(pids.len() >= 3, "{pids:?}");
+    assert!(b.testudo(&["delete", "--force", &b.id]).status.success());
+    for p in pids {
+        assert!(!Path::new(&format!("/proc/{p}")).exists() || std::fs::read_to_string(format!("/proc/{p}/stat")).expect("stat").contains(") Z"));
+    }
+    assert!(leftovers(&b).is_empty(), "{:?}", leftovers(&b));
+}
+
+#[test]
+fn a_recycled_pid_never_makes_a_stopped_container_look_alive() {
+    if !require_root() {
+        return;
+    }
+    let b = Bundle::new("true");
+    assert!(b.create().status.success());
+    // Rewrite the facts so that the pid is a live process (this test) with another start time.
+    let path = b.root.join(&b.id).join("state.json");
+    let mut facts: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+    facts["pid"] = (std::process::id() as i64).into();
+    std::fs::write(&path, facts.to_string()).expect("write");
+    assert_eq!(b.status(), "stopped");
+}
+
+#[test]
+fn a_second_create_with_the_same_id_fails_and_leaves_the_first_intact() {
+    if !require_root() {
+        return;
+    }
+    let b = Bundle::new("sleep 100");
+    assert!(b.create().status.success());
+    let first = b.state().expect("state");
+    let again = b.create();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    let now = b.state().expect("state after");
+    assert_eq!(now["pid"], first["pid"]);
+    assert_eq!(now["status"], "created");
+}
+
+#[test]
+fn bad_ids_are_refused() {
+    let b = Bundle::new("true");
+    b.write();
+    let long = "a".repeat(1025);
+    for id in ["", "..", "a/b", "../x", long.as_str()] {
+        let out = b.testudo(&["create", "--bundle", b.dir.to_str().expect("utf8"), id]);
+        assert!(!out.status.success(), "{id:?} accepted");
+        assert!(!b.root.join("x").exists());
+    }
+}
+
+#[test]
+fn concurrent_creates_and_racing_readers_do_not_corrupt_state() {
+    if !require_root() {
+        return;
+    }
+    let bundles: Vec<Bundle> = (0..6).map(|_| Bundle::new("sleep 100")).collect();
+    std::thread::scope(|s| {
+        for b in &bundles {
+            s.spawn(move || assert!(b.create().status.success()));
+        }
+    });
+    for b in &bundles {
+        assert_eq!(b.status(), "created");
+    }
+    // delete racing state: every state answer is whole JSON or "does not exist".
+    std::thread::scope(|s| {
+        for b in &bundles {
+            s.spawn(move || assert!(b.testudo(&["delete", "--force", &b.id]).status.success()));
+            s.spawn(move || {
+                for _ in 0..20 {
+                    let out = b.testudo(&["state", &b.id]);
+                    if out.status.success() {
+                        let _: serde_json::Value = serde_json::from_slice(&out.stdout).expect("whole json");
+                    } else {
+                        assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"), "{}", String::from_utf8_lossy(&out.stderr));
+                    }
+                }
+            });
+        }
+    });
+    for b in &bundles {
+        assert!(leftovers(b).is_empty(), "{:?}", leftovers(b));
+    }
+}
+
+/// One JSON error record per failure, naming the object and the errno.
+#[test]
+fn a_setup_failure_inside_the_container_is_one_json_record_and_leaves_nothing() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("true");
+    b.config["mounts"].as_array_mut().expect("mounts").push(serde_json::json!({"destination": "/mnt", "type": "nosuchfs", "source": "x"}));
+    b.write();
+    let log = b.dir.join("log.json");
+    let out = b
+        .cmd(&["--log", log.to_str().expect("utf8"), "--log-format", "json", "create", "--bundle", b.dir.to_str().expect("utf8"), &b.id])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let text = std::fs::read_to_string(&log).expect("log");
+    let records: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    let errors: Vec<&serde_json::Value> = records.iter().filter(|r| r["level"] == "error").collect();
+    assert_eq!(errors.len(), 1, "{text}");
+    assert_eq!(errors[0]["msg"], "create: mount \"/mnt\": nosuchfs: no such device");
+    assert!(errors[0]["time"].as_str().expect("time").contains('T'));
+    assert!(leftovers(&b).is_empty(), "{:?}", leftovers(&b));
+}
+
+#[test]
+fn bad_input_is_a_clear_create_error_that_leaves_nothing() {
+    if !require_root() {
+        return;
+    }
+    let cases: Vec<(&str, Box<dyn Fn(&mut Bundle)>, &str)> = vec![
+        ("missing bundle", Box::new(|b| { let _ = std::fs::remove_file(b.dir.join("config.json")); }), "config.json"),
+        ("malformed json", Box::new(|b| std::fs::write(b.dir.join("config.json"), "{ nope").expect("w")), "invalid config"),
+        ("wrong type", Box::new(|b| { b.config["process"]["args"] = "sh".into(); b.write(); }), "invalid config"),
+        ("ociVersion 2", Box::new(|b| { b.config["ociVersion"] = "2.0.0".into(); b.write(); }), "ociVersion"),
+        ("missing rootfs", Box::new(|b| { b.config["root"]["path"] = "/nonexistent-rootfs".into(); b.write(); }), "rootfs"),
+        ("args[0] not found", Box::new(|b| { b.config["process"]["args"] = serde_json::json!(["/no/such/binary"]); b.write(); }), "/no/such/binary"),
+        ("PATH lookup fails", Box::new(|b| { b.config["process"]["args"] = serde_json::json!(["nosuchcmd"]); b.write(); }), "executable file not found"),
+        ("unenforceable field", Box::new(|b| { b.config["linux"]["intelRdt"] = serde_json::json!({"closID": "x"}); b.write(); }), "intelRdt"),
+        ("rlimit above host", Box::new(|b| { b.config["process"]["rlimits"] = serde_json::json!([{"type": "RLIMIT_NOFILE", "hard": 1048576u64, "soft": 1024}]); b.write(); }), "CAP_SYS_RESOURCE"),
+    ];
+    for (name, mutate, expect) in cases {
+        let mut b = Bundle::new("true");
+        b.write();
+        mutate(&mut b);
+        let out = b.testudo(&["create", "--bundle", b.dir.to_str().expect("utf8"), &b.id]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: accepted");
+        assert!(err.contains(expect), "{name}: {err}");
+        assert_eq!(err.matches("level=error").count(), 1, "{name}: one record: {err}");
+        assert!(leftovers(&b).is_empty(), "{name}: {:?}", leftovers(&b));
+    }
+}
+
+#[test]
+fn exec_joins_the_running_container() {
+    if !require_root() {
+        return;
+    }
+    let b = Bundle::new("sleep 100");
+    assert!(b.create().status.success());
+    assert!(b.testudo(&["start", &b.id]).status.success());
+    let out = b.testudo(&["exec", &b.id, "sh", "-c", "echo pid=$$; hostname; tr '\\0' ' ' < /proc/1/cmdline; exit 7"]);
+    assert_eq!(out.status.code(), Some(7));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("testudo\n"), "{text}");
+    assert!(text.contains("sleep 100"), "sees the container's init: {text}");
+    assert!(!text.contains("pid=1\n"));
+    // --process FILE, as the containerd shim sends it.
+    let p = b.dir.join("p.json");
+    let mut proc = b.config["process"].clone();
+    proc["args"] = serde_json::json!(["sh", "-c", "grep NoNewPrivs /proc/self/status; echo $FOO"]);
+    proc["env"] = serde_json::json!(["FOO=bar", "PATH=/bin"]);
+    std::fs::write(&p, proc.to_string()).expect("write");
+    let out = b.testudo(&["exec", "--process", p.to_str().expect("utf8"), &b.id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("NoNewPrivs:\t1") && text.contains("bar"), "{text}");
+}
+
+#[test]
+fn only_preserved_fds_reach_the_container() {
+    if !require_root() {
+        return;
+    }
+    // CVE-2024-21626 family: an fd the caller holds must not reach the container unless passed.
+    let b = Bundle::new("cat <&3 || echo no-fd-3");
+    b.write();
+    let secret = b.dir.join("host-secret");
+    std::fs::write(&secret, "host-secret-token\n").expect("write");
+    let run = |preserve: &str| {
+        let script = format!(
+            "exec {BIN} --root {} run --preserve-fds {preserve} --bundle {} {} 3<{}",
+            b.root.display(), b.dir.display(), b.id, secret.display()
+        );
+        std::process::Command::new("sh").args(["-c", &script]).output().expect("run")
+    };
+    let out = run("1");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "host-secret-token\n", "preserved fd 3 is passed");
+    let out = run("0");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "no-fd-3\n", "fd 3 must not leak");
+}
+
+#[test]
+fn version_list_features_and_unsupported_flags() {
+    let out = std::process::Command::new(BIN).arg("--version").output().expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[0].starts_with("testudo version "));
+    assert!(lines[1].starts_with("commit: "));
+    assert!(lines[2].starts_with("spec: 1."));
+    let out = std::process::Command::new(BIN).arg("features").output().expect("run");
+    let f: serde_json::Value = serde_json::from_slice(&out.stdout).expect("features json");
+    assert_eq!(f["ociVersionMin"], "1.0.0");
+    assert!(f["linux"]["namespaces"].as_array().expect("ns").len() == 8);
+    let b = Bundle::new("true");
+    b.write();
+    let out = b.testudo(&["--systemd-cgroup", "create", "--bundle", b.dir.to_str().expect("utf8"), &b.id]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not supported yet"));
+    let out = b.testudo(&["list", "--format", "json"]);
+    assert!(out.status.success());
+    let _: serde_json::Value = serde_json::from_slice(&out.stdout).expect("list json");
+}
