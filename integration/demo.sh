@@ -4,7 +4,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 bash "$here/integration/setup.sh"
 cargo build --release --quiet --manifest-path "$here/Cargo.toml"
-bin="$here/target/release/testudo"
+bin="$here/target/x86_64-unknown-linux-gnu/release/testudo"
 work=$(mktemp -d /tmp/testudo-demo.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 bash "$here/integration/busybox-rootfs.sh" "$work/rootfs"

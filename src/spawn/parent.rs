@@ -64,7 +64,8 @@ pub fn hook_state(p: &Prepared, status: &str, pid: i32) -> Vec<u8> {
 }
 
 pub fn launch(p: &Prepared) -> Result<Launched> {
-    let proc = Proc::open(Path::new("/proc"))?;
+    // Only needed to write user namespace id maps.
+    let proc = if p.ns.creates(T::User) { Some(Proc::open(Path::new("/proc"))?) } else { None };
     let (ours, theirs) = sync::pair()?;
     // Everything cloned from here on is non-dumpable until it execs the container's program: no
     // process in the container can ptrace it or open its /proc files (CVE-2019-5736 family).
@@ -82,7 +83,7 @@ pub fn launch(p: &Prepared) -> Result<Launched> {
         Forked::Parent { pid, pidfd } => (pid, pidfd.ok_or_else(|| Error::new("clone3 returned no pidfd"))?),
     };
     drop(theirs);
-    match handshake(p, &proc, &ours, child, &child_fd, direct) {
+    match handshake(p, proc.as_ref(), &ours, child, &child_fd, direct) {
         Ok((pid, pidfd, pty)) => Ok(Launched { pid, pidfd, chan: ours, pty }),
         Err(e) => {
             // Leave no process behind: the whole cgroup is killed by the caller's cleanup, but
@@ -102,7 +103,7 @@ fn clone_flags(ns: &Plan) -> u64 {
     f.bits() as u64
 }
 
-fn handshake(p: &Prepared, proc: &Proc, chan: &Channel, child: i32, child_fd: &OwnedFd, direct: bool) -> Result<(i32, OwnedFd, Option<OwnedFd>)> {
+fn handshake(p: &Prepared, proc: Option<&Proc>, chan: &Channel, child: i32, child_fd: &OwnedFd, direct: bool) -> Result<(i32, OwnedFd, Option<OwnedFd>)> {
     let mut init: Option<(i32, OwnedFd)> = if direct { Some((child, dup(child_fd)?)) } else { None };
     let mut pty = None;
     loop {
@@ -118,6 +119,7 @@ fn handshake(p: &Prepared, proc: &Proc, chan: &Channel, child: i32, child_fd: &O
                 let linux = p.spec.linux().as_ref();
                 let uids = linux.and_then(|l| l.uid_mappings().clone()).unwrap_or_default();
                 let gids = linux.and_then(|l| l.gid_mappings().clone()).unwrap_or_default();
+                let proc = proc.ok_or_else(|| Error::new("id maps asked for without a new user namespace"))?;
                 idmap::write(proc, child, &uids, &gids).context("user namespace")?;
                 chan.send(&Msg::Ack)?;
             }

@@ -108,7 +108,16 @@ impl Channel {
 
     /// Receive a message that may carry an fd (returned alongside).
     pub fn recv_any(&self) -> Result<Option<(Msg, Option<OwnedFd>)>> {
-        let mut buf = vec![0u8; 65536];
+        // Size the buffer by peeking at the message: a large zeroed buffer costs page faults on
+        // the spawn path, and messages are small but unbounded (hook state carries annotations).
+        let size = loop {
+            match nix::sys::socket::recv(self.fd.as_raw_fd(), &mut [0u8; 1], MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC) {
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("sync socket receive", e)),
+                Ok(n) => break n,
+            }
+        };
+        let mut buf = vec![0u8; size.max(1)];
         let mut cbuf = nix::cmsg_space!([RawFd; 1]);
         let (n, fd) = loop {
             let mut iov = [IoSliceMut::new(&mut buf)];
