@@ -257,10 +257,17 @@ pub struct Events {
     pub id: String,
 }
 
+/// Parse argv the way runc does. The clap command tree is built once (it is on the spawn path).
+pub fn parse(args: Vec<String>) -> Result<Cli, clap::Error> {
+    let mut cmd = Cli::command();
+    let args = normalize(&cmd, args);
+    let mut matches = cmd.try_get_matches_from_mut(args)?;
+    <Cli as clap::FromArgMatches>::from_arg_matches_mut(&mut matches)
+}
+
 /// Rewrite Go-style `-flag`/`-flag=value` to `--flag`, for the long flags clap knows, up to the
 /// first positional argument after the subcommand (what follows may be the container's own argv).
-pub fn normalize(args: Vec<String>) -> Vec<String> {
-    let cmd = Cli::command();
+fn normalize(cmd: &clap::Command, args: Vec<String>) -> Vec<String> {
     let mut longs: Vec<(String, bool)> = long_flags(&cmd);
     let mut out = Vec::with_capacity(args.len());
     let mut iter = args.into_iter();
@@ -298,7 +305,7 @@ pub fn normalize(args: Vec<String>) -> Vec<String> {
             }
             Some(short) => {
                 // A lone short flag such as -b takes the next argument when it takes a value.
-                expect_value = short_takes_value(&cmd, short);
+                expect_value = short_takes_value(cmd, short);
                 None
             }
             None => {
@@ -336,8 +343,7 @@ mod tests {
     use super::*;
 
     fn parse(v: &[&str]) -> Cli {
-        let args = normalize(v.iter().map(|s| s.to_string()).collect());
-        Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{v:?}: {e}"))
+        super::parse(v.iter().map(|s| s.to_string()).collect()).unwrap_or_else(|e| panic!("{v:?}: {e}"))
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! `no_main`: std's runtime start-up (main-thread stack guard, which parses /proc/self/maps, and
 //! the sigaltstack handler) costs page faults on every spawn and buys nothing here: we never run
 //! threads, panics abort, and glibc hands std the arguments through .init_array anyway.
-#![no_main]
+#![cfg_attr(not(test), no_main)]
 
 mod cgroups;
 mod cli;
@@ -16,20 +16,19 @@ mod security;
 mod spawn;
 mod spec;
 
-use clap::Parser;
-
-use crate::cli::{Cli, Command};
+use crate::cli::Command;
 use crate::commands::Global;
 
+#[cfg(not(test))]
 #[no_mangle]
 pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
     run();
     0
 }
 
+#[cfg_attr(test, allow(dead_code))]
 fn run() {
-    let args = cli::normalize(std::env::args().collect());
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match cli::parse(std::env::args().collect()) {
         Ok(c) => c,
         Err(e) => e.exit(),
     };

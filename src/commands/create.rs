@@ -89,13 +89,14 @@ fn build(opts: &CreateOpts, dir: &Dir, mode: StartBy, cgroup_out: &mut Option<Cg
         StartBy::Fifo => Some(make_fifo(&dir.file(container::FIFO_FILE))?),
         StartBy::Socket { .. } => None,
     };
+    let mounts = parent::absolute_mounts(spec, &bundle.dir);
     let prepared = Prepared {
         id: dir.id.clone(),
-        spec: spec.clone(),
+        spec: bundle.spec,
         process,
         bundle: bundle.dir.clone(),
         rootfs: bundle.rootfs.clone(),
-        mounts: parent::absolute_mounts(spec, &bundle.dir),
+        mounts,
         ns,
         caps,
         seccomp,
@@ -110,14 +111,14 @@ fn build(opts: &CreateOpts, dir: &Dir, mode: StartBy, cgroup_out: &mut Option<Cg
     let launched = parent::launch(&prepared)?;
     let facts = Facts {
         id: dir.id.clone(),
-        oci_version: spec.version().clone(),
+        oci_version: prepared.spec.version().clone(),
         pid: launched.pid,
         pid_start: state::proc_facts(launched.pid).map(|p| p.start).ok_or_else(|| Error::new("container init vanished"))?,
         bundle: bundle.dir.clone(),
         rootfs: bundle.rootfs.clone(),
         cgroup: prepared.cgroup.path.clone(),
         created: crate::log::rfc3339(SystemTime::now()),
-        annotations: spec.annotations().clone().unwrap_or_default(),
+        annotations: prepared.spec.annotations().clone().unwrap_or_default(),
     };
     state::write(&dir.file(container::STATE_FILE), &facts)?;
     if let Some(p) = &opts.pid_file {
