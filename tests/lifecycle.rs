@@ -340,3 +340,21 @@ fn version_list_features_and_unsupported_flags() {
     assert!(out.status.success());
     let _: serde_json::Value = serde_json::from_slice(&out.stdout).expect("list json");
 }
+
+#[test]
+fn each_container_gets_its_own_session_keyring_unless_told_not_to() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("cat /proc/keys");
+    // /proc/keys is masked by default; unmask it to look.
+    let masked: Vec<serde_json::Value> = b.config["linux"]["maskedPaths"].as_array().expect("masked").iter().filter(|p| *p != "/proc/keys").cloned().collect();
+    b.config["linux"]["maskedPaths"] = masked.into();
+    let out = b.run_ok();
+    assert!(out.contains(&format!("keyring   _ses.{}:", b.id)), "{out}");
+    b.write();
+    let bundle = b.dir.to_str().expect("utf8").to_string();
+    let out = b.testudo(&["run", "--no-new-keyring", "--bundle", &bundle, &b.id]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && !text.contains(&format!("_ses.{}", b.id)), "{text}");
+}

@@ -106,6 +106,7 @@ fn build(opts: &CreateOpts, dir: &Dir, mode: StartBy, cgroup_out: &mut Option<Cg
         console,
         preserve_fds,
         no_pivot: opts.no_pivot,
+        new_keyring: !opts.no_new_keyring,
         lock_fd: dir.lock_fd(),
     };
     let launched = parent::launch(&prepared)?;

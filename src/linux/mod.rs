@@ -5,6 +5,7 @@ pub mod devices;
 pub mod fds;
 pub mod idmap;
 pub mod inroot;
+pub mod keyring;
 pub mod mounts;
 pub mod namespaces;
 pub mod pidfd;

@@ -1,7 +1,8 @@
 //! P2, the container's init: the setup checklist, in this order and no other.
 //!
 //!  1. user namespace: wait for the id maps, become root in it
-//!  2. cgroup namespace (now that we are inside our cgroup), hostname, domainname, rlimits
+//!  2. cgroup namespace (now that we are inside our cgroup), hostname, domainname, rlimits,
+//!     a session keyring of its own
 //!  3. rootfs: non-shared /, rootfs bind, `mounts[]` in order, each resolved inside the root
 //!  4. devices and /dev links; the terminal and /dev/console
 //!  5. hooks: prestart + createRuntime in P0, createContainer here
@@ -24,7 +25,7 @@ use oci_spec::runtime::LinuxNamespaceType as T;
 use crate::container::hooks;
 use crate::error::{Context, Error, Result};
 use crate::linux::procfs::Proc;
-use crate::linux::{devices, inroot, mounts, rlimits, rootfs, sysctl, tty};
+use crate::linux::{devices, inroot, keyring, mounts, rlimits, rootfs, sysctl, tty};
 use crate::spawn::finish;
 use crate::spawn::parent::Prepared;
 use crate::spawn::sync::{Channel, Msg};
@@ -52,6 +53,9 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
         setdomainname(d)?;
     }
     rlimits::apply(p.process.rlimits().as_deref().unwrap_or(&[]))?;
+    if p.new_keyring {
+        keyring::join_new(&p.id)?;
+    }
     // 3.
     let prop = rootfs::propagation(linux.and_then(|l| l.rootfs_propagation().as_deref()))?;
     let root = rootfs::prepare(&p.rootfs, prop)?;

@@ -37,6 +37,7 @@ pub struct Prepared {
     pub console: Option<OwnedFd>,
     pub preserve_fds: u32,
     pub no_pivot: bool,
+    pub new_keyring: bool,
     /// The container directory's lock fd: children must not inherit the flock, or `start`
     /// would wait on a lock held by the very init it is to start.
     pub lock_fd: std::os::fd::RawFd,
