@@ -352,6 +352,8 @@ fn each_container_gets_its_own_session_keyring_unless_told_not_to() {
     b.config["linux"]["maskedPaths"] = masked.into();
     let out = b.run_ok();
     assert!(out.contains(&format!("keyring   _ses.{}:", b.id)), "{out}");
+    // Another id, with --no-new-keyring: no keyring of that name is made.
+    b.id = format!("{}-nokeyring", b.id);
     b.write();
     let bundle = b.dir.to_str().expect("utf8").to_string();
     let out = b.testudo(&["run", "--no-new-keyring", "--bundle", &bundle, &b.id]);
