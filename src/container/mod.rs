@@ -84,9 +84,13 @@ impl Dir {
         state::read(&self.file(STATE_FILE)).with_context(|| format!("container {:?}", self.id))
     }
 
-    /// Remove the directory and everything in it. The lock fd stays valid until drop.
+    /// Remove the directory and everything in it. It is first renamed, in one step, to a name no
+    /// id can have (ids never contain a space), so a concurrent reader sees the whole container or
+    /// none of it, never a directory half emptied. The lock fd stays valid until drop.
     pub fn remove(&self) -> Result<()> {
-        std::fs::remove_dir_all(&self.path).with_context(|| format!("remove {:?}", self.path))
+        let tomb = self.path.with_file_name(format!("deleting {}.{}", self.id, std::process::id()));
+        std::fs::rename(&self.path, &tomb).with_context(|| format!("remove {:?}", self.path))?;
+        std::fs::remove_dir_all(&tomb).with_context(|| format!("remove {tomb:?}"))
     }
 
     pub fn lock_fd(&self) -> i32 {
