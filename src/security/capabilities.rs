@@ -45,12 +45,16 @@ pub fn plan(c: Option<&LinuxCapabilities>) -> Result<Plan> {
         inheritable: convert("inheritable", c.inheritable().as_ref(), &host)?,
         ambient: convert("ambient", c.ambient().as_ref(), &host)?,
     };
-    for cap in &p.ambient {
-        if !p.permitted.contains(cap) || !p.inheritable.contains(cap) {
-            return Err(Error::new(format!("capabilities.ambient: {cap} must also be permitted and inheritable")));
-        }
+    // The kernel raises an ambient capability only if it is permitted and inheritable. runc's own
+    // default spec lists ambient capabilities without inheritable ones and runc goes on without
+    // them; so do we. This can only ever grant less than asked, never more.
+    let (ambient, dropped): (CapsHashSet, CapsHashSet) = p.ambient.iter().partition(|c| p.permitted.contains(c) && p.inheritable.contains(c));
+    if !dropped.is_empty() {
+        let mut names: Vec<String> = dropped.iter().map(|c| c.to_string()).collect();
+        names.sort();
+        crate::log::warn(&format!("capabilities.ambient: {} not raised: not both permitted and inheritable", names.join(", ")));
     }
-    Ok(p)
+    Ok(Plan { ambient, ..p })
 }
 
 /// Step 1, while still privileged: shrink the bounding set and keep the permitted set across the

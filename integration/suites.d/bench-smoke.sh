@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The spawn benchmark in smoke mode (few iterations), so that it cannot rot. Builds youki once
+# (cached in integration/.cache/youki).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/../.." && pwd)
+exec python3 "$here/integration/bench/spawn.py" --smoke --runtimes testudo,runc,crun,youki
