@@ -144,7 +144,7 @@ cli_checks() {
 
   # --user
   out=$($E run --rm "${RUNOPTS[@]}" --user 1000:1000 "$IMAGE" id 2>&1)
-  like "--user 1000:1000: id shows it" '^uid=1000 gid=1000' "$out"
+  like "--user 1000:1000: id shows it" '^uid=1000(\([^)]*\))? gid=1000' "$out"
 
   # capabilities
   out=$($E run --rm "${RUNOPTS[@]}" --cap-drop ALL --cap-add NET_BIND_SERVICE --cap-add KILL "$IMAGE" \

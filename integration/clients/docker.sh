@@ -56,12 +56,12 @@ docker_main() {
   DUMP_FN=docker_dump
   E=dk
   ECMD=(/usr/bin/docker -H "unix://$D/docker.sock")
-  RUNOPTS=(--network none --runtime testudo)
+  RUNOPTS=(--network none --pull never --runtime testudo)
   INIT_NAME=docker-init
   docker_start || return
   local out want
   out=$(dk load -i "$T/image.tar" 2>&1)
-  like "docker load of the image archive" 'Loaded image: testudo-busybox:latest' "$out"
+  like "docker load of the image archive" 'Loaded image: (docker.io/library/)?testudo-busybox:latest' "$out"
 
   # the engine reports the runtime
   out=$(dk info --format '{{json .Runtimes}} default={{.DefaultRuntime}}' 2>&1)

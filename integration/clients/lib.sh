@@ -106,8 +106,8 @@ runtime_saw() { grep -E " $1( .*)? $2\$" "$ARGV_LOG" >/dev/null; }
 # Summarise the logged command lines: ids, scratch paths and numbers replaced by placeholders.
 argv_summary() {
   sed -E -e "s#$T#<T>#g" -e 's/[0-9a-f]{64}/<id>/g' -e 's/[0-9a-f]{12,}/<id>/g' \
-      -e 's#/tmp/runc-process[0-9]+#/tmp/runc-process<n>#g' -e 's/-[0-9]+\.(log|pid|json)/-<n>.\1/g' \
-      -e 's/(ctr|tt|pm|dk)-[a-z0-9-]+/<name>/g' -e 's/ [0-9]{2,}( |$)/ <n>\1/g' "$ARGV_LOG" | sort | uniq -c | sort -rn
+      -e 's#(runc-process|exec-process-|/var/tmp/podman)[0-9]+#\1<n>#g' -e 's#(conmon-term|pty)\.[A-Za-z0-9]+#\1.<x>#g' \
+      -e 's#/proc/[0-9]+/#/proc/<pid>/#g' -e 's/(ctr|tt|pm|dk)-[a-z0-9-]+/<name>/g' "$ARGV_LOG" | sort | uniq -c | sort -rn
 }
 
 # pty_run TIMEOUT INPUT CMD...: run CMD on a real pseudo-terminal (expect); INPUT, if not empty,

@@ -71,6 +71,7 @@ def main():
                         "digest": "sha256:" + layer_digest, "size": len(layer)}],
         }
         manifest_digest = blob(json.dumps(manifest, sort_keys=True).encode())
+        # fully qualified: podman would file a short name under localhost/
         name = ref if "/" in ref.split(":")[0] else "docker.io/library/" + ref
         index["manifests"].append({
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -78,7 +79,7 @@ def main():
             "annotations": {"io.containerd.image.name": name,
                             "org.opencontainers.image.ref.name": ref.rsplit(":", 1)[-1]},
         })
-        docker_manifest.append({"Config": "blobs/sha256/" + config_digest, "RepoTags": [ref],
+        docker_manifest.append({"Config": "blobs/sha256/" + config_digest, "RepoTags": [name],
                                 "Layers": ["blobs/sha256/" + layer_digest]})
 
     with tarfile.open(out, "w") as tar:
