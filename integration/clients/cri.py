@@ -6,7 +6,8 @@ used here; field numbers from k8s.io/cri-api runtime/v1 api.proto), so no protoc
 
     cri.py SOCKET version
     cri.py SOCKET status                         -> the CRI plugin's verbose config (JSON)
-    cri.py SOCKET runp HANDLER NAME LOGDIR       -> pod sandbox id (host network, no CNI)
+    cri.py SOCKET runp HANDLER NAME LOGDIR       -> pod sandbox id (host network, no CNI;
+                                                    cgroup parent from $CRI_CGROUP_PARENT)
     cri.py SOCKET podstatus POD                  -> {"state":..., "runtime_handler":...}
     cri.py SOCKET create POD NAME IMAGE LOGDIR CMD...   -> container id
     cri.py SOCKET start|stop|rm CTR
@@ -15,6 +16,7 @@ used here; field numbers from k8s.io/cri-api runtime/v1 api.proto), so no protoc
     cri.py SOCKET stopp|rmp POD
 """
 import json
+import os
 import sys
 
 import grpc
@@ -119,7 +121,7 @@ def sandbox_config(name, logdir):
     metadata = enc((1, name), (2, name + "-uid"), (3, "testudo-clients"), (4, 0))
     namespaces = enc((1, NODE), (2, CONTAINER), (3, 0))   # network NODE: no CNI needed
     security = enc((1, namespaces))
-    linux = enc((2, security))
+    linux = enc((1, os.environ.get("CRI_CGROUP_PARENT") or None), (2, security))
     return enc((1, metadata), (2, ""), (3, logdir), (8, linux))
 
 
