@@ -67,6 +67,7 @@ podman_main() {
   DUMP_FN=podman_dump
   E=pm
   RUNOPTS=(--network none --pull never --cgroup-parent "/testudo-clients-$$-podman")
+  SECCOMP_MAY_DROP=
   INIT_NAME=podman-init   # catatonit, bind-mounted as /run/podman-init
   podman_setup
   local out want
