@@ -6,8 +6,8 @@
 
 CD=$T/containerd
 CGP=/testudo-clients-$$-ctr
-cr() { tmo 90 ctr --address "$CD/containerd.sock" "$@"; }
-cri() { tmo 90 env CRI_CGROUP_PARENT="/testudo-clients-$$-cri" /usr/bin/python3 "$HERE/cri.py" "$CD/containerd.sock" "$@"; }
+cr() { tmo "$CALL_TIMEOUT" ctr --address "$CD/containerd.sock" "$@"; }
+cri() { tmo "$CALL_TIMEOUT" env CRI_CGROUP_PARENT="/testudo-clients-$$-cri" /usr/bin/python3 "$HERE/cri.py" "$CD/containerd.sock" "$@"; }
 # ctr run with the runtime under test; its state under $T, its cgroup under ours
 crun() {
   cr run --runc-binary "$WRAP" --runc-root "$CD/runc-root" "$@"

@@ -4,7 +4,7 @@
 # container is run with --runtime testudo.
 
 D=$T/docker
-dk() { tmo 90 /usr/bin/docker -H "unix://$D/docker.sock" "$@"; }
+dk() { tmo "$CALL_TIMEOUT" /usr/bin/docker -H "unix://$D/docker.sock" "$@"; }
 
 docker_dump() {
   echo "-- dockerd log (tail)"; tail -n 25 "$D/dockerd.log"

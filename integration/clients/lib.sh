@@ -43,23 +43,33 @@ contains() {
   else notok "$1" "expected to contain: $2" "got: $3"; fi
 }
 
-# tmo SECONDS CMD...: run a daemon call with a bound; on expiry dump the engine's state.
+# tmo SECONDS CMD...: run a daemon call with a bound. On expiry, dump the engine's state to the
+# suite's own stdout (fd 3, even from inside $(...)) and to $OUT/timeouts.txt, and record the
+# call: report_timeouts turns each into a failure (a subshell's counters would be lost).
 tmo() {
   local secs=$1; shift
   timeout -k 5 "$secs" "$@"
   local rc=$?
   if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+    echo "${secs}s: $*" >> "$T/timeouts.list"
     {
-      echo "# TIMEOUT after ${secs}s: $*"
+      echo "TIMEOUT after ${secs}s: $*"
       dump_state
-    } | tee -a "$OUT/timeouts.txt" | sed 's/^/# /' >&2
+    } 2>&1 | tee -a "$OUT/timeouts.txt" | sed 's/^/# /' >&3
   fi
   return $rc
 }
 
+report_timeouts() {
+  local line
+  [ -s "$T/timeouts.list" ] || return 0
+  while IFS= read -r line; do notok "a daemon call timed out after $line"; done < "$T/timeouts.list"
+  : > "$T/timeouts.list"
+}
+
 dump_state() {
   echo "== processes under $T"
-  ps -eo pid,ppid,stat,etimes,wchan:24,args --forest | grep -F -e "$T" -e "$(basename "$RUNTIME")" | grep -v grep | cut -c1-300
+  ps -eo pid,ppid,stat,etimes,wchan:24,args --forest | grep -F -e "$T" -e "$(basename "$RUNTIME")" | grep -v -e grep -e run.sh | cut -c1-300
   echo "== $ENGINE state"
   "$DUMP_FN" 2>&1 | tail -n 60 | cut -c1-400
 }

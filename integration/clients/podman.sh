@@ -3,7 +3,7 @@
 # systemd here), and --runtime PATH.
 
 PD=$T/podman
-pm() { tmo 90 "${ECMD[@]}" "$@"; }
+pm() { tmo "$CALL_TIMEOUT" "${ECMD[@]}" "$@"; }
 
 podman_dump() {
   echo "-- podman ps -a"; timeout 10 "${ECMD[@]}" ps -a 2>&1

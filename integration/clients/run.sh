@@ -8,6 +8,7 @@
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 RUNTIME=${TESTUDO_RUNTIME:-/usr/sbin/runc}
+CALL_TIMEOUT=${TESTUDO_CLIENTS_CALL_TIMEOUT:-90}   # bound on each daemon/CLI call, seconds
 OUT=/tmp/testudo-clients-last
 KEEP=
 engines=()
@@ -31,6 +32,7 @@ case $RUNTIME in /*) ;; *) RUNTIME=$(command -v "$RUNTIME" || echo "$RUNTIME") ;
 . "$HERE/lib.sh"
 bash "$HERE/setup.sh" || { echo "not ok - setup: installing the engines failed"; echo "0 passed, 1 failed"; exit 1; }
 
+exec 3>&1   # the suite's stdout, for timeout dumps from inside $(...)
 T=$(mktemp -d /tmp/testudo-clients.XXXXXX)
 rm -rf "$OUT"; mkdir -p "$OUT"
 trap cleanup EXIT
@@ -66,6 +68,7 @@ for engine in "${engines[@]}"; do
   . "$HERE/$engine.sh"
   start=$SECONDS
   "${engine}_main"
+  report_timeouts
   TIMING[$engine]=$((SECONDS - start))
   ENGINE=$engine note "took ${TIMING[$engine]} s"
 done
