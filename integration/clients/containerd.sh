@@ -273,6 +273,7 @@ containerd_main() {
   like "ctr -n k8s.io images import (the CRI's namespace, with the pause image)" 'testudo-pause:latest' "$out"
   ctr_checks
   cri_checks
+  note "not applicable with ctr 1.6: restart, update (no 'ctr task update'), --pids-limit, --init, run --user (exec --user is checked), --cap-drop ALL (ctr wants CAP_-prefixed names)"
   stop_pid "$CONTAINERD_PID"
   if kill -0 "$CONTAINERD_PID" 2>/dev/null; then notok "containerd stops on SIGTERM"; else ok "containerd stops on SIGTERM"; fi
   # the shims outlive containerd by design; with every task deleted they must be gone

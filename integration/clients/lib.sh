@@ -117,7 +117,10 @@ runtime_saw() { grep -E " $1( .*)? $2\$" "$ARGV_LOG" >/dev/null; }
 argv_summary() {
   sed -E -e "s#$T#<T>#g" -e 's/[0-9a-f]{64}/<id>/g' -e 's/[0-9a-f]{12,}/<id>/g' \
       -e 's#(runc-process|exec-process-|/var/tmp/podman)[0-9]+#\1<n>#g' -e 's#(conmon-term|pty)\.[A-Za-z0-9]+#\1.<x>#g' \
-      -e 's#/proc/[0-9]+/#/proc/<pid>/#g' -e 's/(ctr|tt|pm|dk)-[a-z0-9-]+/<name>/g' "$ARGV_LOG" | sort | uniq -c | sort -rn
+      -e 's#/tmp/pty[0-9]+/#/tmp/pty<n>/#g' -e 's#/ex[0-9]+\.pid#/<exec-id>.pid#g' \
+      -e 's#/proc/[0-9]+/#/proc/<pid>/#g' -e 's#([ /])(cr|do|po)-[a-z0-9-]+#\1<id>#g' \
+      -e 's#<T>/docker/exec/containerd/daemon/io.containerd.runtime.v2.task/moby/<id>#<bundle>#g' \
+      -e 's#<T>/containerd/state/io.containerd.runtime.v2.task/[a-z0-9.]+/<id>#<bundle>#g' "$ARGV_LOG" | sort | uniq -c | sort -k2,2 -k1,1rn
 }
 
 # pty_run TIMEOUT INPUT CMD...: run CMD on a real pseudo-terminal (expect); INPUT, if not empty,
