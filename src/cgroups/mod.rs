@@ -2,7 +2,18 @@
 //! container lives in the v2 hierarchy mounted at /sys/fs/cgroup/unified; freeze, kill, procs and
 //! device programs work there even where the resource controllers are bound to v1.
 
+mod bpf;
+mod controllers;
+mod cpu;
+mod devices;
+mod hugetlb;
+mod io;
+mod memory;
+mod pids;
+mod rdma;
 pub mod resources;
+pub mod stats;
+mod unified;
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
@@ -69,8 +80,31 @@ impl Cgroup {
             .with_context(|| format!("open cgroup {:?}", self.path))
     }
 
+    /// A readable fd of the directory, what bpf(BPF_PROG_ATTACH) wants (an O_PATH fd is refused).
+    pub fn dir(&self) -> Result<OwnedFd> {
+        nix::fcntl::open(&self.path, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+            .with_context(|| format!("open cgroup {:?}", self.path))
+    }
+
     fn file(&self, name: &str) -> PathBuf {
         self.path.join(name)
+    }
+
+    /// Whether the kernel offers this file here (the controller is enabled, the feature built).
+    pub fn has(&self, name: &str) -> bool {
+        self.file(name).exists()
+    }
+
+    /// A `key value` line of a flat-keyed file such as memory.events.
+    pub fn keyed(&self, file: &str, key: &str) -> Option<u64> {
+        let text = std::fs::read_to_string(self.file(file)).ok()?;
+        text.lines().find_map(|l| l.split_once(' ').filter(|(k, _)| *k == key).and_then(|(_, v)| v.trim().parse().ok()))
+    }
+
+    /// Processes the OOM killer killed in this cgroup (memory.events oom_kill), None without
+    /// the memory controller.
+    pub fn oom_kills(&self) -> Option<u64> {
+        self.keyed("memory.events", "oom_kill")
     }
 
     pub fn read(&self, name: &str) -> Result<String> {
@@ -99,12 +133,17 @@ impl Cgroup {
     }
 
     /// Wait until `cgroup.events` says `key` is `want`. The kernel signals every change of the
-    /// file with POLLPRI, so this sleeps in poll, not in a loop of reads.
+    /// file with POLLPRI, so this sleeps in poll, not in a loop of reads. The file is read
+    /// through the polled fd: kernfs re-arms the poll of an fd only when it is read.
     fn wait_event(&self, key: &str, want: bool, timeout_ms: i32) -> Result<()> {
+        use std::os::unix::fs::FileExt;
         let f = std::fs::File::open(self.file("cgroup.events")).with_context(|| format!("open {:?}", self.file("cgroup.events")))?;
         let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms as u64);
+        let mut buf = [0u8; 512];
         loop {
-            if self.event(key)? == want {
+            let n = f.read_at(&mut buf, 0).with_context(|| format!("read {:?}", self.file("cgroup.events")))?;
+            let text = String::from_utf8_lossy(&buf[..n]);
+            if text.lines().any(|l| l.split_once(' ').is_some_and(|(k, v)| k == key && (v.trim() == "1") == want)) {
                 return Ok(());
             }
             let left = deadline.saturating_duration_since(std::time::Instant::now()).as_millis() as i32;

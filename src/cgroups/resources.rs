@@ -1,45 +1,178 @@
-//! `linux.resources` → cgroup v2 files. Fail closed: a resource this build cannot enforce is an
-//! error at create, never ignored.
+//! `linux.resources` → cgroup v2. Fail closed: what cannot be enforced exactly is an error at
+//! create, never ignored. In order: validate (also done by `spec::validate`, without touching
+//! the cgroup), enable the controllers the resources need in the ancestors, plan every file write
+//! (pure, and unit-tested against a directory standing in for cgroupfs), write them, then compile
+//! and attach the device program.
 
-use oci_spec::runtime::LinuxResources;
+use oci_spec::runtime::{LinuxDevice, LinuxResources};
 
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 
-use super::Cgroup;
+use super::controllers::{self, Need};
+use super::{bpf, cpu, devices, hugetlb, io, memory, mountpoint, pids, rdma, unified, Cgroup};
 
-/// Refuse what is not enforced yet.
+/// (file, value) in the order they are written.
+pub type Writes = Vec<(String, String)>;
+
 pub fn check(r: &LinuxResources) -> Result<()> {
-    let unsupported = |what: &str| Err(Error::new(format!("linux.resources.{what} is not supported yet")));
-    if r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        return unsupported("devices");
+    if let Some(m) = r.memory() {
+        memory::check(m)?;
     }
-    if r.memory().is_some() {
-        return unsupported("memory");
+    if let Some(c) = r.cpu() {
+        cpu::check(c)?;
     }
-    if r.cpu().is_some() {
-        return unsupported("cpu");
+    if let Some(b) = r.block_io() {
+        io::check(b)?;
     }
-    if r.pids().is_some() {
-        return unsupported("pids");
+    if let Some(h) = r.hugepage_limits() {
+        hugetlb::check(h)?;
     }
-    if r.block_io().is_some() {
-        return unsupported("blockIO");
+    if let Some(n) = r.network() {
+        if n.class_id().is_some() || n.priorities().as_ref().is_some_and(|p| !p.is_empty()) {
+            return Err(Error::new("linux.resources.network: net_cls and net_prio exist only in cgroup v1"));
+        }
+    }
+    if let Some(x) = r.rdma() {
+        rdma::check(x)?;
+    }
+    if let Some(u) = r.unified() {
+        unified::check(u)?;
+    }
+    devices::rules(r.devices().as_deref().unwrap_or(&[]), &[])?;
+    Ok(())
+}
+
+/// The controllers the resources need, each with the resource that asks for it.
+fn needs(r: &LinuxResources) -> Vec<Need> {
+    let mut out: Vec<Need> = Vec::new();
+    let mut need = |c: &str, why: &'static str| {
+        if !out.iter().any(|(have, _)| have == c) {
+            out.push((c.to_string(), why));
+        }
+    };
+    if r.memory().as_ref().is_some_and(memory::needed) {
+        need("memory", "memory");
+    }
+    if let Some(c) = r.cpu() {
+        if cpu::needs_cpu(c) {
+            need("cpu", "cpu");
+        }
+        if cpu::needs_cpuset(c) {
+            need("cpuset", "cpu.cpus/mems");
+        }
+    }
+    if r.pids().as_ref().is_some_and(pids::needed) {
+        need("pids", "pids");
+    }
+    if r.block_io().as_ref().is_some_and(io::needed) {
+        need("io", "blockIO");
     }
     if r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()) {
-        return unsupported("hugepageLimits");
+        need("hugetlb", "hugepageLimits");
     }
-    if r.network().is_some() {
-        return unsupported("network");
+    if r.rdma().as_ref().is_some_and(|x| !x.is_empty()) {
+        need("rdma", "rdma");
     }
-    if r.rdma().as_ref().is_some_and(|h| !h.is_empty()) {
-        return unsupported("rdma");
+    for key in r.unified().iter().flat_map(|u| u.keys()) {
+        if let Some(c) = unified::controller(key) {
+            need(c, "unified");
+        }
     }
-    if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
-        return unsupported("unified");
+    out
+}
+
+/// Every file write the resources ask for, reading the cgroup where the kernel's current value
+/// matters (see memory and cpu).
+pub fn plan(r: &LinuxResources, cg: &Cgroup, live: bool) -> Result<Writes> {
+    let mut w = Writes::new();
+    if let Some(m) = r.memory() {
+        memory::plan(m, cg, live, &mut w)?;
+    }
+    if let Some(c) = r.cpu() {
+        cpu::plan(c, cg, &mut w)?;
+    }
+    if let Some(p) = r.pids() {
+        pids::plan(p, &mut w);
+    }
+    if let Some(b) = r.block_io() {
+        io::plan(b, cg, &mut w)?;
+    }
+    if let Some(h) = r.hugepage_limits() {
+        hugetlb::plan(h, cg, &mut w)?;
+    }
+    if let Some(x) = r.rdma() {
+        rdma::plan(x, &mut w);
+    }
+    if let Some(u) = r.unified() {
+        unified::plan(u, cg, &mut w)?;
+    }
+    Ok(w)
+}
+
+/// Apply `r` to the container's cgroup. `nodes` are `linux.devices` (always allowed). At create
+/// (`live` false) the device program is always attached — no rules means deny all but the
+/// default nodes, as in runc; on update only when the update carries device rules.
+pub fn apply(cg: &Cgroup, r: &LinuxResources, nodes: &[LinuxDevice], live: bool) -> Result<()> {
+    check(r)?;
+    controllers::enable(&mountpoint()?, &cg.path, &needs(r))?;
+    for (file, value) in plan(r, cg, live)? {
+        cg.write(&file, &value)?;
+    }
+    if !live || r.devices().is_some() {
+        let rules = devices::rules(r.devices().as_deref().unwrap_or(&[]), nodes)?;
+        let prog = bpf::load(&devices::program(&rules)?)?;
+        bpf::replace(&cg.dir()?, &prog).with_context(|| format!("cgroup {:?}", cg.path))?;
     }
     Ok(())
 }
 
-pub fn apply(_cg: &Cgroup, r: &LinuxResources) -> Result<()> {
-    check(r)
+/// A temporary directory with the given files, standing in for a cgroup.
+#[cfg(test)]
+pub fn testdir(files: &[(&str, &str)]) -> Cgroup {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("testudo-cgroupfs-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    for (name, value) in files {
+        std::fs::write(dir.join(name), value).expect("write");
+    }
+    Cgroup::at(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(json: &str) -> LinuxResources {
+        serde_json::from_str(json).expect("resources json")
+    }
+
+    #[test]
+    fn each_resource_names_its_controller() {
+        let r = res(r#"{"memory": {"limit": 1}, "cpu": {"shares": 2, "cpus": "0"}, "pids": {"limit": 3}, "blockIO": {"weight": 10},
+            "hugepageLimits": [{"pageSize": "2MB", "limit": 0}], "unified": {"memory.high": "5", "cgroup.max.depth": "2", "misc.max": "x 1"}}"#);
+        let got: Vec<String> = needs(&r).into_iter().map(|(c, _)| c).collect();
+        assert_eq!(got, ["memory", "cpu", "cpuset", "pids", "io", "hugetlb", "misc"]);
+        assert!(needs(&res(r#"{"devices": [{"allow": false, "access": "rwm"}], "pids": {"limit": 0}}"#)).is_empty(), "devices need no controller");
+    }
+
+    #[test]
+    fn the_whole_plan_in_order() {
+        let cg = testdir(&[("cpu.max", "max 100000"), ("memory.swap.max", "max"), ("io.weight", "default 100"), ("hugetlb.2MB.max", "max"), ("pids.max", "max")]);
+        let r = res(r#"{"memory": {"limit": 1000}, "cpu": {"quota": 5000}, "pids": {"limit": 3}, "blockIO": {"weight": 1000},
+            "hugepageLimits": [{"pageSize": "2MB", "limit": 2097152}], "unified": {"pids.max": "4"}}"#);
+        let w = plan(&r, &cg, false).expect("plan");
+        let files: Vec<&str> = w.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(files, ["memory.max", "cpu.max", "pids.max", "io.weight", "hugetlb.2MB.max", "pids.max"]);
+        assert_eq!(w.last().map(|(_, v)| v.as_str()), Some("4"), "unified comes last and wins");
+    }
+
+    #[test]
+    fn what_v2_cannot_do_is_refused() {
+        assert!(check(&res(r#"{"network": {"classID": 5}}"#)).is_err());
+        assert!(check(&res(r#"{"network": {}}"#)).is_ok());
+        assert!(check(&res(r#"{"devices": [{"allow": true, "access": "rwq"}]}"#)).is_err());
+        assert!(check(&res(r#"{"unified": {"cgroup.procs": "1"}}"#)).is_err());
+    }
 }

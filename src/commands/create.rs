@@ -82,9 +82,9 @@ fn build(opts: &CreateOpts, dir: &Dir, mode: StartBy, cgroup_out: &mut Option<Cg
     let cg = Cgroup::create(cg_path)?;
     let cgroup_fd = cg.open()?;
     *cgroup_out = Some(Cgroup::at(cg.path.clone()));
-    if let Some(r) = linux.resources() {
-        cgroups::resources::apply(&cg, r)?;
-    }
+    // Always: without device rules the device program still denies all but the default nodes.
+    let none = oci_spec::runtime::LinuxResources::default();
+    cgroups::resources::apply(&cg, linux.resources().as_ref().unwrap_or(&none), linux.devices().as_deref().unwrap_or(&[]), false)?;
     let fifo = match mode {
         StartBy::Fifo => Some(make_fifo(&dir.file(container::FIFO_FILE))?),
         StartBy::Socket { .. } => None,

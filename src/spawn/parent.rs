@@ -109,7 +109,7 @@ fn handshake(p: &Prepared, proc: Option<&Proc>, chan: &Channel, child: i32, chil
     let mut pty = None;
     loop {
         let Some((msg, fd)) = chan.recv_any()? else {
-            return Err(died(child_fd, direct));
+            return Err(died(child_fd, direct, &p.cgroup));
         };
         if let Some(fd) = fd {
             pty = Some(fd);
@@ -152,10 +152,14 @@ fn dup(fd: &OwnedFd) -> Result<OwnedFd> {
     fd.try_clone().context("dup pidfd")
 }
 
-/// The child closed the socket without a word: say how it ended.
-fn died(fd: &OwnedFd, direct: bool) -> Error {
+/// The child closed the socket without a word: say how it ended. The cgroup's memory.events
+/// tells an OOM kill from another SIGKILL.
+fn died(fd: &OwnedFd, direct: bool, cgroup: &Cgroup) -> Error {
     let who = if direct { "container init" } else { "join stage" };
     match pidfd::wait(fd) {
+        Ok(pidfd::Exit(137)) if cgroup.oom_kills().is_some_and(|n| n > 0) => {
+            Error::new(format!("{who} was killed by the OOM killer during setup (memory limit too low?)"))
+        }
         Ok(pidfd::Exit(137)) => Error::new(format!("{who} was killed during setup (SIGKILL; memory limit too low?)")),
         Ok(pidfd::Exit(code)) if code > 128 => Error::new(format!("{who} was killed during setup by signal {}", code - 128)),
         Ok(pidfd::Exit(code)) => Error::new(format!("{who} exited during setup with status {code}")),
