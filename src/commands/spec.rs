@@ -35,12 +35,16 @@ pub fn default_config(rootless: bool) -> serde_json::Value {
                 "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
                 "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"
             ],
-            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+            // runc's: deny every device; the runtime then allows the default nodes (cgroups::devices).
+            "resources": {"devices": [{"allow": false, "access": "rwm"}]}
         }
     });
     if rootless {
         let uid = nix::unistd::getuid().as_raw();
         let gid = nix::unistd::getgid().as_raw();
+        // As runc: a rootless container may not be able to program its cgroup.
+        v["linux"].as_object_mut().map(|l| l.remove("resources"));
         v["linux"]["namespaces"].as_array_mut().map(|a| a.push(serde_json::json!({"type": "user"})));
         v["linux"]["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": uid, "size": 1}]);
         v["linux"]["gidMappings"] = serde_json::json!([{"containerID": 0, "hostID": gid, "size": 1}]);
