@@ -42,7 +42,7 @@ pub fn create(g: &Global, opts: &CreateOpts, id: &str, mode: StartBy) -> Result<
     }
     let dir = Dir::create(&g.root, id)?;
     let mut cgroup: Option<Cgroup> = None;
-    match build(opts, &dir, mode, &mut cgroup) {
+    match build(&g.root, opts, &dir, mode, &mut cgroup) {
         Ok((prepared, launched)) => Ok(Created { dir, prepared, launched }),
         Err(e) => {
             if let Some(cg) = cgroup {
@@ -56,7 +56,7 @@ pub fn create(g: &Global, opts: &CreateOpts, id: &str, mode: StartBy) -> Result<
     }
 }
 
-fn build(opts: &CreateOpts, dir: &Dir, mode: StartBy, cgroup_out: &mut Option<Cgroup>) -> Result<(Prepared, Launched)> {
+fn build(root: &Path, opts: &CreateOpts, dir: &Dir, mode: StartBy, cgroup_out: &mut Option<Cgroup>) -> Result<(Prepared, Launched)> {
     let bundle = crate::spec::load(&opts.bundle)?;
     crate::spec::validate(&bundle.spec)?;
     let spec = &bundle.spec;
@@ -72,7 +72,7 @@ fn build(opts: &CreateOpts, dir: &Dir, mode: StartBy, cgroup_out: &mut Option<Cg
     }
     rlimits::check(process.rlimits().as_deref().unwrap_or(&[]))?;
     let caps = capabilities::plan(process.capabilities().as_ref())?;
-    let seccomp = linux.seccomp().as_ref().map(seccomp::compile).transpose()?;
+    let seccomp = linux.seccomp().as_ref().map(|s| seccomp::load(root, s)).transpose()?;
     let preserve_fds = fds::preserved(opts.preserve_fds)?;
     fds::check_open(preserve_fds)?;
     let console = opts.console_socket.as_deref().map(tty::connect).transpose()?;

@@ -25,6 +25,8 @@ pub struct Request {
     pub cgroup_fd: OwnedFd,
     pub console: Option<OwnedFd>,
     pub preserve_fds: u32,
+    /// The container's OCI state JSON, for a seccomp listener.
+    pub container_state: Vec<u8>,
 }
 
 /// The namespaces of `pid` that differ from ours, as setns flags.
@@ -65,7 +67,23 @@ pub fn launch(r: &Request) -> Result<(i32, OwnedFd)> {
     drop(theirs);
     let mut p2: Option<(i32, OwnedFd)> = None;
     loop {
-        match ours.recv()? {
+        let (msg, fd) = match ours.recv_any()? {
+            Some((m, fd)) => (Some(m), fd),
+            None => (None, None),
+        };
+        match msg {
+            Some(Msg::SeccompFd) => {
+                // P1 sent P2's pid before P2 could get this far.
+                let (Some((pid, p2_fd)), Some(fd), Some(l)) = (&p2, &fd, r.seccomp.as_ref().and_then(|s| s.listener.as_ref())) else {
+                    return Err(Error::new("sync socket: unexpected seccomp notify fd"));
+                };
+                if let Err(e) = seccomp::notify_listener(l, fd, *pid, &r.container_state) {
+                    // Without its listener the process must not run at all.
+                    let _ = pidfd::send_signal(p2_fd, nix::sys::signal::Signal::SIGKILL);
+                    let _ = pidfd::wait(p2_fd);
+                    return Err(e);
+                }
+            }
             Some(Msg::Pid(pid)) => {
                 p2 = Some((pid, pidfd::open(pid)?));
                 let _ = pidfd::wait(&p1_fd);
@@ -115,7 +133,7 @@ fn process(r: &Request, chan: &Channel, userns: bool) -> Result<()> {
     }
     rlimits::apply(r.process.rlimits().as_deref().unwrap_or(&[]))?;
     let id = finish::Identity { process: &r.process, caps: &r.caps, seccomp: r.seccomp.as_ref(), proc: proc.as_ref(), userns };
-    finish::identity(&id)?;
+    finish::identity(&id, chan)?;
     let exe = finish::resolve_executable(&r.process)?;
     finish::exec(&id, &exe, r.preserve_fds, chan.raw())
 }

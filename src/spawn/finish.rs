@@ -1,7 +1,7 @@
 //! The last steps before execve, shared by a container's init and by `exec`.
 
 use std::ffi::CString;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
@@ -11,6 +11,7 @@ use crate::error::{Context, Error, Result};
 use crate::linux::procfs::Proc;
 use crate::linux::{creds, fds};
 use crate::security::{apparmor, capabilities, seccomp, selinux};
+use crate::spawn::sync::Channel;
 
 pub struct Identity<'a> {
     pub process: &'a Process,
@@ -25,9 +26,35 @@ fn nnp(p: &Process) -> bool {
     p.no_new_privileges().unwrap_or(false)
 }
 
+/// When the filter goes on (see `security::seccomp`): early while CAP_SYS_ADMIN is held without
+/// no_new_privileges; at the end of `identity` with a listener (its fd must reach P0 before
+/// ready); else in `exec`, right before execve.
+#[derive(PartialEq, Eq)]
+enum SeccompAt {
+    Early,
+    Listener,
+    Execve,
+}
+
+fn seccomp_at(i: &Identity) -> SeccompAt {
+    match (nnp(i.process), i.seccomp.is_some_and(|s| s.listener.is_some())) {
+        (false, _) => SeccompAt::Early,
+        (true, true) => SeccompAt::Listener,
+        (true, false) => SeccompAt::Execve,
+    }
+}
+
+/// Install the filter; a notify fd goes to P0 for the listener, and is closed here.
+fn install_seccomp(prog: &seccomp::Program, chan: &Channel) -> Result<()> {
+    if let Some(fd) = seccomp::install(prog)? {
+        chan.send_seccomp_fd(fd.as_raw_fd())?;
+    }
+    Ok(())
+}
+
 /// Labels, then (without no_new_privileges) seccomp while CAP_SYS_ADMIN is still held, then the
 /// bounding set, uid/gid, the exact capability sets, and no_new_privileges.
-pub fn identity(i: &Identity) -> Result<()> {
+pub fn identity(i: &Identity, chan: &Channel) -> Result<()> {
     let p = i.process;
     if let Some(profile) = p.apparmor_profile().as_deref().filter(|s| !s.is_empty()) {
         let proc = i.proc.ok_or_else(|| Error::new("apparmorProfile needs a proc mount at /proc"))?;
@@ -37,8 +64,8 @@ pub fn identity(i: &Identity) -> Result<()> {
         let proc = i.proc.ok_or_else(|| Error::new("selinuxLabel needs a proc mount at /proc"))?;
         selinux::apply_on_exec(proc, label)?;
     }
-    if let (Some(prog), false) = (i.seccomp, nnp(p)) {
-        seccomp::install(prog)?;
+    if let (Some(prog), SeccompAt::Early) = (i.seccomp, seccomp_at(i)) {
+        install_seccomp(prog, chan)?;
     }
     capabilities::drop_bounding(i.caps)?;
     let setgroups = !i.userns || std::fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny");
@@ -46,6 +73,9 @@ pub fn identity(i: &Identity) -> Result<()> {
     capabilities::apply(i.caps)?;
     if nnp(p) {
         nix::sys::prctl::set_no_new_privs().context("no_new_privileges")?;
+    }
+    if let (Some(prog), SeccompAt::Listener) = (i.seccomp, seccomp_at(i)) {
+        install_seccomp(prog, chan)?;
     }
     Ok(())
 }
@@ -97,7 +127,7 @@ pub fn exec(i: &Identity, exe: &Path, preserve: u32, keep: RawFd) -> Result<()> 
         env.push(CString::new(format!("HOME={}", home_of(p.user().uid()))).map_err(|_| Error::new("HOME"))?);
     }
     let exe_c = CString::new(exe.as_os_str().as_encoded_bytes()).map_err(|_| Error::new(format!("exec: {exe:?}: NUL in path")))?;
-    if let (Some(prog), true) = (i.seccomp, nnp(p)) {
+    if let (Some(prog), SeccompAt::Execve) = (i.seccomp, seccomp_at(i)) {
         seccomp::install(prog)?;
     }
     let e = nix::unistd::execve(&exe_c, &argv, &env).unwrap_err();

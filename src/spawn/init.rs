@@ -111,7 +111,7 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
     drop(root);
     // 9.
     let id = finish::Identity { process: &p.process, caps: &p.caps, seccomp: p.seccomp.as_ref(), proc: proc.as_ref(), userns };
-    finish::identity(&id)?;
+    finish::identity(&id, chan)?;
     // 10.
     let exe = finish::resolve_executable(&p.process)?;
     chan.send(&Msg::Ready)?;

@@ -111,6 +111,12 @@ fn handshake(p: &Prepared, proc: Option<&Proc>, chan: &Channel, child: i32, chil
         let Some((msg, fd)) = chan.recv_any()? else {
             return Err(died(child_fd, direct, &p.cgroup));
         };
+        if let (Msg::SeccompFd, Some(fd)) = (&msg, &fd) {
+            let pid = init.as_ref().map(|(pid, _)| *pid).ok_or_else(|| Error::new("seccomp notify fd before the container's pid"))?;
+            let l = p.seccomp.as_ref().and_then(|s| s.listener.as_ref()).ok_or_else(|| Error::new("seccomp notify fd without a listenerPath"))?;
+            seccomp::notify_listener(l, fd, pid, &hook_state(p, "creating", pid))?;
+            continue;
+        }
         if let Some(fd) = fd {
             pty = Some(fd);
             continue;

@@ -28,6 +28,8 @@ pub enum Msg {
     Start,
     /// P0 → P2, in answer to Hooks: the OCI state JSON for the container's own hooks.
     State(Vec<u8>),
+    /// P2 → P0, with the fd: the seccomp notify fd, for the listener.
+    SeccompFd,
 }
 
 const MAP_IDS: u8 = 1;
@@ -39,6 +41,7 @@ const ACK: u8 = 6;
 const START: u8 = 7;
 const FD: u8 = 8;
 const STATE: u8 = 9;
+const SECCOMP_FD: u8 = 10;
 
 pub struct Channel {
     fd: OwnedFd,
@@ -74,6 +77,7 @@ impl Channel {
                 buf.push(STATE);
                 buf.extend_from_slice(json);
             }
+            Msg::SeccompFd => buf.push(SECCOMP_FD),
         }
         self.send_raw(&buf, None)
     }
@@ -81,6 +85,11 @@ impl Channel {
     /// Send an fd (a pty master) with a tag.
     pub fn send_fd(&self, fd: RawFd) -> Result<()> {
         self.send_raw(&[FD], Some(fd))
+    }
+
+    /// Send the seccomp notify fd (P2 → P0).
+    pub fn send_seccomp_fd(&self, fd: RawFd) -> Result<()> {
+        self.send_raw(&[SECCOMP_FD], Some(fd))
     }
 
     fn send_raw(&self, buf: &[u8], fd: Option<RawFd>) -> Result<()> {
@@ -153,6 +162,7 @@ impl Channel {
             START => Msg::Start,
             STATE => Msg::State(body.to_vec()),
             FD if fd.is_some() => return Ok(Some((Msg::Ack, fd))),
+            SECCOMP_FD if fd.is_some() => Msg::SeccompFd,
             t => return Err(Error::new(format!("sync socket: unexpected message {t}"))),
         };
         Ok(Some((msg, fd)))

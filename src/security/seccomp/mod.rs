@@ -1,148 +1,180 @@
-//! `linux.seccomp`: compiled to classic BPF in the parent with libseccomp, before the clone, so the
-//! container never runs libseccomp; installed in the child with a raw seccomp(2) as late as it can
-//! be (the last step before execve, or before dropping CAP_SYS_ADMIN when no_new_privileges is off).
+//! `linux.seccomp`: compiled to classic BPF in P0 with libseccomp, before the clone, so the
+//! container never runs libseccomp; installed in the child with a raw seccomp(2).
+//!
+//! When, in the child (see `spawn::finish`):
+//! - no_new_privileges on: the last step before execve, so the fewest runtime syscalls run under
+//!   the filter;
+//! - no_new_privileges off: before the capabilities are dropped, while CAP_SYS_ADMIN (which
+//!   installing a filter then needs) is still held;
+//! - with a `listenerPath`: before the container reports ready, because the notify fd must reach
+//!   P0 (and through it the listener) while P0 still waits (`create` exits at ready).
+//!
+//! In front of libseccomp's program sits the ENOSYS stub (`enosys`), and compiled programs are
+//! cached by input (`cache`), so a profile costs one compile per state root, not one per spawn.
 
-use std::io::{Read, Seek};
+mod cache;
+mod compile;
+mod enosys;
+mod listener;
 
-use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
-use oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction as A, LinuxSeccompFilterFlag as F, LinuxSeccompOperator as Op};
+use std::os::fd::OwnedFd;
+use std::path::Path;
 
-use crate::error::{Context, Error, Result};
+use oci_spec::runtime::LinuxSeccomp;
+
+pub use listener::Listener;
+
+use crate::error::{Error, Result};
 
 /// A compiled filter, ready for seccomp(SECCOMP_SET_MODE_FILTER).
 pub struct Program {
     pub filter: Vec<libc::sock_filter>,
     pub flags: libc::c_ulong,
+    /// Where the notify fd goes (SCMP_ACT_NOTIFY rules).
+    pub listener: Option<Listener>,
 }
 
-fn action(a: A, errno_ret: Option<u32>, default_errno: u32) -> ScmpAction {
-    match a {
-        A::ScmpActKill | A::ScmpActKillThread => ScmpAction::KillThread,
-        A::ScmpActKillProcess => ScmpAction::KillProcess,
-        A::ScmpActTrap => ScmpAction::Trap,
-        A::ScmpActErrno => ScmpAction::Errno(errno_ret.unwrap_or(default_errno) as i32),
-        A::ScmpActTrace => ScmpAction::Trace(errno_ret.unwrap_or(default_errno) as u16),
-        A::ScmpActAllow => ScmpAction::Allow,
-        A::ScmpActLog => ScmpAction::Log,
-        A::ScmpActNotify => ScmpAction::Notify,
-    }
+/// Compile `s`, or take it from the cache under the state root `root`.
+pub fn load(root: &Path, s: &LinuxSeccomp) -> Result<Program> {
+    build(s, Some(&cache::dir(root)))
 }
 
-fn arch(a: Arch) -> Result<ScmpArch> {
-    Ok(match a {
-        Arch::ScmpArchX86 => ScmpArch::X86,
-        Arch::ScmpArchX86_64 => ScmpArch::X8664,
-        Arch::ScmpArchX32 => ScmpArch::X32,
-        Arch::ScmpArchArm => ScmpArch::Arm,
-        Arch::ScmpArchAarch64 => ScmpArch::Aarch64,
-        Arch::ScmpArchMips => ScmpArch::Mips,
-        Arch::ScmpArchMips64 => ScmpArch::Mips64,
-        Arch::ScmpArchMips64n32 => ScmpArch::Mips64N32,
-        Arch::ScmpArchMipsel => ScmpArch::Mipsel,
-        Arch::ScmpArchMipsel64 => ScmpArch::Mipsel64,
-        Arch::ScmpArchMipsel64n32 => ScmpArch::Mipsel64N32,
-        Arch::ScmpArchPpc => ScmpArch::Ppc,
-        Arch::ScmpArchPpc64 => ScmpArch::Ppc64,
-        Arch::ScmpArchPpc64le => ScmpArch::Ppc64Le,
-        Arch::ScmpArchS390 => ScmpArch::S390,
-        Arch::ScmpArchS390x => ScmpArch::S390X,
-        Arch::ScmpArchRiscv64 => ScmpArch::Riscv64,
-        other => return Err(Error::new(format!("seccomp: architecture {other:?} is not supported"))),
-    })
-}
-
-fn compare(op: Op, value: u64, value_two: u64) -> (ScmpCompareOp, u64) {
-    match op {
-        Op::ScmpCmpNe => (ScmpCompareOp::NotEqual, value),
-        Op::ScmpCmpLt => (ScmpCompareOp::Less, value),
-        Op::ScmpCmpLe => (ScmpCompareOp::LessOrEqual, value),
-        Op::ScmpCmpEq => (ScmpCompareOp::Equal, value),
-        Op::ScmpCmpGe => (ScmpCompareOp::GreaterEqual, value),
-        Op::ScmpCmpGt => (ScmpCompareOp::Greater, value),
-        // OCI: value is the mask, valueTwo the value compared after masking.
-        Op::ScmpCmpMaskedEq => (ScmpCompareOp::MaskedEqual(value), value_two),
-    }
-}
-
-pub fn compile(s: &LinuxSeccomp) -> Result<Program> {
-    let default_errno = s.default_errno_ret().unwrap_or(libc::EPERM as u32);
-    let default = action(s.default_action(), s.default_errno_ret(), libc::EPERM as u32);
-    let mut ctx = ScmpFilterContext::new(default).map_err(|e| Error::new(format!("seccomp: {e}")))?;
-    // The kernel, not libseccomp, sets no_new_privs (or not) as the spec says.
-    ctx.set_ctl_nnp(false).map_err(|e| Error::new(format!("seccomp: {e}")))?;
-    for a in s.architectures().iter().flatten() {
-        let a = arch(*a)?;
-        ctx.add_arch(a).map_err(|e| Error::new(format!("seccomp: add architecture {a:?}: {e}")))?;
-    }
-    let mut flags: libc::c_ulong = 0;
-    for f in s.flags().iter().flatten() {
-        flags |= match f {
-            F::SeccompFilterFlagTsync => libc::SECCOMP_FILTER_FLAG_TSYNC,
-            F::SeccompFilterFlagLog => libc::SECCOMP_FILTER_FLAG_LOG,
-            F::SeccompFilterFlagSpecAllow => libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW,
-            F::SeccompFilterFlagWaitKillableRecv => 1 << 5,
-        };
-    }
-    for (i, rule) in s.syscalls().iter().flatten().enumerate() {
-        let act = action(rule.action(), rule.errno_ret(), default_errno);
-        if act == default {
-            continue; // libseccomp refuses rules that repeat the default action
+fn build(s: &LinuxSeccomp, cache_dir: Option<&Path>) -> Result<Program> {
+    let (flags, notify) = compile::flags(s)?;
+    let listener = notify.then(|| Listener {
+        path: s.listener_path().clone().unwrap_or_default(),
+        metadata: s.listener_metadata().clone().unwrap_or_default(),
+    });
+    let Some(dir) = cache_dir else { return Ok(Program { filter: compile::bpf(s)?, flags, listener }) };
+    let json = serde_json::to_vec(s).map_err(|e| Error::new(format!("seccomp: {e}")))?;
+    let input = cache::input(&json);
+    let filter = match cache::get(dir, &input) {
+        Some(f) => f,
+        None => {
+            let f = compile::bpf(s)?;
+            // A cache that cannot be written only costs the next spawn a compile.
+            if let Err(e) = cache::put(dir, &input, &f) {
+                crate::log::debug(|| format!("seccomp: cache {dir:?}: {e}"));
+            }
+            f
         }
-        if act == ScmpAction::Notify {
-            return Err(Error::new("seccomp: SCMP_ACT_NOTIFY (listenerPath) is not supported yet"));
-        }
-        let conds: Vec<ScmpArgCompare> = rule
-            .args()
-            .iter()
-            .flatten()
-            .map(|a| {
-                let (op, datum) = compare(a.op(), a.value(), a.value_two().unwrap_or(0));
-                ScmpArgCompare::new(a.index() as u32, op, datum)
-            })
-            .collect();
-        for name in rule.names() {
-            let sc = match ScmpSyscall::from_name(name) {
-                Ok(sc) => sc,
-                Err(_) => {
-                    // Profiles name syscalls of newer kernels than this libseccomp knows.
-                    crate::log::debug(|| format!("seccomp: skipping unknown syscall {name:?}"));
-                    continue;
-                }
-            };
-            ctx.add_rule_conditional(act, sc, &conds)
-                .map_err(|e| Error::new(format!("seccomp: syscalls[{i}] {name}: {e}")))?;
-        }
-    }
-    let filter = export(&ctx)?;
-    Ok(Program { filter, flags })
+    };
+    Ok(Program { filter, flags, listener })
 }
 
-fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>> {
-    let fd = nix::sys::memfd::memfd_create(c"testudo-seccomp", nix::sys::memfd::MFdFlags::MFD_CLOEXEC).context("seccomp: memfd")?;
-    ctx.export_bpf(&fd).map_err(|e| Error::new(format!("seccomp: export: {e}")))?;
-    let mut f = std::fs::File::from(fd);
-    f.rewind().context("seccomp: rewind")?;
-    let mut bytes = Vec::new();
-    f.read_to_end(&mut bytes).context("seccomp: read filter")?;
-    let size = std::mem::size_of::<libc::sock_filter>();
-    Ok(bytes
-        .chunks_exact(size)
-        .map(|c| libc::sock_filter {
-            code: u16::from_ne_bytes([c[0], c[1]]),
-            jt: c[2],
-            jf: c[3],
-            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
-        })
-        .collect())
+/// Instructions from their 8-byte kernel encoding.
+fn decode(bytes: &[u8]) -> Vec<libc::sock_filter> {
+    bytes
+        .chunks_exact(std::mem::size_of::<libc::sock_filter>())
+        .map(|c| libc::sock_filter { code: u16::from_ne_bytes([c[0], c[1]]), jt: c[2], jf: c[3], k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]) })
+        .collect()
 }
 
-/// Install the filter on this thread (the child's only one).
-pub fn install(p: &Program) -> Result<()> {
+/// Install the filter on this thread (the child's only one); the notify fd when asked for one.
+pub fn install(p: &Program) -> Result<Option<OwnedFd>> {
     let prog = libc::sock_fprog { len: p.filter.len() as u16, filter: p.filter.as_ptr() as *mut libc::sock_filter };
     // SAFETY: `prog` points into `p.filter`, which outlives the call; the kernel copies the program.
     let r = unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, p.flags, &prog as *const libc::sock_fprog) };
     if r < 0 {
-        return Err(crate::error::last_os("seccomp: install filter"));
+        return Err(crate::error::last_os(format!("seccomp: install filter (flags {:#x})", p.flags)));
     }
-    Ok(())
+    if p.flags & libc::SECCOMP_FILTER_FLAG_NEW_LISTENER != 0 {
+        // SAFETY: with NEW_LISTENER the kernel returned a new fd that nothing else owns.
+        return Ok(Some(unsafe { crate::linux::procfs::own(r as i32) }));
+    }
+    Ok(None)
+}
+
+/// Hand the notify fd and the container process state to the listener.
+pub fn notify_listener(l: &Listener, fd: &OwnedFd, pid: i32, container_state: &[u8]) -> Result<()> {
+    listener::send(l, fd, &listener::state(pid, &l.metadata, container_state)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(s: &LinuxSeccomp) -> Result<Program> {
+        build(s, None)
+    }
+
+    fn spec(v: serde_json::Value) -> LinuxSeccomp {
+        serde_json::from_value(v).expect("seccomp json")
+    }
+
+    #[test]
+    fn every_operator_and_flag_compiles() {
+        let s = spec(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1,
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "flags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"],
+            "syscalls": [
+                {"names": ["read", "write", "no_such_syscall_in_any_kernel"], "action": "SCMP_ACT_ALLOW"},
+                {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}, {"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]},
+                {"names": ["clone"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 2114060288, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
+                {"names": ["kill"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 1, "value": 9, "op": "SCMP_CMP_NE"}, {"index": 0, "value": 1, "op": "SCMP_CMP_GT"}]},
+                {"names": ["lseek"], "action": "SCMP_ACT_ERRNO", "errnoRet": 22, "args": [{"index": 2, "value": 3, "op": "SCMP_CMP_GE"}]},
+                {"names": ["dup"], "action": "SCMP_ACT_LOG", "args": [{"index": 0, "value": 3, "op": "SCMP_CMP_LT"}]},
+                {"names": ["dup2"], "action": "SCMP_ACT_TRAP", "args": [{"index": 0, "value": 3, "op": "SCMP_CMP_LE"}]},
+                {"names": ["ptrace"], "action": "SCMP_ACT_KILL_PROCESS"},
+                {"names": ["mount"], "action": "SCMP_ACT_KILL_THREAD"},
+                {"names": ["umount2"], "action": "SCMP_ACT_TRACE", "errnoRet": 5},
+                {"names": ["getppid"], "action": "SCMP_ACT_ERRNO"}
+            ]
+        }));
+        let p = compile(&s).expect("compile");
+        assert_eq!(p.flags, libc::SECCOMP_FILTER_FLAG_TSYNC | libc::SECCOMP_FILTER_FLAG_LOG | libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW);
+        assert!(p.listener.is_none());
+        assert!(p.filter.len() > 20);
+    }
+
+    #[test]
+    fn wrong_profiles_are_refused_with_the_field_named() {
+        let bad = |v: serde_json::Value, needle: &str| {
+            let e = match compile(&spec(v)) {
+                Ok(_) => panic!("accepted, expected an error about {needle}"),
+                Err(e) => e.to_string(),
+            };
+            assert!(e.contains(needle), "{e} (expected {needle})");
+        };
+        bad(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_KILL", "errnoRet": 1}]}), "errnoRet");
+        bad(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "errnoRet": 70000}]}), "out of range");
+        bad(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 6, "value": 1, "op": "SCMP_CMP_EQ"}]}]}), "index 6");
+        bad(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 1, "valueTwo": 2, "op": "SCMP_CMP_EQ"}]}]}), "valueTwo");
+        bad(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": [], "action": "SCMP_ACT_ERRNO"}]}), "names is empty");
+        bad(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}), "listenerPath");
+        bad(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/x", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}), "listenerPath");
+        bad(serde_json::json!({"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/x"}), "default action");
+        bad(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}), "WAIT_KILLABLE_RECV");
+        assert!(serde_json::from_value::<LinuxSeccomp>(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_NOPE"]})).is_err());
+        assert!(serde_json::from_value::<LinuxSeccomp>(serde_json::json!({"defaultAction": "SCMP_ACT_NOPE"})).is_err());
+    }
+
+    #[test]
+    fn notify_asks_for_a_listener_fd() {
+        let s = spec(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/l.sock", "listenerMetadata": "m",
+            "flags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
+        }));
+        let p = compile(&s).expect("compile");
+        let want = libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | libc::SECCOMP_FILTER_FLAG_TSYNC | libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
+        assert_eq!(p.flags, want);
+        let l = p.listener.expect("listener");
+        assert_eq!((l.path.to_str(), l.metadata.as_str()), (Some("/run/l.sock"), "m"));
+    }
+
+    #[test]
+    fn the_shipped_profiles_compile() {
+        for name in ["default.json", "build-sandbox.json"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("seccomp-profiles").join(name);
+            let Ok(bytes) = std::fs::read(&path) else {
+                eprintln!("SKIP: {path:?} is not there yet");
+                continue;
+            };
+            let s: LinuxSeccomp = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let p = compile(&s).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(p.filter.len() > 50, "{name}");
+        }
+    }
 }

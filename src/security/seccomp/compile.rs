@@ -1,0 +1,183 @@
+//! `linux.seccomp` → libseccomp → classic BPF, in P0. Every field is either honoured exactly or
+//! refused; the only thing skipped is a syscall name this libseccomp does not know (profiles name
+//! syscalls of newer kernels), with a debug log.
+
+use std::io::{Read, Seek};
+
+use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+use oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction as A, LinuxSeccompFilterFlag as F, LinuxSeccompOperator as Op};
+
+use super::enosys;
+use crate::error::{Context, Error, Result};
+
+/// The largest errno the kernel passes through (MAX_ERRNO); larger SECCOMP_RET_DATA is clamped.
+const MAX_ERRNO: u32 = 4095;
+
+fn action(a: A, errno_ret: Option<u32>, default_errno: u32, what: &str) -> Result<ScmpAction> {
+    if errno_ret.is_some() && !matches!(a, A::ScmpActErrno | A::ScmpActTrace) {
+        return Err(Error::new(format!("seccomp: {what}: errnoRet only goes with SCMP_ACT_ERRNO or SCMP_ACT_TRACE")));
+    }
+    let errno = errno_ret.unwrap_or(default_errno);
+    if errno > MAX_ERRNO {
+        return Err(Error::new(format!("seccomp: {what}: errno {errno} is out of range (max {MAX_ERRNO})")));
+    }
+    Ok(match a {
+        A::ScmpActKill | A::ScmpActKillThread => ScmpAction::KillThread,
+        A::ScmpActKillProcess => ScmpAction::KillProcess,
+        A::ScmpActTrap => ScmpAction::Trap,
+        A::ScmpActErrno => ScmpAction::Errno(errno as i32),
+        A::ScmpActTrace => ScmpAction::Trace(errno as u16),
+        A::ScmpActAllow => ScmpAction::Allow,
+        A::ScmpActLog => ScmpAction::Log,
+        A::ScmpActNotify => ScmpAction::Notify,
+    })
+}
+
+pub(super) fn arch(a: Arch) -> Result<ScmpArch> {
+    Ok(match a {
+        Arch::ScmpArchX86 => ScmpArch::X86,
+        Arch::ScmpArchX86_64 => ScmpArch::X8664,
+        Arch::ScmpArchX32 => ScmpArch::X32,
+        Arch::ScmpArchArm => ScmpArch::Arm,
+        Arch::ScmpArchAarch64 => ScmpArch::Aarch64,
+        Arch::ScmpArchMips => ScmpArch::Mips,
+        Arch::ScmpArchMips64 => ScmpArch::Mips64,
+        Arch::ScmpArchMips64n32 => ScmpArch::Mips64N32,
+        Arch::ScmpArchMipsel => ScmpArch::Mipsel,
+        Arch::ScmpArchMipsel64 => ScmpArch::Mipsel64,
+        Arch::ScmpArchMipsel64n32 => ScmpArch::Mipsel64N32,
+        Arch::ScmpArchPpc => ScmpArch::Ppc,
+        Arch::ScmpArchPpc64 => ScmpArch::Ppc64,
+        Arch::ScmpArchPpc64le => ScmpArch::Ppc64Le,
+        Arch::ScmpArchS390 => ScmpArch::S390,
+        Arch::ScmpArchS390x => ScmpArch::S390X,
+        Arch::ScmpArchRiscv64 => ScmpArch::Riscv64,
+        other => return Err(Error::new(format!("seccomp: architecture {other:?} is not supported"))),
+    })
+}
+
+fn compare(op: Op, value: u64, value_two: u64, what: &str) -> Result<(ScmpCompareOp, u64)> {
+    if value_two != 0 && op != Op::ScmpCmpMaskedEq {
+        return Err(Error::new(format!("seccomp: {what}: valueTwo only goes with SCMP_CMP_MASKED_EQ")));
+    }
+    Ok(match op {
+        Op::ScmpCmpNe => (ScmpCompareOp::NotEqual, value),
+        Op::ScmpCmpLt => (ScmpCompareOp::Less, value),
+        Op::ScmpCmpLe => (ScmpCompareOp::LessOrEqual, value),
+        Op::ScmpCmpEq => (ScmpCompareOp::Equal, value),
+        Op::ScmpCmpGe => (ScmpCompareOp::GreaterEqual, value),
+        Op::ScmpCmpGt => (ScmpCompareOp::Greater, value),
+        // OCI: value is the mask, valueTwo the value compared after masking.
+        Op::ScmpCmpMaskedEq => (ScmpCompareOp::MaskedEqual(value), value_two),
+    })
+}
+
+/// The install flags, and whether the profile asks for a notify fd: cheap checks, no libseccomp.
+pub fn flags(s: &LinuxSeccomp) -> Result<(libc::c_ulong, bool)> {
+    let mut flags: libc::c_ulong = 0;
+    for f in s.flags().iter().flatten() {
+        flags |= match f {
+            F::SeccompFilterFlagTsync => libc::SECCOMP_FILTER_FLAG_TSYNC,
+            F::SeccompFilterFlagLog => libc::SECCOMP_FILTER_FLAG_LOG,
+            F::SeccompFilterFlagSpecAllow => libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+            F::SeccompFilterFlagWaitKillableRecv => libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+        };
+    }
+    if s.default_action() == A::ScmpActNotify {
+        return Err(Error::new("seccomp: SCMP_ACT_NOTIFY cannot be the default action"));
+    }
+    let notify = s.syscalls().iter().flatten().any(|r| r.action() == A::ScmpActNotify);
+    match (notify, s.listener_path().is_some()) {
+        (true, false) => return Err(Error::new("seccomp: SCMP_ACT_NOTIFY needs a listenerPath")),
+        (false, true) => return Err(Error::new("seccomp: listenerPath is set but no syscall uses SCMP_ACT_NOTIFY")),
+        _ => {}
+    }
+    if s.listener_metadata().is_some() && s.listener_path().is_none() {
+        return Err(Error::new("seccomp: listenerMetadata needs a listenerPath"));
+    }
+    if notify {
+        flags |= libc::SECCOMP_FILTER_FLAG_NEW_LISTENER;
+        // The kernel refuses TSYNC with NEW_LISTENER unless told to report a failed sync as
+        // ESRCH; we are single-threaded, so it never fails.
+        if flags & libc::SECCOMP_FILTER_FLAG_TSYNC != 0 {
+            flags |= libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
+        }
+    } else if flags & libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV != 0 {
+        return Err(Error::new("seccomp: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV needs a SCMP_ACT_NOTIFY rule"));
+    }
+    Ok((flags, notify))
+}
+
+/// The filter program: the ENOSYS stub (see `enosys`) followed by libseccomp's program.
+pub fn bpf(s: &LinuxSeccomp) -> Result<Vec<libc::sock_filter>> {
+    let default_errno = s.default_errno_ret().unwrap_or(libc::EPERM as u32);
+    let default = action(s.default_action(), s.default_errno_ret(), libc::EPERM as u32, "defaultAction")?;
+    let ctx_err = |e: libseccomp::error::SeccompError| Error::new(format!("seccomp: {e}"));
+    let mut ctx = ScmpFilterContext::new(default).map_err(ctx_err)?;
+    // The kernel, not libseccomp, sets no_new_privs (or not) as the spec says.
+    ctx.set_ctl_nnp(false).map_err(ctx_err)?;
+    let mut archs = vec![ScmpArch::native()];
+    for a in s.architectures().iter().flatten() {
+        let a = arch(*a)?;
+        if !archs.contains(&a) {
+            ctx.add_arch(a).map_err(|e| Error::new(format!("seccomp: add architecture {a:?}: {e}")))?;
+            archs.push(a);
+        }
+    }
+    let mut named: Vec<&str> = Vec::new();
+    for (i, rule) in s.syscalls().iter().flatten().enumerate() {
+        let what = format!("syscalls[{i}]");
+        let act = action(rule.action(), rule.errno_ret(), default_errno, &what)?;
+        if rule.names().is_empty() {
+            return Err(Error::new(format!("seccomp: {what}: names is empty")));
+        }
+        let mut conds = Vec::new();
+        for a in rule.args().iter().flatten() {
+            if a.index() > 5 {
+                return Err(Error::new(format!("seccomp: {what}: argument index {} (max 5)", a.index())));
+            }
+            let (op, datum) = compare(a.op(), a.value(), a.value_two().unwrap_or(0), &what)?;
+            conds.push(ScmpArgCompare::new(a.index() as u32, op, datum));
+        }
+        // libseccomp refuses two comparisons of one argument in a rule; like runc, such a rule
+        // means "any of them" and becomes one rule per comparison.
+        let mut idx: Vec<u32> = rule.args().iter().flatten().map(|a| a.index() as u32).collect();
+        idx.sort_unstable();
+        let split = idx.windows(2).any(|w| w[0] == w[1]);
+        for name in rule.names() {
+            let Ok(sc) = ScmpSyscall::from_name(name) else {
+                // Profiles name syscalls of newer kernels than this libseccomp knows.
+                crate::log::debug(|| format!("seccomp: skipping unknown syscall {name:?}"));
+                continue;
+            };
+            named.push(name);
+            if act == default {
+                continue; // libseccomp refuses rules that repeat the default action
+            }
+            let groups: Vec<&[ScmpArgCompare]> = if split { conds.chunks(1).collect() } else { vec![&conds[..]] };
+            for c in groups {
+                ctx.add_rule_conditional(act, sc, c).map_err(|e| Error::new(format!("seccomp: {what} {name}: {e}")))?;
+            }
+        }
+    }
+    let mut prog = Vec::new();
+    let permissive = matches!(default, ScmpAction::Allow | ScmpAction::Log);
+    if !permissive && default != ScmpAction::Errno(libc::ENOSYS) {
+        prog = enosys::stub(&enosys::highest(&archs, &named));
+    }
+    prog.extend(export(&ctx)?);
+    if prog.len() > libc::BPF_MAXINSNS as usize {
+        return Err(Error::new(format!("seccomp: the filter has {} instructions (max {})", prog.len(), libc::BPF_MAXINSNS)));
+    }
+    Ok(prog)
+}
+
+fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>> {
+    let fd = nix::sys::memfd::memfd_create(c"testudo-seccomp", nix::sys::memfd::MFdFlags::MFD_CLOEXEC).context("seccomp: memfd")?;
+    ctx.export_bpf(&fd).map_err(|e| Error::new(format!("seccomp: export: {e}")))?;
+    let mut f = std::fs::File::from(fd);
+    f.rewind().context("seccomp: rewind")?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).context("seccomp: read filter")?;
+    Ok(super::decode(&bytes))
+}
