@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The spawn benchmark in smoke mode (few iterations), so that it cannot rot. Builds youki once
-# (cached in integration/.cache/youki).
+# (cached in /var/cache/testudo-bench).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
-exec python3 "$here/integration/bench/spawn.py" --smoke --runtimes testudo,runc,crun,youki
+exec python3 "$here/integration/bench/bench.py" --smoke --runtimes testudo,runc,crun,youki

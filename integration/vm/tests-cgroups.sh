@@ -1,0 +1,271 @@
+#!/usr/bin/env bash
+# cgroup v2 limits observed for real, inside the test VM (pure cgroup v2, every controller):
+# memory.max and the OOM killer, pids.max, cpu.max throttling, device rules, live update,
+# pause/resume and kill --all. Run as root inside the VM with TESTUDO_IN_VM=1, using the host's
+# target/release/testudo through the shared /. Prints `ok - …` / `not ok - …` per test and a final
+# `N passed, N failed`; exits non-zero on any failure. Nothing here skips: a missing feature fails.
+set -uo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=${TESTUDO_BIN:-$repo/target/release/testudo}
+STATE=/run/testudo-vm-cgroups
+work=$(mktemp -d /tmp/vm-cgroups.XXXXXX)
+passed=0 failed=0
+
+fail() { echo "    $*" >&2; return 1; }
+tu() { "$BIN" --root "$STATE" "$@"; }
+
+# bundle ID RESOURCES_JSON [EXTRA_CAPS] < SCRIPT: a bundle from `testudo spec` running the
+# script (read from stdin, so it needs no quoting) with the given linux.resources.
+bundle() {
+  local id=$1 res=${2:-null} caps=${3:-}
+  mkdir -p "$work/$id"
+  cat > "$work/$id/script"
+  "$BIN" spec --bundle "$work/$id" || return 1
+  python3 - "$work/$id" "$work/rootfs" "$res" "$caps" <<'PY'
+import json, sys
+d, rootfs, res, caps = sys.argv[1:5]
+c = json.load(open(d + "/config.json"))
+c["root"]["path"] = rootfs
+c["process"]["terminal"] = False
+c["process"]["args"] = ["sh", "-c", open(d + "/script").read()]
+r = json.loads(res)
+if r is not None:
+    c["linux"].setdefault("resources", {}).update(r)
+for cap in filter(None, caps.split(",")):
+    for s in ("bounding", "effective", "permitted"):
+        c["process"]["capabilities"][s].append(cap)
+json.dump(c, open(d + "/config.json", "w"))
+PY
+}
+
+# Create and start in the background; the container's output goes to $work/ID.out.
+start() {
+  tu create --bundle "$work/$1" "$1" > "$work/$1.out" 2> "$work/$1.err" || { cat "$work/$1.err" >&2; return 1; }
+  tu start "$1" || return 1
+}
+
+# wait_for SECONDS COMMAND…: poll until the command succeeds.
+wait_for() {
+  local deadline=$((SECONDS + $1)); shift
+  until "$@"; do
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.1
+  done
+}
+
+init_pid() { tu state "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])'; }
+ps_count() { tu ps --format json "$1" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+cleanup() { tu delete --force "$1" >/dev/null 2>&1; }
+
+run_test() {
+  local name=$1 fn=$2 start=$SECONDS
+  if "$fn"; then
+    passed=$((passed + 1)); echo "ok - $name ($((SECONDS - start)) s)"
+  else
+    failed=$((failed + 1)); echo "not ok - $name ($((SECONDS - start)) s)"
+  fi
+}
+
+# --- the tests ---------------------------------------------------------------------------------
+
+# A child allocating past memory.max is OOM-killed; memory.events counts it and `events`
+# streams an {"type":"oom"} object.
+t_memory_oom() {
+  local id=oom
+  bundle $id '{"memory": {"limit": 33554432, "swap": 33554432}}' <<'S' || return 1
+sleep 1
+sh -c 'x=$(head -c 200000000 /dev/zero | tr "\0" a); echo survived'
+echo child=$?
+cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory.swap.max
+grep oom_kill /sys/fs/cgroup/memory.events
+sleep 100
+S
+  start $id || return 1
+  tu events --interval 60s $id > "$work/$id.events" 2>&1 &
+  local ev=$!
+  wait_for 60 grep -q '^oom_kill' "$work/$id.out" || { kill $ev; cleanup $id; fail "no result: $(cat "$work/$id.out")"; return 1; }
+  sleep 0.5
+  kill $ev 2>/dev/null; wait $ev 2>/dev/null
+  local out; out=$(cat "$work/$id.out"); cleanup $id
+  grep -qx 'child=137' <<<"$out" || { fail "the allocating child was not SIGKILLed: $out"; return 1; }
+  grep -q survived <<<"$out" && { fail "allocation past the limit survived"; return 1; }
+  grep -qx '33554432' <<<"$out" || { fail "memory.max: $out"; return 1; }
+  grep -qx '0' <<<"$out" || { fail "memory.swap.max should be 0 (swap == limit): $out"; return 1; }
+  grep -Eq '^oom_kill [1-9]' <<<"$out" || { fail "memory.events: $out"; return 1; }
+  grep -q '"type":"oom"' "$work/$id.events" || { fail "events reported no oom: $(cat "$work/$id.events")"; return 1; }
+}
+
+# An init killed by the OOM killer before it execs is reported as such by create.
+t_oom_at_create() {
+  local id=oomcreate
+  bundle $id '{"memory": {"limit": 1048576, "swap": 1048576}}' <<'S' || return 1
+x=$(head -c 200000000 /dev/zero | tr "\0" a)
+S
+  local err
+  err=$(tu run --bundle "$work/$id" $id 2>&1 >/dev/null)
+  local code=$?
+  cleanup $id
+  [ $code -ne 0 ] || { fail "ran to success under 1 MiB"; return 1; }
+  case "$err" in
+    *"OOM killer"*"memory limit too low?"*) ;;
+    *) [ $code -eq 137 ] || { fail "neither an OOM report nor 137: code $code: $err"; return 1; }
+       fail "the init survived setup and was killed after exec (code 137): $err"; return 1 ;;
+  esac
+}
+
+# Forks beyond pids.max fail with EAGAIN; pids.events counts them.
+t_pids() {
+  local id=pids
+  bundle $id '{"pids": {"limit": 8}}' <<'S' || return 1
+i=0; while [ $i -lt 20 ]; do sleep 30 & i=$((i+1)); done 2>/dev/shm/err
+echo current=$(cat /sys/fs/cgroup/pids.current) max=$(cat /sys/fs/cgroup/pids.max)
+grep -c "Resource temporarily unavailable" /dev/shm/err
+grep '^max' /sys/fs/cgroup/pids.events
+S
+  local out; out=$(tu run --bundle "$work/$id" $id 2>&1); cleanup $id
+  grep -Eq '^current=[1-8] max=8$' <<<"$out" || { fail "pids: $out"; return 1; }
+  grep -Eq '^([1-9]|1[0-9])$' <<<"$out" || { fail "no fork failed: $out"; return 1; }
+  grep -Eq '^max [1-9]' <<<"$out" || { fail "pids.events: $out"; return 1; }
+}
+
+# A busy loop under cpu.max 20% gets about its share, and nr_throttled grows.
+t_cpu() {
+  local id=cpu
+  bundle $id '{"cpu": {"quota": 20000, "period": 100000, "shares": 1024}}' <<'S' || return 1
+(while :; do :; done) &
+sleep 3
+kill $!
+cat /sys/fs/cgroup/cpu.max /sys/fs/cgroup/cpu.weight /sys/fs/cgroup/cpu.stat
+S
+  local out; out=$(tu run --bundle "$work/$id" $id 2>&1); cleanup $id
+  grep -qx '20000 100000' <<<"$out" || { fail "cpu.max: $out"; return 1; }
+  grep -qx '100' <<<"$out" || { fail "cpu.weight for 1024 shares: $out"; return 1; }
+  local usage throttled
+  usage=$(awk '$1 == "usage_usec" {print $2}' <<<"$out")
+  throttled=$(awk '$1 == "nr_throttled" {print $2}' <<<"$out")
+  echo "    cpu: ${usage} us of 3 s wall under a 20% quota, nr_throttled ${throttled}"
+  [ "${usage:-0}" -ge 300000 ] && [ "${usage:-0}" -le 1050000 ] || { fail "usage ${usage} us is not about 20% of 3 s"; return 1; }
+  [ "${throttled:-0}" -ge 5 ] || { fail "nr_throttled ${throttled}"; return 1; }
+}
+
+# Device rules: a denied node opens with EPERM, an allowed one works (c 1:42 has no driver, so
+# an open the program lets through ends in ENXIO).
+t_devices() {
+  local id=dev
+  bundle $id '{"devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 43, "access": "r"}]}' CAP_MKNOD <<'S' || return 1
+mknod /dev/x c 1 42; mknod /dev/y c 1 43
+head -c 4 /dev/zero | wc -c
+echo x: $( (cat /dev/x) 2>&1 | sed 's/.*: //')
+echo y: $( (cat /dev/y) 2>&1 | sed 's/.*: //')
+echo yw: $( (echo > /dev/y) 2>&1 | sed 's/.*: //')
+S
+  local out; out=$(tu run --bundle "$work/$id" $id 2>&1); cleanup $id
+  local want=$'4\nx: Operation not permitted\ny: No such device or address\nyw: Operation not permitted'
+  [ "$out" = "$want" ] || { fail "got: $out"; return 1; }
+}
+
+# update changes live limits, through the flags and through --resources -.
+t_update() {
+  local id=upd
+  bundle $id '{"memory": {"limit": 67108864}, "pids": {"limit": 50}, "cpu": {"quota": 50000, "period": 100000}}' <<'S' || return 1
+sleep 1000
+S
+  start $id || return 1
+  local forks='for i in 1 2 3 4 5; do sleep 5 & done 2>&1; echo done'
+  local out
+  out=$(tu exec $id sh -c "$forks" 2>&1)
+  grep -q 'Resource temporarily unavailable' <<<"$out" && { cleanup $id; fail "forks failed before the update: $out"; return 1; }
+  tu update --memory 48m --memory-swap 48m --pids-limit 4 --cpu-quota 30000 $id || { cleanup $id; fail "update"; return 1; }
+  out=$(tu exec $id cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory.swap.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/cpu.max 2>&1)
+  [ "$out" = $'50331648\n0\n4\n30000 100000' ] || { cleanup $id; fail "after update: $out"; return 1; }
+  out=$(tu exec $id sh -c "$forks" 2>&1)
+  grep -q 'Resource temporarily unavailable' <<<"$out" || { cleanup $id; fail "forks past the new pids.max: $out"; return 1; }
+  wait_for 10 test "$(ps_count $id)" -le 1
+  echo '{"pids": {"limit": 6}}' | tu update --resources - $id || { cleanup $id; fail "update --resources -"; return 1; }
+  tu update --memory-swap 96m $id || { cleanup $id; fail "swap alone"; return 1; }
+  out=$(tu exec $id cat /sys/fs/cgroup/pids.max /sys/fs/cgroup/memory.swap.max 2>&1)
+  [ "$out" = $'6\n50331648' ] || { cleanup $id; fail "pids.max 6 and swap 96m-48m: $out"; return 1; }
+  out=$(echo '{"memory": {"limit": 4096, "checkBeforeUpdate": true}}' | tu update --resources - $id 2>&1)
+  grep -q 'below the current usage' <<<"$out" || { cleanup $id; fail "checkBeforeUpdate: $out"; return 1; }
+  cleanup $id
+}
+
+# pause stops a counter, resume restarts it.
+t_pause() {
+  local id=pause
+  bundle $id <<'S' || return 1
+i=0; while :; do i=$((i+1)); echo $i > /dev/shm/n; done
+S
+  start $id || return 1
+  local n="/proc/$(init_pid $id)/root/dev/shm/n"
+  wait_for 20 test "$(cat "$n" 2>/dev/null || echo 0)" -gt 10 || { cleanup $id; fail "counter never ran"; return 1; }
+  tu pause $id || { cleanup $id; fail "pause"; return 1; }
+  [ "$(tu state $id | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')" = paused ] || { cleanup $id; fail "not paused"; return 1; }
+  local a b; a=$(cat "$n"); sleep 1; b=$(cat "$n")
+  [ "$a" = "$b" ] || { cleanup $id; fail "counter moved while paused: $a -> $b"; return 1; }
+  tu resume $id || { cleanup $id; fail "resume"; return 1; }
+  wait_for 20 test "$(cat "$n")" -gt $((b + 10)) || { cleanup $id; fail "counter did not restart"; return 1; }
+  cleanup $id
+}
+
+# kill --all reaps a process tree (cgroup.kill), and delete removes the emptied cgroup.
+t_kill_all() {
+  local id=killall
+  bundle $id <<'S' || return 1
+sleep 100 & (sleep 100 & sleep 100; wait) & wait; sleep 100
+S
+  start $id || return 1
+  wait_for 20 test "$(ps_count $id)" -ge 5 || { cleanup $id; fail "tree: $(tu ps --format json $id)"; return 1; }
+  local pids; pids=$(tu ps --format json $id | tr -d '[],' )
+  tu kill --all $id KILL || { cleanup $id; fail "kill --all"; return 1; }
+  wait_for 20 test "$(ps_count $id)" -eq 0 || { cleanup $id; fail "left: $(tu ps --format json $id)"; return 1; }
+  local p
+  for p in $pids; do
+    if [ -e /proc/$p ] && ! grep -q ') Z' /proc/$p/stat 2>/dev/null; then cleanup $id; fail "pid $p survived"; return 1; fi
+  done
+  tu delete $id || { fail "delete"; return 1; }
+  [ ! -e /sys/fs/cgroup/testudo/$id ] || { fail "cgroup left behind"; return 1; }
+}
+
+# events --stats: runc's object with the live values.
+t_stats() {
+  local id=stats
+  bundle $id '{"memory": {"limit": 67108864}, "pids": {"limit": 20}}' <<'S' || return 1
+sleep 100 & sleep 100
+S
+  start $id || return 1
+  wait_for 20 test "$(ps_count $id)" -ge 2
+  local out; out=$(tu events --stats $id); cleanup $id
+  python3 - "$out" <<'PY' || { fail "stats: $out"; return 1; }
+import json, sys
+v = json.loads(sys.argv[1])
+d = v["data"]
+assert v["type"] == "stats", v
+assert d["memory"]["usage"]["limit"] == 67108864, d["memory"]
+assert d["memory"]["usage"]["usage"] > 0, d["memory"]
+assert d["pids"] == {"current": 2, "limit": 20}, d["pids"]
+assert d["cpu"]["usage"]["total"] > 0, d["cpu"]
+PY
+}
+
+# --- run ---------------------------------------------------------------------------------------
+[ -n "${TESTUDO_IN_VM:-}" ] || { echo "not ok - TESTUDO_IN_VM is not set: run me inside the VM (integration/suites.d/vm-cgroups.sh)"; exit 1; }
+[ -x "$BIN" ] || { echo "not ok - no testudo binary at $BIN"; exit 1; }
+controllers=$(cat /sys/fs/cgroup/cgroup.controllers 2>/dev/null)
+for c in memory pids cpu cpuset io; do
+  grep -qw $c <<<"$controllers" || { echo "not ok - the VM's cgroup2 lacks the $c controller (has: $controllers)"; exit 1; }
+done
+bash "$repo/integration/busybox-rootfs.sh" "$work/rootfs" || { echo "not ok - busybox rootfs"; exit 1; }
+suite_start=$SECONDS
+run_test "memory.max: an allocation past it is OOM-killed and events reports it" t_memory_oom
+run_test "an init OOM-killed during create is reported as such" t_oom_at_create
+run_test "pids.max: forks beyond it fail" t_pids
+run_test "cpu.max: a busy loop gets its share and is throttled" t_cpu
+run_test "devices: a denied node opens with EPERM, an allowed one works" t_devices
+run_test "update changes live limits (flags and --resources -)" t_update
+run_test "pause stops a counter, resume restarts it" t_pause
+run_test "kill --all reaps a process tree; delete removes the cgroup" t_kill_all
+run_test "events --stats reports live memory, pids and cpu" t_stats
+echo "$passed passed, $failed failed ($((SECONDS - suite_start)) s)"
+rm -rf "$work"
+[ "$failed" -eq 0 ]
