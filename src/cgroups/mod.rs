@@ -14,6 +14,7 @@ mod rdma;
 pub mod resources;
 pub mod stats;
 mod unified;
+pub mod v1;
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
@@ -71,7 +72,13 @@ impl Cgroup {
         if !cg.procs()?.is_empty() {
             return Err(Error::new(format!("cgroup {:?} is already in use", cg.path)));
         }
+        cg.legacy().create()?;
         Ok(cg)
+    }
+
+    /// The container's cgroup v1 directories on a hybrid host (none on a pure v2 host).
+    pub fn legacy(&self) -> v1::Legacy {
+        mountpoint().map(|root| v1::Legacy::of(&root, &self.path)).unwrap_or_default()
     }
 
     /// An fd for clone3(CLONE_INTO_CGROUP).
@@ -168,10 +175,10 @@ impl Cgroup {
         self.write("cgroup.kill", "1")
     }
 
-    /// Kill what is left, wait for it to be gone, remove the directory.
+    /// Kill what is left, wait for it to be gone, remove the directory (and the v1 ones).
     pub fn destroy(&self) -> Result<()> {
         if !self.exists() {
-            return Ok(());
+            return self.legacy().remove();
         }
         if self.event("populated")? {
             if self.frozen() {
@@ -181,8 +188,9 @@ impl Cgroup {
             self.wait_event("populated", false, 10_000)?;
         }
         match std::fs::remove_dir(&self.path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            r => r.with_context(|| format!("remove cgroup {:?}", self.path)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            r => r.with_context(|| format!("remove cgroup {:?}", self.path))?,
         }
+        self.legacy().remove()
     }
 }

@@ -9,6 +9,7 @@ use oci_spec::runtime::{LinuxDevice, LinuxResources};
 use crate::error::{Context, Error, Result};
 
 use super::controllers::{self, Need};
+use super::v1::Legacy;
 use super::{bpf, cpu, devices, hugetlb, io, memory, mountpoint, pids, rdma, unified, Cgroup};
 
 /// (file, value) in the order they are written.
@@ -114,16 +115,46 @@ pub fn plan(r: &LinuxResources, cg: &Cgroup, live: bool) -> Result<Writes> {
 /// default nodes, as in runc; on update only when the update carries device rules.
 pub fn apply(cg: &Cgroup, r: &LinuxResources, nodes: &[LinuxDevice], live: bool) -> Result<()> {
     check(r)?;
-    controllers::enable(&mountpoint()?, &cg.path, &needs(r))?;
-    for (file, value) in plan(r, cg, live)? {
+    let legacy = cg.legacy();
+    let v2 = without_legacy(r, &legacy);
+    controllers::enable(&mountpoint()?, &cg.path, &needs(&v2))?;
+    for (file, value) in plan(&v2, cg, live)? {
         cg.write(&file, &value)?;
     }
+    legacy.apply(r, live)?;
     if !live || r.devices().is_some() {
         let rules = devices::rules(r.devices().as_deref().unwrap_or(&[]), nodes)?;
         let prog = bpf::load(&devices::program(&rules)?)?;
         bpf::replace(&cg.dir()?, &prog).with_context(|| format!("cgroup {:?}", cg.path))?;
     }
     Ok(())
+}
+
+/// The resources left for the v2 hierarchy once those of v1-bound controllers are taken out.
+fn without_legacy(r: &LinuxResources, legacy: &Legacy) -> LinuxResources {
+    let mut v2 = r.clone();
+    if legacy.dirs.is_empty() {
+        return v2;
+    }
+    if legacy.has("memory") {
+        v2.set_memory(None);
+    }
+    if legacy.has("pids") {
+        v2.set_pids(None);
+    }
+    if legacy.has("blkio") {
+        v2.set_block_io(None);
+    }
+    if let Some(mut c) = v2.cpu().clone() {
+        if legacy.has("cpu") {
+            c.set_shares(None).set_quota(None).set_period(None).set_burst(None).set_idle(None);
+        }
+        if legacy.has("cpuset") {
+            c.set_cpus(None).set_mems(None);
+        }
+        v2.set_cpu(Some(c));
+    }
+    v2
 }
 
 /// A temporary directory with the given files, standing in for a cgroup.

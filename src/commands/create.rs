@@ -81,6 +81,7 @@ fn build(root: &Path, opts: &CreateOpts, dir: &Dir, mode: StartBy, cgroup_out: &
     let cg_path = cgroups::resolve(linux.cgroups_path().as_deref(), &dir.id)?;
     let cg = Cgroup::create(cg_path)?;
     let cgroup_fd = cg.open()?;
+    let legacy_procs = cg.legacy().open_procs()?;
     *cgroup_out = Some(Cgroup::at(cg.path.clone()));
     // Always: without device rules the device program still denies all but the default nodes.
     let none = oci_spec::runtime::LinuxResources::default();
@@ -102,6 +103,7 @@ fn build(root: &Path, opts: &CreateOpts, dir: &Dir, mode: StartBy, cgroup_out: &
         seccomp,
         cgroup: cg,
         cgroup_fd,
+        legacy_procs,
         fifo,
         console,
         preserve_fds,

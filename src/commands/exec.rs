@@ -41,6 +41,7 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
         init_pid: facts.pid,
         init_pidfd,
         cgroup_fd: Cgroup::at(facts.cgroup.clone()).open()?,
+        legacy_procs: Cgroup::at(facts.cgroup.clone()).legacy().open_procs()?,
         console: e.console_socket.as_deref().map(tty::connect).transpose()?,
         preserve_fds,
         container_state: super::state_json(&facts, super::status(&dir, Some(&facts))).to_string().into_bytes(),

@@ -23,6 +23,8 @@ pub struct Request {
     pub init_pid: i32,
     pub init_pidfd: OwnedFd,
     pub cgroup_fd: OwnedFd,
+    /// cgroup.procs of the container's v1 directories on a hybrid host (cgroups::v1).
+    pub legacy_procs: Vec<OwnedFd>,
     pub console: Option<OwnedFd>,
     pub preserve_fds: u32,
     /// The container's OCI state JSON, for a seccomp listener.
@@ -60,7 +62,10 @@ pub fn launch(r: &Request) -> Result<(i32, OwnedFd)> {
     let p1_fd = match forked {
         Forked::Child => {
             drop(ours);
-            clone::child_main(&theirs, || join(r, &theirs, flags, userns))
+            clone::child_main(&theirs, || {
+                crate::cgroups::v1::enter(&r.legacy_procs)?;
+                join(r, &theirs, flags, userns)
+            })
         }
         Forked::Parent { pidfd, .. } => pidfd.ok_or_else(|| Error::new("clone3 returned no pidfd"))?,
     };

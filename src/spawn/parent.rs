@@ -31,6 +31,8 @@ pub struct Prepared {
     pub seccomp: Option<seccomp::Program>,
     pub cgroup: Cgroup,
     pub cgroup_fd: OwnedFd,
+    /// cgroup.procs of the container's v1 directories on a hybrid host (cgroups::v1).
+    pub legacy_procs: Vec<OwnedFd>,
     /// exec.fifo opened read-write (create): init blocks reading it until `start` writes.
     pub fifo: Option<OwnedFd>,
     /// `--console-socket`, connected.
@@ -79,7 +81,11 @@ pub fn launch(p: &Prepared) -> Result<Launched> {
             drop(ours);
             // SAFETY: the File owning this fd lives in a frame of P0 this child never returns to.
             unsafe { libc::close(p.lock_fd) };
-            clone::child_main(&theirs, || if direct { init::run(p, &theirs, true) } else { join::run(p, &theirs) })
+            clone::child_main(&theirs, || {
+                // First, before anything can fork: every process of the container is in them.
+                crate::cgroups::v1::enter(&p.legacy_procs)?;
+                if direct { init::run(p, &theirs, true) } else { join::run(p, &theirs) }
+            })
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd.ok_or_else(|| Error::new("clone3 returned no pidfd"))?),
     };

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# limit: 1800 (a first run on a fresh machine builds youki: ~5 min on 2 idle cores)
 # The spawn benchmark in smoke mode (few iterations), so that it cannot rot. Builds youki once
 # (cached in /var/cache/testudo-bench).
 set -euo pipefail

@@ -1,0 +1,343 @@
+//! cgroup v1 hierarchies on a hybrid host. The container always lives in the v2 hierarchy
+//! (freeze, kill, procs, device programs); on a host where the v2 hierarchy is mounted at
+//! /sys/fs/cgroup/unified and a resource controller is still bound to a v1 hierarchy at
+//! /sys/fs/cgroup/<controller>, the container also gets a directory there, at the same relative
+//! path, and the resources of that controller are written in its v1 files — what runc does on
+//! such a host, and what containerd and Docker read their stats from. The set of directories is
+//! derived from the v2 path and the mounts each time, never stored. On a pure v2 host (cgroup2 at
+//! /sys/fs/cgroup) there are none and this module costs one comparison.
+//!
+//! Only what the v2 code accepts is written here too (`resources::check` runs first), so one
+//! config.json means the same on both kinds of host.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use nix::sys::statfs::{statfs, CGROUP_SUPER_MAGIC};
+use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
+
+use crate::error::{Context, Error, Result};
+
+/// The resource controllers a container joins in v1 when v2 lacks them. freezer and devices are
+/// left out: the v2 hierarchy's cgroup.freeze and device programs do their work.
+const CONTROLLERS: [&str; 6] = ["cpu", "cpuacct", "cpuset", "memory", "pids", "blkio"];
+const V1_ROOT: &str = "/sys/fs/cgroup";
+
+/// The container's v1 directories, one per hierarchy (co-mounted controllers share one).
+#[derive(Debug, Default)]
+pub struct Legacy {
+    pub dirs: Vec<(&'static str, PathBuf)>,
+}
+
+impl Legacy {
+    /// The v1 directories of the container whose v2 cgroup is `cg`, below the v2 hierarchy
+    /// mounted at `v2_root`.
+    pub fn of(v2_root: &Path, cg: &Path) -> Legacy {
+        if v2_root == Path::new(V1_ROOT) {
+            return Legacy::default();
+        }
+        let Ok(rel) = cg.strip_prefix(v2_root) else { return Legacy::default() };
+        let offered = std::fs::read_to_string(v2_root.join("cgroup.controllers")).unwrap_or_default();
+        let mut dirs: Vec<(&'static str, PathBuf)> = Vec::new();
+        let mut seen: Vec<PathBuf> = Vec::new();
+        for c in CONTROLLERS {
+            if offered.split_whitespace().any(|o| o == c) {
+                continue;
+            }
+            let mount = Path::new(V1_ROOT).join(c);
+            if !statfs(&mount).is_ok_and(|s| s.filesystem_type() == CGROUP_SUPER_MAGIC) {
+                continue;
+            }
+            // "cpu" and "cpuacct" are often links to one "cpu,cpuacct" hierarchy.
+            let real = std::fs::canonicalize(&mount).unwrap_or(mount);
+            if seen.contains(&real) {
+                continue;
+            }
+            seen.push(real.clone());
+            dirs.push((c, real.join(rel)));
+        }
+        Legacy { dirs }
+    }
+
+    pub fn has(&self, controller: &str) -> bool {
+        self.dir(controller).is_some()
+    }
+
+    fn dir(&self, controller: &str) -> Option<&Path> {
+        self.dirs.iter().find(|(c, _)| *c == controller).map(|(_, d)| d.as_path())
+    }
+
+    /// Make the directories. A new cpuset cgroup starts with no cpus and no mems, and a process
+    /// cannot join it until both are set: each level gets its parent's.
+    pub fn create(&self) -> Result<()> {
+        for (c, dir) in &self.dirs {
+            if *c != "cpuset" {
+                std::fs::create_dir_all(dir).with_context(|| format!("create cgroup {dir:?}"))?;
+                continue;
+            }
+            let mut missing = Vec::new();
+            let mut d = dir.as_path();
+            while !d.exists() {
+                missing.push(d.to_path_buf());
+                d = d.parent().ok_or_else(|| Error::new(format!("cgroup {dir:?}: no existing parent")))?;
+            }
+            for m in missing.iter().rev() {
+                std::fs::create_dir(m).with_context(|| format!("create cgroup {m:?}"))?;
+                let parent = m.parent().unwrap_or(m);
+                for f in ["cpuset.cpus", "cpuset.mems"] {
+                    let v = std::fs::read_to_string(parent.join(f)).with_context(|| format!("read {:?}", parent.join(f)))?;
+                    write(&m.join(f), v.trim())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// cgroup.procs of every directory, opened here on the host: the container's first process
+    /// writes "0" to each as its first step (`enter`), before it can fork, so every process of
+    /// the container is in them. The kernel checks the opener's credentials, so this works from
+    /// inside a new user namespace too.
+    pub fn open_procs(&self) -> Result<Vec<OwnedFd>> {
+        self.dirs
+            .iter()
+            .map(|(_, d)| {
+                let p = d.join("cgroup.procs");
+                nix::fcntl::open(&p, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty()).with_context(|| format!("open {p:?}"))
+            })
+            .collect()
+    }
+
+    /// Remove the directories; the caller has emptied the container's v2 cgroup, which holds
+    /// every process these do.
+    pub fn remove(&self) -> Result<()> {
+        for (_, d) in &self.dirs {
+            match std::fs::remove_dir(d) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                r => r.with_context(|| format!("remove cgroup {d:?}"))?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Every write the resources of v1-bound controllers ask for, as (file, value), in order.
+    pub fn plan(&self, r: &LinuxResources, live: bool) -> Result<Vec<(PathBuf, String)>> {
+        let mut out = Vec::new();
+        if let (Some(m), Some(d)) = (r.memory(), self.dir("memory")) {
+            memory(m, d, live, &mut out)?;
+        }
+        if let Some(c) = r.cpu() {
+            if let Some(d) = self.dir("cpu") {
+                cpu(c, d, &mut out);
+            }
+            if let Some(d) = self.dir("cpuset") {
+                for (f, v) in [("cpuset.cpus", c.cpus()), ("cpuset.mems", c.mems())] {
+                    if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+                        out.push((d.join(f), v.to_string()));
+                    }
+                }
+            }
+        }
+        if let (Some(p), Some(d)) = (r.pids(), self.dir("pids")) {
+            pids(p, d, &mut out);
+        }
+        if let (Some(b), Some(d)) = (r.block_io(), self.dir("blkio")) {
+            blkio(b, d, &mut out);
+        }
+        Ok(out)
+    }
+
+    pub fn apply(&self, r: &LinuxResources, live: bool) -> Result<()> {
+        for (file, value) in self.plan(r, live)? {
+            write(&file, &value)?;
+        }
+        Ok(())
+    }
+}
+
+/// The container's first process joins its v1 directories (see `Legacy::open_procs`).
+pub fn enter(procs: &[OwnedFd]) -> Result<()> {
+    for fd in procs {
+        // SAFETY: fd is an open descriptor owned by the caller; the buffer is a valid 1-byte slice.
+        let n = unsafe { libc::write(fd.as_raw_fd(), b"0".as_ptr().cast(), 1) };
+        if n != 1 {
+            return Err(crate::error::last_os("join the container's cgroup v1 directories"));
+        }
+    }
+    Ok(())
+}
+
+fn write(file: &Path, value: &str) -> Result<()> {
+    std::fs::write(file, value).with_context(|| format!("write {value:?} to {file:?}"))
+}
+
+/// v1 takes -1 for "no limit" where v2 takes "max"; 0 leaves a value alone, as in runc.
+fn set(out: &mut Vec<(PathBuf, String)>, d: &Path, file: &str, v: Option<i64>) {
+    if let Some(v) = v.filter(|&v| v != 0) {
+        out.push((d.join(file), if v < 0 { "-1".into() } else { v.to_string() }));
+    }
+}
+
+fn current(file: &Path) -> Result<i64> {
+    let t = std::fs::read_to_string(file).with_context(|| format!("read {file:?}"))?;
+    t.trim().parse().map_err(|_| Error::new(format!("{file:?}: not a number: {:?}", t.trim())))
+}
+
+/// The spec's swap is v1's memory+swap limit, which must never be below the memory limit: when
+/// it grows it is written first, when it shrinks after the limit (runc's order).
+fn memory(m: &LinuxMemory, d: &Path, live: bool, out: &mut Vec<(PathBuf, String)>) -> Result<()> {
+    let limit = m.limit().filter(|&l| l != 0);
+    let swap = m.swap().filter(|&s| s != 0);
+    if live && m.check_before_update() == Some(true) {
+        if let Some(l) = limit.filter(|&l| l > 0) {
+            let usage = current(&d.join("memory.usage_in_bytes"))?;
+            if usage >= l {
+                return Err(Error::new(format!("linux.resources.memory.limit: rejecting {l}, below the current usage {usage}")));
+            }
+        }
+    }
+    if let (Some(s), Some(l)) = (swap, limit) {
+        if s > 0 && (l < 0 || s < l) {
+            return Err(Error::new(format!("linux.resources.memory.swap: memory+swap limit {s} is below the memory limit {l}")));
+        }
+    }
+    let memsw = d.join("memory.memsw.limit_in_bytes");
+    if swap.is_some() && !memsw.exists() {
+        return Err(Error::new(format!("linux.resources.memory.swap: {memsw:?} does not exist (swap accounting is off on this host)")));
+    }
+    let swap_first = match swap {
+        Some(s) if s < 0 => true,
+        Some(s) => current(&memsw).is_ok_and(|cur| cur >= 0 && s > cur),
+        None => false,
+    };
+    if swap_first {
+        set(out, d, "memory.memsw.limit_in_bytes", swap);
+    }
+    set(out, d, "memory.limit_in_bytes", limit);
+    if !swap_first {
+        set(out, d, "memory.memsw.limit_in_bytes", swap);
+    }
+    set(out, d, "memory.soft_limit_in_bytes", m.reservation());
+    Ok(())
+}
+
+fn cpu(c: &LinuxCpu, d: &Path, out: &mut Vec<(PathBuf, String)>) {
+    if let Some(s) = c.shares().filter(|&s| s != 0) {
+        out.push((d.join("cpu.shares"), s.to_string()));
+    }
+    // The period first: a quota is checked against the period in force.
+    if let Some(p) = c.period().filter(|&p| p != 0) {
+        out.push((d.join("cpu.cfs_period_us"), p.to_string()));
+    }
+    set(out, d, "cpu.cfs_quota_us", c.quota());
+    if let Some(b) = c.burst() {
+        out.push((d.join("cpu.cfs_burst_us"), b.to_string()));
+    }
+    if let Some(i) = c.idle() {
+        out.push((d.join("cpu.idle"), i.to_string()));
+    }
+}
+
+fn pids(p: &LinuxPids, d: &Path, out: &mut Vec<(PathBuf, String)>) {
+    match p.limit() {
+        0 => {}
+        n if n < 0 => out.push((d.join("pids.max"), "max".into())),
+        n => out.push((d.join("pids.max"), n.to_string())),
+    }
+}
+
+fn blkio(b: &LinuxBlockIo, d: &Path, out: &mut Vec<(PathBuf, String)>) {
+    // With BFQ the weight files carry its prefix (runc does the same).
+    let weight = if d.join("blkio.bfq.weight").exists() { "blkio.bfq.weight" } else { "blkio.weight" };
+    if let Some(w) = b.weight().filter(|&w| w != 0) {
+        out.push((d.join(weight), w.to_string()));
+    }
+    for wd in b.weight_device().iter().flatten() {
+        if let Some(w) = wd.weight().filter(|&w| w != 0) {
+            out.push((d.join(format!("{weight}_device")), format!("{}:{} {w}", wd.major(), wd.minor())));
+        }
+    }
+    let throttles = [
+        ("blkio.throttle.read_bps_device", b.throttle_read_bps_device()),
+        ("blkio.throttle.write_bps_device", b.throttle_write_bps_device()),
+        ("blkio.throttle.read_iops_device", b.throttle_read_iops_device()),
+        ("blkio.throttle.write_iops_device", b.throttle_write_iops_device()),
+    ];
+    for (file, list) in throttles {
+        for t in list.iter().flatten() {
+            out.push((d.join(file), format!("{}:{} {}", t.major(), t.minor(), t.rate())));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn legacy(files: &[(&str, &str, &str)]) -> Legacy {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let root = std::env::temp_dir().join(format!("testudo-v1-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let mut l = Legacy::default();
+        for c in ["memory", "cpu", "cpuset", "pids", "blkio"] {
+            std::fs::create_dir_all(root.join(c)).expect("mkdir");
+            l.dirs.push((c, root.join(c)));
+        }
+        for (c, f, v) in files {
+            std::fs::write(root.join(c).join(f), v).expect("write");
+        }
+        l
+    }
+
+    fn names(w: &[(PathBuf, String)]) -> Vec<String> {
+        w.iter().map(|(f, v)| format!("{}={v}", f.file_name().and_then(|n| n.to_str()).unwrap_or("?"))).collect()
+    }
+
+    #[test]
+    fn every_v2_resource_has_its_v1_file() {
+        let l = legacy(&[("memory", "memory.memsw.limit_in_bytes", "9223372036854771712\n")]);
+        let r: LinuxResources = serde_json::from_str(
+            r#"{"memory": {"limit": 1000, "swap": 3000, "reservation": 500}, "cpu": {"shares": 512, "quota": -1, "period": 50000, "cpus": "0", "mems": "0"},
+                "pids": {"limit": 20}, "blockIO": {"weight": 300, "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 100}]}}"#,
+        )
+        .expect("json");
+        let w = names(&l.plan(&r, false).expect("plan"));
+        assert_eq!(
+            w,
+            [
+                "memory.limit_in_bytes=1000",
+                "memory.memsw.limit_in_bytes=3000",
+                "memory.soft_limit_in_bytes=500",
+                "cpu.shares=512",
+                "cpu.cfs_period_us=50000",
+                "cpu.cfs_quota_us=-1",
+                "cpuset.cpus=0",
+                "cpuset.mems=0",
+                "pids.max=20",
+                "blkio.weight=300",
+                "blkio.throttle.read_bps_device=8:0 100",
+            ]
+        );
+    }
+
+    #[test]
+    fn memory_plus_swap_never_drops_below_the_limit() {
+        // Growing past the current memsw: memsw first.
+        let l = legacy(&[("memory", "memory.memsw.limit_in_bytes", "2000\n")]);
+        let r: LinuxResources = serde_json::from_str(r#"{"memory": {"limit": 4000, "swap": 8000}}"#).expect("json");
+        assert_eq!(names(&l.plan(&r, true).expect("plan")), ["memory.memsw.limit_in_bytes=8000", "memory.limit_in_bytes=4000"]);
+        let r: LinuxResources = serde_json::from_str(r#"{"memory": {"limit": 4000, "swap": 1000}}"#).expect("json");
+        assert!(l.plan(&r, false).is_err(), "memory+swap below memory");
+        // No swap accounting: a swap limit is an error, not ignored.
+        let l = legacy(&[]);
+        let r: LinuxResources = serde_json::from_str(r#"{"memory": {"limit": 4000, "swap": 8000}}"#).expect("json");
+        assert!(l.plan(&r, false).expect_err("no memsw").to_string().contains("swap accounting"));
+    }
+
+    #[test]
+    fn a_pure_v2_host_has_no_v1_directories() {
+        assert!(Legacy::of(Path::new("/sys/fs/cgroup"), Path::new("/sys/fs/cgroup/a/b")).dirs.is_empty());
+    }
+}
