@@ -272,7 +272,7 @@ fn hugetlb_limits_and_unified_keys_are_written() {
         eprintln!("SKIP: no hugetlb controller or 2 MB pages");
         return;
     }
-    let mut b = Bundle::new("cat /sys/fs/cgroup/hugetlb.2MB.max /sys/fs/cgroup/hugetlb.1GB.max");
+    let mut b = Bundle::new("d=/sys/fs/cgroup; [ -d $d/unified ] && d=$d/unified; cat $d/hugetlb.2MB.max $d/hugetlb.1GB.max");
     b.config["linux"]["resources"] = serde_json::json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}], "unified": {"hugetlb.1GB.max": "0"}});
     assert_eq!(b.run_ok(), "4194304\n0\n");
     let mut b = Bundle::new("true");
@@ -334,4 +334,34 @@ fn events_stats_is_one_runc_object() {
     assert!(lines.iter().all(|l| l["type"] == "stats"));
     let stopped = b.testudo(&["events", "--stats", &b.id]);
     assert!(!stopped.status.success(), "a stopped container has no events");
+}
+
+#[test]
+fn on_a_hybrid_host_a_cgroup_mount_shows_the_containers_v1_and_v2_cgroups() {
+    if !require_root() {
+        return;
+    }
+    if v1_hierarchy("pids").is_none() || v1_hierarchy("memory").is_none() {
+        assert!(std::env::var_os("TESTUDO_IN_VM").is_none(), "SKIP is a failure in the VM");
+        eprintln!("SKIP: not a hybrid host");
+        return;
+    }
+    let mut b = Bundle::new(
+        "ls /sys/fs/cgroup | tr '\\n' ' '; echo; cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/memory/memory.limit_in_bytes; \
+         grep -c . /sys/fs/cgroup/pids/cgroup.procs; test -e /sys/fs/cgroup/unified/cgroup.freeze && echo unified-ok; \
+         echo 5 > /sys/fs/cgroup/pids/pids.max 2>/dev/null || echo ro-ok; mkdir /sys/fs/cgroup/x 2>/dev/null || echo tmpfs-ro-ok",
+    );
+    b.config["linux"]["resources"] = serde_json::json!({"pids": {"limit": 12}, "memory": {"limit": 50331648}});
+    let mounts = b.config["mounts"].as_array_mut().expect("mounts");
+    mounts.retain(|m| m["destination"] != "/sys/fs/cgroup");
+    mounts.push(serde_json::json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]}));
+    let out = b.run_ok();
+    let lines: Vec<&str> = out.lines().collect();
+    for h in ["pids", "memory", "unified"] {
+        assert!(lines[0].split_whitespace().any(|x| x == h), "/sys/fs/cgroup lacks {h}: {out}");
+    }
+    assert_eq!(&lines[1..4], ["12", "50331648", "2"], "the container's own v1 cgroups, with its processes (sh, grep): {out}");
+    for want in ["unified-ok", "ro-ok", "tmpfs-ro-ok"] {
+        assert!(lines.contains(&want), "{want}: {out}");
+    }
 }

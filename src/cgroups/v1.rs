@@ -61,6 +61,12 @@ impl Legacy {
         Legacy { dirs }
     }
 
+    /// (hierarchy name under /sys/fs/cgroup, the container's directory in it).
+    pub fn hierarchies(&self) -> Vec<(String, PathBuf)> {
+        let name = |d: &Path| d.strip_prefix(V1_ROOT).ok().and_then(|r| r.iter().next()).map(|n| n.to_string_lossy().into_owned());
+        self.dirs.iter().filter_map(|(_, d)| name(d).map(|n| (n, d.clone()))).collect()
+    }
+
     pub fn has(&self, controller: &str) -> bool {
         self.dir(controller).is_some()
     }

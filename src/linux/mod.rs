@@ -1,5 +1,7 @@
 //! Small wrappers named after the kernel concepts the spawn path uses.
 
+pub mod cgroupfs;
+pub mod copyup;
 pub mod creds;
 pub mod devices;
 pub mod fds;

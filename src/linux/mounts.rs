@@ -32,6 +32,8 @@ pub struct Options {
     /// MS_PRIVATE / MS_SHARED / MS_SLAVE / MS_UNBINDABLE, and whether recursive.
     pub propagation: Option<(MsFlags, bool)>,
     pub idmap: Option<bool>,
+    /// tmpcopyup: a tmpfs starts with a copy of what was at its destination (linux::copyup).
+    pub copyup: bool,
     /// Filesystem-specific options passed to the kernel as the data string.
     pub data: Vec<String>,
 }
@@ -48,6 +50,7 @@ impl Default for Options {
             rec_clr: 0,
             propagation: None,
             idmap: None,
+            copyup: false,
             data: Vec::new(),
         }
     }
@@ -118,7 +121,7 @@ const PROPAGATION: &[(&str, MsFlags, bool)] = &[
 /// Every option name `parse` understands (for `features`).
 pub fn option_names() -> Vec<&'static str> {
     let mut v: Vec<&str> = FLAGS.iter().map(|f| f.0).chain(RECURSIVE.iter().map(|f| f.0)).chain(PROPAGATION.iter().map(|f| f.0)).collect();
-    v.extend(["bind", "rbind", "idmap", "ridmap", "defaults"]);
+    v.extend(["bind", "rbind", "idmap", "ridmap", "defaults", "tmpcopyup"]);
     v.sort_unstable();
     v
 }
@@ -165,6 +168,7 @@ pub fn parse(mount_type: Option<&str>, options: &[String]) -> Options {
                 "idmap" => o.idmap = Some(false),
                 "ridmap" => o.idmap = Some(true),
                 "defaults" => {}
+                "tmpcopyup" => o.copyup = true,
                 other => o.data.push(other.to_string()),
             }
         }
@@ -179,6 +183,8 @@ pub struct Ctx<'a> {
     pub label: Option<&'a str>,
     /// A user namespace fd for idmapped mounts (the container's).
     pub userns: Option<RawFd>,
+    /// On a hybrid host, the container's cgroups for a `cgroup` mount (linux::cgroupfs).
+    pub hybrid: Option<&'a crate::linux::cgroupfs::Hybrid<'a>>,
 }
 
 /// Perform one `mounts[]` entry. `source` is already absolute for bind mounts (made so at create).
@@ -280,6 +286,12 @@ fn fresh(ctx: &Ctx, m: &Mount, o: &Options) -> Result<()> {
     if o.idmap.is_some() {
         return Err(Error::new(format!("idmap is only supported on bind mounts, not {typ}")));
     }
+    if o.copyup && typ != "tmpfs" {
+        return Err(Error::new(format!("tmpcopyup is only supported on tmpfs, not {typ}")));
+    }
+    if let Some(h) = ctx.hybrid.filter(|_| typ == "cgroup") {
+        return crate::linux::cgroupfs::mount(ctx, h, m, o);
+    }
     let mut data = o.data.clone();
     if let Some(label) = ctx.label {
         if !matches!(fstype, "proc" | "sysfs" | "cgroup2" | "bind") {
@@ -297,6 +309,13 @@ fn fresh(ctx: &Ctx, m: &Mount, o: &Options) -> Result<()> {
         (!data.is_empty()).then_some(data.as_str()),
     )
     .context(fstype)?;
+    if o.copyup {
+        // `dest` is the directory underneath the new tmpfs; "." does not cross into the mount.
+        let dir = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let below = nix::fcntl::openat(&dest, ".", dir, nix::sys::stat::Mode::empty()).context("tmpcopyup: open")?;
+        let top = inroot::open(ctx.root, m.destination(), dir).context("tmpcopyup: reopen")?;
+        crate::linux::copyup::copy(&below, &top)?;
+    }
     let needs_attrs = o.rec_set != 0 || o.rec_clr != 0 || o.propagation.is_some();
     if needs_attrs {
         // The fd above is the directory underneath; reopen to get the new mount's root.

@@ -25,7 +25,7 @@ use oci_spec::runtime::LinuxNamespaceType as T;
 use crate::container::hooks;
 use crate::error::{Context, Error, Result};
 use crate::linux::procfs::Proc;
-use crate::linux::{devices, inroot, keyring, mounts, rlimits, rootfs, sysctl, tty};
+use crate::linux::{cgroupfs, devices, inroot, keyring, mounts, rlimits, rootfs, sysctl, tty};
 use crate::spawn::finish;
 use crate::spawn::parent::Prepared;
 use crate::spawn::sync::{Channel, Msg};
@@ -63,7 +63,11 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
     let dev_null = rootfs::open_dev_null()?;
     let ns_fd = if userns { Some(open_own_userns()?) } else { None };
     let label = linux.and_then(|l| l.mount_label().as_deref());
-    let ctx = mounts::Ctx { root: &root, label, userns: ns_fd.as_ref().map(std::os::fd::AsRawFd::as_raw_fd) };
+    // On a hybrid host a `cgroup` mount shows the container's v1 cgroups too (linux::cgroupfs).
+    let hybrid = p.mounts.iter().any(|m| m.typ().as_deref() == Some("cgroup")).then(|| p.cgroup.legacy()).filter(|l| !l.dirs.is_empty());
+    let hybrid = hybrid.map(|l| cgroupfs::Hybrid { v2: &p.cgroup.path, v1: l.hierarchies() });
+    let userns_fd = ns_fd.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
+    let ctx = mounts::Ctx { root: &root, label, userns: userns_fd, hybrid: hybrid.as_ref() };
     let mut proc: Option<Proc> = None;
     for m in &p.mounts {
         mounts::mount(&ctx, m)?;
