@@ -81,7 +81,7 @@ cli_checks() {
   c1=$(read_count "$pid"); sleep 1; c2=$(read_count "$pid")
   if [ "$c1" != none ] && [ "$c1" = "$c2" ]; then ok "pause: the counter inside stops ($c1)"
   else notok "pause: the counter inside stops" "before=$c1 after 1 s=$c2"; fi
-  like "pause: the freezer cgroup is FROZEN" FROZEN "$(cat "$(cgroup_dir "$pid" freezer)/freezer.state" 2>&1)"
+  like "pause: the freezer cgroup is FROZEN" FROZEN "$(freezer_state "$pid" 2>&1)"
   $E unpause "$p-loop" >/dev/null 2>&1
   is "unpause: engine reports running" running "$(state_of "$p-loop")"
   if wait_for 5 count_moves "$pid" "${c2:-0}"; then ok "unpause: the counter moves again"

@@ -138,7 +138,7 @@ ctr_checks() {
   c1=$(read_count "$pid"); sleep 1; c2=$(read_count "$pid")
   if [ "$c1" != none ] && [ "$c1" = "$c2" ]; then ok "ctr task pause: the counter inside stops ($c1)"
   else notok "ctr task pause: the counter inside stops" "before=$c1 after 1 s=$c2"; fi
-  like "ctr task pause: the freezer cgroup is FROZEN" FROZEN "$(cat "$(cgroup_dir "$pid" freezer)/freezer.state" 2>&1)"
+  like "ctr task pause: the freezer cgroup is FROZEN" FROZEN "$(freezer_state "$pid" 2>&1)"
   cr task resume cr-loop >/dev/null 2>&1
   is "ctr task resume: task RUNNING" RUNNING "$(ctr_status cr-loop)"
   if wait_for 5 count_moves "$pid" "${c2:-0}"; then ok "ctr task resume: the counter moves again"

@@ -151,6 +151,28 @@ cgroup_dir() {
   echo "/sys/fs/cgroup${line#0::}"
 }
 
+# FROZEN when the kernel has frozen the process's cgroup: the v1 freezer where the runtime put
+# it in one (runc on a hybrid host), else cgroup v2's cgroup.events (testudo freezes there).
+# (A process the runtime leaves in its parent's v1 freezer cgroup — podman's conmon's — is frozen
+# through v2 alone, so both are read.)
+freezer_state() {
+  local pid=$1 v1 v2 root seen=
+  v1=$(grep -E '^[0-9]+:freezer:' "/proc/$pid/cgroup" | cut -d: -f3)
+  if [ -n "$v1" ] && [ -e "/sys/fs/cgroup/freezer$v1/freezer.state" ]; then
+    seen="v1 $(cat "/sys/fs/cgroup/freezer$v1/freezer.state")"
+    [ "$seen" = "v1 FROZEN" ] && { echo FROZEN; return; }
+  fi
+  v2=$(grep -E '^0::' "/proc/$pid/cgroup" | cut -d: -f3)
+  for root in /sys/fs/cgroup/unified /sys/fs/cgroup; do
+    if [ -e "$root$v2/cgroup.events" ]; then
+      grep -qx 'frozen 1' "$root$v2/cgroup.events" && { echo FROZEN; return; }
+      seen="$seen; v2 $(grep frozen "$root$v2/cgroup.events")"
+      break
+    fi
+  done
+  echo "not frozen (${seen:-no freezer cgroup for pid $pid})"
+}
+
 # The runtime's own message for a missing command, as it writes it to --log in JSON, the way
 # every shim and conmon read it. Engines must pass this text through to the user.
 runtime_own_error() {
