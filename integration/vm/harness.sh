@@ -7,23 +7,42 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BIN=${TESTUDO_BIN:-$repo/target/x86_64-unknown-linux-gnu/release/testudo}
 passed=0 failed=0
 
-# in_vm SCRIPT ARGS…: on the host, run SCRIPT in the VM and exit with its status.
-in_vm() {
+# host_prereqs: what the guest runs from the host's / and the host must therefore have.
+host_prereqs() {
   [ -n "${TESTUDO_IN_VM:-}" ] && return 0
-  exec "$repo/integration/vm/run.sh" bash "$@"
+  command -v apparmor_parser >/dev/null && return 0
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    -o DPkg::Lock::Timeout=600 apparmor >/dev/null || { echo "not ok - apt-get install apparmor"; exit 1; }
 }
 
-# setup_work NAME: a work dir with the busybox rootfs every bundle uses, the state dir, and a
-# copy of the testudo binary: a rebuild on the host while the VM runs replaces the shared file,
-# and the guest's next exec of it would fail with ESTALE.
+# in_vm SCRIPT ARGS…: on the host, run `bash SCRIPT ARGS…` in the VM and exit with its status.
+# The busybox rootfs is built here (a second on the host, a minute in the guest, where every exec
+# costs ~110 ms under TCG) and the testudo binary is copied next to it, so that a rebuild on the
+# host while the VM runs cannot replace the file under the guest (the next exec would be ESTALE).
+in_vm() {
+  [ -n "${TESTUDO_IN_VM:-}" ] && return 0
+  [ -x "$BIN" ] || { echo "not ok - no testudo binary at $BIN (cargo build --release)"; exit 1; }
+  local seed rc
+  seed=$(mktemp -d /tmp/testudo-vm-seed.XXXXXX)
+  bash "$repo/integration/busybox-rootfs.sh" "$seed/rootfs" >/dev/null &&
+    cp "$BIN" "$seed/testudo" || { rm -rf "$seed"; echo "not ok - busybox rootfs or testudo copy"; exit 1; }
+  TESTUDO_BIN=$seed/testudo TESTUDO_ROOTFS_SEED=$seed/rootfs "$repo/integration/vm/run.sh" bash "$@"
+  rc=$?
+  rm -rf "$seed"
+  exit $rc
+}
+
+# setup_work NAME: a work dir with the busybox rootfs every bundle uses, and the state dir.
 setup_work() {
   [ -x "$BIN" ] || { echo "not ok - no testudo binary at $BIN (cargo build --release)"; exit 1; }
   STATE=/run/testudo-vm-$1
   work=$(mktemp -d "/tmp/vm-$1.XXXXXX")
-  cp "$BIN" "$work/testudo" || { echo "not ok - copy $BIN"; exit 1; }
-  BIN=$work/testudo
-  bash "$repo/integration/busybox-rootfs.sh" "$work/rootfs" >/dev/null ||
-    { echo "not ok - busybox rootfs"; exit 1; }
+  if [ -n "${TESTUDO_ROOTFS_SEED:-}" ]; then
+    cp -a "$TESTUDO_ROOTFS_SEED" "$work/rootfs" || { echo "not ok - copy $TESTUDO_ROOTFS_SEED"; exit 1; }
+  else
+    bash "$repo/integration/busybox-rootfs.sh" "$work/rootfs" >/dev/null ||
+      { echo "not ok - busybox rootfs"; exit 1; }
+  fi
   suite_start=$SECONDS
 }
 
@@ -62,17 +81,25 @@ start() {
   tu start "$1" || return 1
 }
 
-# wait_for SECONDS COMMAND…: poll until the command succeeds.
+# wait_for SECONDS 'SHELL CODE': poll until the code succeeds. The code is a string evaluated on
+# every try, so that `wait_for 20 'test "$(ps_count x)" -eq 0'` re-reads the count.
 wait_for() {
-  local deadline=$((SECONDS + $1)); shift
-  until "$@"; do
+  local deadline=$((SECONDS + $1))
+  until eval "$2"; do
     [ $SECONDS -lt $deadline ] || return 1
     sleep 0.1
   done
 }
 
-init_pid() { tu state "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])'; }
-ps_count() { tu ps --format json "$1" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+# JSON read with shell builtins: python3 costs ~1.3 s a call in the guest, and these are polled.
+init_pid() { local j; j=$(tu state "$1") || return 1; [[ $j =~ \"pid\":\ *([0-9]+) ]] && echo "${BASH_REMATCH[1]}"; }
+status_of() { local j; j=$(tu state "$1") || return 1; [[ $j =~ \"status\":\ *\"([a-z]+)\" ]] && echo "${BASH_REMATCH[1]}"; }
+# `ps --format json` prints a JSON array of pids.
+ps_count() {
+  local j c; j=$(tu ps --format json "$1") || return 1
+  j=${j//[^0-9,]/}; c=${j//[^,]/}
+  if [ -z "$j" ]; then echo 0; else echo $(( ${#c} + 1 )); fi
+}
 cleanup() { tu delete --force "$1" >/dev/null 2>&1; }
 
 run_test() {

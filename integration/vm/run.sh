@@ -209,7 +209,7 @@ for _ in $(seq 100); do [ -S "$run/vfs.sock" ] && break; sleep 0.05; done
 : > "$run/out"; : > "$run/err"; : > "$run/status"
 started=$EPOCHREALTIME
 timeout --kill-after=10 "$TIMEOUT" qemu-system-x86_64 \
-  -accel tcg,thread=multi,tb-size=1024 -cpu max -smp 2 -machine q35 \
+  -accel tcg,thread=multi,tb-size=1024 -cpu "${TESTUDO_VM_CPU:-max}" -smp 2 -machine q35 \
   -m "$MEM" -object "memory-backend-memfd,id=mem,size=$MEM,share=on" -numa node,memdev=mem \
   -nodefaults -no-user-config -display none -no-reboot \
   -kernel "$KDIR/vmlinuz" -initrd "$run/initrd" \

@@ -25,7 +25,7 @@ S
   start $id || return 1
   tu events --interval 60s $id > "$work/$id.events" 2>&1 &
   local ev=$!
-  wait_for 60 grep -q '^oom_kill' "$work/$id.out" || { kill $ev; cleanup $id; fail "no result: $(cat "$work/$id.out")"; return 1; }
+  wait_for 60 'grep -q "^oom_kill" "$work/$id.out"' || { kill $ev; cleanup $id; fail "no result: $(cat "$work/$id.out")"; return 1; }
   sleep 0.5
   kill $ev 2>/dev/null; wait $ev 2>/dev/null
   local out; out=$(cat "$work/$id.out"); cleanup $id
@@ -126,7 +126,8 @@ S
   [ "$out" = $'50331648\n0\n4\n30000 100000' ] || { cleanup $id; fail "after update: $out"; return 1; }
   out=$(tu exec $id sh -c "$forks" 2>&1)
   grep -q 'Resource temporarily unavailable' <<<"$out" || { cleanup $id; fail "forks past the new pids.max: $out"; return 1; }
-  wait_for 10 test "$(ps_count $id)" -le 1
+  # Back to the init (sh, which reaps the orphaned sleeps) and its sleep.
+  wait_for 20 'test "$(ps_count $id)" -le 2' || { fail "the exec'd sleeps did not end: $(tu ps --format json $id)"; cleanup $id; return 1; }
   echo '{"pids": {"limit": 6}}' | tu update --resources - $id || { cleanup $id; fail "update --resources -"; return 1; }
   tu update --memory-swap 96m $id || { cleanup $id; fail "swap alone"; return 1; }
   out=$(tu exec $id cat /sys/fs/cgroup/pids.max /sys/fs/cgroup/memory.swap.max 2>&1)
@@ -145,13 +146,13 @@ S
   start $id || return 1
   local n="/proc/$(init_pid $id)/root/dev/shm/n"
   counter() { local v; v=$(cat "$n" 2>/dev/null); echo "${v:-0}"; }
-  wait_for 20 test "$(counter)" -gt 10 || { cleanup $id; fail "counter never ran"; return 1; }
+  wait_for 20 'test "$(counter)" -gt 10' || { cleanup $id; fail "counter never ran"; return 1; }
   tu pause $id || { cleanup $id; fail "pause"; return 1; }
-  [ "$(tu state $id | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')" = paused ] || { cleanup $id; fail "not paused"; return 1; }
+  [ "$(status_of $id)" = paused ] || { cleanup $id; fail "not paused"; return 1; }
   local a b; a=$(counter); sleep 1; b=$(counter)
   [ "$a" = "$b" ] || { cleanup $id; fail "counter moved while paused: $a -> $b"; return 1; }
   tu resume $id || { cleanup $id; fail "resume"; return 1; }
-  wait_for 20 test "$(counter)" -gt $((b + 10)) || { cleanup $id; fail "counter did not restart"; return 1; }
+  wait_for 20 'test "$(counter)" -gt $((b + 10))' || { cleanup $id; fail "counter did not restart"; return 1; }
   cleanup $id
 }
 
@@ -162,10 +163,10 @@ t_kill_all() {
 sleep 100 & (sleep 100 & sleep 100; wait) & wait; sleep 100
 S
   start $id || return 1
-  wait_for 20 test "$(ps_count $id)" -ge 5 || { cleanup $id; fail "tree: $(tu ps --format json $id)"; return 1; }
+  wait_for 20 'test "$(ps_count $id)" -ge 5' || { cleanup $id; fail "tree: $(tu ps --format json $id)"; return 1; }
   local pids; pids=$(tu ps --format json $id | tr -d '[],' )
   tu kill --all $id KILL || { cleanup $id; fail "kill --all"; return 1; }
-  wait_for 20 test "$(ps_count $id)" -eq 0 || { cleanup $id; fail "left: $(tu ps --format json $id)"; return 1; }
+  wait_for 20 'test "$(ps_count $id)" -eq 0' || { cleanup $id; fail "left: $(tu ps --format json $id)"; return 1; }
   local p
   for p in $pids; do
     if [ -e /proc/$p ] && ! grep -q ') Z' /proc/$p/stat 2>/dev/null; then cleanup $id; fail "pid $p survived"; return 1; fi
@@ -181,7 +182,7 @@ t_stats() {
 sleep 100 & exec sleep 100
 S
   start $id || return 1
-  wait_for 20 test "$(ps_count $id)" -eq 2 || { cleanup $id; fail "ps: $(tu ps --format json $id)"; return 1; }
+  wait_for 20 'test "$(ps_count $id)" -eq 2' || { cleanup $id; fail "ps: $(tu ps --format json $id)"; return 1; }
   local out; out=$(tu events --stats $id); cleanup $id
   python3 - "$out" <<'PY' || { fail "stats: $out"; return 1; }
 import json, sys
