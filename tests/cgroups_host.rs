@@ -365,3 +365,45 @@ fn on_a_hybrid_host_a_cgroup_mount_shows_the_containers_v1_and_v2_cgroups() {
         assert!(lines.contains(&want), "{want}: {out}");
     }
 }
+
+/// Puts the hierarchy's nsdelegate option back as it was.
+struct RootOptions(PathBuf, bool);
+impl Drop for RootOptions {
+    fn drop(&mut self) {
+        let _ = remount(&self.0, if self.1 { "nsdelegate" } else { "" });
+    }
+}
+
+/// mount(2) itself: util-linux's `mount -o remount` keeps options it finds in mountinfo.
+fn remount(h: &Path, data: &str) -> nix::Result<()> {
+    nix::mount::mount(None::<&str>, h, None::<&str>, nix::mount::MsFlags::MS_REMOUNT, Some(data))
+}
+
+fn nsdelegate(h: &Path) -> bool {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    info.lines().filter(|l| l.split(' ').nth(4) == h.to_str()).any(|l| l.contains("nsdelegate"))
+}
+
+#[test]
+fn without_a_cgroup_namespace_the_container_sees_the_hierarchy_and_changes_no_host_option() {
+    if !require_root() {
+        return;
+    }
+    // A cgroup2 mount made in the host's cgroup namespace applies its options to the hierarchy
+    // for everyone: a container mounting cgroup2 afresh would switch the host's nsdelegate off.
+    let h = hierarchy();
+    let _restore = RootOptions(h.clone(), nsdelegate(&h));
+    remount(&h, "nsdelegate").expect("remount with nsdelegate");
+    assert!(nsdelegate(&h), "could not set nsdelegate on {h:?}");
+    let mut b = Bundle::new("ls /sys/fs/cgroup/testudo >/dev/null && echo whole-hierarchy; grep ' /sys/fs/cgroup ' /proc/self/mountinfo; mkdir /sys/fs/cgroup/x 2>/dev/null || echo ro-ok");
+    let ns: Vec<serde_json::Value> = b.config["linux"]["namespaces"].as_array().expect("namespaces").iter().filter(|n| n["type"] != "cgroup").cloned().collect();
+    b.config["linux"]["namespaces"] = ns.into();
+    // The hybrid layout binds the container's own cgroups instead: ask for plain cgroup2.
+    let mounts = b.config["mounts"].as_array_mut().expect("mounts");
+    mounts.retain(|m| m["destination"] != "/sys/fs/cgroup");
+    mounts.push(serde_json::json!({"destination": "/sys/fs/cgroup", "type": "cgroup2", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]}));
+    let out = b.run_ok();
+    assert!(out.contains("whole-hierarchy") && out.contains("ro-ok"), "{out}");
+    assert!(out.contains("cgroup2"), "{out}");
+    assert!(nsdelegate(&h), "the container's cgroup mount turned the host's nsdelegate off");
+}

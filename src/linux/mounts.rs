@@ -185,6 +185,9 @@ pub struct Ctx<'a> {
     pub userns: Option<RawFd>,
     /// On a hybrid host, the container's cgroups for a `cgroup` mount (linux::cgroupfs).
     pub hybrid: Option<&'a crate::linux::cgroupfs::Hybrid<'a>>,
+    /// The host's cgroup2 mount, when the container has no cgroup namespace of its own: a
+    /// cgroup mount is then a bind of it (see `fresh`).
+    pub cgroup2_host: Option<&'a Path>,
 }
 
 /// Perform one `mounts[]` entry. `source` is already absolute for bind mounts (made so at create).
@@ -205,11 +208,17 @@ fn bind(ctx: &Ctx, m: &Mount, o: &Options) -> Result<()> {
         return Err(Error::new(format!("unsupported bind mount options {:?}", o.data)));
     }
     let source = m.source().as_ref().ok_or_else(|| Error::new("bind mount without source"))?;
+    attach(ctx, source, m.destination(), o)
+}
+
+/// A copy of the mount tree at `source` (a host path), with `o`'s attributes, onto `dest` inside
+/// the root.
+fn attach(ctx: &Ctx, source: &Path, dest: &Path, o: &Options) -> Result<()> {
     let is_dir = std::fs::metadata(source).with_context(|| format!("source {source:?}"))?.is_dir();
     let tree = open_tree(libc::AT_FDCWD, source, o.recursive).with_context(|| format!("open_tree {source:?}"))?;
     set_attributes(&tree, o, ctx.userns)?;
     let kind = if is_dir { Kind::Dir } else { Kind::File };
-    let dest = inroot::ensure(ctx.root, m.destination(), kind, if is_dir { 0o755 } else { 0o644 })?;
+    let dest = inroot::ensure(ctx.root, dest, kind, if is_dir { 0o755 } else { 0o644 })?;
     move_mount(&tree, &dest).context("move_mount")
 }
 
@@ -291,6 +300,16 @@ fn fresh(ctx: &Ctx, m: &Mount, o: &Options) -> Result<()> {
     }
     if let Some(h) = ctx.hybrid.filter(|_| typ == "cgroup") {
         return crate::linux::cgroupfs::mount(ctx, h, m, o);
+    }
+    // A fresh cgroup2 mount from the host's cgroup namespace applies its mount options to the
+    // hierarchy's root, for the whole host: it would turn the host's nsdelegate or
+    // favordynmods off, and since 6.x it always takes cgroup_threadgroup_rwsem for writing,
+    // which waits for an RCU grace period (measured: ~2-18 ms per container). The same mount as
+    // a bind of the host's changes nothing and costs no grace period. Under a cgroup namespace the
+    // fresh mount shows the namespace's root, which is what the container must see, and applies
+    // no root options.
+    if let Some(host) = ctx.cgroup2_host.filter(|_| matches!(typ, "cgroup" | "cgroup2") && o.data.is_empty()) {
+        return attach(ctx, host, m.destination(), o);
     }
     let mut data = o.data.clone();
     if let Some(label) = ctx.label {

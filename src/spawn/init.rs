@@ -66,8 +66,13 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
     // On a hybrid host a `cgroup` mount shows the container's v1 cgroups too (linux::cgroupfs).
     let hybrid = p.mounts.iter().any(|m| m.typ().as_deref() == Some("cgroup")).then(|| p.cgroup.legacy()).filter(|l| !l.dirs.is_empty());
     let hybrid = hybrid.map(|l| cgroupfs::Hybrid { v2: &p.cgroup.path, v1: l.hierarchies() });
+    let cgroup2_host = if p.ns.has(T::Cgroup) || !p.mounts.iter().any(|m| matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2"))) {
+        None
+    } else {
+        Some(crate::cgroups::mountpoint()?)
+    };
     let userns_fd = ns_fd.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
-    let ctx = mounts::Ctx { root: &root, label, userns: userns_fd, hybrid: hybrid.as_ref() };
+    let ctx = mounts::Ctx { root: &root, label, userns: userns_fd, hybrid: hybrid.as_ref(), cgroup2_host: cgroup2_host.as_deref() };
     let mut proc: Option<Proc> = None;
     for m in &p.mounts {
         mounts::mount(&ctx, m)?;
