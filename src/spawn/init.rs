@@ -108,6 +108,7 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
     } else {
         rootfs::pivot(&root)?;
     }
+    rootfs::apply_propagation(prop)?;
     drop(root);
     // 9.
     let id = finish::Identity { process: &p.process, caps: &p.caps, seccomp: p.seccomp.as_ref(), proc: proc.as_ref(), userns };
