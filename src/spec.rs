@@ -101,7 +101,16 @@ pub fn validate(spec: &Spec) -> Result<()> {
             return Err(Error::new(format!("mount destination {:?} must be absolute", m.destination())));
         }
         if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-            return unsupported(&format!("mount {:?}: uidMappings/gidMappings", m.destination()));
+            let what = format!("mount {:?}", m.destination());
+            let (Some(uids), Some(gids)) = (m.uid_mappings(), m.gid_mappings()) else {
+                return Err(Error::new(format!("{what}: an idmapped mount needs both uidMappings and gidMappings")));
+            };
+            let bind = m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
+            if !bind {
+                return Err(Error::new(format!("{what}: uidMappings/gidMappings are only supported on bind mounts")));
+            }
+            crate::linux::idmap::validate(&format!("{what}: uid"), uids)?;
+            crate::linux::idmap::validate(&format!("{what}: gid"), gids)?;
         }
     }
     if let Some(label) = process.apparmor_profile().as_deref().filter(|s| !s.is_empty()) {

@@ -90,6 +90,7 @@ fn build(root: &Path, opts: &CreateOpts, dir: &Dir, mode: StartBy, cgroup_out: &
         StartBy::Socket { .. } => None,
     };
     let mounts = parent::absolute_mounts(spec, &bundle.dir);
+    let mount_trees = parent::idmapped_trees(spec, &mounts, &ns)?;
     let prepared = Prepared {
         id: dir.id.clone(),
         spec: bundle.spec,
@@ -97,6 +98,7 @@ fn build(root: &Path, opts: &CreateOpts, dir: &Dir, mode: StartBy, cgroup_out: &
         bundle: bundle.dir.clone(),
         rootfs: bundle.rootfs.clone(),
         mounts,
+        mount_trees,
         ns,
         caps,
         seccomp,

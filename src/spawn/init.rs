@@ -61,12 +61,11 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
     let root = rootfs::prepare(&p.rootfs, prop)?;
     // Opened here, in our own mount namespace (a mount of another namespace cannot be cloned).
     let dev_null = rootfs::open_dev_null()?;
-    let ns_fd = if userns { Some(open_own_userns()?) } else { None };
     let label = linux.and_then(|l| l.mount_label().as_deref());
-    let ctx = mounts::Ctx { root: &root, label, userns: ns_fd.as_ref().map(std::os::fd::AsRawFd::as_raw_fd) };
+    let ctx = mounts::Ctx { root: &root, label };
     let mut proc: Option<Proc> = None;
-    for m in &p.mounts {
-        mounts::mount(&ctx, m)?;
+    for (m, tree) in p.mounts.iter().zip(&p.mount_trees) {
+        mounts::mount(&ctx, m, tree.as_ref())?;
         if m.typ().as_deref() == Some("proc") && m.destination() == Path::new("/proc") {
             let fd = inroot::open(&root, Path::new("/proc"), OFlag::O_PATH | OFlag::O_DIRECTORY).context("open /proc")?;
             proc = Some(Proc::verify(fd, Path::new("/proc"))?);
@@ -133,10 +132,6 @@ fn setdomainname(d: &str) -> Result<()> {
         return Err(crate::error::last_os(format!("domainname {d:?}")));
     }
     Ok(())
-}
-
-fn open_own_userns() -> Result<OwnedFd> {
-    nix::fcntl::open("/proc/self/ns/user", OFlag::O_RDONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()).context("open own user namespace")
 }
 
 /// The pty: master to the console socket (or to P0 for a foreground `run`), slave as stdio.
