@@ -222,3 +222,42 @@ fn masked_and_readonly_paths() {
     assert_eq!(mi(&out, "/sys/firmware").fstype, "tmpfs");
     assert_eq!(mi(&out, "/proc/sys").opts[0], "ro");
 }
+
+#[test]
+fn idmapped_bind_mounts_give_container_root_the_hosts_root_owned_files() {
+    if !require_root() {
+        return;
+    }
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dirs: Vec<PathBuf> = ["idmap-explicit", "idmap-userns"].iter().map(|n| scratch_dir(n)).collect();
+    for d in &dirs {
+        std::fs::write(d.join("mine"), "root-only\n").expect("write");
+        std::fs::set_permissions(d.join("mine"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let mut b = Bundle::new("for d in /home /run; do stat -c '%u %g' $d/mine; cat $d/mine; touch $d/new; done; cat /proc/self/mountinfo");
+    b.userns(&[(0, 100000, 65536)], &[(0, 100000, 65536)]);
+    let map = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    // Explicit mappings (a user namespace P0 makes for the mount) and "idmap" (the container's).
+    b.mount(serde_json::json!({"destination": "/home", "type": "bind", "source": dirs[0], "options": ["bind"], "uidMappings": map, "gidMappings": map}));
+    b.mount(serde_json::json!({"destination": "/run", "type": "bind", "source": dirs[1], "options": ["bind", "idmap"]}));
+    let out = b.run_ok();
+    assert!(out.starts_with("0 0\nroot-only\n0 0\nroot-only\n"), "{out}");
+    assert!(mi(&out, "/home").opts.iter().any(|o| o == "idmapped") && mi(&out, "/run").opts.iter().any(|o| o == "idmapped"), "{out}");
+    // Container root's new files are host root's on disk: the mapping works both ways.
+    for d in &dirs {
+        let m = std::fs::metadata(d.join("new")).expect("new");
+        assert_eq!((m.uid(), m.gid()), (0, 0));
+    }
+    // Bad idmapped mounts are refused at create.
+    let cases = [
+        (serde_json::json!({"destination": "/home", "type": "tmpfs", "source": "tmpfs", "uidMappings": map, "gidMappings": map}), "only supported on bind mounts"),
+        (serde_json::json!({"destination": "/home", "type": "bind", "source": dirs[0], "options": ["bind"], "uidMappings": map}), "needs both uidMappings and gidMappings"),
+        (serde_json::json!({"destination": "/home", "type": "bind", "source": dirs[0], "options": ["bind"], "uidMappings": [{"containerID": 0, "hostID": 1, "size": 0}], "gidMappings": map}), "zero size"),
+    ];
+    for (m, expect) in cases {
+        let mut b = Bundle::new("true");
+        b.mount(m);
+        let err = b.create_err();
+        assert!(err.contains(expect), "{expect}: {err}");
+    }
+}
