@@ -72,10 +72,13 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
         }
     }
     // 4.
-    let mut devs = devices::defaults();
+    let mut devs = Vec::new();
     for d in linux.and_then(|l| l.devices().as_ref()).into_iter().flatten() {
         devs.push(devices::from_spec(d)?);
     }
+    // A default node the spec lists itself is made once, as the spec says.
+    let defaults: Vec<devices::Device> = devices::defaults().into_iter().filter(|d| !devs.iter().any(|s| s.path == d.path)).collect();
+    devs.splice(0..0, defaults);
     for d in &devs {
         devices::create(&root, d, userns)?;
     }
@@ -110,7 +113,8 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
     rootfs::apply_propagation(prop)?;
     drop(root);
     // 9.
-    let id = finish::Identity { process: &p.process, caps: &p.caps, seccomp: p.seccomp.as_ref(), proc: proc.as_ref(), userns };
+    let personality = linux.and_then(|l| l.personality().as_ref());
+    let id = finish::Identity { process: &p.process, caps: &p.caps, seccomp: p.seccomp.as_ref(), proc: proc.as_ref(), userns, personality };
     finish::identity(&id, chan)?;
     // 10.
     let exe = finish::resolve_executable(&p.process)?;
