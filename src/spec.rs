@@ -49,11 +49,11 @@ pub fn validate(spec: &Spec) -> Result<()> {
         return Err(Error::new(format!("process.cwd {:?} must be absolute", process.cwd())));
     }
     let unsupported = |what: &str| Err(Error::new(format!("{what} is not supported yet")));
-    if process.scheduler().is_some() {
-        return unsupported("process.scheduler");
+    if let Some(s) = process.scheduler() {
+        crate::linux::sched::check(s)?;
     }
-    if process.io_priority().is_some() {
-        return unsupported("process.ioPriority");
+    if let Some(p) = process.io_priority() {
+        crate::linux::ioprio::check(p)?;
     }
     if process.exec_cpu_affinity().is_some() {
         return unsupported("process.execCPUAffinity");
@@ -87,8 +87,8 @@ pub fn validate(spec: &Spec) -> Result<()> {
     if linux.intel_rdt().is_some() {
         return unsupported("linux.intelRdt");
     }
-    if linux.personality().is_some() {
-        return unsupported("linux.personality");
+    if let Some(p) = linux.personality() {
+        crate::linux::personality::check(p)?;
     }
     if linux.memory_policy().is_some() {
         return unsupported("linux.memoryPolicy");
