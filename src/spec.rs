@@ -171,8 +171,11 @@ mod tests {
         v["process"]["capabilities"] = serde_json::json!({"bounding": ["CAP_NOT_A_CAP"]});
         assert!(check(v).is_err());
         let mut v = base();
-        v["linux"]["personality"] = serde_json::json!({"domain": "LINUX32"});
+        v["linux"]["personality"] = serde_json::json!({"domain": "LINUX32", "flags": ["SHORT_INODE"]});
         assert!(check(v).unwrap_err().to_string().contains("personality"));
+        let mut v = base();
+        v["process"]["scheduler"] = serde_json::json!({"policy": "SCHED_ISO"});
+        assert!(check(v).unwrap_err().to_string().contains("SCHED_ISO"));
         assert!(parse(b"{not json").is_err());
     }
 }
