@@ -160,7 +160,7 @@ impl Bundle {
         let out = self.create();
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(!out.status.success(), "create succeeded: {err}");
-        assert!(!self.root.join(&self.id).exists(), "state dir left after a failed create");
+        assert!(!self.root.join(&self.id).exists(), "state dir left after a failed create: {err}");
         err
     }
 
