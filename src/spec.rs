@@ -154,28 +154,28 @@ mod tests {
     fn bad_configs_are_refused_with_the_field_named() {
         let mut v = base();
         v["ociVersion"] = "2.0.0".into();
-        assert!(check(v).unwrap_err().to_string().contains("ociVersion"));
+        assert!(check(v).expect_err("refused").to_string().contains("ociVersion"));
         let mut v = base();
         v["process"]["args"] = serde_json::json!([]);
-        assert!(check(v).unwrap_err().to_string().contains("process.args"));
+        assert!(check(v).expect_err("refused").to_string().contains("process.args"));
         let mut v = base();
         v["process"]["args"] = serde_json::json!("sh");
-        assert!(check(v).unwrap_err().to_string().contains("invalid config"));
+        assert!(check(v).expect_err("refused").to_string().contains("invalid config"));
         let mut v = base();
         v["hostname"] = "h".into();
-        assert!(check(v).unwrap_err().to_string().contains("uts"));
+        assert!(check(v).expect_err("refused").to_string().contains("uts"));
         let mut v = base();
         v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}]);
-        assert!(check(v).unwrap_err().to_string().contains("mount namespace"));
+        assert!(check(v).expect_err("refused").to_string().contains("mount namespace"));
         let mut v = base();
         v["process"]["capabilities"] = serde_json::json!({"bounding": ["CAP_NOT_A_CAP"]});
         assert!(check(v).is_err());
         let mut v = base();
         v["linux"]["personality"] = serde_json::json!({"domain": "LINUX32", "flags": ["SHORT_INODE"]});
-        assert!(check(v).unwrap_err().to_string().contains("personality"));
+        assert!(check(v).expect_err("personality flags").to_string().contains("personality"));
         let mut v = base();
         v["process"]["scheduler"] = serde_json::json!({"policy": "SCHED_ISO"});
-        assert!(check(v).unwrap_err().to_string().contains("SCHED_ISO"));
+        assert!(check(v).expect_err("SCHED_ISO").to_string().contains("SCHED_ISO"));
         assert!(parse(b"{not json").is_err());
     }
 }

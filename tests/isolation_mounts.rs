@@ -19,7 +19,7 @@ struct Mi {
 
 fn mountinfo(out: &str, point: &str) -> Option<Mi> {
     // The last mount at a point is the visible one.
-    out.lines().filter(|l| l.split_whitespace().nth(4) == Some(point)).last().map(|l| {
+    out.lines().rfind(|l| l.split_whitespace().nth(4) == Some(point)).map(|l| {
         let f: Vec<&str> = l.split_whitespace().collect();
         let dash = f.iter().position(|x| *x == "-").expect("mountinfo separator");
         let split = |s: &str| s.split(',').map(String::from).collect::<Vec<_>>();

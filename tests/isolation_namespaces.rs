@@ -152,7 +152,8 @@ fn namespace_errors_are_clear_at_create() {
     if !require_root() {
         return;
     }
-    let cases: Vec<(&str, Box<dyn Fn(&mut Bundle)>, &str)> = vec![
+    type Change = Box<dyn Fn(&mut Bundle)>;
+    let cases: Vec<(&str, Change, &str)> = vec![
         ("path is not a namespace", Box::new(|b: &mut Bundle| b.namespace("network", Some("/etc/hostname"))), "not a namespace"),
         ("path of the wrong type", Box::new(|b: &mut Bundle| b.namespace("network", Some("/proc/self/ns/uts"))), "is not a net namespace"),
         ("path missing", Box::new(|b: &mut Bundle| b.namespace("ipc", Some("/nonexistent/ns"))), "No such file"),

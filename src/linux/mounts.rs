@@ -297,7 +297,7 @@ fn set_attributes(tree: &OwnedFd, o: &Options, userns: Option<RawFd>) -> Result<
         setattr(tree, o.rec_set, o.rec_clr, 0, None, true).context("mount_setattr recursive")?;
     }
     if let Some((p, rec)) = o.propagation {
-        setattr(tree, 0, 0, p.bits() as u64, None, rec).context("propagation")?;
+        setattr(tree, 0, 0, p.bits(), None, rec).context("propagation")?;
     }
     Ok(())
 }
