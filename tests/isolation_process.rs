@@ -168,6 +168,12 @@ fn personality_io_priority_and_scheduler() {
     let mut b = Bundle::new("true");
     b.config["linux"]["personality"] = serde_json::json!({"domain": "LINUX", "flags": ["ADDR_NO_RANDOMIZE"]});
     assert!(b.create_err().contains("not supported"));
+    // exec'd processes get the container's personality too.
+    let mut b = Bundle::new("exec sleep 100");
+    b.config["linux"]["personality"] = serde_json::json!({"domain": "LINUX32"});
+    b.start();
+    let (code, out, err) = b.exec(&["uname", "-m"]);
+    assert_eq!((code, out.as_str()), (0, "i686\n"), "{err}");
 }
 
 /// `run` with a host file open at fd 3 in the caller (and optional extra flags and env). The

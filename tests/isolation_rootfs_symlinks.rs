@@ -150,3 +150,23 @@ fn a_symlink_loop_in_the_rootfs_is_refused_not_followed_forever() {
     let err = b.create_err();
     assert!(err.contains("/loop-a/x") && err.contains("too many symbolic links"), "{err}");
 }
+
+#[test]
+fn a_device_whose_parent_directory_is_a_symlink_out_is_made_inside_the_root() {
+    if !require_root() {
+        return;
+    }
+    let v = Victim::new("devparent");
+    let mut b = Bundle::new("stat -c '%F %t:%T' /dev/sub/mydev; cat /proc/self/mountinfo");
+    // No /dev tmpfs: the rootfs's own /dev, whose "sub" points at the host.
+    b.config["mounts"].as_array_mut().expect("mounts").retain(|m| m["destination"] != "/dev");
+    let rootfs = b.own_rootfs();
+    std::fs::create_dir_all(rootfs.join("dev")).expect("dev");
+    plant(&rootfs, "dev/sub", &v.dotdot("sub"));
+    b.config["linux"]["devices"] = serde_json::json!([{"path": "/dev/sub/mydev", "type": "c", "major": 1, "minor": 5}]);
+    let out = b.run_ok();
+    assert!(out.starts_with("character special file 1:5\n"), "{out}");
+    v.assert_untouched(&[]);
+    let inside = rootfs.join(v.path("sub/mydev").strip_prefix("/").expect("abs"));
+    assert!(std::fs::symlink_metadata(&inside).is_ok(), "the node is not where the symlink leads inside the root");
+}
