@@ -132,6 +132,15 @@ fn proc_sysfs_devpts_mqueue_shm_and_cgroup2_of_the_cgroup_namespace() {
     assert!(seen.trim().ends_with(&format!("/{}", host.id)), "{seen}");
 }
 
+/// A host mount the test made, gone even if the test fails.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
 fn root_line(b: &mut Bundle, prop: Option<&str>) -> Mi {
     if let Some(p) = prop {
         b.config["linux"]["rootfsPropagation"] = p.into();
@@ -147,8 +156,8 @@ fn rootfs_propagation_and_nothing_propagates_back() {
     // The rootfs is a shared mount on the host, so that slave and shared can be told apart.
     let mut b = Bundle::new("cat /proc/self/mountinfo");
     let rootfs = b.own_rootfs();
-    let mnt = |args: &[&str]| assert!(Command::new("mount").args(args).arg(&rootfs).arg(&rootfs).status().expect("mount").success());
-    mnt(&["--bind"]);
+    assert!(Command::new("mount").arg("--bind").arg(&rootfs).arg(&rootfs).status().expect("mount").success());
+    let _unmount = Unmount(rootfs.clone());
     assert!(Command::new("mount").args(["--make-shared"]).arg(&rootfs).status().expect("mount").success());
     let before = std::fs::read_to_string("/proc/self/mountinfo").expect("mi").lines().count();
     let slave = root_line(&mut b, None);
@@ -161,7 +170,6 @@ fn rootfs_propagation_and_nothing_propagates_back() {
     assert!(unbindable.optional.iter().any(|o| o == "unbindable"), "unbindable: {:?}", unbindable.optional);
     // The container's proc, dev, sys … never showed up on the host's shared rootfs.
     let after = std::fs::read_to_string("/proc/self/mountinfo").expect("mi");
-    let _ = Command::new("umount").arg("-l").arg(&rootfs).status();
     assert_eq!(after.lines().count(), before, "container mounts propagated to the host: {after}");
     b.config["linux"]["rootfsPropagation"] = "bogus".into();
     assert!(b.create_err().contains("not a propagation type"));
