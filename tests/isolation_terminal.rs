@@ -144,3 +144,24 @@ fn foreground_run_attaches_the_pty_to_the_callers_terminal() {
     assert_eq!(st.code(), Some(7), "run's exit code through script: {out:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_console_socket_closed_by_its_peer_fails_create_clearly() {
+    if !require_root() {
+        return;
+    }
+    let dir = scratch_dir("console-closed");
+    let sock = dir.join("closed.sock");
+    let l = UnixListener::bind(&sock).expect("bind");
+    // The peer accepts and hangs up before the pty master can be sent.
+    let t = std::thread::spawn(move || drop(l.accept().expect("accept")));
+    let b = terminal_bundle("");
+    b.write();
+    let out = b.testudo(&["create", "--bundle", b.dir.to_str().expect("utf8"), "--console-socket", sock.to_str().expect("utf8"), &b.id]);
+    t.join().expect("accept thread");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("send pty master") || err.contains("connection reset"), "{err}");
+    assert!(!b.root.join(&b.id).exists(), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
