@@ -49,11 +49,11 @@ pub fn validate(spec: &Spec) -> Result<()> {
         return Err(Error::new(format!("process.cwd {:?} must be absolute", process.cwd())));
     }
     let unsupported = |what: &str| Err(Error::new(format!("{what} is not supported yet")));
-    if process.scheduler().is_some() {
-        return unsupported("process.scheduler");
+    if let Some(s) = process.scheduler() {
+        crate::linux::sched::check(s)?;
     }
-    if process.io_priority().is_some() {
-        return unsupported("process.ioPriority");
+    if let Some(p) = process.io_priority() {
+        crate::linux::ioprio::check(p)?;
     }
     if process.exec_cpu_affinity().is_some() {
         return unsupported("process.execCPUAffinity");
@@ -87,8 +87,8 @@ pub fn validate(spec: &Spec) -> Result<()> {
     if linux.intel_rdt().is_some() {
         return unsupported("linux.intelRdt");
     }
-    if linux.personality().is_some() {
-        return unsupported("linux.personality");
+    if let Some(p) = linux.personality() {
+        crate::linux::personality::check(p)?;
     }
     if linux.memory_policy().is_some() {
         return unsupported("linux.memoryPolicy");
@@ -101,7 +101,16 @@ pub fn validate(spec: &Spec) -> Result<()> {
             return Err(Error::new(format!("mount destination {:?} must be absolute", m.destination())));
         }
         if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-            return unsupported(&format!("mount {:?}: uidMappings/gidMappings", m.destination()));
+            let what = format!("mount {:?}", m.destination());
+            let (Some(uids), Some(gids)) = (m.uid_mappings(), m.gid_mappings()) else {
+                return Err(Error::new(format!("{what}: an idmapped mount needs both uidMappings and gidMappings")));
+            };
+            let bind = m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
+            if !bind {
+                return Err(Error::new(format!("{what}: uidMappings/gidMappings are only supported on bind mounts")));
+            }
+            crate::linux::idmap::validate(&format!("{what}: uid"), uids)?;
+            crate::linux::idmap::validate(&format!("{what}: gid"), gids)?;
         }
     }
     if let Some(label) = process.apparmor_profile().as_deref().filter(|s| !s.is_empty()) {
@@ -145,25 +154,28 @@ mod tests {
     fn bad_configs_are_refused_with_the_field_named() {
         let mut v = base();
         v["ociVersion"] = "2.0.0".into();
-        assert!(check(v).unwrap_err().to_string().contains("ociVersion"));
+        assert!(check(v).expect_err("refused").to_string().contains("ociVersion"));
         let mut v = base();
         v["process"]["args"] = serde_json::json!([]);
-        assert!(check(v).unwrap_err().to_string().contains("process.args"));
+        assert!(check(v).expect_err("refused").to_string().contains("process.args"));
         let mut v = base();
         v["process"]["args"] = serde_json::json!("sh");
-        assert!(check(v).unwrap_err().to_string().contains("invalid config"));
+        assert!(check(v).expect_err("refused").to_string().contains("invalid config"));
         let mut v = base();
         v["hostname"] = "h".into();
-        assert!(check(v).unwrap_err().to_string().contains("uts"));
+        assert!(check(v).expect_err("refused").to_string().contains("uts"));
         let mut v = base();
         v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}]);
-        assert!(check(v).unwrap_err().to_string().contains("mount namespace"));
+        assert!(check(v).expect_err("refused").to_string().contains("mount namespace"));
         let mut v = base();
         v["process"]["capabilities"] = serde_json::json!({"bounding": ["CAP_NOT_A_CAP"]});
         assert!(check(v).is_err());
         let mut v = base();
-        v["linux"]["personality"] = serde_json::json!({"domain": "LINUX32"});
-        assert!(check(v).unwrap_err().to_string().contains("personality"));
+        v["linux"]["personality"] = serde_json::json!({"domain": "LINUX32", "flags": ["SHORT_INODE"]});
+        assert!(check(v).expect_err("personality flags").to_string().contains("personality"));
+        let mut v = base();
+        v["process"]["scheduler"] = serde_json::json!({"policy": "SCHED_ISO"});
+        assert!(check(v).expect_err("SCHED_ISO").to_string().contains("SCHED_ISO"));
         assert!(parse(b"{not json").is_err());
     }
 }

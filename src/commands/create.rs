@@ -60,7 +60,7 @@ fn build(root: &Path, opts: &CreateOpts, dir: &Dir, mode: StartBy, cgroup_out: &
     let bundle = crate::spec::load(&opts.bundle)?;
     crate::spec::validate(&bundle.spec)?;
     let spec = &bundle.spec;
-    let process = spec.process().clone().ok_or_else(|| Error::new("config.json: process is missing"))?;
+    let mut process = spec.process().clone().ok_or_else(|| Error::new("config.json: process is missing"))?;
     let linux = spec.linux().as_ref().ok_or_else(|| Error::new("config.json: linux is missing"))?;
     let terminal = process.terminal().unwrap_or(false);
     let detached = !matches!(mode, StartBy::Socket { detach: false });
@@ -75,6 +75,11 @@ fn build(root: &Path, opts: &CreateOpts, dir: &Dir, mode: StartBy, cgroup_out: &
     let seccomp = linux.seccomp().as_ref().map(|s| seccomp::load(root, s)).transpose()?;
     let preserve_fds = fds::preserved(opts.preserve_fds)?;
     fds::check_open(preserve_fds)?;
+    if let Some(vars) = fds::listen_env() {
+        let mut env: Vec<String> = process.env().clone().unwrap_or_default().into_iter().filter(|kv| !kv.starts_with("LISTEN_FDS=") && !kv.starts_with("LISTEN_PID=")).collect();
+        env.extend(vars);
+        process.set_env(Some(env));
+    }
     let console = opts.console_socket.as_deref().map(tty::connect).transpose()?;
     std::fs::write(dir.file(container::CONFIG_FILE), &bundle.bytes).context("save config.json")?;
 
@@ -91,6 +96,7 @@ fn build(root: &Path, opts: &CreateOpts, dir: &Dir, mode: StartBy, cgroup_out: &
         StartBy::Socket { .. } => None,
     };
     let mounts = parent::absolute_mounts(spec, &bundle.dir);
+    let mount_trees = parent::idmapped_trees(spec, &mounts, &ns)?;
     let prepared = Prepared {
         id: dir.id.clone(),
         spec: bundle.spec,
@@ -98,6 +104,7 @@ fn build(root: &Path, opts: &CreateOpts, dir: &Dir, mode: StartBy, cgroup_out: &
         bundle: bundle.dir.clone(),
         rootfs: bundle.rootfs.clone(),
         mounts,
+        mount_trees,
         ns,
         caps,
         seccomp,

@@ -26,6 +26,12 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
     let terminal = process.terminal().unwrap_or(false);
     tty::require_socket_or_foreground(terminal, e.console_socket.is_some(), true)?;
     rlimits::check(process.rlimits().as_deref().unwrap_or(&[]))?;
+    if let Some(s) = process.scheduler() {
+        crate::linux::sched::check(s)?;
+    }
+    if let Some(p) = process.io_priority() {
+        crate::linux::ioprio::check(p)?;
+    }
     let caps = capabilities::plan(process.capabilities().as_ref())?;
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).map(|s| seccomp::load(&g.root, s)).transpose()?;
     let preserve_fds = fds::preserved(e.preserve_fds)?;
@@ -44,6 +50,7 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
         legacy_procs: Cgroup::at(facts.cgroup.clone()).legacy().open_procs()?,
         console: e.console_socket.as_deref().map(tty::connect).transpose()?,
         preserve_fds,
+        personality: spec.linux().as_ref().and_then(|l| l.personality().clone()),
         container_state: super::state_json(&facts, super::status(&dir, Some(&facts))).to_string().into_bytes(),
     };
     // The exec'd process must not inherit our lock (see spawn::parent::Prepared::lock_fd).

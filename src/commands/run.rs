@@ -32,6 +32,23 @@ pub fn run(g: &Global, r: &Run) -> Result<i32> {
     // Blocked before the start, so no signal meant for the container is lost or kills us first.
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).context("block signals")?;
     c.launched.chan.send(&Msg::Start)?;
+    // The sync socket is close-on-exec: EOF means the container's process has been executed,
+    // which is when poststart hooks run (runtime spec). A message instead is init's last word
+    // (a failed startContainer hook): the container is stopped and removed, and that is the error.
+    if let Some(msg) = c.launched.chan.recv()? {
+        let e = match msg {
+            Msg::Fail(e) => e,
+            other => Error::new(format!("sync socket: unexpected {other:?} after start")),
+        };
+        let _ = pidfd::wait(&c.launched.pidfd);
+        drop(c.dir);
+        if !r.keep {
+            if let Ok((dir, Some(facts))) = super::open(g, &r.id) {
+                super::delete::destroy(&dir, &facts)?;
+            }
+        }
+        return Err(e);
+    }
     let facts = c.dir.facts()?;
     let state = super::state_json(&facts, Status::Running).to_string();
     hooks::run_all_warn("poststart", c.prepared.spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()), state.as_bytes());

@@ -1,9 +1,13 @@
-//! `start`: release a created container's init by writing exec.fifo, then run poststart hooks.
+//! `start`: release a created container's init by writing exec.fifo, wait until it has executed
+//! the container's process, then run poststart hooks.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 
+use std::os::fd::AsFd;
+
 use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::commands::{open, Global};
 use crate::container::{self, hooks, Status};
@@ -25,8 +29,23 @@ pub fn run(g: &Global, id: &str) -> Result<i32> {
     };
     f.write_all(&[0]).with_context(|| format!("write {fifo:?}"))?;
     std::fs::remove_file(&fifo).with_context(|| format!("remove {fifo:?}"))?;
+    wait_for_exec(&f)?;
     let spec = crate::spec::parse(&std::fs::read(dir.file(container::CONFIG_FILE)).context("read saved config.json")?)?;
     let state = super::state_json(&facts, Status::Running).to_string();
     hooks::run_all_warn("poststart", spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()), state.as_bytes());
     Ok(0)
+}
+
+/// Init holds exec.fifo open (close-on-exec) until it executes the container's process, or dies.
+/// Once no reader is left, the writer's poll reports POLLERR: only then do poststart hooks run,
+/// as the runtime spec orders them after the process is executed (and after startContainer).
+fn wait_for_exec(f: &std::fs::File) -> Result<()> {
+    loop {
+        let mut fds = [PollFd::new(f.as_fd(), PollFlags::empty())];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(Error::sys("wait for the container's process on exec.fifo", e)),
+            Ok(_) => return Ok(()),
+        }
+    }
 }

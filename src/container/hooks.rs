@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::Signal;
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use oci_spec::runtime::Hook;
 
 use crate::error::{Context, Error, Result};
@@ -48,8 +48,18 @@ fn run(hook: &Hook, state: &[u8]) -> Result<()> {
     let pid = child.id() as i32;
     let fd = pidfd::open(pid)?;
     if let Some(mut stdin) = child.stdin.take() {
-        // A hook may exit without reading its stdin: EPIPE is not its failure.
-        match stdin.write_all(state) {
+        // A hook may exit without reading its stdin: EPIPE is not its failure. Without std's
+        // runtime start-up (no_main) SIGPIPE is not ignored, and would kill testudo mid-create,
+        // leaving the state dir behind; ignored only for this write, so that no container process
+        // inherits an ignored SIGPIPE.
+        let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+        // SAFETY: installing SIG_IGN runs no handler code; single-threaded, restored right after.
+        let old = unsafe { sigaction(Signal::SIGPIPE, &ignore) }.context("ignore SIGPIPE")?;
+        let written = stdin.write_all(state);
+        // SAFETY: restores the disposition saved above.
+        unsafe { sigaction(Signal::SIGPIPE, &old) }.context("restore SIGPIPE")?;
+        drop(stdin);
+        match written {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
             r => r.context("write state to stdin")?,
         }

@@ -76,7 +76,11 @@ pub fn create(root: &OwnedFd, dev: &Device, bind: bool) -> Result<()> {
         return mounts::move_mount(&tree, &target).with_context(what);
     }
     let rdev = libc::makedev(dev.major as u32, dev.minor as u32);
-    match nix::sys::stat::mknodat(&dir, name, dev.kind, Mode::from_bits_truncate(dev.mode), rdev) {
+    // The node gets exactly its fileMode, not what the caller's umask leaves of it.
+    let umask = nix::sys::stat::umask(Mode::empty());
+    let made = nix::sys::stat::mknodat(&dir, name, dev.kind, Mode::from_bits_truncate(dev.mode), rdev);
+    nix::sys::stat::umask(umask);
+    match made {
         Ok(()) => {}
         Err(Errno::EEXIST) => {
             // Already there (a /dev that is not our tmpfs): accept only the very same node.

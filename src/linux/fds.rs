@@ -40,6 +40,13 @@ pub fn preserved(flag: u32) -> Result<u32> {
     }
 }
 
+/// Socket activation passed on: the container's process is told how many fds it got and that
+/// they are for it (it is pid 1 of its namespace), as systemd's sd_listen_fds expects.
+pub fn listen_env() -> Option<[String; 2]> {
+    let n = std::env::var("LISTEN_FDS").ok().filter(|v| !v.is_empty())?;
+    Some([format!("LISTEN_FDS={n}"), "LISTEN_PID=1".to_string()])
+}
+
 /// Check that preserved fds exist before cloning, so a wrong count fails at create.
 pub fn check_open(preserve: u32) -> Result<()> {
     for fd in 3..3 + preserve as RawFd {

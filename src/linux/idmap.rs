@@ -1,10 +1,17 @@
 //! User namespace id maps: validated at create, written by the parent into /proc/<pid>/uid_map
-//! and gid_map (the child cannot write a map naming ids it does not own).
+//! and gid_map (the child cannot write a map naming ids it does not own); the user namespaces of
+//! idmapped mounts.
 
+use std::os::fd::OwnedFd;
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 use oci_spec::runtime::LinuxIdMapping;
 
 use crate::error::{Context, Error, Result};
+use crate::linux::pidfd;
 use crate::linux::procfs::Proc;
+use crate::spawn::clone::{self, Forked};
 
 pub fn validate(kind: &str, maps: &[LinuxIdMapping]) -> Result<()> {
     if maps.is_empty() {
@@ -45,6 +52,34 @@ pub fn write(proc: &Proc, pid: i32, uids: &[LinuxIdMapping], gids: &[LinuxIdMapp
     }
     proc.write(&format!("{pid}/uid_map"), render(uids).as_bytes()).context("uid_map")?;
     proc.write(&format!("{pid}/gid_map"), render(gids).as_bytes()).context("gid_map")
+}
+
+/// A user namespace holding `uids`/`gids`, for an idmapped mount (`mounts[].uidMappings`). Made
+/// by P0, which alone may write maps naming any host id: a child is born in a new user namespace,
+/// its maps are written, the namespace is opened and the child killed; the fd keeps it alive.
+pub fn mount_userns(proc: &Proc, uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> Result<OwnedFd> {
+    let forked = clone::clone3(&clone::Args { flags: libc::CLONE_NEWUSER as u64, cgroup: None, pidfd: true }).context("user namespace for an idmapped mount")?;
+    let (pid, pidfd) = match forked {
+        Forked::Child => {
+            // Nothing to do but exist until killed, and never outlive P0.
+            // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number by value; pause only sleeps.
+            unsafe {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                loop {
+                    libc::pause();
+                }
+            }
+        }
+        Forked::Parent { pid, pidfd } => (pid, pidfd.ok_or_else(|| Error::new("clone3 returned no pidfd"))?),
+    };
+    let ns = write(proc, pid, uids, gids).and_then(|()| {
+        // The host's /proc: P0 has not left the host, and a magic link cannot be opened
+        // beneath a Proc handle (it refuses symlinks).
+        nix::fcntl::open(format!("/proc/{pid}/ns/user").as_str(), OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).context("open its user namespace")
+    });
+    let _ = pidfd::send_signal(&pidfd, nix::sys::signal::Signal::SIGKILL);
+    let _ = pidfd::wait(&pidfd);
+    ns.context("idmapped mount")
 }
 
 #[cfg(test)]

@@ -181,8 +181,6 @@ pub struct Ctx<'a> {
     pub root: &'a OwnedFd,
     /// SELinux context for `context=`, from linux.mountLabel.
     pub label: Option<&'a str>,
-    /// A user namespace fd for idmapped mounts (the container's).
-    pub userns: Option<RawFd>,
     /// On a hybrid host, the container's cgroups for a `cgroup` mount (linux::cgroupfs).
     pub hybrid: Option<&'a crate::linux::cgroupfs::Hybrid<'a>>,
     /// The host's cgroup2 mount, when the container has no cgroup namespace of its own: a
@@ -191,34 +189,69 @@ pub struct Ctx<'a> {
 }
 
 /// Perform one `mounts[]` entry. `source` is already absolute for bind mounts (made so at create).
-pub fn mount(ctx: &Ctx, m: &Mount) -> Result<()> {
+/// `tree` is the entry's detached mount, when P0 had to make it (see `detached_bind`).
+pub fn mount(ctx: &Ctx, m: &Mount, tree: Option<&OwnedFd>) -> Result<()> {
     let dest = m.destination();
     let what = format!("mount {dest:?}");
     let opts = parse(m.typ().as_deref(), m.options().as_deref().unwrap_or(&[]));
     if opts.bind {
-        bind(ctx, m, &opts).context(what)
+        bind(ctx, m, &opts, tree).context(what)
     } else {
         fresh(ctx, m, &opts).context(what)
     }
 }
 
-fn bind(ctx: &Ctx, m: &Mount, o: &Options) -> Result<()> {
+/// Whether a bind mount is idmapped: its own uidMappings/gidMappings, or "idmap"/"ridmap".
+pub fn wants_idmap(m: &Mount) -> bool {
+    let o = parse(m.typ().as_deref(), m.options().as_deref().unwrap_or(&[]));
+    o.bind && (o.idmap.is_some() || m.uid_mappings().is_some())
+}
+
+/// A bind mount's detached tree with every attribute set, made by P0 for an idmapped mount: the
+/// source's superblock belongs to the host's user namespace, and only a process privileged there
+/// may idmap it (from a container's user namespace mount_setattr is EPERM). Init inherits the fd
+/// and only attaches it.
+pub fn detached_bind(m: &Mount, userns: &OwnedFd) -> Result<OwnedFd> {
+    let mut o = parse(m.typ().as_deref(), m.options().as_deref().unwrap_or(&[]));
+    // Mappings without "idmap" or "ridmap" still ask for an idmapped mount (non-recursive).
+    o.idmap = Some(o.idmap.unwrap_or(false));
+    let source = checked_source(m, &o)?;
+    let tree = open_tree(libc::AT_FDCWD, source, o.recursive).with_context(|| format!("open_tree {source:?}"))?;
+    set_attributes(&tree, &o, Some(userns.as_raw_fd()))?;
+    Ok(tree)
+}
+
+fn checked_source<'m>(m: &'m Mount, o: &Options) -> Result<&'m Path> {
     if !o.data.is_empty() {
         // The kernel ignores data on bind mounts; an option we do not know would be dropped silently.
         return Err(Error::new(format!("unsupported bind mount options {:?}", o.data)));
     }
-    let source = m.source().as_ref().ok_or_else(|| Error::new("bind mount without source"))?;
-    attach(ctx, source, m.destination(), o)
+    m.source().as_deref().ok_or_else(|| Error::new("bind mount without source"))
 }
 
-/// A copy of the mount tree at `source` (a host path), with `o`'s attributes, onto `dest` inside
-/// the root.
-fn attach(ctx: &Ctx, source: &Path, dest: &Path, o: &Options) -> Result<()> {
+fn bind(ctx: &Ctx, m: &Mount, o: &Options, prepared: Option<&OwnedFd>) -> Result<()> {
+    let source = checked_source(m, o)?;
     let is_dir = std::fs::metadata(source).with_context(|| format!("source {source:?}"))?.is_dir();
-    let tree = open_tree(libc::AT_FDCWD, source, o.recursive).with_context(|| format!("open_tree {source:?}"))?;
-    set_attributes(&tree, o, ctx.userns)?;
+    let own;
+    let tree = match prepared {
+        Some(t) => t,
+        None => {
+            own = open_tree(libc::AT_FDCWD, source, o.recursive).with_context(|| format!("open_tree {source:?}"))?;
+            set_attributes(&own, o, None)?;
+            &own
+        }
+    };
     let kind = if is_dir { Kind::Dir } else { Kind::File };
-    let dest = inroot::ensure(ctx.root, dest, kind, if is_dir { 0o755 } else { 0o644 })?;
+    let dest = inroot::ensure(ctx.root, m.destination(), kind, if is_dir { 0o755 } else { 0o644 })?;
+    move_mount(tree, &dest).context("move_mount")
+}
+
+/// A copy of the mount at `source` (a host path), with `o`'s attributes, onto `dest` inside the
+/// root: a mount of the host's that the container sees as it is (see `fresh`).
+fn attach(ctx: &Ctx, source: &Path, dest: &Path, o: &Options) -> Result<()> {
+    let tree = open_tree(libc::AT_FDCWD, source, o.recursive).with_context(|| format!("open_tree {source:?}"))?;
+    set_attributes(&tree, o, None)?;
+    let dest = inroot::ensure(ctx.root, dest, Kind::Dir, 0o755)?;
     move_mount(&tree, &dest).context("move_mount")
 }
 
@@ -272,7 +305,7 @@ pub fn setattr(fd: &OwnedFd, set: u64, clr: u64, propagation: u64, userns: Optio
 
 fn set_attributes(tree: &OwnedFd, o: &Options, userns: Option<RawFd>) -> Result<()> {
     if let Some(recursive) = o.idmap {
-        let ns = userns.ok_or_else(|| Error::new("idmap mount needs mount uidMappings/gidMappings or a user namespace"))?;
+        let ns = userns.ok_or_else(|| Error::new("an idmap mount needs uidMappings/gidMappings or a new user namespace"))?;
         setattr(tree, libc::MOUNT_ATTR_IDMAP, 0, 0, Some(ns), recursive).context("idmap")?;
     }
     if o.attr_set != 0 || o.attr_clr != 0 {
@@ -282,7 +315,7 @@ fn set_attributes(tree: &OwnedFd, o: &Options, userns: Option<RawFd>) -> Result<
         setattr(tree, o.rec_set, o.rec_clr, 0, None, true).context("mount_setattr recursive")?;
     }
     if let Some((p, rec)) = o.propagation {
-        setattr(tree, 0, 0, p.bits() as u64, None, rec).context("propagation")?;
+        setattr(tree, 0, 0, p.bits(), None, rec).context("propagation")?;
     }
     Ok(())
 }

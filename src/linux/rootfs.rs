@@ -27,17 +27,27 @@ pub fn propagation(name: Option<&str>) -> Result<MsFlags> {
 /// mount point of its own, and return an fd to its root.
 pub fn prepare(rootfs: &Path, prop: MsFlags) -> Result<OwnedFd> {
     // Nothing we mount may propagate to the host: recursive slave (or private) on the whole tree
-    // first. A shared rootfsPropagation is applied to the new root only, after the mounts.
-    let first = if prop == MsFlags::MS_SHARED { MsFlags::MS_SLAVE } else { prop };
+    // first. Shared and unbindable wait for `apply_propagation`, after the switch: pivot_root
+    // refuses a shared new root, and an unbindable rootfs cannot be bound onto itself (EINVAL).
+    let first = match prop {
+        MsFlags::MS_SHARED => MsFlags::MS_SLAVE,
+        MsFlags::MS_UNBINDABLE => MsFlags::MS_PRIVATE,
+        other => other,
+    };
     nix::mount::mount(None::<&str>, "/", None::<&str>, first | MsFlags::MS_REC, None::<&str>).context("make / non-shared")?;
     nix::mount::mount(Some(rootfs), rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
         .with_context(|| format!("bind rootfs {rootfs:?}"))?;
-    let root = nix::fcntl::open(rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-        .with_context(|| format!("open rootfs {rootfs:?}"))?;
-    if prop == MsFlags::MS_SHARED {
-        mounts::setattr(&root, 0, 0, MsFlags::MS_SHARED.bits() as u64, None, false).context("make rootfs shared")?;
+    nix::fcntl::open(rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()).with_context(|| format!("open rootfs {rootfs:?}"))
+}
+
+/// `rootfsPropagation` shared or unbindable, once the root is switched, recursively on the
+/// container's "/". A shared root gets peer groups of its own: it was made a slave of the host's
+/// first, so nothing flows back.
+pub fn apply_propagation(prop: MsFlags) -> Result<()> {
+    if !matches!(prop, MsFlags::MS_SHARED | MsFlags::MS_UNBINDABLE) {
+        return Ok(());
     }
-    Ok(root)
+    nix::mount::mount(None::<&str>, "/", None::<&str>, prop | MsFlags::MS_REC, None::<&str>).context("rootfsPropagation")
 }
 
 /// Switch root. The old root is detached so nothing of the host stays reachable.

@@ -89,7 +89,8 @@ pub fn send_fd(sock: RawFd, fd: RawFd, payload: &[u8]) -> Result<()> {
     let fds = [fd];
     let cmsg = [ControlMessage::ScmRights(&fds)];
     let iov = [IoSlice::new(payload)];
-    sendmsg::<()>(sock, &iov, &cmsg, MsgFlags::empty(), None).context("send pty master")?;
+    // MSG_NOSIGNAL: a console socket closed by its peer is an EPIPE to report, not a SIGPIPE.
+    sendmsg::<()>(sock, &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None).context("send pty master")?;
     Ok(())
 }
 

@@ -5,11 +5,11 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
-use oci_spec::runtime::Process;
+use oci_spec::runtime::{LinuxPersonality, Process};
 
 use crate::error::{Context, Error, Result};
 use crate::linux::procfs::Proc;
-use crate::linux::{creds, fds};
+use crate::linux::{creds, fds, ioprio, personality, sched};
 use crate::security::{apparmor, capabilities, seccomp, selinux};
 use crate::spawn::sync::Channel;
 
@@ -20,6 +20,8 @@ pub struct Identity<'a> {
     /// The container's procfs, verified, for LSM label writes.
     pub proc: Option<&'a Proc>,
     pub userns: bool,
+    /// linux.personality, from the container's config (exec processes get it too).
+    pub personality: Option<&'a LinuxPersonality>,
 }
 
 fn nnp(p: &Process) -> bool {
@@ -52,7 +54,7 @@ fn install_seccomp(prog: &seccomp::Program, chan: &Channel) -> Result<()> {
     Ok(())
 }
 
-/// Labels, then (without no_new_privileges) seccomp while CAP_SYS_ADMIN is still held, then the
+/// Labels, scheduler and I/O priority, then (without no_new_privileges) seccomp while CAP_SYS_ADMIN is still held, then the
 /// bounding set, uid/gid, the exact capability sets, and no_new_privileges.
 pub fn identity(i: &Identity, chan: &Channel) -> Result<()> {
     let p = i.process;
@@ -63,6 +65,13 @@ pub fn identity(i: &Identity, chan: &Channel) -> Result<()> {
     if let Some(label) = p.selinux_label().as_deref().filter(|s| !s.is_empty()) {
         let proc = i.proc.ok_or_else(|| Error::new("selinuxLabel needs a proc mount at /proc"))?;
         selinux::apply_on_exec(proc, label)?;
+    }
+    // Real-time scheduling and I/O classes need CAP_SYS_NICE / CAP_SYS_ADMIN: before the drop.
+    if let Some(s) = p.scheduler() {
+        sched::apply(s)?;
+    }
+    if let Some(io) = p.io_priority() {
+        ioprio::apply(io)?;
     }
     if let (Some(prog), SeccompAt::Early) = (i.seccomp, seccomp_at(i)) {
         install_seccomp(prog, chan)?;
@@ -127,6 +136,9 @@ pub fn exec(i: &Identity, exe: &Path, preserve: u32, keep: RawFd) -> Result<()> 
         env.push(CString::new(format!("HOME={}", home_of(p.user().uid()))).map_err(|_| Error::new("HOME"))?);
     }
     let exe_c = CString::new(exe.as_os_str().as_encoded_bytes()).map_err(|_| Error::new(format!("exec: {exe:?}: NUL in path")))?;
+    if let Some(persona) = i.personality {
+        personality::apply(persona)?;
+    }
     if let (Some(prog), SeccompAt::Execve) = (i.seccomp, seccomp_at(i)) {
         seccomp::install(prog)?;
     }

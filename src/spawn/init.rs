@@ -61,7 +61,6 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
     let root = rootfs::prepare(&p.rootfs, prop)?;
     // Opened here, in our own mount namespace (a mount of another namespace cannot be cloned).
     let dev_null = rootfs::open_dev_null()?;
-    let ns_fd = if userns { Some(open_own_userns()?) } else { None };
     let label = linux.and_then(|l| l.mount_label().as_deref());
     // On a hybrid host a `cgroup` mount shows the container's v1 cgroups too (linux::cgroupfs).
     let hybrid = p.mounts.iter().any(|m| m.typ().as_deref() == Some("cgroup")).then(|| p.cgroup.legacy()).filter(|l| !l.dirs.is_empty());
@@ -71,21 +70,23 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
     } else {
         Some(crate::cgroups::mountpoint()?)
     };
-    let userns_fd = ns_fd.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
-    let ctx = mounts::Ctx { root: &root, label, userns: userns_fd, hybrid: hybrid.as_ref(), cgroup2_host: cgroup2_host.as_deref() };
+    let ctx = mounts::Ctx { root: &root, label, hybrid: hybrid.as_ref(), cgroup2_host: cgroup2_host.as_deref() };
     let mut proc: Option<Proc> = None;
-    for m in &p.mounts {
-        mounts::mount(&ctx, m)?;
+    for (m, tree) in p.mounts.iter().zip(&p.mount_trees) {
+        mounts::mount(&ctx, m, tree.as_ref())?;
         if m.typ().as_deref() == Some("proc") && m.destination() == Path::new("/proc") {
             let fd = inroot::open(&root, Path::new("/proc"), OFlag::O_PATH | OFlag::O_DIRECTORY).context("open /proc")?;
             proc = Some(Proc::verify(fd, Path::new("/proc"))?);
         }
     }
     // 4.
-    let mut devs = devices::defaults();
+    let mut devs = Vec::new();
     for d in linux.and_then(|l| l.devices().as_ref()).into_iter().flatten() {
         devs.push(devices::from_spec(d)?);
     }
+    // A default node the spec lists itself is made once, as the spec says.
+    let defaults: Vec<devices::Device> = devices::defaults().into_iter().filter(|d| !devs.iter().any(|s| s.path == d.path)).collect();
+    devs.splice(0..0, defaults);
     for d in &devs {
         devices::create(&root, d, userns)?;
     }
@@ -117,9 +118,11 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
     } else {
         rootfs::pivot(&root)?;
     }
+    rootfs::apply_propagation(prop)?;
     drop(root);
     // 9.
-    let id = finish::Identity { process: &p.process, caps: &p.caps, seccomp: p.seccomp.as_ref(), proc: proc.as_ref(), userns };
+    let personality = linux.and_then(|l| l.personality().as_ref());
+    let id = finish::Identity { process: &p.process, caps: &p.caps, seccomp: p.seccomp.as_ref(), proc: proc.as_ref(), userns, personality };
     finish::identity(&id, chan)?;
     // 10.
     let exe = finish::resolve_executable(&p.process)?;
@@ -141,10 +144,6 @@ fn setdomainname(d: &str) -> Result<()> {
         return Err(crate::error::last_os(format!("domainname {d:?}")));
     }
     Ok(())
-}
-
-fn open_own_userns() -> Result<OwnedFd> {
-    nix::fcntl::open("/proc/self/ns/user", OFlag::O_RDONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()).context("open own user namespace")
 }
 
 /// The pty: master to the console socket (or to P0 for a foreground `run`), slave as stdio.

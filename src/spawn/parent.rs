@@ -11,7 +11,7 @@ use crate::container::hooks;
 use crate::error::{Context, Error, Result};
 use crate::linux::namespaces::{self, Plan};
 use crate::linux::procfs::Proc;
-use crate::linux::{idmap, pidfd};
+use crate::linux::{idmap, mounts, pidfd};
 use crate::security::{capabilities, seccomp};
 use crate::spawn::clone::{self, Forked};
 use crate::spawn::sync::{self, Channel, Msg};
@@ -26,6 +26,9 @@ pub struct Prepared {
     pub rootfs: PathBuf,
     /// `mounts[]` with bind sources made absolute (relative ones are relative to the bundle).
     pub mounts: Vec<Mount>,
+    /// One per mount: the detached tree of an idmapped bind mount, made here (see
+    /// `mounts::detached_bind`); init inherits the fds and attaches them.
+    pub mount_trees: Vec<Option<OwnedFd>>,
     pub ns: Plan,
     pub caps: capabilities::Plan,
     pub seccomp: Option<seccomp::Program>,
@@ -177,6 +180,36 @@ fn died(fd: &OwnedFd, direct: bool, cgroup: &Cgroup) -> Error {
         Ok(pidfd::Exit(code)) => Error::new(format!("{who} exited during setup with status {code}")),
         Err(e) => e.context(format!("{who} exited during setup")),
     }
+}
+
+/// The detached trees of idmapped bind mounts, one entry per mount. A mount's own mappings, or
+/// for "idmap"/"ridmap" alone the container's (the same maps give the same idmapping).
+pub fn idmapped_trees(spec: &Spec, mounts: &[Mount], ns: &Plan) -> Result<Vec<Option<OwnedFd>>> {
+    let mut proc = None;
+    let mut out = Vec::with_capacity(mounts.len());
+    let linux = spec.linux().as_ref();
+    for m in mounts {
+        if !mounts::wants_idmap(m) {
+            out.push(None);
+            continue;
+        }
+        let what = || format!("mount {:?}", m.destination());
+        let (uids, gids) = match (m.uid_mappings(), m.gid_mappings()) {
+            (Some(u), Some(g)) => (u.clone(), g.clone()),
+            _ if ns.creates(T::User) => (
+                linux.and_then(|l| l.uid_mappings().clone()).unwrap_or_default(),
+                linux.and_then(|l| l.gid_mappings().clone()).unwrap_or_default(),
+            ),
+            _ => return Err(Error::new(format!("{}: idmap needs uidMappings/gidMappings or a new user namespace", what()))),
+        };
+        if proc.is_none() {
+            proc = Some(Proc::open(Path::new("/proc"))?);
+        }
+        let proc = proc.as_ref().ok_or_else(|| Error::new("/proc"))?;
+        let userns = idmap::mount_userns(proc, &uids, &gids).with_context(what)?;
+        out.push(Some(mounts::detached_bind(m, &userns).with_context(what)?));
+    }
+    Ok(out)
 }
 
 /// `mounts[]` with relative bind sources resolved against the bundle.

@@ -144,3 +144,71 @@ impl Drop for Bundle {
 pub fn status_field<'a>(out: &'a str, key: &str) -> Option<&'a str> {
     out.lines().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(':')).map(str::trim))
 }
+
+impl Bundle {
+    /// `create` then `start`, both required to succeed; returns the init's host pid.
+    pub fn start(&self) -> i32 {
+        let out = self.create();
+        assert!(out.status.success(), "create: {}", String::from_utf8_lossy(&out.stderr));
+        let out = self.testudo(&["start", &self.id]);
+        assert!(out.status.success(), "start: {}", String::from_utf8_lossy(&out.stderr));
+        self.state().and_then(|s| s["pid"].as_i64()).expect("state pid") as i32
+    }
+
+    /// `create` that must fail; returns its stderr and checks nothing is left behind.
+    pub fn create_err(&self) -> String {
+        let out = self.create();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "create succeeded: {err}");
+        assert!(!self.root.join(&self.id).exists(), "state dir left after a failed create: {err}");
+        err
+    }
+
+    /// `exec ID ARGS…` to completion: (exit code, stdout, stderr).
+    pub fn exec(&self, args: &[&str]) -> (i32, String, String) {
+        let mut a = vec!["exec", self.id.as_str()];
+        a.extend_from_slice(args);
+        let out = self.testudo(&a);
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    /// Add a namespace entry (with an optional path to join).
+    pub fn namespace(&mut self, typ: &str, path: Option<&str>) {
+        let list = self.config["linux"]["namespaces"].as_array_mut().expect("namespaces");
+        list.retain(|n| n["type"] != typ);
+        let mut ns = serde_json::json!({ "type": typ });
+        if let Some(p) = path {
+            ns["path"] = p.into();
+        }
+        list.push(ns);
+    }
+
+    pub fn drop_namespace(&mut self, typ: &str) {
+        self.config["linux"]["namespaces"].as_array_mut().expect("namespaces").retain(|n| n["type"] != typ);
+    }
+
+    /// A new user namespace with these (container, host, size) uid and gid ranges.
+    pub fn userns(&mut self, uids: &[(u32, u32, u32)], gids: &[(u32, u32, u32)]) {
+        self.namespace("user", None);
+        let maps = |m: &[(u32, u32, u32)]| serde_json::Value::Array(m.iter().map(|&(c, h, n)| serde_json::json!({"containerID": c, "hostID": h, "size": n})).collect());
+        self.config["linux"]["uidMappings"] = maps(uids);
+        self.config["linux"]["gidMappings"] = maps(gids);
+    }
+
+    pub fn mount(&mut self, m: serde_json::Value) {
+        self.config["mounts"].as_array_mut().expect("mounts").push(m);
+    }
+}
+
+/// `readlink /proc/<who>/ns/<name>`, e.g. "net:[4026531840]".
+pub fn ns_link(who: &str, name: &str) -> String {
+    std::fs::read_link(format!("/proc/{who}/ns/{name}")).expect("ns link").to_string_lossy().into_owned()
+}
+
+/// A directory of its own under the test binary's scratch dir, emptied first.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let d = scratch().join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("scratch dir");
+    d
+}

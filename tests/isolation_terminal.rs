@@ -1,0 +1,167 @@
+//! Terminal (issue 3): the pty master reaches --console-socket by SCM_RIGHTS with the pty name as
+//! payload, and a program drives the container's shell through it; `exec --tty` the same; `run`
+//! in the foreground attaches the pty to the caller's terminal (under `script`).
+
+mod common;
+
+use std::io::IoSliceMut;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+
+use common::{require_root, scratch_dir, Bundle};
+
+/// Receive one fd and its payload from the first connection to `l`.
+fn receive_master(l: &UnixListener) -> (OwnedFd, String) {
+    l.set_nonblocking(false).expect("blocking");
+    let (conn, _) = l.accept().expect("accept");
+    let mut buf = [0u8; 256];
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(conn.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty()).expect("recvmsg");
+    let mut fd = None;
+    for c in msg.cmsgs().expect("cmsgs") {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            // SAFETY: the kernel installed this fd for us with SCM_RIGHTS; nothing else owns it.
+            fd = fds.first().map(|&f| unsafe { OwnedFd::from_raw_fd(f) });
+        }
+    }
+    let n = msg.bytes;
+    let name = String::from_utf8_lossy(&buf[..n]).into_owned();
+    (fd.expect("no fd in the console socket message"), name)
+}
+
+/// Read from the master until `needle` shows up (or panic after a few seconds); returns all read.
+fn read_until(master: &OwnedFd, needle: &str) -> String {
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 4096];
+    while !seen.contains(needle) {
+        assert!(Instant::now() < deadline, "never saw {needle:?}; got {seen:?}");
+        let mut fds = [PollFd::new(master.as_fd(), PollFlags::POLLIN)];
+        if poll(&mut fds, PollTimeout::from(200u16)).expect("poll") == 0 {
+            continue;
+        }
+        match nix::unistd::read(master, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    seen
+}
+
+fn write_all(master: &OwnedFd, s: &str) {
+    let mut done = 0;
+    while done < s.len() {
+        done += nix::unistd::write(master, &s.as_bytes()[done..]).expect("write pty");
+    }
+}
+
+fn terminal_bundle(script: &str) -> Bundle {
+    let mut b = Bundle::new(script);
+    b.config["process"]["terminal"] = true.into();
+    b.config["process"]["consoleSize"] = serde_json::json!({"height": 33, "width": 111});
+    b.config["process"]["args"] = serde_json::json!(["sh"]);
+    b
+}
+
+#[test]
+fn the_console_socket_gets_the_master_and_drives_the_shell() {
+    if !require_root() {
+        return;
+    }
+    let dir = scratch_dir("console");
+    let sock = dir.join("console.sock");
+    let l = UnixListener::bind(&sock).expect("bind");
+    let b = terminal_bundle("");
+    b.write();
+    let out = b.testudo(&["create", "--bundle", b.dir.to_str().expect("utf8"), "--console-socket", sock.to_str().expect("utf8"), &b.id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (master, name) = receive_master(&l);
+    assert_eq!(name, "/dev/pts/0", "payload is the pty's name in the container's own devpts");
+    assert!(b.testudo(&["start", &b.id]).status.success());
+    write_all(&master, "tty; stat -c 'console %t:%T' /dev/console; stty size; echo answer-$((6*7)); exit\n");
+    let seen = read_until(&master, "answer-42");
+    assert!(seen.contains("/dev/pts/0\r\n"), "stdio is the pty: {seen:?}");
+    assert!(seen.contains("console 88:0\r\n"), "/dev/console is the pty: {seen:?}");
+    assert!(seen.contains("33 111\r\n"), "consoleSize applied: {seen:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn exec_tty_sends_a_new_pty_to_the_console_socket() {
+    if !require_root() {
+        return;
+    }
+    let dir = scratch_dir("console-exec");
+    let sock = dir.join("exec.sock");
+    let l = UnixListener::bind(&sock).expect("bind");
+    let b = Bundle::new("exec sleep 100");
+    b.start();
+    let out = b.testudo(&["exec", "--tty", "--detach", "--console-socket", sock.to_str().expect("utf8"), &b.id, "sh"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (master, name) = receive_master(&l);
+    assert!(name.starts_with("/dev/pts/"), "{name}");
+    write_all(&master, "tty; echo pid-one-is-$(cat /proc/1/comm); exit\n");
+    let seen = read_until(&master, "pid-one-is-sleep");
+    assert!(seen.contains(&format!("{name}\r\n")), "{seen:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn foreground_run_attaches_the_pty_to_the_callers_terminal() {
+    if !require_root() {
+        return;
+    }
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        assert!(std::env::var_os("TESTUDO_IN_VM").is_none(), "SKIP is a failure in the VM: no script(1)");
+        eprintln!("SKIP: no script(1)");
+        return;
+    }
+    let mut b = terminal_bundle("");
+    b.config["process"]["args"] = serde_json::json!(["sh", "-c", "tty; read line; echo got-$line; exit 7"]);
+    b.write();
+    let cmd = format!("{} --root {} run --bundle {} {}", common::BIN, b.root.display(), b.dir.display(), b.id);
+    let dir = scratch_dir("script");
+    let out_path = dir.join("out");
+    // script(1) gives testudo a pty as its terminal; what we pipe in is typed into it.
+    let mut child = std::process::Command::new("script")
+        .args(["-qefc", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::fs::File::create(&out_path).expect("out"))
+        .spawn()
+        .expect("script");
+    std::thread::sleep(Duration::from_millis(300));
+    use std::io::Write;
+    child.stdin.take().expect("stdin").write_all(b"typed-in\n").expect("type");
+    let st = child.wait().expect("wait");
+    let out = std::fs::read_to_string(&out_path).expect("out");
+    assert!(out.contains("/dev/pts/0"), "the container's stdio is its own pty: {out:?}");
+    assert!(out.contains("got-typed-in"), "the caller's terminal input reached the container: {out:?}");
+    assert_eq!(st.code(), Some(7), "run's exit code through script: {out:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_console_socket_closed_by_its_peer_fails_create_clearly() {
+    if !require_root() {
+        return;
+    }
+    let dir = scratch_dir("console-closed");
+    let sock = dir.join("closed.sock");
+    let l = UnixListener::bind(&sock).expect("bind");
+    // The peer accepts and hangs up before the pty master can be sent.
+    let t = std::thread::spawn(move || drop(l.accept().expect("accept")));
+    let b = terminal_bundle("");
+    b.write();
+    let out = b.testudo(&["create", "--bundle", b.dir.to_str().expect("utf8"), "--console-socket", sock.to_str().expect("utf8"), &b.id]);
+    t.join().expect("accept thread");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("send pty master") || err.contains("connection reset"), "{err}");
+    assert!(!b.root.join(&b.id).exists(), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
