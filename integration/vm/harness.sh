@@ -49,8 +49,9 @@ setup_work() {
 fail() { echo "    $*" >&2; return 1; }
 tu() { "$BIN" --root "$STATE" "$@"; }
 
-# bundle ID [resources=JSON] [caps=CAP,CAP] [apparmor=PROFILE] < SCRIPT: a bundle from
-# `testudo spec` running the script (read from stdin, so it needs no quoting) as `sh -c`.
+# bundle ID [resources=JSON] [caps=CAP,CAP] [apparmor=PROFILE] [writable=1] < SCRIPT: a bundle
+# from `testudo spec` running the script (read from stdin, so it needs no quoting) as `sh -c`;
+# the root is read-only (spec's default) unless writable=1.
 bundle() {
   local id=$1; shift
   mkdir -p "$work/$id"
@@ -69,6 +70,8 @@ if "resources" in opts:
 for cap in filter(None, opts.get("caps", "").split(",")):
     for s in ("bounding", "effective", "permitted"):
         c["process"]["capabilities"][s].append(cap)
+if opts.get("writable") == "1":
+    c["root"]["readonly"] = False
 if "apparmor" in opts:
     c["process"]["apparmorProfile"] = opts["apparmor"]
 json.dump(c, open(d + "/config.json", "w"))
@@ -102,8 +105,11 @@ ps_count() {
 }
 cleanup() { tu delete --force "$1" >/dev/null 2>&1; }
 
+# run_test NAME FUNCTION. TESTUDO_ONLY=REGEX (for working on one test) runs only the functions
+# it matches; the others are not run and not counted.
 run_test() {
   local name=$1 fn=$2 start=$SECONDS
+  [[ -z ${TESTUDO_ONLY:-} || $fn =~ $TESTUDO_ONLY ]] || return 0
   if "$fn"; then
     passed=$((passed + 1)); echo "ok - $name ($((SECONDS - start)) s)"
   else

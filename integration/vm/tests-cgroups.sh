@@ -175,6 +175,46 @@ S
   [ ! -e /sys/fs/cgroup/testudo/$id ] || { fail "cgroup left behind"; return 1; }
 }
 
+# kill --all with a catchable signal reaches every process of the tree, not just the init: each
+# shell records the TERM it got in the rootfs's /tmp (its sleep gets one too, so the trap runs
+# at once; init's trap waits for the shells).
+t_kill_all_term() {
+  local id=killterm got
+  rm -f "$work"/rootfs/tmp/term.*
+  bundle $id writable=1 <<'S' || return 1
+for n in 1 2 3; do sh -c "trap 'echo TERM > /tmp/term.$n; exit 0' TERM; sleep 100 & wait" & done
+trap 'wait; echo TERM > /tmp/term.init; exit 0' TERM
+wait
+S
+  start $id || return 1
+  wait_for 20 'test "$(ps_count $id)" -ge 7' || { fail "tree: $(tu ps --format json $id)"; cleanup $id; return 1; }
+  tu kill --all $id TERM || { cleanup $id; fail "kill --all TERM"; return 1; }
+  wait_for 20 'test "$(ps_count $id)" -eq 0' || { fail "left after TERM: $(tu ps --format json $id)"; cleanup $id; return 1; }
+  cleanup $id
+  got=$(cd "$work/rootfs/tmp" && grep -l TERM term.* 2>/dev/null | tr '\n' ' ')
+  [ "$got" = "term.1 term.2 term.3 term.init " ] || { fail "processes that saw TERM: ${got:-none}"; return 1; }
+}
+
+# Every other resource lands in its file, and the cpuset is what the process inside gets.
+t_resource_files() {
+  local id=files
+  bundle $id resources='{"cpu": {"cpus": "1", "mems": "0"}, "memory": {"reservation": 8388608},
+    "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}], "blockIO": {"weight": 500},
+    "unified": {"memory.high": "50331648", "pids.max": "7"}}' <<'S' || return 1
+cd /sys/fs/cgroup
+grep Cpus_allowed_list /proc/self/status
+echo cpus=$(cat cpuset.cpus) mems=$(cat cpuset.mems) low=$(cat memory.low) high=$(cat memory.high) pids=$(cat pids.max)
+echo huge=$(cat hugetlb.2MB.max) rsvd=$(cat hugetlb.2MB.rsvd.max)
+for f in io.bfq.weight io.weight; do [ -e $f ] && echo "$f=$(cat $f | head -n 1)"; done
+S
+  local out; out=$(tu run --bundle "$work/$id" $id 2>&1); cleanup $id
+  grep -Eq '^Cpus_allowed_list:\s+1$' <<<"$out" || { fail "cpuset seen inside: $out"; return 1; }
+  grep -qx 'cpus=1 mems=0 low=8388608 high=50331648 pids=7' <<<"$out" || { fail "files: $out"; return 1; }
+  grep -qx 'huge=4194304 rsvd=4194304' <<<"$out" || { fail "hugetlb: $out"; return 1; }
+  # io.weight 4950 is blkio 500 on runc's 10..1000 -> 1..10000 scale; BFQ takes blkio's.
+  grep -Eqx 'io.bfq.weight=(default )?500|io.weight=default 4950' <<<"$out" || { fail "io weight: $out"; return 1; }
+}
+
 # events --stats: runc's object with the live values.
 t_stats() {
   local id=stats
@@ -210,5 +250,7 @@ run_test "devices: a denied node opens with EPERM, an allowed one works" t_devic
 run_test "update changes live limits (flags and --resources -)" t_update
 run_test "pause stops a counter, resume restarts it" t_pause
 run_test "kill --all reaps a process tree; delete removes the cgroup" t_kill_all
+run_test "kill --all TERM reaches every process of the tree" t_kill_all_term
+run_test "cpuset, memory.low, hugetlb, io weight and unified land in their files" t_resource_files
 run_test "events --stats reports live memory, pids and cpu" t_stats
 finish
