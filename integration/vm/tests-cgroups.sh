@@ -196,21 +196,25 @@ S
 }
 
 # Every other resource lands in its file, and the cpuset is what the process inside gets.
+# Prints which io weight file the kernel offers (BFQ's or iocost's).
 t_resource_files() {
   local id=files
-  bundle $id resources='{"cpu": {"cpus": "1", "mems": "0"}, "memory": {"reservation": 8388608},
+  bundle $id resources='{"cpu": {"cpus": "1", "mems": "0", "quota": 50000, "period": 100000, "burst": 20000, "idle": 1},
+    "memory": {"reservation": 8388608},
     "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}], "blockIO": {"weight": 500},
     "unified": {"memory.high": "50331648", "pids.max": "7"}}' <<'S' || return 1
 cd /sys/fs/cgroup
 grep Cpus_allowed_list /proc/self/status
 echo cpus=$(cat cpuset.cpus) mems=$(cat cpuset.mems) low=$(cat memory.low) high=$(cat memory.high) pids=$(cat pids.max)
 echo huge=$(cat hugetlb.2MB.max) rsvd=$(cat hugetlb.2MB.rsvd.max)
+echo max=$(cat cpu.max) burst=$(cat cpu.max.burst) idle=$(cat cpu.idle)
 for f in io.bfq.weight io.weight; do [ -e $f ] && echo "$f=$(cat $f | head -n 1)"; done
 S
   local out; out=$(tu run --bundle "$work/$id" $id 2>&1); cleanup $id
   grep -Eq '^Cpus_allowed_list:\s+1$' <<<"$out" || { fail "cpuset seen inside: $out"; return 1; }
   grep -qx 'cpus=1 mems=0 low=8388608 high=50331648 pids=7' <<<"$out" || { fail "files: $out"; return 1; }
   grep -qx 'huge=4194304 rsvd=4194304' <<<"$out" || { fail "hugetlb: $out"; return 1; }
+  grep -qx 'max=50000 100000 burst=20000 idle=1' <<<"$out" || { fail "cpu.max, burst, idle: $out"; return 1; }
   # io.weight 4950 is blkio 500 on runc's 10..1000 -> 1..10000 scale; BFQ takes blkio's.
   grep -Eqx 'io.bfq.weight=(default )?500|io.weight=default 4950' <<<"$out" || { fail "io weight: $out"; return 1; }
 }
@@ -251,6 +255,6 @@ run_test "update changes live limits (flags and --resources -)" t_update
 run_test "pause stops a counter, resume restarts it" t_pause
 run_test "kill --all reaps a process tree; delete removes the cgroup" t_kill_all
 run_test "kill --all TERM reaches every process of the tree" t_kill_all_term
-run_test "cpuset, memory.low, hugetlb, io weight and unified land in their files" t_resource_files
+run_test "cpuset, cpu burst and idle, memory.low, hugetlb, io weight and unified land in their files" t_resource_files
 run_test "events --stats reports live memory, pids and cpu" t_stats
 finish
