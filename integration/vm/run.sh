@@ -53,18 +53,27 @@ install_host_packages() {
 }
 
 # The newest Debian 6.1 cloud kernel apt knows about, unpacked into $CACHE/kernel/KVER.
+newest_kernel_pkg() {
+  apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$' |
+    awk '{print $1}' | sort -V | tail -n 1
+}
+
 install_kernel() {
   local pkg
-  pkg=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$' |
-        awk '{print $1}' | sort -V | tail -n 1)
-  [ -n "$pkg" ] || die "apt-cache knows no linux-image-6.1.0-*-cloud-amd64-unsigned (apt-get update?)"
+  pkg=$(newest_kernel_pkg)
+  # A fresh machine may have no package lists yet.
+  [ -n "$pkg" ] || { apt-get update -qq -o DPkg::Lock::Timeout=600 || true; pkg=$(newest_kernel_pkg); }
+  [ -n "$pkg" ] || die "apt-cache knows no linux-image-6.1.0-*-cloud-amd64-unsigned, even after apt-get update"
   KVER=${pkg#linux-image-}; KVER=${KVER%-unsigned}
   KDIR=$CACHE/kernel/$KVER
   [ -f "$KDIR/.complete" ] && return 0
   echo "vm: downloading $pkg" >&2
   local tmp; tmp=$(mktemp -d "$CACHE/kernel.XXXXXX")
   # apt's _apt sandbox user cannot write into a root-only directory; that only costs a warning.
-  (cd "$tmp" && apt-get download -qq "$pkg" 2>/dev/null) || die "apt-get download $pkg failed"
+  # Stale lists name a version the mirror has dropped: update once and retry.
+  (cd "$tmp" && apt-get download -qq "$pkg" 2>/dev/null) ||
+    { apt-get update -qq -o DPkg::Lock::Timeout=600 && (cd "$tmp" && apt-get download -qq "$pkg" 2>/dev/null); } ||
+    { rm -rf "$tmp"; die "apt-get download $pkg failed"; }
   dpkg-deb -x "$tmp"/*.deb "$tmp/x" || die "dpkg-deb -x $pkg failed"
   mkdir -p "$tmp/k/modules"
   cp "$tmp/x/boot/vmlinuz-$KVER" "$tmp/k/vmlinuz"
