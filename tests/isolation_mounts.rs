@@ -105,10 +105,19 @@ fn proc_sysfs_devpts_mqueue_shm_and_cgroup2_of_the_cgroup_namespace() {
     if !require_root() {
         return;
     }
-    let mut b = Bundle::new("cat /proc/self/mountinfo; echo cg $(grep '^0::' /proc/self/cgroup); echo procs $(wc -l < /sys/fs/cgroup/cgroup.procs); ls /sys/fs/cgroup | grep -c testudo; ls /dev/pts");
+    // On a hybrid host (v2 at /sys/fs/cgroup/unified) the container gets runc's hybrid layout: a
+    // tmpfs with the v1 hierarchies and the v2 one at unified (tests/cgroups_host.rs).
+    let hybrid = std::path::Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists();
+    let v2 = if hybrid { "/sys/fs/cgroup/unified" } else { "/sys/fs/cgroup" };
+    let mut b = Bundle::new(&format!(
+        "cat /proc/self/mountinfo; echo cg $(grep '^0::' /proc/self/cgroup); echo procs $(wc -l < {v2}/cgroup.procs); ls {v2} | grep -c testudo; ls /dev/pts"
+    ));
     b.namespace("cgroup", None);
     let out = b.run_ok();
-    let want = [("/proc", "proc"), ("/sys", "sysfs"), ("/dev", "tmpfs"), ("/dev/pts", "devpts"), ("/dev/shm", "tmpfs"), ("/dev/mqueue", "mqueue"), ("/sys/fs/cgroup", "cgroup2")];
+    let mut want = vec![("/proc", "proc"), ("/sys", "sysfs"), ("/dev", "tmpfs"), ("/dev/pts", "devpts"), ("/dev/shm", "tmpfs"), ("/dev/mqueue", "mqueue"), (v2, "cgroup2")];
+    if hybrid {
+        want.push(("/sys/fs/cgroup", "tmpfs"));
+    }
     for (point, fstype) in want {
         assert_eq!(mi(&out, point).fstype, fstype, "{point}");
     }
@@ -116,7 +125,7 @@ fn proc_sysfs_devpts_mqueue_shm_and_cgroup2_of_the_cgroup_namespace() {
     for o in ["gid=5", "mode=620", "ptmxmode=666"] {
         assert!(pts.sopts.iter().any(|x| x == o), "devpts {o}: {:?}", pts.sopts);
     }
-    assert!(mi(&out, "/sys").opts[0] == "ro" && mi(&out, "/sys/fs/cgroup").opts[0] == "ro");
+    assert!(mi(&out, "/sys").opts[0] == "ro" && mi(&out, "/sys/fs/cgroup").opts[0] == "ro" && mi(&out, v2).opts[0] == "ro");
     assert!(mi(&out, "/dev/shm").sopts.iter().any(|o| o == "size=65536k"));
     // A new devpts instance: only ptmx, none of the host's ptys.
     assert_eq!(out.lines().last(), Some("ptmx"), "{out}");

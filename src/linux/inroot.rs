@@ -22,7 +22,17 @@ fn how(flags: OFlag) -> OpenHow {
 /// Open `path` (taken relative to the root whatever its leading '/') inside `root`.
 pub fn open(root: &impl AsFd, path: &Path, flags: OFlag) -> std::result::Result<OwnedFd, Errno> {
     let rel = relative(path);
-    nix::fcntl::openat2(root, rel.as_path(), how(flags))
+    // With RESOLVE_IN_ROOT the kernel answers EAGAIN when a mount or rename anywhere on the host
+    // raced a ".." step of the walk (it cannot then prove the walk stayed inside): walk again. On
+    // a busy host (other containers starting) that happens; a bounded retry keeps it an error if
+    // it never settles.
+    let mut tries = 0;
+    loop {
+        match nix::fcntl::openat2(root, rel.as_path(), how(flags)) {
+            Err(Errno::EAGAIN) if tries < 64 => tries += 1,
+            r => return r,
+        }
+    }
 }
 
 /// `path` relative to the root: "/a/b" → "a/b", "/" → ".".
