@@ -37,6 +37,10 @@ setup_work() {
   [ -x "$BIN" ] || { echo "not ok - no testudo binary at $BIN (cargo build --release)"; exit 1; }
   STATE=/run/testudo-vm-$1
   work=$(mktemp -d "/tmp/vm-$1.XXXXXX")
+  # Also when run in the guest directly (no in_vm copy): one copy, early, and from then on the
+  # host's rebuilds cannot touch it.
+  cp "$BIN" "$work/testudo" || { echo "not ok - copy $BIN"; exit 1; }
+  BIN=$work/testudo
   if [ -n "${TESTUDO_ROOTFS_SEED:-}" ]; then
     cp -a "$TESTUDO_ROOTFS_SEED" "$work/rootfs" || { echo "not ok - copy $TESTUDO_ROOTFS_SEED"; exit 1; }
   else

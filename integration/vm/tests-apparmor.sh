@@ -78,6 +78,16 @@ t_not_loaded() {
   [ $code -ne 0 ] || { fail "create succeeded with an unloaded profile"; return 1; }
   grep -q 'create: apparmorProfile .*testudo-vm-never-loaded.* is not loaded' <<<"$err" || { fail "create error: $err"; return 1; }
   [ $st_code -ne 0 ] || { fail "a failed create left a container: $st"; return 1; }
+  # exec --apparmor is not checked at create: the kernel's refusal at the transition says it.
+  id=execnotloaded
+  bundle $id <<'S' || return 1
+exec sleep 100
+S
+  start $id || return 1
+  local out; out=$(tu exec --apparmor testudo-vm-never-loaded $id echo ran 2>&1); code=$?
+  cleanup $id
+  [ $code -ne 0 ] && ! grep -qx ran <<<"$out" || { fail "exec with an unloaded profile ran: $out"; return 1; }
+  grep -q 'exec: apparmorProfile .*testudo-vm-never-loaded.* is not loaded' <<<"$out" || { fail "exec error: $out"; return 1; }
 }
 
 # --- run ---------------------------------------------------------------------------------------
@@ -105,5 +115,5 @@ grep -qx "$PROFILE (enforce)" /sys/kernel/security/apparmor/profiles ||
 run_test "apparmorProfile: the denied read fails, another works, attr/current names the profile" t_confined
 run_test "without apparmorProfile the same read works and the process is unconfined" t_unconfined
 run_test "exec stays under the container's profile; exec --apparmor sets one" t_exec
-run_test "a profile that is not loaded is a create error naming it" t_not_loaded
+run_test "a profile that is not loaded is a create (and exec) error naming it" t_not_loaded
 finish
