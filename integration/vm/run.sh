@@ -7,9 +7,9 @@
 # booted under TCG (KVM is unusable on our CI machine) with a busybox initramfs as init. The host's
 # `/` is shared read-only over virtiofs with a tmpfs overlay on top, so the guest runs the host's
 # userland and the host's testudo binary, and nothing it writes reaches the host. Inside: cgroup2
-# with every controller at /sys/fs/cgroup, securityfs, devpts, /dev/shm, mqueue, tmpfs on /run (the
-# host's /tmp stays visible, so a script there can be run), and TESTUDO_IN_VM=1 plus the caller's TESTUDO_* variables in the environment; the working
-# directory is the caller's.
+# with every controller at /sys/fs/cgroup, securityfs, devpts, /dev/shm, mqueue, tmpfs on /run
+# (the host's /tmp stays visible, so a script there can be run), and TESTUDO_IN_VM=1 plus the
+# caller's TESTUDO_* variables in the environment; the working directory is the caller's.
 #
 # Everything it needs (qemu, busybox-static, the kernel, the Rust virtiofsd) is installed on first
 # use and cached in $TESTUDO_VM_CACHE (default /var/cache/testudo-vm), outside the repository, so

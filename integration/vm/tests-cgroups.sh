@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # cgroup v2 limits observed for real, inside the test VM (pure cgroup v2, every controller):
 # memory.max and the OOM killer, pids.max, cpu.max throttling, device rules, live update,
-# pause/resume, kill --all and events --stats. Run on the host, it boots the VM (run.sh) and runs
-# itself there, using the host's testudo binary through the shared /. Prints `ok - …` / `not ok - …` per test and a final
-# `N passed, N failed`; exits non-zero on any failure. Nothing here skips: a missing feature fails.
+# pause/resume, kill --all, the other resource files and events --stats. Run on the host, it
+# boots the VM (run.sh) and runs itself there with a copy of the host's testudo binary. Prints
+# `ok - …` / `not ok - …` per test and a final `N passed, N failed`; exits non-zero on any
+# failure. Nothing here skips: a missing feature fails.
 set -uo pipefail
 . "$(dirname "$0")/harness.sh"
 in_vm "$0" "$@"
