@@ -115,6 +115,8 @@ build_initramfs() {
   cp "$KDIR"/modules/*.ko "$tmp/root/modules/"
   guest_init > "$tmp/root/init"; chmod 755 "$tmp/root/init"
   (cd "$tmp/root" && find . | busybox cpio -o -H newc 2>/dev/null) | gzip -1 > "$tmp/initrd.gz"
+  # Older ones (another busybox, kernel or init) are not used again.
+  rm -f "$CACHE"/initramfs-*.cpio.gz
   mv "$tmp/initrd.gz" "$INITRD"; rm -rf "$tmp"
 }
 
