@@ -407,3 +407,48 @@ fn without_a_cgroup_namespace_the_container_sees_the_hierarchy_and_changes_no_ho
     assert!(out.contains("cgroup2"), "{out}");
     assert!(nsdelegate(&h), "the container's cgroup mount turned the host's nsdelegate off");
 }
+
+/// The ids of the device programs attached to a cgroup (BPF_PROG_QUERY).
+fn device_programs(cgroup: &Path) -> Vec<u32> {
+    use std::os::fd::AsRawFd;
+    #[repr(C)]
+    struct Query {
+        target_fd: u32,
+        attach_type: u32,
+        query_flags: u32,
+        attach_flags: u32,
+        prog_ids: u64,
+        prog_cnt: u32,
+        pad: u32,
+    }
+    let dir = std::fs::File::open(cgroup).expect("open cgroup");
+    let mut ids = [0u32; 8];
+    let mut q = Query { target_fd: dir.as_raw_fd() as u32, attach_type: 6, query_flags: 0, attach_flags: 0, prog_ids: ids.as_mut_ptr() as u64, prog_cnt: 8, pad: 0 };
+    // SAFETY: q is a valid BPF_PROG_QUERY attr whose buffer outlives the call.
+    let r = unsafe { libc::syscall(libc::SYS_bpf, 16, &mut q as *mut Query, std::mem::size_of::<Query>()) };
+    assert_eq!(r, 0, "BPF_PROG_QUERY {cgroup:?}: {}", std::io::Error::last_os_error());
+    ids[..q.prog_cnt as usize].to_vec()
+}
+
+#[test]
+fn containers_with_the_same_device_rules_share_one_verified_program() {
+    if !require_root() {
+        return;
+    }
+    let rules = serde_json::json!([{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 7, "access": "rw"}]);
+    let other = serde_json::json!([{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 9, "access": "rw"}]);
+    let mk = |r: &serde_json::Value| {
+        let mut b = Bundle::new("sleep 100");
+        b.config["linux"]["resources"] = serde_json::json!({"devices": r});
+        let out = b.create();
+        assert!(out.status.success(), "create: {}", String::from_utf8_lossy(&out.stderr));
+        let ids = device_programs(&hierarchy().join("testudo").join(&b.id));
+        assert_eq!(ids.len(), 1, "one device program per container");
+        (b, ids[0])
+    };
+    let (_a, first) = mk(&rules);
+    let (_b, second) = mk(&rules);
+    let (_c, third) = mk(&other);
+    assert_eq!(first, second, "the same rules load the same program once");
+    assert_ne!(first, third, "other rules get their own program");
+}

@@ -124,7 +124,7 @@ pub fn apply(cg: &Cgroup, r: &LinuxResources, nodes: &[LinuxDevice], live: bool)
     legacy.apply(r, live)?;
     if !live || r.devices().is_some() {
         let rules = devices::rules(r.devices().as_deref().unwrap_or(&[]), nodes)?;
-        let prog = bpf::load(&devices::program(&rules)?)?;
+        let prog = bpf::load_shared(&devices::program(&rules)?, &mountpoint()?)?;
         bpf::replace(&cg.dir()?, &prog).with_context(|| format!("cgroup {:?}", cg.path))?;
     }
     Ok(())
