@@ -32,6 +32,10 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
     if let Some(p) = process.io_priority() {
         crate::linux::ioprio::check(p)?;
     }
+    // As at create: a profile that is not loaded is a clear error before anything is cloned.
+    if let Some(a) = process.apparmor_profile().as_deref().filter(|a| !a.is_empty()) {
+        crate::security::apparmor::check(a)?;
+    }
     let caps = capabilities::plan(process.capabilities().as_ref())?;
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).map(|s| seccomp::load(&g.root, s)).transpose()?;
     let preserve_fds = fds::preserved(e.preserve_fds)?;

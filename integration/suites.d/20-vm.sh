@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# limit: 1500 (its own bound is 20 min; a fresh machine builds virtiofsd first: ~3 min)
 # The VM suite: cgroup v2 limits and AppArmor, proven inside one qemu VM (integration/vm/).
 # First-time installs (qemu, the kernel, virtiofsd, apparmor) happen here and are cached in
 # /var/cache/testudo-vm. Prints every test's line and a closing `N passed, N failed`; exits
