@@ -49,6 +49,8 @@ int main(int argc, char **argv) {
         return report(socket(AF_INET, SOCK_RAW, IPPROTO_ICMP));
     if (!strcmp(c, "packetsock"))
         return report(socket(AF_PACKET, SOCK_RAW, 0));
+    if (!strcmp(c, "sock")) /* sock FAMILY TYPE PROTOCOL */
+        return report(socket((int)num(argv[2]), (int)num(argv[3]), (int)num(argv[4])));
     if (!strcmp(c, "mount"))
         return report(mount("none", argc > 2 ? argv[2] : "/tmp", "tmpfs", 0, NULL));
     if (!strcmp(c, "syscall")) {
