@@ -2,6 +2,7 @@
 
 pub mod creds;
 pub mod devices;
+pub mod exe;
 pub mod fds;
 pub mod idmap;
 pub mod inroot;
