@@ -97,3 +97,231 @@ fn cve_2019_5736_entrypoint_of_proc_self_exe_cannot_overwrite_the_runtime() {
     let out = attacker.wait_with_output().expect("attacker");
     assert_overwrite_refused(&String::from_utf8_lossy(&out.stdout), &bin, &before);
 }
+
+/// The probe's "N target" lines for every fd open in the container process.
+fn open_fds(out: &str) -> Vec<(i32, String)> {
+    out.lines()
+        .filter_map(|l| l.split_once(' ').and_then(|(n, t)| n.parse().ok().map(|n| (n, t.to_string()))))
+        .collect()
+}
+
+/// CVE-2024-21626 (runc leaked a host cgroupfs fd into init) and CVE-2016-9962 (an exec'd
+/// process inherited runtime fds and could be ptraced for them): the container's process, init or
+/// exec'd, holds stdio and nothing else.
+#[test]
+fn cve_2024_21626_cve_2016_9962_no_host_fd_reaches_the_container() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("/dev/probe fds; sleep 30");
+    if !probe::add(&mut b) {
+        return;
+    }
+    b.write();
+    let bundle = b.dir.to_str().expect("utf8").to_string();
+    let run = b.testudo(&["run", "-d", "--bundle", &bundle, &b.id]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let exec = b.testudo(&["exec", &b.id, probe::PATH, "fds"]);
+    let exec = String::from_utf8_lossy(&exec.stdout).into_owned();
+    let fds = open_fds(&exec);
+    assert!(fds.len() >= 3, "the probe saw no stdio: {exec}");
+    assert!(fds.iter().all(|(n, _)| *n < 3), "exec'd process holds more than stdio: {exec}");
+    // Init's own view, through its /proc/1/fd as the exec'd process sees it.
+    let init = b.testudo(&["exec", &b.id, "ls", "/proc/1/fd"]);
+    let init = String::from_utf8_lossy(&init.stdout).into_owned();
+    let mut init_fds: Vec<i32> = init.split_whitespace().filter_map(|s| s.parse().ok()).collect();
+    init_fds.sort_unstable();
+    assert_eq!(init_fds, [0, 1, 2], "init holds more than stdio: {init}");
+}
+
+/// CVE-2024-21626: a `cwd` of /proc/self/fd/N (a leaked fd to a host directory) would start the
+/// process outside its root. Init and exec: refused, or at least never outside the root.
+#[test]
+fn cve_2024_21626_a_cwd_through_proc_self_fd_does_not_leave_the_root() {
+    if !require_root() {
+        return;
+    }
+    for n in 3..9 {
+        let cwd = format!("/proc/self/fd/{n}");
+        let mut b = Bundle::new("readlink /proc/self/cwd; ls /proc/self/cwd/ | head -3");
+        b.config["process"]["cwd"] = cwd.clone().into();
+        let (code, out, err) = b.run();
+        if code == 0 {
+            let here = out.lines().next().unwrap_or("");
+            assert!(here.starts_with("/proc/") || here == "/", "cwd {cwd}: the process started in {here:?}: {out}");
+        } else {
+            assert!(err.contains("cwd"), "cwd {cwd}: the error does not name the cwd: {err}");
+        }
+    }
+    let b = Bundle::new("sleep 30");
+    b.write();
+    let bundle = b.dir.to_str().expect("utf8").to_string();
+    assert!(b.testudo(&["run", "-d", "--bundle", &bundle, &b.id]).status.success());
+    for n in 3..9 {
+        let cwd = format!("/proc/self/fd/{n}");
+        let out = b.testudo(&["exec", "--cwd", &cwd, &b.id, "readlink", "/proc/self/cwd"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() {
+            assert!(text.trim() == "/" || text.starts_with("/proc/"), "exec --cwd {cwd}: started in {text:?}");
+        } else {
+            assert!(String::from_utf8_lossy(&out.stderr).contains("cwd"), "exec --cwd {cwd}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}
+
+/// A directory on the host that a test watches; removed at the end.
+struct HostDir(PathBuf);
+
+impl HostDir {
+    fn new(name: &str) -> HostDir {
+        let d = std::env::temp_dir().join(format!("testudo-host-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("host dir");
+        HostDir(d)
+    }
+
+    fn assert_untouched(&self, what: &str) {
+        let entries: Vec<_> = std::fs::read_dir(&self.0).expect("read host dir").flatten().map(|e| e.path()).collect();
+        assert!(entries.is_empty(), "{what}: the host directory {:?} was written to: {entries:?}", self.0);
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+        assert!(!mountinfo.contains(self.0.to_str().expect("utf8")), "{what}: something was mounted on the host under {:?}", self.0);
+    }
+}
+
+impl Drop for HostDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// CVE-2021-30465 and CVE-2024-45310: mount destinations that are symlinks out of the rootfs,
+/// absolute or by `..`, dangling or not: mounts and the directories made for them stay inside the
+/// root, and the host directory they point at stays empty and unmounted.
+#[test]
+fn cve_2021_30465_cve_2024_45310_symlinked_mount_destinations_stay_inside() {
+    if !require_root() {
+        return;
+    }
+    let host = HostDir::new("mounts");
+    let mut b = Bundle::new("ls -d /evil-abs/tmp /evil-rel/bind /evil-dangling/new 2>&1; true");
+    let root = b.own_rootfs();
+    let h = host.0.to_str().expect("utf8");
+    std::os::unix::fs::symlink(&host.0, root.join("evil-abs")).expect("symlink");
+    std::os::unix::fs::symlink(format!("../../../../../../..{h}"), root.join("evil-rel")).expect("symlink");
+    std::os::unix::fs::symlink(format!("{h}/not-yet"), root.join("evil-dangling")).expect("symlink");
+    let src = b.dir.join("bind-src");
+    std::fs::create_dir_all(&src).expect("bind src");
+    let mounts = b.config["mounts"].as_array_mut().expect("mounts");
+    mounts.push(serde_json::json!({"destination": "/evil-abs/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}));
+    mounts.push(serde_json::json!({"destination": "/evil-rel/bind", "type": "bind", "source": src, "options": ["bind"]}));
+    mounts.push(serde_json::json!({"destination": "/evil-dangling/new", "type": "tmpfs", "source": "tmpfs"}));
+    let (code, out, err) = b.run();
+    host.assert_untouched("symlinked mount destinations");
+    if code == 0 {
+        // Made inside the root instead, where the links lead when the root is "/".
+        assert!(root.join(h.trim_start_matches('/')).join("tmp").is_dir(), "{out}");
+    } else {
+        assert!(err.contains("mount"), "{err}");
+    }
+}
+
+/// CVE-2025-31133: a rootfs whose /dev/null is a symlink to a procfs file the container may not
+/// write; a runtime that bind-mounts "/dev/null" over masked paths would mount that file there,
+/// writable. testudo binds only the host's /dev/null it opened and checked itself, and refuses a
+/// /dev/null that is not the null device.
+#[test]
+fn cve_2025_31133_a_symlinked_dev_null_does_not_unmask() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("stat -c '%F %t:%T' /proc/kcore /proc/timer_list; echo x > /proc/timer_list; echo rc=$?");
+    let root = b.own_rootfs();
+    let dev = root.join("dev");
+    std::fs::create_dir_all(&dev).expect("dev");
+    let _ = std::fs::remove_file(dev.join("null"));
+    std::os::unix::fs::symlink("/proc/sys/kernel/core_pattern", dev.join("null")).expect("symlink");
+    // The rootfs's own /dev, not a fresh tmpfs.
+    b.config["mounts"].as_array_mut().expect("mounts").retain(|m| m["destination"] != "/dev");
+    let before = std::fs::read("/proc/sys/kernel/core_pattern").expect("core_pattern");
+    let (code, out, err) = b.run();
+    assert_eq!(std::fs::read("/proc/sys/kernel/core_pattern").expect("core_pattern"), before, "host core_pattern changed");
+    if code == 0 {
+        assert!(out.lines().take(2).all(|l| l == "character special file 1:3"), "masked paths are not the null device: {out}");
+    } else {
+        assert!(err.contains("/dev/null"), "{err}");
+    }
+}
+
+/// CVE-2025-52881 (and CVE-2019-16884 / CVE-2023-27561 for LSM labels, which take the same
+/// path): a mount over a procfs file redirects the runtime's write there. Writes go through a
+/// verified procfs that refuses to cross mounts: the write is refused, the decoy untouched.
+#[test]
+fn cve_2025_52881_a_mount_over_a_proc_file_refuses_the_runtime_write() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("cat /proc/self/oom_score_adj");
+    let decoy = b.dir.join("decoy");
+    std::fs::write(&decoy, "decoy\n").expect("decoy");
+    b.config["process"]["oomScoreAdj"] = 500.into();
+    b.config["mounts"].as_array_mut().expect("mounts").push(serde_json::json!({
+        "destination": "/proc/self/oom_score_adj", "type": "bind", "source": decoy, "options": ["bind"]
+    }));
+    let (code, out, err) = b.run();
+    assert_ne!(code, 0, "the runtime wrote through a mount over /proc: {out}");
+    assert!(err.contains("oom_score_adj"), "{err}");
+    assert_eq!(std::fs::read_to_string(&decoy).expect("decoy"), "decoy\n");
+    assert_eq!(b.status(), "absent");
+}
+
+/// CVE-2019-16884: a rootfs whose /proc is a symlink, so that the proc mount (and the runtime's
+/// later writes of labels and proc files) land on a directory of the attacker's. The mount
+/// destination is resolved inside the root and the handle is checked to be a procfs root, so the
+/// write reaches the real procfs: the value is in effect inside.
+#[test]
+fn cve_2019_16884_a_proc_symlink_does_not_swallow_proc_writes() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("cat /proc/self/oom_score_adj; cat /fake/self/oom_score_adj");
+    let root = b.own_rootfs();
+    let _ = std::fs::remove_dir(root.join("proc"));
+    std::fs::create_dir_all(root.join("fake/self")).expect("fake");
+    std::fs::write(root.join("fake/self/oom_score_adj"), "0\n").expect("fake file");
+    std::os::unix::fs::symlink("/fake", root.join("proc")).expect("symlink");
+    b.config["process"]["oomScoreAdj"] = 321.into();
+    let (code, out, err) = b.run();
+    if code == 0 {
+        assert_eq!(out.lines().collect::<Vec<_>>(), ["321", "321"], "the write went to the fake /proc: {out}");
+    } else {
+        assert!(err.contains("proc"), "{err}");
+    }
+}
+
+/// CVE-2022-29162: runc set the inheritable set to the bounding set, so a file with inheritable
+/// file capabilities gained them in the container. Without inheritable caps in the spec, a
+/// non-root process running a `cap_net_raw+ei` file gets nothing.
+#[test]
+fn cve_2022_29162_file_inheritable_caps_do_not_leak() {
+    if !require_root() {
+        return;
+    }
+    let Some(p) = probe::binary() else { return };
+    let mut b = Bundle::new("grep -E '^Cap(Inh|Prm|Eff)' /proc/self/status; /bin/capprobe rawsock; true");
+    let root = b.own_rootfs();
+    let dst = root.join("bin/capprobe");
+    std::fs::copy(p, &dst).expect("copy probe");
+    let st = Command::new("setcap").arg("cap_net_raw+ei").arg(&dst).status();
+    if !st.is_ok_and(|s| s.success()) {
+        assert!(std::env::var_os("TESTUDO_IN_VM").is_none(), "SKIP is a failure in the VM: setcap");
+        eprintln!("SKIP: setcap cap_net_raw+ei failed");
+        return;
+    }
+    let set = ["CAP_NET_RAW", "CAP_KILL", "CAP_CHOWN"];
+    b.config["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+    b.config["process"]["capabilities"] = serde_json::json!({"bounding": set, "permitted": set, "effective": set});
+    let out = b.run_ok();
+    assert_eq!(common::status_field(&out, "CapInh"), Some("0000000000000000"), "{out}");
+    let last = out.lines().last().unwrap_or("");
+    assert_eq!(probe::errno_of(last), libc::EPERM, "the file's inheritable CAP_NET_RAW was granted: {out}");
+}

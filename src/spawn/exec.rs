@@ -135,5 +135,5 @@ fn process(r: &Request, chan: &Channel, userns: bool) -> Result<()> {
     let id = finish::Identity { process: &r.process, caps: &r.caps, seccomp: r.seccomp.as_ref(), proc: proc.as_ref(), userns };
     finish::identity(&id, chan)?;
     let exe = finish::resolve_executable(&r.process)?;
-    finish::exec(&id, &exe, r.preserve_fds, chan.raw())
+    finish::exec(&id, &exe, r.preserve_fds, chan)
 }
