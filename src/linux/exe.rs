@@ -9,8 +9,12 @@
 //! (`open_tree`, detached: attached nowhere, reachable only through the fd), makes the clone
 //! read-only, and re-execs itself from it with `execveat`. From then on `/proc/self/exe` of this
 //! process and of every child names the file on that read-only mount, and reopening it for
-//! writing fails with EROFS. The cost is one `execve` of the runtime and three cheap syscalls
-//! per command, with no copy of the binary (a memfd copy cost runc ~9 ms per spawn).
+//! writing fails with EROFS. No copy of the binary is made (a memfd copy cost runc ~9 ms per
+//! spawn). Measured on the 2-core dev host (release build, 4 MiB static binary, 400 alternating
+//! runs): open_tree + mount_setattr + dissolving the clone cost ~0.1 ms; the re-exec itself
+//! ~1.3 ms of CPU, 1.6-2.7 ms of wall time under load, per create/run/exec. Installed on a
+//! read-only mount (a read-only /usr, or `mount --bind -o ro` over its directory), testudo pays
+//! one statvfs (~20 µs) and nothing else.
 
 use std::ffi::CString;
 use std::os::fd::AsFd;
