@@ -325,3 +325,31 @@ fn cve_2022_29162_file_inheritable_caps_do_not_leak() {
     let last = out.lines().last().unwrap_or("");
     assert_eq!(probe::errno_of(last), libc::EPERM, "the file's inheritable CAP_NET_RAW was granted: {out}");
 }
+
+/// CVE-2025-52565: the pty is bound onto /dev/console; a rootfs whose /dev/console is a symlink
+/// (here to a procfs file) would have it mounted there instead. The slave comes from the master
+/// (TIOCGPTPEER), never from a /dev/pts/N path, and a symlinked /dev/console is refused.
+#[test]
+fn cve_2025_52565_a_symlinked_dev_console_is_refused() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("stat -L -c '%F %t' /dev/console /proc/sys/kernel/core_pattern");
+    let root = b.own_rootfs();
+    std::fs::create_dir_all(root.join("dev")).expect("dev");
+    let _ = std::fs::remove_file(root.join("dev/console"));
+    std::os::unix::fs::symlink("/proc/sys/kernel/core_pattern", root.join("dev/console")).expect("symlink");
+    b.config["mounts"].as_array_mut().expect("mounts").retain(|m| m["destination"] != "/dev");
+    b.config["process"]["terminal"] = true.into();
+    let before = std::fs::read("/proc/sys/kernel/core_pattern").expect("core_pattern");
+    // Foreground `run` owns the pty itself; the container's output comes through it.
+    let (code, out, err) = b.run();
+    assert_eq!(std::fs::read("/proc/sys/kernel/core_pattern").expect("core_pattern"), before);
+    if code == 0 {
+        let lines: Vec<&str> = out.lines().map(str::trim).collect();
+        assert_eq!(lines.first().copied(), Some("character special file 88"), "/dev/console is not the pty: {out}");
+        assert!(lines.get(1).is_some_and(|l| l.starts_with("regular")), "the pty was mounted over core_pattern: {out}");
+    } else {
+        assert!(err.contains("/dev/console"), "{err}");
+    }
+}
