@@ -353,3 +353,51 @@ fn cve_2025_52565_a_symlinked_dev_console_is_refused() {
         assert!(err.contains("/dev/console"), "{err}");
     }
 }
+
+/// CVE-2023-27561 (the return of CVE-2019-16884): a fake /proc mounted over the real one, so that
+/// the runtime's writes (LSM labels, oom_score_adj, sysctls) land in the attacker's files. The
+/// runtime keeps the handle it verified right after its own proc mount and writes through it; with
+/// no real proc mount at all, a write it must make is an error. (Labels cannot be applied on this
+/// host at all, see security_privileges; they go through the same handle.)
+#[test]
+fn cve_2023_27561_a_fake_proc_mounted_over_does_not_swallow_proc_writes() {
+    if !require_root() {
+        return;
+    }
+    let fake = |b: &Bundle| {
+        let d = b.dir.join("fakeproc");
+        for pid in ["1", "self"] {
+            std::fs::create_dir_all(d.join(pid)).expect("fake");
+            std::fs::write(d.join(pid).join("oom_score_adj"), "0\n").expect("fake");
+        }
+        d
+    };
+    let untouched = |d: &Path| {
+        for pid in ["1", "self"] {
+            assert_eq!(std::fs::read_to_string(d.join(pid).join("oom_score_adj")).expect("fake"), "0\n", "the runtime wrote into the fake /proc");
+        }
+    };
+    // A fake proc over the real one: the value reaches the real procfs.
+    let mut b = Bundle::new("sleep 30");
+    let d = fake(&b);
+    b.config["process"]["oomScoreAdj"] = 432.into();
+    b.config["mounts"].as_array_mut().expect("mounts").push(serde_json::json!({"destination": "/proc", "type": "bind", "source": d, "options": ["rbind"]}));
+    b.write();
+    let bundle = b.dir.to_str().expect("utf8").to_string();
+    let run = b.testudo(&["run", "-d", "--bundle", &bundle, &b.id]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let pid = b.state().expect("state")["pid"].as_i64().expect("pid");
+    assert_eq!(std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).expect("oom_score_adj").trim(), "432");
+    untouched(&d);
+    // Only a fake proc: refused.
+    let mut b = Bundle::new("true");
+    let d = fake(&b);
+    b.config["process"]["oomScoreAdj"] = 432.into();
+    let mounts = b.config["mounts"].as_array_mut().expect("mounts");
+    mounts.retain(|m| m["destination"] != "/proc");
+    mounts.push(serde_json::json!({"destination": "/proc", "type": "bind", "source": d, "options": ["rbind"]}));
+    let (code, _, err) = b.run();
+    assert_ne!(code, 0, "oomScoreAdj written without a real procfs");
+    assert!(err.contains("proc"), "{err}");
+    untouched(&d);
+}
