@@ -68,6 +68,68 @@ fn cve_2019_5736_exec_of_proc_self_exe_cannot_overwrite_the_runtime() {
     assert_overwrite_refused(&String::from_utf8_lossy(&out.stdout), &bin, &before);
 }
 
+/// A pipe whose buffer is full: a process writing to it blocks until the read end is drained.
+fn full_pipe() -> (std::fs::File, std::os::fd::OwnedFd) {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe");
+    nix::fcntl::fcntl(&w, nix::fcntl::FcntlArg::F_SETPIPE_SZ(4096)).expect("pipe size");
+    nix::fcntl::fcntl(&w, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)).expect("nonblock");
+    while nix::unistd::write(&w, &[b'x'; 512]).is_ok() {}
+    nix::fcntl::fcntl(&w, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty())).expect("block");
+    (std::fs::File::from(r), w)
+}
+
+/// CVE-2019-5736 as published: the container's file is a `#!/proc/self/exe` script; exec'ing it
+/// makes the kernel run the runtime binary as its interpreter. The victim is held (its usage
+/// error blocks on a full stderr pipe) until the attacker has its executable.
+#[test]
+fn cve_2019_5736_a_proc_self_exe_shebang_cannot_overwrite_the_runtime() {
+    if !require_root() {
+        return;
+    }
+    use std::io::{BufRead, Read};
+    let fifo = "/dev/shm/cve-2019-5736-shebang";
+    let mut b = Bundle::new("sleep 60");
+    if !probe::add(&mut b) {
+        return;
+    }
+    let root = b.own_rootfs();
+    std::fs::write(root.join("evil"), format!("#!/proc/self/exe {fifo}\n")).expect("script");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(root.join("evil"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    b.write();
+    let bin = own_testudo(&b);
+    let before = std::fs::read(&bin).expect("read");
+    let bundle = b.dir.to_str().expect("utf8").to_string();
+    assert!(testudo(&bin, &b, &["run", "-d", "--bundle", &bundle, &b.id]).status().expect("run").success());
+    let mut attacker = testudo(Path::new(common::BIN), &b, &["exec", &b.id, probe::PATH, "catch-exe", fifo]).stdout(Stdio::piped()).spawn().expect("attacker");
+    let mut lines = std::io::BufReader::new(attacker.stdout.take().expect("stdout")).lines();
+    assert_eq!(lines.next().and_then(|l| l.ok()).as_deref(), Some("READY"));
+    let (mut drain, w) = full_pipe();
+    let mut victim = testudo(&bin, &b, &["exec", &b.id, "/evil"]).stderr(Stdio::from(w)).spawn().expect("victim");
+    let mut out = String::new();
+    for l in lines.by_ref() {
+        let l = l.expect("attacker output");
+        out.push_str(&l);
+        out.push('\n');
+        if l.starts_with("CAUGHT") || l.starts_with("MISSED") {
+            break;
+        }
+    }
+    // Let the victim finish its write and exit.
+    let drainer = std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = drain.read_to_end(&mut sink);
+    });
+    let _ = victim.wait();
+    for l in lines {
+        out.push_str(&l.expect("attacker output"));
+        out.push('\n');
+    }
+    let _ = attacker.wait();
+    drainer.join().expect("drain");
+    assert_overwrite_refused(&out, &bin, &before);
+}
+
 /// CVE-2019-5736, entrypoint variant: the container's own process is /proc/self/exe (as a
 /// `#!/proc/self/exe` script would make it), so init execs the runtime binary. The container
 /// shares the host's pid namespace here, so the attacker outlives that process.

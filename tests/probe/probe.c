@@ -30,7 +30,8 @@ static int report(long r) {
 
 /* CVE-2019-5736, the attacker's half. Make FIFO; find a process whose argv[0] is
  * "/proc/self/exe" (the runtime binary, run inside the container by the kernel when the runtime
- * exec'd that path) and hold its executable through /proc/PID/exe with O_PATH; open FIFO, which
+ * exec'd that path or a "#!/proc/self/exe" script) with FIFO among its arguments, and hold its
+ * executable through /proc/PID/exe with O_PATH; open FIFO, which
  * lets the victim (blocked opening FIFO as its --log) go on and exit; then reopen the held file
  * for writing and overwrite it. Prints CAUGHT PID, then OK (overwritten) or ERR errno. */
 static int catch_exe(const char *fifo) {
@@ -45,16 +46,20 @@ static int catch_exe(const char *fifo) {
             int pid = atoi(e->d_name);
             if (pid <= 0 || pid == getpid())
                 continue;
-            char p[64], cmd[512] = {0}, want[512] = {0};
-            /* the victim's whole argv: /proc/self/exe --log FIFO */
-            int wn = snprintf(want, sizeof want, "/proc/self/exe%c--log%c%s", 0, 0, fifo) + 1;
+            char p[64], cmd[512] = {0};
             snprintf(p, sizeof p, "/proc/%d/cmdline", pid);
             int c = open(p, O_RDONLY);
             if (c < 0)
                 continue;
             ssize_t n = read(c, cmd, sizeof cmd - 1);
             close(c);
-            if (n != wn || memcmp(cmd, want, wn))
+            /* the victim: argv[0] "/proc/self/exe" and FIFO among its arguments */
+            if (n <= 0 || strcmp(cmd, "/proc/self/exe"))
+                continue;
+            int marked = 0;
+            for (char *a = cmd; a < cmd + n; a += strlen(a) + 1)
+                marked |= !strcmp(a, fifo);
+            if (!marked)
                 continue;
             snprintf(p, sizeof p, "/proc/%d/exe", pid);
             fd = open(p, O_PATH);
