@@ -463,3 +463,53 @@ fn cve_2023_27561_a_fake_proc_mounted_over_does_not_swallow_proc_writes() {
     assert!(err.contains("proc"), "{err}");
     untouched(&d);
 }
+
+/// CVE-2021-30465 / CVE-2024-45310 as races: another party (in the CVEs, a second container on
+/// the same volume) keeps swapping a directory of the rootfs with a symlink to the host while
+/// containers are set up with mounts beneath it. Every path is resolved once, inside the root, to
+/// an fd that the mount or mkdir then uses, so no swap can send either to the host.
+#[test]
+fn cve_2021_30465_cve_2024_45310_a_racing_symlink_swap_stays_inside() {
+    if !require_root() {
+        return;
+    }
+    let host = HostDir::new("race");
+    let mut b = Bundle::new("true");
+    let root = b.own_rootfs();
+    std::fs::create_dir_all(root.join("vol")).expect("vol");
+    std::os::unix::fs::symlink(&host.0, root.join("vol-link")).expect("symlink");
+    let src = b.dir.join("bind-src");
+    std::fs::create_dir_all(&src).expect("bind src");
+    let mounts = b.config["mounts"].as_array_mut().expect("mounts");
+    mounts.push(serde_json::json!({"destination": "/vol/a/tmp", "type": "tmpfs", "source": "tmpfs"}));
+    mounts.push(serde_json::json!({"destination": "/vol/b/bind", "type": "bind", "source": src, "options": ["bind"]}));
+    b.write();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let stop = stop.clone();
+        let (a, l) = (std::ffi::CString::new(root.join("vol").into_os_string().into_encoded_bytes()).expect("c"), std::ffi::CString::new(root.join("vol-link").into_os_string().into_encoded_bytes()).expect("c"));
+        std::thread::spawn(move || {
+            let mut swaps = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // SAFETY: two NUL-terminated paths; RENAME_EXCHANGE swaps them atomically.
+                if unsafe { libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, l.as_ptr(), libc::RENAME_EXCHANGE) } == 0 {
+                    swaps += 1;
+                }
+            }
+            swaps
+        })
+    };
+    let bundle = b.dir.to_str().expect("utf8").to_string();
+    let mut ok = 0;
+    for i in 0..40 {
+        let id = format!("{}-race{i}", b.id);
+        let out = b.testudo(&["run", "--bundle", &bundle, &id]);
+        ok += out.status.success() as u32;
+        host.assert_untouched(&format!("run {i}"));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let swaps = swapper.join().expect("swapper");
+    assert!(swaps > 40, "the swapper hardly ran ({swaps} swaps): nothing was raced");
+    host.assert_untouched("after the race");
+    eprintln!("{ok} of 40 runs succeeded under {swaps} swaps");
+}
