@@ -212,6 +212,10 @@ const NOTIF_SEND: libc::c_ulong = 0xc018_2101; // _IOWR('!', 1, struct seccomp_n
 /// One listener connection: the container process state and the notify fd.
 fn accept_one(l: &UnixListener) -> (serde_json::Value, OwnedFd) {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    // A runtime that never connects fails the test instead of hanging it.
+    let mut p = libc::pollfd { fd: l.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd.
+    assert!(unsafe { libc::poll(&mut p, 1, 20_000) } > 0, "listener: no connection in 20 s");
     let (s, _) = l.accept().expect("accept");
     let mut buf = vec![0u8; 1 << 16];
     let mut cmsg = nix::cmsg_space!([RawFd; 1]);
