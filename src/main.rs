@@ -63,13 +63,13 @@ fn run() {
 
 fn dispatch(g: &Global, c: &Command) -> (&'static str, error::Result<i32>) {
     match c {
-        Command::Create(c) => ("create", commands::create::run(g, &c.opts, &c.id)),
+        Command::Create(c) => ("create", sealed(|| commands::create::run(g, &c.opts, &c.id))),
         Command::Start(i) => ("start", commands::start::run(g, &i.id)),
         Command::State(i) => ("state", commands::state::run(g, &i.id)),
         Command::Kill(k) => ("kill", commands::kill::run(g, k)),
         Command::Delete(d) => ("delete", commands::delete::run(g, d)),
-        Command::Run(r) => ("run", commands::run::run(g, r)),
-        Command::Exec(e) => ("exec", commands::exec::run(g, e)),
+        Command::Run(r) => ("run", sealed(|| commands::run::run(g, r))),
+        Command::Exec(e) => ("exec", sealed(|| commands::exec::run(g, e))),
         Command::List(l) => ("list", commands::list::run(g, l)),
         Command::Spec(s) => ("spec", commands::spec::run(s)),
         Command::Features => ("features", commands::features::run()),
@@ -79,4 +79,11 @@ fn dispatch(g: &Global, c: &Command) -> (&'static str, error::Result<i32>) {
         Command::Update(u) => ("update", commands::update::run(g, u)),
         Command::Events(e) => ("events", commands::events::run(g, e)),
     }
+}
+
+/// CVE-2019-5736: a command that starts a process inside a container first re-execs itself from
+/// a read-only mount of its own binary (see `linux::exe`).
+fn sealed(f: impl FnOnce() -> error::Result<i32>) -> error::Result<i32> {
+    linux::exe::seal()?;
+    f()
 }

@@ -197,3 +197,42 @@ fn the_waiting_init_is_not_dumpable_from_inside() {
     let own = exec(&["open", "/proc/self/exe", "0"]);
     assert_eq!(probe::errno_of(&own), 0, "{own}");
 }
+
+/// Fail closed: an LSM label this host cannot apply is a create error that leaves nothing, never
+/// a warning and a container without it. (With the LSM active, the VM tests apply real labels;
+/// an unloaded AppArmor profile is an error there too.)
+#[test]
+fn lsm_labels_this_host_cannot_apply_are_create_errors() {
+    if !require_root() {
+        return;
+    }
+    let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|s| s.trim() == "Y");
+    let selinux = std::path::Path::new("/sys/fs/selinux/enforce").exists();
+    let mut cases: Vec<(&str, serde_json::Value, &str)> = vec![(
+        "process.apparmorProfile",
+        serde_json::json!({"process": {"apparmorProfile": "testudo-no-such-profile"}}),
+        if apparmor { "is not loaded" } else { "AppArmor is not enabled" },
+    )];
+    if selinux {
+        eprintln!("SKIP: SELinux is enabled here; the label cases run in the SELinux VM");
+    } else {
+        cases.push(("process.selinuxLabel", serde_json::json!({"process": {"selinuxLabel": "system_u:system_r:container_t:s0"}}), "SELinux is not enabled"));
+        cases.push(("linux.mountLabel", serde_json::json!({"linux": {"mountLabel": "system_u:object_r:container_file_t:s0"}}), "SELinux is not enabled"));
+    }
+    for (field, patch, needle) in cases {
+        let mut b = Bundle::new("true");
+        for (section, fields) in patch.as_object().expect("object") {
+            for (k, v) in fields.as_object().expect("object") {
+                b.config[section][k] = v.clone();
+            }
+        }
+        let out = b.create();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{field}: accepted on a host that cannot apply it");
+        let last = field.rsplit('.').next().unwrap_or(field);
+        assert!(err.contains(last) && err.contains(needle), "{field}: {err}");
+        assert_eq!(err.lines().count(), 1, "{field}: one error record, no warnings: {err}");
+        assert_eq!(b.status(), "absent");
+        assert!(!b.root.join(&b.id).exists(), "{field}: state left behind");
+    }
+}

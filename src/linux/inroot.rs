@@ -83,6 +83,11 @@ fn ensure_at_depth(root: &OwnedFd, path: &Path, kind: Kind, mode: u32, depth: u3
     match created {
         Ok(()) => {}
         Err(Errno::EEXIST) => {
+            // CVE-2024-21626: what exists in a procfs (/proc/self/fd/N, /proc/self/cwd) is a
+            // magic link, whose text is a host path, not a symlink to follow in the root.
+            if nix::sys::statfs::fstatfs(&parent_fd).is_ok_and(|st| st.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC) {
+                return Err(Error::sys(format!("create {path:?} in rootfs: it is inside a procfs"), Errno::ELOOP));
+            }
             // A dangling symlink: create its target, resolved inside the root like any path.
             if let Ok(target) = nix::fcntl::readlinkat(&parent_fd, name) {
                 if depth >= MAX_LINKS {

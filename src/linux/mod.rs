@@ -4,6 +4,7 @@ pub mod cgroupfs;
 pub mod copyup;
 pub mod creds;
 pub mod devices;
+pub mod exe;
 pub mod fds;
 pub mod idmap;
 pub mod inroot;

@@ -58,6 +58,14 @@ pub fn set_size(master: &OwnedFd, rows: u16, cols: u16) -> Result<()> {
 
 /// Bind the slave onto /dev/console inside the root.
 pub fn mount_console(root: &OwnedFd, slave: &OwnedFd) -> Result<()> {
+    // CVE-2025-52565: a /dev/console that is a symlink would have the pty mounted wherever it
+    // leads inside the root, over a procfs file for instance. Refuse it; a missing one is made.
+    let dev = inroot::ensure(root, Path::new("/dev"), inroot::Kind::Dir, 0o755).context("/dev")?;
+    match nix::sys::stat::fstatat(&dev, "console", nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK => return Err(Error::new("/dev/console in the rootfs is a symlink")),
+        Ok(_) | Err(nix::errno::Errno::ENOENT) => {}
+        Err(e) => return Err(Error::sys("/dev/console", e)),
+    }
     let target = inroot::ensure(root, Path::new("/dev/console"), inroot::Kind::File, 0o600).context("/dev/console")?;
     let tree = mounts::open_tree(slave.as_raw_fd(), Path::new(""), false).context("bind /dev/console")?;
     mounts::move_mount(&tree, &target).context("bind /dev/console")

@@ -73,6 +73,9 @@ pub fn launch(r: &Request) -> Result<(i32, OwnedFd)> {
     };
     drop(theirs);
     let mut p2: Option<(i32, OwnedFd)> = None;
+    // P1 sends P2's pid after forking it, and P2 may send its notify fd first: both come over
+    // the one socket, in either order. A notify fd that is early waits here for the pid.
+    let mut early_notify: Option<OwnedFd> = None;
     loop {
         let (msg, fd) = match ours.recv_any()? {
             Some((m, fd)) => (Some(m), fd),
@@ -80,20 +83,19 @@ pub fn launch(r: &Request) -> Result<(i32, OwnedFd)> {
         };
         match msg {
             Some(Msg::SeccompFd) => {
-                // P1 sent P2's pid before P2 could get this far.
-                let (Some((pid, p2_fd)), Some(fd), Some(l)) = (&p2, &fd, r.seccomp.as_ref().and_then(|s| s.listener.as_ref())) else {
-                    return Err(Error::new("sync socket: unexpected seccomp notify fd"));
-                };
-                if let Err(e) = seccomp::notify_listener(l, fd, *pid, &r.container_state) {
-                    // Without its listener the process must not run at all.
-                    let _ = pidfd::send_signal(p2_fd, nix::sys::signal::Signal::SIGKILL);
-                    let _ = pidfd::wait(p2_fd);
-                    return Err(e);
+                let fd = fd.ok_or_else(|| Error::new("sync socket: seccomp notify message without an fd"))?;
+                match &p2 {
+                    Some((pid, p2_fd)) => to_listener(r, *pid, p2_fd, &fd)?,
+                    None => early_notify = Some(fd),
                 }
             }
             Some(Msg::Pid(pid)) => {
-                p2 = Some((pid, pidfd::open(pid)?));
+                let p2_fd = pidfd::open(pid)?;
                 let _ = pidfd::wait(&p1_fd);
+                if let Some(fd) = early_notify.take() {
+                    to_listener(r, pid, &p2_fd, &fd)?;
+                }
+                p2 = Some((pid, p2_fd));
             }
             Some(Msg::Fail(e)) => {
                 if let Some((_, fd)) = &p2 {
@@ -115,6 +117,17 @@ pub fn launch(r: &Request) -> Result<(i32, OwnedFd)> {
             }
         }
     }
+}
+
+/// Hand P2's notify fd to the listener; without its listener the process must not run at all.
+fn to_listener(r: &Request, pid: i32, p2_fd: &OwnedFd, fd: &OwnedFd) -> Result<()> {
+    let l = r.seccomp.as_ref().and_then(|s| s.listener.as_ref()).ok_or_else(|| Error::new("sync socket: unexpected seccomp notify fd"))?;
+    if let Err(e) = seccomp::notify_listener(l, fd, pid, &r.container_state) {
+        let _ = pidfd::send_signal(p2_fd, nix::sys::signal::Signal::SIGKILL);
+        let _ = pidfd::wait(p2_fd);
+        return Err(e);
+    }
+    Ok(())
 }
 
 fn join(r: &Request, chan: &Channel, flags: libc::c_int, userns: bool) -> Result<()> {
@@ -142,5 +155,5 @@ fn process(r: &Request, chan: &Channel, userns: bool) -> Result<()> {
     let id = finish::Identity { process: &r.process, caps: &r.caps, seccomp: r.seccomp.as_ref(), proc: proc.as_ref(), userns, personality: r.personality.as_ref() };
     finish::identity(&id, chan)?;
     let exe = finish::resolve_executable(&r.process)?;
-    finish::exec(&id, &exe, r.preserve_fds, chan.raw())
+    finish::exec(&id, &exe, r.preserve_fds, chan)
 }

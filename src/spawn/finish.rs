@@ -115,13 +115,32 @@ pub fn resolve_executable(p: &Process) -> Result<PathBuf> {
     Err(Error::new(format!("exec: {arg0:?}: executable file not found in $PATH")))
 }
 
-/// Close every fd but stdio, the preserved ones and `keep` (the sync socket, close-on-exec),
-/// enter the cwd, install seccomp last when no_new_privileges is on, and execve.
-pub fn exec(i: &Identity, exe: &Path, preserve: u32, keep: RawFd) -> Result<()> {
-    let p = i.process;
+/// Close every fd but stdio, the preserved ones and the sync socket (close-on-exec), enter the
+/// cwd, install seccomp last when no_new_privileges is on, and execve. Never returns: once the
+/// fds are closed, the `OwnedFd`s in our callers' frames name closed (or reused) numbers, so an
+/// error is sent from here and the process ends without unwinding into them.
+pub fn exec(i: &Identity, exe: &Path, preserve: u32, chan: &Channel) -> ! {
     // CVE-2024-21626: no host fd may be open while the cwd and args[0] are resolved, or a
     // "/proc/self/fd/N" path would lead out of the root. Close them, don't just mark them.
-    close_except(3 + preserve, keep)?;
+    let e = match close_except(3 + preserve, chan.raw()) {
+        Ok(()) => after_close(i, exe, preserve),
+        Err(e) => e,
+    };
+    let _ = chan.send(&crate::spawn::sync::Msg::Fail(e));
+    // SAFETY: _exit ends the process at once; nothing of our callers' frames runs again.
+    unsafe { libc::_exit(1) }
+}
+
+/// The rest of `exec`; returns only on failure.
+fn after_close(i: &Identity, exe: &Path, preserve: u32) -> Error {
+    match try_exec(i, exe, preserve) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}
+
+fn try_exec(i: &Identity, exe: &Path, preserve: u32) -> Result<std::convert::Infallible> {
+    let p = i.process;
     fds::seal(preserve)?;
     std::env::set_current_dir(p.cwd()).with_context(|| format!("cwd {:?}", p.cwd()))?;
     match nix::unistd::getcwd() {
@@ -142,8 +161,7 @@ pub fn exec(i: &Identity, exe: &Path, preserve: u32, keep: RawFd) -> Result<()> 
     if let (Some(prog), SeccompAt::Execve) = (i.seccomp, seccomp_at(i)) {
         seccomp::install(prog)?;
     }
-    let e = nix::unistd::execve(&exe_c, &argv, &env).unwrap_err();
-    Err(Error::sys(format!("exec: {exe:?}"), e))
+    nix::unistd::execve(&exe_c, &argv, &env).map_err(|e| Error::sys(format!("exec: {exe:?}"), e))
 }
 
 fn close_except(first: u32, keep: RawFd) -> Result<()> {
@@ -154,7 +172,7 @@ fn close_except(first: u32, keep: RawFd) -> Result<()> {
             continue;
         }
         // SAFETY: closing fds we no longer use; the Rust owners of them live in frames of this
-        // process that are never returned to (this path ends in execve or _exit).
+        // process that are never returned to (`exec` ends in execve or _exit, never returns).
         if unsafe { libc::close_range(lo, hi, 0) } < 0 {
             return Err(crate::error::last_os("close_range"));
         }

@@ -131,7 +131,7 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
     wait_for_start(p, chan)?;
     hooks::run_all("startContainer", p.spec.hooks().as_ref().and_then(|h| h.start_container().as_ref()), &state)?;
     drop(pty);
-    finish::exec(&id, &exe, p.preserve_fds, chan.raw())
+    finish::exec(&id, &exe, p.preserve_fds, chan)
 }
 
 fn need_proc<'a>(proc: &'a Option<Proc>, what: &str) -> Result<&'a Proc> {

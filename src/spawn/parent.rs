@@ -116,14 +116,23 @@ fn clone_flags(ns: &Plan) -> u64 {
 fn handshake(p: &Prepared, proc: Option<&Proc>, chan: &Channel, child: i32, child_fd: &OwnedFd, direct: bool) -> Result<(i32, OwnedFd, Option<OwnedFd>)> {
     let mut init: Option<(i32, OwnedFd)> = if direct { Some((child, dup(child_fd)?)) } else { None };
     let mut pty = None;
+    // With a join stage, its Pid(init) and init's own notify fd share the socket and may come in
+    // either order: an early notify fd waits for the pid.
+    let mut early_notify: Option<OwnedFd> = None;
+    let to_listener = |pid: i32, fd: &OwnedFd| {
+        let l = p.seccomp.as_ref().and_then(|s| s.listener.as_ref()).ok_or_else(|| Error::new("seccomp notify fd without a listenerPath"))?;
+        seccomp::notify_listener(l, fd, pid, &hook_state(p, "creating", pid))
+    };
     loop {
         let Some((msg, fd)) = chan.recv_any()? else {
             return Err(died(child_fd, direct, &p.cgroup));
         };
-        if let (Msg::SeccompFd, Some(fd)) = (&msg, &fd) {
-            let pid = init.as_ref().map(|(pid, _)| *pid).ok_or_else(|| Error::new("seccomp notify fd before the container's pid"))?;
-            let l = p.seccomp.as_ref().and_then(|s| s.listener.as_ref()).ok_or_else(|| Error::new("seccomp notify fd without a listenerPath"))?;
-            seccomp::notify_listener(l, fd, pid, &hook_state(p, "creating", pid))?;
+        if let Msg::SeccompFd = msg {
+            let fd = fd.ok_or_else(|| Error::new("sync socket: seccomp notify message without an fd"))?;
+            match &init {
+                Some((pid, _)) => to_listener(*pid, &fd)?,
+                None => early_notify = Some(fd),
+            }
             continue;
         }
         if let Some(fd) = fd {
@@ -143,6 +152,9 @@ fn handshake(p: &Prepared, proc: Option<&Proc>, chan: &Channel, child: i32, chil
                 // P2 is our child (CLONE_PARENT), so its pid cannot be reused before we reap it.
                 init = Some((pid, pidfd::open(pid)?));
                 let _ = pidfd::wait(child_fd);
+                if let Some(fd) = early_notify.take() {
+                    to_listener(pid, &fd)?;
+                }
             }
             Msg::Hooks => {
                 let pid = init.as_ref().map_or(0, |(pid, _)| *pid);

