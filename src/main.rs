@@ -28,6 +28,7 @@ pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) ->
 
 #[cfg_attr(test, allow(dead_code))]
 fn run() {
+    linux::exe::seal_early();
     let cli = match cli::parse(std::env::args().collect()) {
         Ok(c) => c,
         Err(e) => e.exit(),
