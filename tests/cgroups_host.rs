@@ -408,6 +408,34 @@ fn without_a_cgroup_namespace_the_container_sees_the_hierarchy_and_changes_no_ho
     assert!(nsdelegate(&h), "the container's cgroup mount turned the host's nsdelegate off");
 }
 
+/// bpf(2) with an attr of the command's layout.
+fn bpf<T>(cmd: i64, attr: &mut T) -> i64 {
+    // SAFETY: attr is a #[repr(C)] bpf_attr prefix for cmd, valid for the call.
+    unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut T, std::mem::size_of::<T>()) }
+}
+
+/// Attach program `id` to `cgroup` as a device program (BPF_F_ALLOW_MULTI), or detach it.
+fn attach_device_program(cgroup: &Path, id: u32, attach: bool) {
+    use std::os::fd::AsRawFd;
+    #[repr(C)]
+    struct Attach {
+        target_fd: u32,
+        attach_bpf_fd: u32,
+        attach_type: u32,
+        attach_flags: u32,
+        replace_bpf_fd: u32,
+    }
+    let mut get = [id, 0u32, 0u32];
+    let fd = bpf(13, &mut get); // BPF_PROG_GET_FD_BY_ID
+    assert!(fd >= 0, "get program {id}: {}", std::io::Error::last_os_error());
+    let dir = std::fs::File::open(cgroup).expect("open cgroup");
+    let mut a = Attach { target_fd: dir.as_raw_fd() as u32, attach_bpf_fd: fd as u32, attach_type: 6, attach_flags: if attach { 2 } else { 0 }, replace_bpf_fd: 0 };
+    let r = bpf(if attach { 8 } else { 9 }, &mut a); // BPF_PROG_ATTACH / BPF_PROG_DETACH
+    assert_eq!(r, 0, "attach/detach {id} on {cgroup:?}: {}", std::io::Error::last_os_error());
+    // SAFETY: fd is ours, from BPF_PROG_GET_FD_BY_ID above.
+    unsafe { libc::close(fd as i32) };
+}
+
 /// The ids of the device programs attached to a cgroup (BPF_PROG_QUERY).
 fn device_programs(cgroup: &Path) -> Vec<u32> {
     use std::os::fd::AsRawFd;
@@ -451,4 +479,14 @@ fn containers_with_the_same_device_rules_share_one_verified_program() {
     let (_c, third) = mk(&other);
     assert_eq!(first, second, "the same rules load the same program once");
     assert_ne!(first, third, "other rules get their own program");
+
+    // A keeper holding another rule set's program (tampered with, or a hash collision chosen by
+    // whoever writes config.json) is not trusted: the next container loads its own.
+    let keepers = hierarchy().join("testudo.device-programs");
+    let keeper = std::fs::read_dir(&keepers).expect("keepers").flatten().map(|e| e.path()).filter(|p| p.is_dir()).find(|p| device_programs(p) == [first]).expect("the keeper of the first rules");
+    attach_device_program(&keeper, third, true);
+    attach_device_program(&keeper, first, false);
+    assert_eq!(device_programs(&keeper), [third]);
+    let (_d, fourth) = mk(&rules);
+    assert_ne!(fourth, third, "a container got another rule set's program from a tampered keeper");
 }
