@@ -57,18 +57,21 @@ pub fn resolve(spec_path: Option<&Path>, id: &str) -> Result<PathBuf> {
 
 pub struct Cgroup {
     pub path: PathBuf,
+    /// Derived from the path and the host's mounts on first use, then kept: create asks for it
+    /// four times (make, join, limits, the cgroup mount in init).
+    legacy: std::cell::OnceCell<v1::Legacy>,
 }
 
 impl Cgroup {
     pub fn at(path: PathBuf) -> Cgroup {
-        Cgroup { path }
+        Cgroup { path, legacy: std::cell::OnceCell::new() }
     }
 
     /// Make the directory (and missing parents). Fails if it already holds processes: two
     /// containers must not share a cgroup.
     pub fn create(path: PathBuf) -> Result<Cgroup> {
         std::fs::create_dir_all(&path).with_context(|| format!("create cgroup {path:?}"))?;
-        let cg = Cgroup { path };
+        let cg = Cgroup::at(path);
         if !cg.procs()?.is_empty() {
             return Err(Error::new(format!("cgroup {:?} is already in use", cg.path)));
         }
@@ -77,8 +80,8 @@ impl Cgroup {
     }
 
     /// The container's cgroup v1 directories on a hybrid host (none on a pure v2 host).
-    pub fn legacy(&self) -> v1::Legacy {
-        mountpoint().map(|root| v1::Legacy::of(&root, &self.path)).unwrap_or_default()
+    pub fn legacy(&self) -> &v1::Legacy {
+        self.legacy.get_or_init(|| mountpoint().map(|root| v1::Legacy::of(&root, &self.path)).unwrap_or_default())
     }
 
     /// An fd for clone3(CLONE_INTO_CGROUP).

@@ -116,7 +116,7 @@ pub fn plan(r: &LinuxResources, cg: &Cgroup, live: bool) -> Result<Writes> {
 pub fn apply(cg: &Cgroup, r: &LinuxResources, nodes: &[LinuxDevice], live: bool) -> Result<()> {
     check(r)?;
     let legacy = cg.legacy();
-    let v2 = without_legacy(r, &legacy);
+    let v2 = without_legacy(r, legacy);
     controllers::enable(&mountpoint()?, &cg.path, &needs(&v2))?;
     for (file, value) in plan(&v2, cg, live)? {
         cg.write(&file, &value)?;

@@ -38,9 +38,11 @@ pub fn mount(ctx: &Ctx, h: &Hybrid, m: &Mount, o: &Options) -> Result<()> {
         let at = inroot::ensure(ctx.root, &m.destination().join(name), Kind::Dir, 0o755)?;
         move_mount(&tree, &at).with_context(|| format!("move_mount {source:?}"))?;
         // Co-mounted controllers: cpu -> cpu,cpuacct, as on the host.
-        for part in name.split(',').filter(|p| *p != name) {
+        if name.contains(',') {
             let top = inroot::open(ctx.root, m.destination(), OFlag::O_PATH | OFlag::O_DIRECTORY).context("reopen")?;
-            nix::unistd::symlinkat(name, &top, part).with_context(|| format!("symlink {part:?}"))?;
+            for part in name.split(',') {
+                nix::unistd::symlinkat(name, &top, part).with_context(|| format!("symlink {part:?}"))?;
+            }
         }
     }
     if o.flags.contains(MsFlags::MS_RDONLY) {
