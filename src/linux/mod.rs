@@ -5,6 +5,7 @@ pub mod copyup;
 pub mod creds;
 pub mod devices;
 pub mod exe;
+pub mod exe_file;
 pub mod fds;
 pub mod idmap;
 pub mod inroot;
