@@ -78,6 +78,37 @@ fn full_pipe() -> (std::fs::File, std::os::fd::OwnedFd) {
     (std::fs::File::from(r), w)
 }
 
+/// CVE-2019-5736's protection keeps one read-only mount of each runtime binary under
+/// /run/testudo.exe. Once a binary is gone (rebuilt, upgraded), its copy must go too: stale
+/// copies pile up in the host's mount table, which every container's mount namespace copies.
+#[test]
+fn cve_2019_5736_the_kept_copy_of_a_deleted_runtime_is_unmounted() {
+    if !require_root() {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let b = Bundle::new("true");
+    b.write();
+    let bundle = b.dir.to_str().expect("utf8").to_string();
+    let kept = |bin: &Path| {
+        let m = std::fs::metadata(bin).expect("stat copy");
+        format!(" /run/testudo.exe/{}:{} ", m.dev(), m.ino())
+    };
+    let mounted = |entry: &str| std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo").contains(entry);
+    let old = b.dir.join("testudo-old");
+    std::fs::copy(common::BIN, &old).expect("copy testudo");
+    let old_entry = kept(&old);
+    assert!(testudo(&old, &b, &["run", "--bundle", &bundle, &format!("{}-old", b.id)]).status().expect("run").success());
+    assert!(mounted(&old_entry), "no read-only copy of the runtime was kept at{old_entry}");
+    std::fs::remove_file(&old).expect("remove the old runtime");
+    let new = b.dir.join("testudo-new");
+    std::fs::copy(common::BIN, &new).expect("copy testudo");
+    let new_entry = kept(&new);
+    assert!(testudo(&new, &b, &["run", "--bundle", &bundle, &format!("{}-new", b.id)]).status().expect("run").success());
+    assert!(mounted(&new_entry), "no read-only copy of the new runtime was kept at{new_entry}");
+    assert!(!mounted(&old_entry), "the copy of the deleted runtime is still mounted at{old_entry}");
+}
+
 /// CVE-2019-5736 as published: the container's file is a `#!/proc/self/exe` script; exec'ing it
 /// makes the kernel run the runtime binary as its interpreter. The victim is held (its usage
 /// error blocks on a full stderr pipe) until the attacker has its executable.
