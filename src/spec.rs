@@ -73,16 +73,21 @@ pub fn validate(spec: &Spec) -> Result<()> {
         return Err(Error::new("domainname needs a uts namespace"));
     }
     let maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty()) || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
-    let new_user = linux.namespaces().iter().flatten().any(|n| n.typ() == T::User && n.path().is_none());
+    // An empty path means a new namespace, as in namespaces::plan.
+    let new = |t: T| linux.namespaces().iter().flatten().any(|n| n.typ() == t && n.path().as_ref().map_or(true, |p| p.as_os_str().is_empty()));
+    let new_user = new(T::User);
     if maps && !new_user {
-        return Err(Error::new("uidMappings/gidMappings need a new user namespace"));
+        let why = if has(T::User) { ": one joined by path has its id maps already" } else { "" };
+        return Err(Error::new(format!("linux.uidMappings/gidMappings need a new user namespace{why}")));
     }
     if new_user {
         crate::linux::idmap::validate("uid", linux.uid_mappings().as_deref().unwrap_or(&[]))?;
         crate::linux::idmap::validate("gid", linux.gid_mappings().as_deref().unwrap_or(&[]))?;
     }
-    if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) && !linux.namespaces().iter().flatten().any(|n| n.typ() == T::Time && n.path().is_none()) {
-        return Err(Error::new("timeOffsets need a new time namespace"));
+    if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) && !new(T::Time) {
+        // The kernel takes offsets only before the first process enters a time namespace.
+        let why = if has(T::Time) { ": offsets cannot be set in one joined by path" } else { "" };
+        return Err(Error::new(format!("linux.timeOffsets need a new time namespace{why}")));
     }
     if linux.intel_rdt().is_some() {
         return unsupported("linux.intelRdt");

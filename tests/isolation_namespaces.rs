@@ -161,7 +161,7 @@ fn namespace_errors_are_clear_at_create() {
         (
             "time offsets without a time namespace",
             Box::new(|b: &mut Bundle| b.config["linux"]["timeOffsets"] = serde_json::json!({"monotonic": {"secs": 1}})),
-            "timeOffsets need a new time namespace",
+            "linux.timeOffsets need a new time namespace",
         ),
         ("hostname without uts", Box::new(|b: &mut Bundle| b.drop_namespace("uts")), "hostname needs a uts namespace"),
     ];
@@ -171,4 +171,148 @@ fn namespace_errors_are_clear_at_create() {
         let err = b.create_err();
         assert!(err.to_lowercase().contains(&expect.to_lowercase()), "{name}: {err}");
     }
+}
+
+/// No state dir (create_err checks it) and no cgroup after a refused create.
+fn assert_no_cgroup(b: &Bundle, what: &str) {
+    for base in ["/sys/fs/cgroup/unified/testudo", "/sys/fs/cgroup/testudo"] {
+        assert!(!std::path::Path::new(base).join(&b.id).exists(), "{what}: cgroup {base}/{} left behind", b.id);
+    }
+}
+
+#[test]
+fn combinations_the_kernel_refuses_are_create_errors_naming_the_field() {
+    if !require_root() {
+        return;
+    }
+    let me = std::process::id();
+    type Change = Box<dyn Fn(&mut Bundle)>;
+    let userns = |b: &mut Bundle| b.userns(&[(0, 100000, 65536)], &[(0, 100000, 65536)]);
+    let cases: Vec<(&str, Change, &[&str])> = vec![
+        (
+            "time offsets in a time namespace joined by path",
+            Box::new(move |b: &mut Bundle| {
+                b.namespace("time", Some(&format!("/proc/{me}/ns/time")));
+                b.config["linux"]["timeOffsets"] = serde_json::json!({"monotonic": {"secs": 1}});
+            }),
+            &["linux.timeOffsets", "joined by path"],
+        ),
+        (
+            "uid mappings with a user namespace joined by path",
+            Box::new(move |b: &mut Bundle| {
+                userns(b);
+                b.namespace("user", Some(&format!("/proc/{me}/ns/user")));
+            }),
+            &["linux.uidMappings", "joined by path has its id maps"],
+        ),
+        // Each of these fails deep in init with EPERM from mount(2) without the check.
+        (
+            "mqueue in a user namespace with the host's ipc namespace",
+            Box::new(move |b: &mut Bundle| {
+                userns(b);
+                b.drop_namespace("ipc");
+            }),
+            &["mount \"/dev/mqueue\"", "needs a new ipc namespace", "shared with the host"],
+        ),
+        (
+            "mqueue in a user namespace with an ipc namespace joined by path",
+            Box::new(move |b: &mut Bundle| {
+                userns(b);
+                b.namespace("ipc", Some(&format!("/proc/{me}/ns/ipc")));
+            }),
+            &["mount \"/dev/mqueue\"", "needs a new ipc namespace", "joined by path"],
+        ),
+        (
+            "proc in a user namespace with the host's pid namespace",
+            Box::new(move |b: &mut Bundle| {
+                userns(b);
+                b.drop_namespace("pid");
+            }),
+            &["mount \"/proc\"", "needs a new pid namespace"],
+        ),
+        (
+            "sysfs in a user namespace with the host's network namespace",
+            Box::new(move |b: &mut Bundle| {
+                userns(b);
+                b.drop_namespace("network");
+            }),
+            &["mount \"/sys\"", "needs a new net namespace"],
+        ),
+    ];
+    for (name, change, expect) in cases {
+        let mut b = Bundle::new("true");
+        change(&mut b);
+        // The text log format escapes the quotes around the object named.
+        let err = b.create_err().replace("\\\"", "\"");
+        for e in expect {
+            assert!(err.contains(e), "{name}: {e:?} not in {err}");
+        }
+        assert_no_cgroup(&b, name);
+    }
+    // The same user namespace with its own ipc, pid and network namespaces mounts all three.
+    let mut ok = Bundle::new(r#"awk '$5=="/proc"||$5=="/sys"||$5=="/dev/mqueue"{for(i=7;$i!="-";i++);print $5,$(i+1)}' /proc/self/mountinfo"#);
+    userns(&mut ok);
+    let mut seen: Vec<String> = ok.run_ok().lines().map(String::from).collect();
+    seen.sort();
+    assert_eq!(seen, ["/dev/mqueue mqueue", "/proc proc", "/sys sysfs"]);
+}
+
+/// `testudo create` inside throwaway mount, uts, network and ipc namespaces of its own: "the
+/// host's" namespaces, for testudo, are these, so a missing check changes nothing of the real host.
+fn create_in_throwaway_namespaces(b: &Bundle) -> String {
+    b.write();
+    let (o, e) = (b.dir.join(".unshare-out"), b.dir.join(".unshare-err"));
+    let st = Command::new("unshare")
+        .args(["--mount", "--uts", "--net", "--ipc", "--propagation", "private", common::BIN, "--root"])
+        .arg(&b.root)
+        .args(["create", "--bundle"])
+        .arg(&b.dir)
+        .arg(&b.id)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&o).expect("out"))
+        .stderr(std::fs::File::create(&e).expect("err"))
+        .status()
+        .expect("unshare");
+    let err = std::fs::read_to_string(&e).unwrap_or_default().replace("\\\"", "\"");
+    assert!(!st.success(), "create succeeded: {err}");
+    assert!(!b.root.join(&b.id).exists(), "state dir left after a failed create: {err}");
+    err
+}
+
+#[test]
+fn joining_the_runtimes_own_namespace_by_path_is_sharing_the_hosts() {
+    if !require_root() {
+        return;
+    }
+    // /proc/self in the path is testudo itself: the namespaces it runs in.
+    let cases: &[(&str, &str, &str, &[&str])] = &[
+        ("network", "/proc/self/ns/net", r#"{"linux": {"sysctl": {"net.ipv4.ip_forward": "1"}}}"#, &["sysctl \"net.ipv4.ip_forward\"", "joined by path is the host's"]),
+        ("ipc", "/proc/self/ns/ipc", r#"{"linux": {"sysctl": {"kernel.shmmni": "1234"}}}"#, &["sysctl \"kernel.shmmni\"", "joined by path is the host's"]),
+        ("uts", "/proc/self/ns/uts", r#"{"hostname": "not-the-host"}"#, &["hostname", "uts namespace joined by path is the host's"]),
+        ("uts", "/proc/self/ns/uts", r#"{"hostname": "", "domainname": "not.the.host"}"#, &["domainname", "is the host's"]),
+        ("mount", "/proc/self/ns/mnt", "{}", &["mount namespace joined by path is the host's"]),
+    ];
+    for (ns, path, extra, expect) in cases {
+        let mut b = Bundle::new("true");
+        b.namespace(ns, Some(path));
+        let extra: serde_json::Value = serde_json::from_str(extra).expect("json");
+        for (k, v) in extra.as_object().expect("object") {
+            match (k.as_str(), v) {
+                ("linux", serde_json::Value::Object(l)) => l.iter().for_each(|(lk, lv)| b.config["linux"][lk] = lv.clone()),
+                _ => b.config[k] = v.clone(),
+            }
+        }
+        let err = create_in_throwaway_namespaces(&b);
+        for e in *expect {
+            assert!(err.contains(e), "{ns} {extra}: {e:?} not in {err}");
+        }
+        assert_no_cgroup(&b, ns);
+    }
+    // Another process's namespace joined by path is the container's own: its sysctls are allowed.
+    let holder = Bundle::new("exec sleep 100");
+    let pid = holder.start();
+    let mut b = Bundle::new("cat /proc/sys/net/ipv4/ip_forward");
+    b.namespace("network", Some(&format!("/proc/{pid}/ns/net")));
+    b.config["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1"});
+    assert_eq!(b.run_ok(), "1\n");
 }

@@ -165,3 +165,33 @@ fn a_console_socket_closed_by_its_peer_fails_create_clearly() {
     assert!(!b.root.join(&b.id).exists(), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn detached_run_with_a_console_socket_returns_and_the_container_runs_on_the_pty() {
+    if !require_root() {
+        return;
+    }
+    let dir = scratch_dir("console-run-detached");
+    let sock = dir.join("run.sock");
+    let l = UnixListener::bind(&sock).expect("bind");
+    let b = terminal_bundle("");
+    b.write();
+    let bundle = b.dir.to_str().expect("utf8").to_string();
+    let out = b.testudo(&["run", "-d", "--console-socket", sock.to_str().expect("utf8"), "--bundle", &bundle, &b.id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // run -d has returned, and the shell waits on the pty for input no one has sent yet.
+    assert_eq!(b.status(), "running");
+    let (master, name) = receive_master(&l);
+    assert_eq!(name, "/dev/pts/0");
+    write_all(&master, "tty; echo init-is-$$; echo answer-$((6*7))\n");
+    let seen = read_until(&master, "answer-42");
+    assert!(seen.contains("/dev/pts/0\r\n"), "stdio is the pty: {seen:?}");
+    assert!(seen.contains("init-is-1\r\n"), "the shell on the pty is the container's init: {seen:?}");
+    write_all(&master, "exit\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.status() != "stopped" {
+        assert!(Instant::now() < deadline, "the container did not stop after exit: {}", b.status());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

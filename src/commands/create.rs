@@ -67,6 +67,7 @@ fn build(root: &Path, opts: &CreateOpts, dir: &Dir, mode: StartBy, cgroup_out: &
     tty::require_socket_or_foreground(terminal, opts.console_socket.is_some(), detached)?;
 
     let ns = namespaces::plan(linux.namespaces().as_deref().unwrap_or(&[]))?;
+    namespaces::check(&ns, spec)?;
     if let Some(s) = linux.sysctl() {
         sysctl::check(s, &ns)?;
     }

@@ -33,8 +33,9 @@ pub fn check(sysctl: &HashMap<String, String>, ns: &Plan) -> Result<()> {
             return Err(Error::new(format!("sysctl {key:?}: invalid key")));
         }
         let t = namespace_of(key)?;
-        if !ns.has(t) || (t == T::Network && !ns.creates(T::Network) && ns.join.is_empty()) {
-            return Err(Error::new(format!("sysctl {key:?} needs a private {t:?} namespace")));
+        if !ns.private(t) {
+            let why = if ns.has(t) { "the one joined by path is the host's" } else { "it shares the host's" };
+            return Err(Error::new(format!("sysctl {key:?} needs a private {} namespace: {why}", crate::linux::namespaces::proc_name(t))));
         }
     }
     Ok(())
