@@ -10,6 +10,7 @@ used here; field numbers from k8s.io/cri-api runtime/v1 api.proto), so no protoc
                                                     cgroup parent from $CRI_CGROUP_PARENT)
     cri.py SOCKET podstatus POD                  -> {"state":..., "runtime_handler":...}
     cri.py SOCKET create POD NAME IMAGE LOGDIR CMD...   -> container id
+                                                    (memory limit in bytes from $CRI_MEMORY_LIMIT)
     cri.py SOCKET start|stop|rm CTR
     cri.py SOCKET ctrstatus CTR                  -> {"state":..., "exit_code":..., "reason":...}
     cri.py SOCKET exec CTR CMD...                -> prints stdout/stderr, exits with the exit code
@@ -160,8 +161,11 @@ def main(argv):
                           "runtime_handler": text(st, 9)}))
     elif cmd == "create":
         pod, name, image, logdir, command = args[0], args[1], args[2], args[3], args[4:]
+        # LinuxContainerConfig.resources.memory_limit_in_bytes
+        memory = os.environ.get("CRI_MEMORY_LIMIT")
+        linux = enc((1, enc((4, int(memory))))) if memory else None
         config = enc((1, enc((1, name), (2, 0))), (2, enc((1, image))), (3, command),
-                     (11, name + ".log"))
+                     (11, name + ".log"), (15, linux))
         r = c.rt("CreateContainer", enc((1, pod), (2, config),
                                         (3, sandbox_config(pod_name(c, pod), logdir))), 120)
         print(text(r, 1))

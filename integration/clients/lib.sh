@@ -44,13 +44,17 @@ contains() {
 }
 
 # tmo SECONDS CMD...: run a daemon call with a bound. On expiry, dump the engine's state to the
-# suite's own stdout (fd 3, even from inside $(...)) and to $OUT/timeouts.txt, and record the
-# call: report_timeouts turns each into a failure (a subshell's counters would be lost).
+# suite's own stdout (fd 3, even from inside $(...)) and to $OUT/timeouts.txt, record the call
+# (report_timeouts turns each into a failure: a subshell's counters would be lost) and return 124.
+# timeout(1) exits 137 when it had to KILL, as does a command SIGKILLed on its own (an OOM kill):
+# only the time taken tells them apart, and a timed-out call must not pass for the latter.
 tmo() {
   local secs=$1; shift
+  local t0=${EPOCHREALTIME/./}
   timeout -k 5 "$secs" "$@"
   local rc=$?
-  if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+  if [ $rc -eq 124 ] || { [ $rc -eq 137 ] && [ $(( ${EPOCHREALTIME/./} - t0 )) -ge $((secs * 1000000)) ]; }; then
+    rc=124
     echo "${secs}s: $*" >> "$T/timeouts.list"
     {
       echo "TIMEOUT after ${secs}s: $*"
