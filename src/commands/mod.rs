@@ -52,6 +52,11 @@ pub fn peek(g: &Global, id: &str) -> Result<(Dir, Option<Facts>)> {
 
 fn facts_of(dir: Dir) -> Result<(Dir, Option<Facts>)> {
     let facts = if dir.file(container::STATE_FILE).exists() { Some(dir.facts()?) } else { None };
+    // No state file: being created, or deleted since it was opened (delete renames the directory
+    // away first, so its path is gone then).
+    if facts.is_none() && !dir.file("").exists() {
+        return Err(container::not_found(&dir.id));
+    }
     Ok((dir, facts))
 }
 
