@@ -128,6 +128,15 @@ fn keep(tree: &std::os::fd::OwnedFd) {
     if std::fs::DirBuilder::new().recursive(true).mode(0o700).create(KEPT_DIR).is_err() {
         return;
     }
+    // One keeper at a time (an exclusive lock on the directory): two spawns racing here would
+    // each replace the other's placeholder and stack their mounts, and a mount stacked on the
+    // copy makes the binary's own dentry a mountpoint, which cannot be unlinked (EBUSY: cargo
+    // could not replace the binary any more).
+    let Ok(lock) = std::fs::File::open(KEPT_DIR) else { return };
+    let Ok(_held) = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive) else { return };
+    if kept_copy().is_ok_and(|k| k.is_some()) {
+        return;
+    }
     let create = || std::fs::OpenOptions::new().write(true).create_new(true).open(&path);
     // A file there that is no kept copy (a failed attempt, an unmount by hand) is replaced; if
     // another spawn is making one right now, this one stays detached.
