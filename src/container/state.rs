@@ -93,10 +93,8 @@ pub fn proc_facts(pid: i32) -> Option<ProcFacts> {
 }
 
 fn parse_stat(stat: &str) -> Option<ProcFacts> {
-    // comm may contain spaces and parentheses: fields resume after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state); starttime is field 22.
+    let fields = crate::linux::procfs::stat_fields(stat)?;
+    // starttime is field 22.
     let state = fields.first()?;
     let start = fields.get(22 - 3)?.parse().ok()?;
     Some(ProcFacts { start, zombie: *state == "Z" || *state == "X" })

@@ -34,7 +34,8 @@ const MARK: &str = "_TESTUDO_EXE_SEALED";
 const SELF: &str = "/proc/self/exe";
 
 /// `seal` before the command line is parsed, when argv names a command that starts a container
-/// process: the re-exec then does not parse it twice (clap costs ~0.3 ms). Only a first pass
+/// process: where `seal` has to fall back to a re-exec, the command line is then not parsed twice
+/// (clap costs ~0.3 ms). Only a first pass
 /// does anything, and any error is left for `seal`, which every such command calls after parsing
 /// and which reports it.
 pub fn seal_early() {
@@ -97,34 +98,36 @@ fn open_file(path: &Path, nofollow: bool) -> std::result::Result<std::os::fd::Ow
 /// on the host, whatever --root a client passes (containerd passes one per namespace).
 const KEPT_DIR: &str = "/run/testudo.exe";
 
-fn kept_path() -> Result<std::path::PathBuf> {
+fn kept_path(ours: &std::fs::Metadata) -> std::path::PathBuf {
     use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(SELF).context("stat /proc/self/exe")?;
-    Ok(Path::new(KEPT_DIR).join(format!("{}:{}", m.dev(), m.ino())))
+    Path::new(KEPT_DIR).join(format!("{}:{}", ours.dev(), ours.ino()))
+}
+
+fn self_metadata() -> Result<std::fs::Metadata> {
+    std::fs::metadata(SELF).context("stat /proc/self/exe")
 }
 
 /// The kept read-only copy of this very binary, if there is one: a read-only mount whose file is
 /// the one we run (same device and inode), opened without following links.
 fn kept_copy() -> Result<Option<std::os::fd::OwnedFd>> {
     use std::os::unix::fs::MetadataExt;
-    let path = kept_path()?;
-    let Ok(fd) = open_file(&path, true) else {
+    let ours = self_metadata()?;
+    let Ok(fd) = open_file(&kept_path(&ours), true) else {
         return Ok(None);
     };
-    let ours = std::fs::metadata(SELF).context("stat /proc/self/exe")?;
     let theirs = nix::sys::stat::fstat(&fd).context("stat the kept runtime binary")?;
     let ro = nix::sys::statvfs::fstatvfs(&fd).is_ok_and(|v| v.flags().contains(FsFlags::ST_RDONLY));
     Ok((ro && theirs.st_dev == ours.dev() && theirs.st_ino == ours.ino()).then_some(fd))
 }
 
-/// Attach the read-only copy at its kept path, so later spawns re-exec from it directly. Closing
+/// Attach the read-only copy at its kept path, so later spawns use it directly. Closing
 /// a detached copy dissolves it, and that waits for an expedited RCU grace period: perf showed it
 /// at the exit of every create/run/exec (~3 ms of a `run`, measured against a read-only install).
 /// An attached one stays, one mount per binary until reboot. Best effort: on failure the
 /// detached copy is used alone.
 fn keep(tree: &std::os::fd::OwnedFd) {
     use std::os::unix::fs::DirBuilderExt;
-    let Ok(path) = kept_path() else { return };
+    let Ok(path) = self_metadata().map(|m| kept_path(&m)) else { return };
     if std::fs::DirBuilder::new().recursive(true).mode(0o700).create(KEPT_DIR).is_err() {
         return;
     }
@@ -138,8 +141,7 @@ fn keep(tree: &std::os::fd::OwnedFd) {
         return;
     }
     let create = || std::fs::OpenOptions::new().write(true).create_new(true).open(&path);
-    // A file there that is no kept copy (a failed attempt, an unmount by hand) is replaced; if
-    // another spawn is making one right now, this one stays detached.
+    // A file there that is no kept copy (a failed attempt, an unmount by hand) is replaced.
     let placeholder = create().or_else(|_| std::fs::remove_file(&path).and_then(|()| create()));
     if placeholder.is_err() {
         return;

@@ -181,11 +181,10 @@ fn current_layout() -> Result<PrctlMmMap> {
         .and_then(|fd| nix::unistd::read(&fd, &mut buf))
         .context("read /proc/self/stat")?;
     let text = std::str::from_utf8(&buf[..n]).map_err(|_| Error::new("/proc/self/stat: not text"))?;
-    // Fields from the third on follow the last ')' (the command name may hold anything).
-    let rest = text.rsplit_once(')').map(|(_, r)| r).ok_or_else(|| Error::new("/proc/self/stat: no command name"))?;
-    let fields: Vec<u64> = rest.split_ascii_whitespace().skip(1).map(|f| f.parse().unwrap_or(0)).collect();
-    // fields[0] is field 4 (ppid), so field N is fields[N - 4].
-    let field = |n: usize| fields.get(n - 4).copied().ok_or_else(|| Error::new(format!("/proc/self/stat: no field {n}")));
+    let fields = crate::linux::procfs::stat_fields(text).ok_or_else(|| Error::new("/proc/self/stat: no command name"))?;
+    let field = |n: usize| -> Result<u64> {
+        fields.get(n - 3).and_then(|f| f.parse().ok()).ok_or_else(|| Error::new(format!("/proc/self/stat: no field {n}")))
+    };
     // SAFETY: brk(0) changes nothing and returns the current break.
     let brk = unsafe { libc::syscall(libc::SYS_brk, 0) } as u64;
     Ok(PrctlMmMap {

@@ -88,3 +88,9 @@ pub unsafe fn own(fd: RawFd) -> OwnedFd {
     // SAFETY: the caller guarantees the fd is valid and unowned.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
+
+/// The fields of a `/proc/PID/stat` line from field 3 (state) on, so field N is `[N - 3]`. The
+/// command name (field 2) may hold spaces and parentheses: the fields resume after its last ')'.
+pub fn stat_fields(stat: &str) -> Option<Vec<&str>> {
+    Some(stat.get(stat.rfind(')')? + 1..)?.split_ascii_whitespace().collect())
+}
