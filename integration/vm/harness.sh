@@ -7,12 +7,16 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BIN=${TESTUDO_BIN:-$repo/target/x86_64-unknown-linux-gnu/release/testudo}
 passed=0 failed=0
 
-# host_prereqs: what the guest runs from the host's / and the host must therefore have.
+# host_prereqs: what the guest runs from the host's / and the host must therefore have:
+# apparmor_parser; SELinux's reference policy with load_policy (policycoreutils), and keyctl. The
+# policy only sits in /etc/selinux here: the host's kernel runs no SELinux.
 host_prereqs() {
   [ -n "${TESTUDO_IN_VM:-}" ] && return 0
-  command -v apparmor_parser >/dev/null && return 0
+  command -v apparmor_parser >/dev/null && command -v load_policy >/dev/null && command -v keyctl >/dev/null &&
+    compgen -G '/etc/selinux/default/policy/policy.*' >/dev/null && return 0
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    -o DPkg::Lock::Timeout=600 apparmor >/dev/null || { echo "not ok - apt-get install apparmor"; exit 1; }
+    -o DPkg::Lock::Timeout=600 apparmor selinux-policy-default keyutils >/dev/null ||
+    { echo "not ok - apt-get install apparmor selinux-policy-default keyutils"; exit 1; }
 }
 
 # in_vm SCRIPT ARGS…: on the host, run `bash SCRIPT ARGS…` in the VM and exit with its status.
@@ -30,6 +34,27 @@ in_vm() {
   rc=$?
   rm -rf "$seed"
   exit $rc
+}
+
+# vm_suite NAME BOUND SCRIPT ARGS…: how a suites.d entry runs its VM tests on the host. `bash
+# SCRIPT ARGS…` under a bound of BOUND seconds (installs included: the guest's own timeout is
+# TESTUDO_VM_TIMEOUT), its output streamed; a run that ends without its closing `N passed, N
+# failed` (a VM that did not boot, a guest killed at its timeout, the bound) is reported as one
+# failure in the suite's own terms. Returns the run's status.
+vm_suite() {
+  local name=$1 bound=$2 log rc; shift 2
+  log=$(mktemp)
+  # timeout signals its whole process group: qemu and virtiofsd go too.
+  timeout --kill-after=20 "$bound" bash "$@" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  if ! grep -Eq '^[0-9]+ passed, [0-9]+ failed' "$log"; then
+    if [ "$rc" -eq 124 ]; then echo "not ok - the $name suite ran past $bound s"
+    else echo "not ok - the $name run ended (status $rc) without its closing line"; fi
+    echo "0 passed, 1 failed"
+    [ "$rc" -ne 0 ] || rc=1
+  fi
+  rm -f "$log"
+  return "$rc"
 }
 
 # setup_work NAME: a work dir with the busybox rootfs every bundle uses, and the state dir.
@@ -53,7 +78,8 @@ setup_work() {
 fail() { echo "    $*" >&2; return 1; }
 tu() { "$BIN" --root "$STATE" "$@"; }
 
-# bundle ID [resources=JSON] [caps=CAP,CAP] [apparmor=PROFILE] [writable=1] < SCRIPT: a bundle
+# bundle ID [resources=JSON] [caps=CAP,CAP] [apparmor=PROFILE] [selinux=LABEL] [mountlabel=LABEL]
+#        [writable=1] < SCRIPT: a bundle
 # from `testudo spec` running the script (read from stdin, so it needs no quoting) as `sh -c`;
 # the root is read-only (spec's default) unless writable=1.
 bundle() {
@@ -78,6 +104,10 @@ if opts.get("writable") == "1":
     c["root"]["readonly"] = False
 if "apparmor" in opts:
     c["process"]["apparmorProfile"] = opts["apparmor"]
+if "selinux" in opts:
+    c["process"]["selinuxLabel"] = opts["selinux"]
+if "mountlabel" in opts:
+    c["linux"]["mountLabel"] = opts["mountlabel"]
 json.dump(c, open(d + "/config.json", "w"))
 PY
 }

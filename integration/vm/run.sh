@@ -24,6 +24,13 @@ set -euo pipefail
 CACHE=${TESTUDO_VM_CACHE:-/var/cache/testudo-vm}
 TIMEOUT=${TESTUDO_VM_TIMEOUT:-900}
 MEM=${TESTUDO_VM_MEM:-2G}
+# The one major LSM the guest boots with: AppArmor (profiles loadable at once) or SELinux
+# (no policy until the command loads one: tests-selinux.sh does).
+case ${TESTUDO_VM_LSM:-apparmor} in
+  apparmor) LSM_ARGS="apparmor=1 security=apparmor" ;;
+  selinux) LSM_ARGS="selinux=1 security=selinux" ;;
+  *) echo "TESTUDO_VM_LSM=$TESTUDO_VM_LSM: apparmor or selinux" >&2; exit 2 ;;
+esac
 # Pinned so that a fresh machine gets the virtiofsd this harness was measured with.
 VIRTIOFSD_VERSION=1.14.0
 # Loaded in this order: each needs the ones before it; the rest of what the guest needs is built in.
@@ -224,7 +231,7 @@ timeout --kill-after=10 "$TIMEOUT" qemu-system-x86_64 \
   -m "$MEM" -object "memory-backend-memfd,id=mem,size=$MEM,share=on" -numa node,memdev=mem \
   -nodefaults -no-user-config -display none -no-reboot \
   -kernel "$KDIR/vmlinuz" -initrd "$run/initrd" \
-  -append "console=ttyS0 quiet loglevel=4 panic=-1 rdinit=/init cgroup_no_v1=all apparmor=1 security=apparmor random.trust_cpu=on mitigations=off" \
+  -append "console=ttyS0 quiet loglevel=4 panic=-1 rdinit=/init cgroup_no_v1=all $LSM_ARGS random.trust_cpu=on mitigations=off" \
   -chardev "socket,id=vfs,path=$run/vfs.sock" -device vhost-user-fs-pci,chardev=vfs,tag=hostroot \
   -serial "file:$run/console" -serial "file:$run/out" -serial "file:$run/err" -serial "file:$run/status" \
   > "$run/qemu.log" 2>&1 &

@@ -36,6 +36,9 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
     if let Some(a) = process.apparmor_profile().as_deref().filter(|a| !a.is_empty()) {
         crate::security::apparmor::check(a)?;
     }
+    if let Some(l) = process.selinux_label().as_deref().filter(|l| !l.is_empty()) {
+        crate::security::selinux::check("process.selinuxLabel", l)?;
+    }
     let caps = capabilities::plan(process.capabilities().as_ref())?;
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).map(|s| seccomp::load(&g.root, s)).transpose()?;
     let preserve_fds = fds::preserved(e.preserve_fds)?;

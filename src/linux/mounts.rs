@@ -186,6 +186,8 @@ pub struct Ctx<'a> {
     /// The host's cgroup2 mount, when the container has no cgroup namespace of its own: a
     /// cgroup mount is then a bind of it (see `fresh`).
     pub cgroup2_host: Option<&'a Path>,
+    /// Whether the container has an IPC namespace of its own (an mqueue mount is its namespace's).
+    pub own_ipc: bool,
 }
 
 /// Perform one `mounts[]` entry. `source` is already absolute for bind mounts (made so at create).
@@ -345,10 +347,12 @@ fn fresh(ctx: &Ctx, m: &Mount, o: &Options) -> Result<()> {
         return attach(ctx, host, m.destination(), o);
     }
     let mut data = o.data.clone();
-    if let Some(label) = ctx.label {
-        if !matches!(fstype, "proc" | "sysfs" | "cgroup2" | "bind") {
-            data.push(format!("context={label:?}"));
-        }
+    // proc, sysfs and cgroup2 keep the policy's labels (genfscon). An mqueue superblock is made with
+    // its IPC namespace, so it already has its labels when mounted, and context= is EINVAL: its
+    // root is relabelled after the mount instead, as runc does.
+    let label = ctx.label.filter(|_| !matches!(fstype, "proc" | "sysfs" | "cgroup2" | "bind"));
+    if let Some(label) = label.filter(|_| fstype != "mqueue") {
+        data.push(format!("context={label:?}"));
     }
     let dest = inroot::ensure(ctx.root, m.destination(), Kind::Dir, 0o755)?;
     let source = m.source().clone().unwrap_or_else(|| PathBuf::from(fstype));
@@ -361,6 +365,12 @@ fn fresh(ctx: &Ctx, m: &Mount, o: &Options) -> Result<()> {
         (!data.is_empty()).then_some(data.as_str()),
     )
     .context(fstype)?;
+    // The superblock is the IPC namespace's: in the host's namespace (or one joined by path) it
+    // keeps its owner's label, as the queues in it are not the container's.
+    if let Some(label) = label.filter(|_| fstype == "mqueue" && ctx.own_ipc) {
+        let top = inroot::open(ctx.root, m.destination(), OFlag::O_RDONLY | OFlag::O_DIRECTORY).context("reopen")?;
+        crate::security::selinux::label_file(&top, label)?;
+    }
     if o.copyup {
         // `dest` is the directory underneath the new tmpfs; "." does not cross into the mount.
         let dir = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;

@@ -44,7 +44,7 @@ impl Proc {
     /// refusing symlinks (other than the /proc/self magic) and mount crossings.
     pub fn open_file(&self, rel: &str, flags: OFlag) -> Result<OwnedFd> {
         // "self" and "thread-self" are symlinks; resolve them ourselves to a pid directory.
-        let rel = resolve_self(rel);
+        let rel = self.resolve_self(rel)?;
         let how = nix::fcntl::OpenHow::new()
             .flags(flags | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
             .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_XDEV);
@@ -62,15 +62,19 @@ impl Proc {
     }
 }
 
-fn resolve_self(rel: &str) -> String {
-    let pid = nix::unistd::getpid();
-    let tid = nix::unistd::gettid();
-    if let Some(rest) = rel.strip_prefix("thread-self/") {
-        format!("{pid}/task/{tid}/{rest}")
-    } else if let Some(rest) = rel.strip_prefix("self/") {
-        format!("{pid}/{rest}")
-    } else {
-        rel.to_string()
+impl Proc {
+    /// "self/…" and "thread-self/…" as this procfs names us. Read from its own links, never from
+    /// getpid(): a procfs of another pid namespace (the host's /proc, seen from the container's
+    /// init before its own /proc is mounted) knows us by another pid, and pid 1 there is the
+    /// host's init.
+    fn resolve_self(&self, rel: &str) -> Result<String> {
+        let (link, rest) = match rel.split_once('/') {
+            Some((l @ ("self" | "thread-self"), rest)) => (l, rest),
+            _ => return Ok(rel.to_string()),
+        };
+        let target = nix::fcntl::readlinkat(&self.fd, link).with_context(|| format!("readlink /proc/{link}"))?;
+        let target = target.to_str().ok_or_else(|| Error::new(format!("/proc/{link}: not UTF-8")))?;
+        Ok(format!("{target}/{rest}"))
     }
 }
 

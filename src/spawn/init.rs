@@ -54,7 +54,7 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
     }
     rlimits::apply(p.process.rlimits().as_deref().unwrap_or(&[]))?;
     if p.new_keyring {
-        keyring::join_new(&p.id)?;
+        keyring::join_new(&p.id, p.process.selinux_label().as_deref().filter(|s| !s.is_empty()))?;
     }
     // 3.
     let prop = rootfs::propagation(linux.and_then(|l| l.rootfs_propagation().as_deref()))?;
@@ -70,7 +70,7 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
     } else {
         Some(crate::cgroups::mountpoint()?)
     };
-    let ctx = mounts::Ctx { root: &root, label, hybrid: hybrid.as_ref(), cgroup2_host: cgroup2_host.as_deref() };
+    let ctx = mounts::Ctx { root: &root, label, hybrid: hybrid.as_ref(), cgroup2_host: cgroup2_host.as_deref(), own_ipc: p.ns.creates(T::Ipc) };
     let mut proc: Option<Proc> = None;
     for (m, tree) in p.mounts.iter().zip(&p.mount_trees) {
         mounts::mount(&ctx, m, tree.as_ref())?;
