@@ -3,6 +3,9 @@
 
 use std::path::Path;
 
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
 use oci_spec::runtime::{Capability, Process};
 
 use crate::cgroups::Cgroup;
@@ -44,6 +47,13 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
     let preserve_fds = fds::preserved(e.preserve_fds)?;
     fds::check_open(preserve_fds)?;
     let init_pidfd = pidfd::open(facts.pid)?;
+    // The init's root: the exec'd process chroots into it after joining (spawn::exec::join).
+    let init_root = nix::fcntl::open(format!("/proc/{}/root", facts.pid).as_str(), OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|err| match err {
+            nix::errno::Errno::ENOENT | nix::errno::Errno::ESRCH => Error::new(format!("container {:?} is not running", e.id)),
+            err => Error::sys(format!("container {:?}: open /proc/{}/root", e.id, facts.pid), err),
+        })?;
+    // Both fds were opened by pid: the same start time afterwards shows it was the init's.
     if state::proc_facts(facts.pid).map(|p| p.start) != Some(facts.pid_start) {
         return Err(Error::new(format!("container {:?} is not running", e.id)));
     }
@@ -53,6 +63,7 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
         seccomp,
         init_pid: facts.pid,
         init_pidfd,
+        init_root,
         cgroup_fd: Cgroup::at(facts.cgroup.clone()).open()?,
         legacy_procs: Cgroup::at(facts.cgroup.clone()).legacy().open_procs()?,
         console: e.console_socket.as_deref().map(tty::connect).transpose()?,

@@ -22,6 +22,8 @@ pub struct Request {
     pub seccomp: Option<seccomp::Program>,
     pub init_pid: i32,
     pub init_pidfd: OwnedFd,
+    /// The init's root directory (/proc/PID/root, O_PATH).
+    pub init_root: OwnedFd,
     pub cgroup_fd: OwnedFd,
     /// cgroup.procs of the container's v1 directories on a hybrid host (cgroups::v1).
     pub legacy_procs: Vec<OwnedFd>,
@@ -132,6 +134,13 @@ fn to_listener(r: &Request, pid: i32, p2_fd: &OwnedFd, fd: &OwnedFd) -> Result<(
 
 fn join(r: &Request, chan: &Channel, flags: libc::c_int, userns: bool) -> Result<()> {
     nix::sched::setns(&r.init_pidfd, nix::sched::CloneFlags::from_bits_retain(flags)).context("join the container's namespaces")?;
+    // setns puts us at the mount namespace's "/", which is the container's root only while
+    // nothing in the container has unmounted it: after --no-pivot the rootfs is a mount over the
+    // host's "/", and a container with CAP_SYS_ADMIN that lazily unmounts it would have every
+    // later exec land in the host's root filesystem. The init's root is the container's root
+    // whatever was unmounted since.
+    nix::unistd::fchdir(&r.init_root).context("enter the init's root")?;
+    nix::unistd::chroot(".").context("chroot to the init's root")?;
     match clone::clone3(&clone::Args { flags: libc::CLONE_PARENT as u64, cgroup: None, pidfd: false })? {
         Forked::Child => clone::child_main(chan, || process(r, chan, userns)),
         Forked::Parent { pid, .. } => chan.send(&Msg::Pid(pid)),
