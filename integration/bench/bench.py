@@ -393,12 +393,25 @@ def one_iteration(rt, bundles, samples):
 
 
 FLOOR = ["unshare", "-p", "-m", "-u", "-i", "-n", "-f", "chroot"]
+FLOORS = {
+    "floor": f"floor: `{' '.join(FLOOR)} ROOTFS /bin/true`",
+    "kfloor": "kernel floor: `floor.c` (clone3 with the 5 namespaces, runc's mounts, pivot_root, exec)",
+}
 
 
-def floor_once(rootfs, work):
-    """The same namespaces and a chroot, no runtime: what any runtime's `run` is bounded by.
+def build_kernel_floor(work):
+    """floor.c, next to this file, built static into the work dir: the kernel's part of a `run`."""
+    out = os.path.join(work, "floor")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "floor.c")
+    r = subprocess.run(["cc", "-O2", "-static", "-o", out, src], capture_output=True, text=True)
+    if r.returncode:
+        raise BenchError(f"cc floor.c failed: {r.stderr.strip()}")
+    return out
+
+
+def floor_once(argv, work):
+    """One run of a floor command, no runtime: what any runtime's `run` is bounded by.
     Returns (wall ms, peak RSS KiB of a second, untimed, run under GNU time)."""
-    argv = FLOOR + [rootfs, "/bin/true"]
     t0 = time.perf_counter_ns()
     pid = CHILDREN.spawn(argv, os.devnull)
     status, timed_out, _ = CHILDREN.wait(pid)
@@ -524,9 +537,10 @@ def report(out):
             s = res[n].get(key)
             lines.append(f"| {n} | {fmt(s and s['median'], unit)} | {fmt(s and s['p90'], unit)} | {ratio(res, n, key)} |")
         if key in ("run", "rss_kib"):
-            f = out["floor"][key]
-            lines.append(f"| floor: `{' '.join(FLOOR)} ROOTFS /bin/true` | {fmt(f['median'], unit)} | "
-                         f"{fmt(f['p90'], unit)} | {ratio(dict(res, floor={key: f}), 'floor', key)} |")
+            for name, label in FLOORS.items():
+                f = out[name][key]
+                lines.append(f"| {label} | {fmt(f['median'], unit)} | "
+                             f"{fmt(f['p90'], unit)} | {ratio(dict(res, **{name: {key: f}}), name, key)} |")
     b = out["batch"]
     for key, title in (("seq", f"{b['total']} containers (`run` /bin/true) one after another, total s"),
                        ("par", f"{b['total']} containers, {b['width']} at a time, total s")):
@@ -638,7 +652,8 @@ def main():
         rootfs, bundles = make_bundles(work)
         runtimes = [Runtime(n, binaries[n], work) for n in names]
         samples = {rt.name: {k: [] for k, _, _ in METRICS} for rt in runtimes}
-        floor = {"run": [], "rss_kib": []}
+        floor_argv = {"floor": FLOOR + [rootfs, "/bin/true"], "kfloor": [build_kernel_floor(work), rootfs]}
+        floors = {name: {"run": [], "rss_kib": []} for name in FLOORS}
 
         log(f"{len(runtimes)} runtime(s): {warm} warm-up + {iters} iterations, interleaved")
         for i in range(warm + iters):
@@ -647,10 +662,11 @@ def main():
             for rt in order:
                 s = samples[rt.name] if i >= warm else {k: [] for k, _, _ in METRICS}
                 one_iteration(rt, bundles, s)
-            f_ms, f_kib = floor_once(rootfs, work)
-            if i >= warm:
-                floor["run"].append(f_ms)
-                floor["rss_kib"].append(f_kib)
+            for name, argv in floor_argv.items():
+                f_ms, f_kib = floor_once(argv, work)
+                if i >= warm:
+                    floors[name]["run"].append(f_ms)
+                    floors[name]["rss_kib"].append(f_kib)
             if (i + 1) % 10 == 0:
                 log(f"iteration {i + 1}/{warm + iters}")
 
@@ -670,7 +686,8 @@ def main():
             "binaries": {rt.name: rt.bin for rt in runtimes},
             "iterations": iters, "warmup": warm,
             "batch": {"total": total, "width": a.parallel, "rounds": rounds},
-            "floor": {k: stats(v) for k, v in floor.items()}, "floor_samples": floor,
+            **{name: {k: stats(v) for k, v in f.items()} for name, f in floors.items()},
+            "floor_samples": floors,
             "results": {}, "samples": {},
         }
         for rt in runtimes:
