@@ -138,6 +138,8 @@ ps_count() {
   if [ -z "$j" ]; then echo 0; else echo $(( ${#c} + 1 )); fi
 }
 cleanup() { tu delete --force "$1" >/dev/null 2>&1; }
+# run_out ID: `run` the bundle ID in the foreground; its output and errors, and nothing left.
+run_out() { tu run --bundle "$work/$1" "$1" 2>&1; local rc=$?; cleanup "$1"; return $rc; }
 
 # run_test NAME FUNCTION. TESTUDO_ONLY=REGEX (for working on one test) runs only the functions
 # it matches; the others are not run and not counted.

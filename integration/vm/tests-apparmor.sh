@@ -26,7 +26,7 @@ S
 t_confined() {
   local id=confined
   probe | bundle $id apparmor=$PROFILE || return 1
-  local out; out=$(tu run --bundle "$work/$id" $id 2>&1); cleanup $id
+  local out; out=$(run_out $id)
   grep -qx 'secret: cat: can.t open ./secret.: Permission denied' <<<"$out" || { fail "read of /secret was not denied: $out"; return 1; }
   grep -qx 'public: public' <<<"$out" || { fail "read of /public failed: $out"; return 1; }
   # `cat` runs under the profile, as the process (sh) that exec'd it.
@@ -37,7 +37,7 @@ t_confined() {
 t_unconfined() {
   local id=unconfined
   probe | bundle $id || return 1
-  local out; out=$(tu run --bundle "$work/$id" $id 2>&1); cleanup $id
+  local out; out=$(run_out $id)
   grep -qx 'secret: secret' <<<"$out" || { fail "read of /secret without the profile: $out"; return 1; }
   grep -qx 'current: unconfined' <<<"$out" || { fail "attr/current: $out"; return 1; }
 }
@@ -97,19 +97,8 @@ S
 command -v apparmor_parser >/dev/null || { echo "not ok - no apparmor_parser (the host lacks the apparmor package)"; exit 1; }
 setup_work apparmor
 echo secret > "$work/rootfs/secret"; echo public > "$work/rootfs/public"
-# Paths are those the container sees (AppArmor resolves them from its mount namespace's root);
-# attach_disconnected because the container's root is not reachable from the guest's.
-cat > "$work/profile" <<P
-abi <abi/3.0>,
-profile $PROFILE flags=(attach_disconnected,mediate_deleted) {
-  file,
-  capability,
-  network,
-  mount, umount, remount, pivot_root,
-  signal, ptrace, unix,
-  deny /secret rwklx,
-}
-P
+. "$(dirname "$0")/apparmor.sh"
+deny_profile "$PROFILE" 'deny /secret rwklx,' > "$work/profile"
 apparmor_parser -r -K "$work/profile" || { echo "not ok - apparmor_parser -r $work/profile"; exit 1; }
 grep -qx "$PROFILE (enforce)" /sys/kernel/security/apparmor/profiles ||
   { echo "not ok - $PROFILE is not in the loaded profiles: $(cat /sys/kernel/security/apparmor/profiles)"; exit 1; }

@@ -69,7 +69,7 @@ echo current=$(cat /sys/fs/cgroup/pids.current) max=$(cat /sys/fs/cgroup/pids.ma
 grep -c "Resource temporarily unavailable" /dev/shm/err
 grep '^max' /sys/fs/cgroup/pids.events
 S
-  local out; out=$(tu run --bundle "$work/$id" $id 2>&1); cleanup $id
+  local out; out=$(run_out $id)
   grep -Eq '^current=[1-8] max=8$' <<<"$out" || { fail "pids: $out"; return 1; }
   grep -Eq '^([1-9]|1[0-9])$' <<<"$out" || { fail "no fork failed: $out"; return 1; }
   grep -Eq '^max [1-9]' <<<"$out" || { fail "pids.events: $out"; return 1; }
@@ -84,7 +84,7 @@ sleep 3
 kill $!
 cat /sys/fs/cgroup/cpu.max /sys/fs/cgroup/cpu.weight /sys/fs/cgroup/cpu.stat
 S
-  local out; out=$(tu run --bundle "$work/$id" $id 2>&1); cleanup $id
+  local out; out=$(run_out $id)
   grep -qx '20000 100000' <<<"$out" || { fail "cpu.max: $out"; return 1; }
   grep -qx '100' <<<"$out" || { fail "cpu.weight for 1024 shares: $out"; return 1; }
   local usage throttled
@@ -106,7 +106,7 @@ echo x: $( (cat /dev/x) 2>&1 | sed 's/.*: //')
 echo y: $( (cat /dev/y) 2>&1 | sed 's/.*: //')
 echo yw: $( (echo > /dev/y) 2>&1 | sed 's/.*: //')
 S
-  local out; out=$(tu run --bundle "$work/$id" $id 2>&1); cleanup $id
+  local out; out=$(run_out $id)
   local want=$'4\nx: Operation not permitted\ny: No such device or address\nyw: Operation not permitted'
   [ "$out" = "$want" ] || { fail "got: $out"; return 1; }
 }
@@ -211,7 +211,7 @@ echo huge=$(cat hugetlb.2MB.max) rsvd=$(cat hugetlb.2MB.rsvd.max)
 echo max=$(cat cpu.max) burst=$(cat cpu.max.burst) idle=$(cat cpu.idle)
 for f in io.bfq.weight io.weight; do [ -e $f ] && echo "$f=$(cat $f | head -n 1)"; done
 S
-  local out; out=$(tu run --bundle "$work/$id" $id 2>&1); cleanup $id
+  local out; out=$(run_out $id)
   grep -Eq '^Cpus_allowed_list:\s+1$' <<<"$out" || { fail "cpuset seen inside: $out"; return 1; }
   grep -qx 'cpus=1 mems=0 low=8388608 high=50331648 pids=7' <<<"$out" || { fail "files: $out"; return 1; }
   grep -qx 'huge=4194304 rsvd=4194304' <<<"$out" || { fail "hugetlb: $out"; return 1; }

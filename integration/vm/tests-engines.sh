@@ -76,19 +76,8 @@ require "AppArmor enabled, with securityfs" apparmor_on
 require "apparmor_parser, dockerd, containerd and ctr" command -v apparmor_parser /usr/sbin/dockerd containerd ctr
 require "the image archive from the host" test -s "$TESTUDO_ENGINES_IMAGE"
 
-# Paths are those the container sees (AppArmor resolves them from its mount namespace's root);
-# attach_disconnected because the container's root is not reachable from the guest's.
-cat > "$T/profile" <<P
-abi <abi/3.0>,
-profile $PROFILE flags=(attach_disconnected,mediate_deleted) {
-  file,
-  capability,
-  network,
-  mount, umount, remount, pivot_root,
-  signal, ptrace, unix,
-  deny /tmp/secret r,
-}
-P
+. "$vmdir/apparmor.sh"
+deny_profile "$PROFILE" 'deny /tmp/secret r,' > "$T/profile"
 out=$(apparmor_parser -r -K "$T/profile" 2>&1)
 contains "apparmor_parser loads $PROFILE (enforce)" "$PROFILE (enforce)" "$(cat /sys/kernel/security/apparmor/profiles 2>&1) $out"
 # Writes /tmp/secret and /tmp/public (the profile denies reading the first) and reads them back.

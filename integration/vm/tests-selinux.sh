@@ -32,7 +32,7 @@ S
 t_process_label() {
   local id=labelled
   probe | bundle $id selinux=$PL || return 1
-  local out; out=$(tu run --bundle "$work/$id" $id 2>&1); cleanup $id
+  local out; out=$(run_out $id)
   # attr/current ends in a NUL, which bash drops.
   grep -qx "init: $PL" <<<"$out" || { fail "the container's init: $out"; return 1; }
   # `cat`, exec'd by the shell, stays in the domain.
@@ -42,7 +42,7 @@ t_process_label() {
 t_no_label() {
   local id=unlabelled
   probe | bundle $id || return 1
-  local out; out=$(tu run --bundle "$work/$id" $id 2>&1); cleanup $id
+  local out; out=$(run_out $id)
   grep -qx "init: $GUEST" <<<"$out" || { fail "without selinuxLabel the init should stay in $GUEST: $out"; return 1; }
 }
 
