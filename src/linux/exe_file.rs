@@ -12,9 +12,10 @@
 //! over the original with `mremap`. Nothing in between writes to those segments: no allocation,
 //! no logging, a single thread.
 //!
-//! Measured on the 2-core dev host (release, 4 MiB static binary): ~0.2 ms, against ~1.5 ms for
-//! the re-exec it replaces. It needs CONFIG_CHECKPOINT_RESTORE; on any failure the caller falls
-//! back to the re-exec.
+//! Measured on the 2-core dev host (release, 4 MiB static binary): 0.2–0.8 ms of a `run`'s wall
+//! time against the same binary on a read-only mount (no swap needed; the host is noisy at this
+//! scale), about 0.16 ms of it CPU in mmap/mremap; the re-exec it replaces cost ~1.5 ms. It needs
+//! CONFIG_CHECKPOINT_RESTORE; on any failure the caller falls back to the re-exec.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
