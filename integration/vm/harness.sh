@@ -8,11 +8,13 @@ BIN=${TESTUDO_BIN:-$repo/target/x86_64-unknown-linux-gnu/release/testudo}
 passed=0 failed=0
 
 # host_prereqs: what the guest runs from the host's / and the host must therefore have:
-# apparmor_parser; SELinux's reference policy with load_policy (policycoreutils), and keyctl. The
-# policy only sits in /etc/selinux here: the host's kernel runs no SELinux.
+# apparmor_parser; SELinux's reference policy with semodule (policycoreutils), setenforce
+# (selinux-utils) and keyctl. The policy only sits in /etc/selinux here: the host's kernel runs
+# no SELinux.
 host_prereqs() {
   [ -n "${TESTUDO_IN_VM:-}" ] && return 0
-  command -v apparmor_parser >/dev/null && command -v load_policy >/dev/null && command -v keyctl >/dev/null &&
+  command -v apparmor_parser >/dev/null && command -v semodule >/dev/null && command -v setenforce >/dev/null &&
+    command -v keyctl >/dev/null &&
     compgen -G '/etc/selinux/default/policy/policy.*' >/dev/null && return 0
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     -o DPkg::Lock::Timeout=600 apparmor selinux-policy-default keyutils >/dev/null ||

@@ -1,24 +1,46 @@
 #!/usr/bin/env bash
 # SELinux labels for real, inside the test VM booted with `security=selinux` and the reference
-# policy (Debian's selinux-policy-default) loaded, permissive: process.selinuxLabel is the
-# context the container's processes run in (init and what it execs, and `exec`), the session
-# keyring carries it, linux.mountLabel is the `context=` of the container's tmpfs, devpts and
-# mqueue mounts (not of proc or sysfs), and a label the policy does not define is a clear `create`
-# error that leaves nothing behind. Permissive, because the reference policy has no rules for a
-# busybox rootfs on virtiofs: enforcing would refuse the container's first exec whatever testudo
-# does. What is checked is what the kernel records, which is the same in both modes.
-# Run on the host, it installs the policy (for the guest, which runs the host's /) and runs itself
-# in the VM. Prints `ok - …` / `not ok - …` and a final `N passed, N failed`; exits non-zero on
-# any failure. Nothing here skips.
+# policy (Debian's selinux-policy-default) loaded, with testudo-vm.cil added: process.selinuxLabel
+# is the context the container's processes run in (init and what it execs, and `exec`), the
+# session keyring carries it, linux.mountLabel is the `context=` of the container's tmpfs and
+# devpts mounts and the label of its mqueue's root (not on proc or sysfs), and a label the policy
+# does not define is a clear `create` error that leaves nothing behind. These run permissive: the
+# kernel records the same labels in both modes. One test runs enforcing: testudo-vm.cil's
+# container domain is denied a file the guest's own context may read, so the labelled container
+# (and a process exec'd into it) cannot read it and the unlabelled one can.
+# Run on the host, it installs the policy and builds the module into a copy of it (for the guest,
+# which runs the host's /) and runs itself in the VM. Prints `ok - …` / `not ok - …` and a final
+# `N passed, N failed`; exits non-zero on any failure. Nothing here skips.
 set -uo pipefail
 . "$(dirname "$0")/harness.sh"
 host_prereqs
+
+# The reference policy with testudo-vm.cil, built on the host (semodule under an alternate root:
+# the host's own policy is untouched; ~10 s) and cached by the hash of both.
+host_policy() {
+  local cache=${TESTUDO_VM_CACHE:-/var/cache/testudo-vm} module key out alt
+  module=$(dirname "$0")/testudo-vm.cil
+  key=$(cat /etc/selinux/default/policy/policy.* "$module" | sha256sum | cut -c1-16)
+  out=$cache/selinux-policy-$key
+  if [ ! -s "$out" ]; then
+    alt=$(mktemp -d) && mkdir -p "$alt/etc" "$alt/var/lib" &&
+      cp -a /etc/selinux "$alt/etc/" && cp -a /var/lib/selinux "$alt/var/lib/" &&
+      semodule -n -p "$alt" -i "$module" 2>"$alt/err" &&
+      mkdir -p "$cache" && cp "$alt"/etc/selinux/default/policy/policy.* "$out.tmp" && mv "$out.tmp" "$out" ||
+      { echo "not ok - build the test policy with $module: $(cat "$alt/err" 2>/dev/null)"; rm -rf "$alt"; exit 1; }
+    rm -rf "$alt"
+  fi
+  export TESTUDO_SELINUX_POLICY=$out
+}
+[ -n "${TESTUDO_IN_VM:-}" ] || host_policy
 export TESTUDO_VM_LSM=selinux
 in_vm "$0" "$@"
 
 # Types of the reference policy's virt module (it has no container module): a process domain and
 # a file type, with distinct MCS categories per container as container engines pick them.
 PL=system_u:system_r:svirt_t:s0:c1,c2
+# testudo-vm.cil's container domain.
+ENF=system_u:system_r:testudo_vm_t:s0
 PL2=system_u:system_r:svirt_t:s0:c3,c4
 ML=system_u:object_r:svirt_image_t:s0:c1,c2
 
@@ -134,11 +156,42 @@ t_undefined() {
   done
 }
 
+# Enforcing, for this one test: a container labelled testudo_vm_t cannot read a file of
+# testudo_vm_secret_t (testudo-vm.cil), the same container without the label can, and a process
+# exec'd into the labelled container is denied too.
+t_enforcing() {
+  local id=enforced out
+  echo secret > "$work/rootfs/secret" && echo public > "$work/rootfs/public" &&
+    chcon -t testudo_vm_secret_t "$work/rootfs/secret" || { fail "label /secret"; return 1; }
+  bundle $id selinux=$ENF <<'S' || return 1
+cat /secret 2>&1; cat /public; cat /proc/self/attr/current; echo; exec sleep 100
+S
+  bundle unenforced <<'S' || return 1
+cat /secret 2>&1; cat /public; cat /proc/self/attr/current; echo
+S
+  # The container's output goes to /run (a tmpfs, tmpfs_t): the guest's context may not create
+  # files in the unlabelled $work while enforcing.
+  local o=/run/testudo-vm-$id.out
+  setenforce 1 || { fail "setenforce 1"; return 1; }
+  tu create --bundle "$work/$id" $id > "$o" 2>&1 && tu start $id && wait_for 20 'grep -q testudo_vm_t "$o"'
+  local plain execd
+  plain=$(run_out unenforced | tr -d '\0')
+  execd=$(tu exec $id cat /secret 2>&1)
+  setenforce 0
+  out=$(tr -d '\0' < "$o"); rm -f "$o"; cleanup $id
+  grep -qx "cat: can't open '/secret': Permission denied" <<<"$out" && grep -qx public <<<"$out" && grep -qx "$ENF" <<<"$out" ||
+    { fail "the labelled container: $out $(dmesg | grep avc: | grep -v permissive=1 | tail -n 4)"; return 1; }
+  [ "$plain" = "$(printf 'secret\npublic\n%s' "$GUEST")" ] || { fail "the container without the label: $plain"; return 1; }
+  grep -q 'Permission denied' <<<"$execd" || { fail "exec into the labelled container read /secret: $execd"; return 1; }
+}
+
 # --- run ---------------------------------------------------------------------------------------
 grep -qw selinuxfs /proc/filesystems || { echo "not ok - the VM's kernel has no SELinux (security=selinux)"; exit 1; }
 mountpoint -q /sys/fs/selinux || mount -t selinuxfs selinuxfs /sys/fs/selinux ||
   { echo "not ok - mount selinuxfs"; exit 1; }
-load_policy || { echo "not ok - load_policy (the host lacks selinux-policy-default?)"; exit 1; }
+# One write: the kernel takes a policy whole (cat's 128 KiB writes are EINVAL).
+dd if="${TESTUDO_SELINUX_POLICY:?}" of=/sys/fs/selinux/load bs=16M status=none ||
+  { echo "not ok - load $TESTUDO_SELINUX_POLICY"; exit 1; }
 [ "$(cat /sys/fs/selinux/enforce)" = 0 ] || { echo "not ok - SELinux is enforcing; these tests need permissive"; exit 1; }
 # The guest's own context (its processes started before the policy was loaded).
 GUEST=$(tr -d '\0' < /proc/self/attr/current)
@@ -150,4 +203,5 @@ run_test "exec runs in the container's label; --process-label sets another; an u
 run_test "the session keyring carries selinuxLabel" t_keyring
 run_test "mountLabel is the context= of tmpfs and devpts mounts and the label of mqueue's root, not on proc or sysfs" t_mount_label
 run_test "an undefined selinuxLabel or mountLabel is a create error naming it, leaving nothing" t_undefined
+run_test "enforcing: the label's policy denies the labelled container (and exec into it) what it lets the unlabelled one read" t_enforcing
 finish
