@@ -39,10 +39,10 @@ in_vm "$0" "$@"
 # Types of the reference policy's virt module (it has no container module): a process domain and
 # a file type, with distinct MCS categories per container as container engines pick them.
 PL=system_u:system_r:svirt_t:s0:c1,c2
-# testudo-vm.cil's container domain.
-ENF=system_u:system_r:testudo_vm_t:s0
 PL2=system_u:system_r:svirt_t:s0:c3,c4
 ML=system_u:object_r:svirt_image_t:s0:c1,c2
+# testudo-vm.cil's container domain, for the enforcing test.
+ENF=system_u:system_r:testudo_vm_t:s0
 
 probe() {
   cat <<'S'
@@ -163,12 +163,9 @@ t_enforcing() {
   local id=enforced out
   echo secret > "$work/rootfs/secret" && echo public > "$work/rootfs/public" &&
     chcon -t testudo_vm_secret_t "$work/rootfs/secret" || { fail "label /secret"; return 1; }
-  bundle $id selinux=$ENF <<'S' || return 1
-cat /secret 2>&1; cat /public; cat /proc/self/attr/current; echo; exec sleep 100
-S
-  bundle unenforced <<'S' || return 1
-cat /secret 2>&1; cat /public; cat /proc/self/attr/current; echo
-S
+  local probe='cat /secret 2>&1; cat /public; cat /proc/self/attr/current; echo'
+  echo "$probe; exec sleep 100" | bundle $id selinux=$ENF || return 1
+  echo "$probe" | bundle unenforced || return 1
   # The container's output goes to /run (a tmpfs, tmpfs_t): the guest's context may not create
   # files in the unlabelled $work while enforcing.
   local o=/run/testudo-vm-$id.out

@@ -60,9 +60,7 @@ impl Proc {
         }
         Ok(())
     }
-}
 
-impl Proc {
     /// "self/…" and "thread-self/…" as this procfs names us. Read from its own links, never from
     /// getpid(): a procfs of another pid namespace (the host's /proc, seen from the container's
     /// init before its own /proc is mounted) knows us by another pid, and pid 1 there is the
