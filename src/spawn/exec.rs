@@ -164,5 +164,5 @@ fn process(r: &Request, chan: &Channel, userns: bool) -> Result<()> {
     let id = finish::Identity { process: &r.process, caps: &r.caps, seccomp: r.seccomp.as_ref(), proc: proc.as_ref(), userns, personality: r.personality.as_ref() };
     finish::identity(&id, chan)?;
     let exe = finish::resolve_executable(&r.process)?;
-    finish::exec(&id, &exe, r.preserve_fds, chan)
+    finish::exec(&id, &exe, r.preserve_fds, chan, None)
 }

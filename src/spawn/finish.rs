@@ -115,14 +115,19 @@ pub fn resolve_executable(p: &Process) -> Result<PathBuf> {
     Err(Error::new(format!("exec: {arg0:?}: executable file not found in $PATH")))
 }
 
-/// Close every fd but stdio, the preserved ones and the sync socket (close-on-exec), enter the
-/// cwd, install seccomp last when no_new_privileges is on, and execve. Never returns: once the
-/// fds are closed, the `OwnedFd`s in our callers' frames name closed (or reused) numbers, so an
-/// error is sent from here and the process ends without unwinding into them.
-pub fn exec(i: &Identity, exe: &Path, preserve: u32, chan: &Channel) -> ! {
+/// Close every fd but stdio, the preserved ones, the sync socket and `exec_fifo` (both
+/// close-on-exec), enter the cwd, install seccomp last when no_new_privileges is on, and execve.
+/// Never returns: once the fds are closed, the `OwnedFd`s in our callers' frames name closed (or
+/// reused) numbers, so an error is sent from here and the process ends without unwinding into
+/// them. `exec_fifo` is init's read end of exec.fifo: `start` returns when the last reader is
+/// gone, so it must close at execve itself, not here.
+pub fn exec(i: &Identity, exe: &Path, preserve: u32, chan: &Channel, exec_fifo: Option<RawFd>) -> ! {
     // CVE-2024-21626: no host fd may be open while the cwd and args[0] are resolved, or a
-    // "/proc/self/fd/N" path would lead out of the root. Close them, don't just mark them.
-    let e = match close_except(3 + preserve, chan.raw()) {
+    // "/proc/self/fd/N" path would lead out of the root. Close them, don't just mark them. The
+    // two kept are a socket and a fifo: neither resolves as a directory or executes.
+    let mut keep = [Some(chan.raw()), exec_fifo];
+    keep.sort_unstable();
+    let e = match close_except(3 + preserve, &keep) {
         Ok(()) => after_close(i, exe, preserve),
         Err(e) => e,
     };
@@ -164,18 +169,21 @@ fn try_exec(i: &Identity, exe: &Path, preserve: u32) -> Result<std::convert::Inf
     nix::unistd::execve(&exe_c, &argv, &env).map_err(|e| Error::sys(format!("exec: {exe:?}"), e))
 }
 
-fn close_except(first: u32, keep: RawFd) -> Result<()> {
-    let keep = keep as u32;
-    let ranges: &[(u32, u32)] = if keep >= first { &[(first, keep.saturating_sub(1)), (keep + 1, u32::MAX)] } else { &[(first, u32::MAX)] };
-    for &(lo, hi) in ranges {
-        if lo > hi {
+/// close_range over [first, ∞) minus the sorted `keep` fds.
+fn close_except(first: u32, keep: &[Option<RawFd>]) -> Result<()> {
+    let mut lo = first;
+    for k in keep.iter().flatten().map(|&k| k as u32).chain([u32::MAX]) {
+        if k < lo {
             continue;
         }
-        // SAFETY: closing fds we no longer use; the Rust owners of them live in frames of this
-        // process that are never returned to (`exec` ends in execve or _exit, never returns).
-        if unsafe { libc::close_range(lo, hi, 0) } < 0 {
-            return Err(crate::error::last_os("close_range"));
+        if k > lo {
+            // SAFETY: closing fds we no longer use; the Rust owners of them live in frames of
+            // this process that are never returned to (`exec` ends in execve or _exit).
+            if unsafe { libc::close_range(lo, k - 1, 0) } < 0 {
+                return Err(crate::error::last_os("close_range"));
+            }
         }
+        lo = k.saturating_add(1);
     }
     Ok(())
 }

@@ -14,7 +14,7 @@
 //! 11. Ready → wait for start → startContainer hooks → close fds, cwd, seccomp, execve
 
 use std::io::Read;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 use nix::fcntl::OFlag;
@@ -131,7 +131,7 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
     wait_for_start(p, chan)?;
     hooks::run_all("startContainer", p.spec.hooks().as_ref().and_then(|h| h.start_container().as_ref()), &state)?;
     drop(pty);
-    finish::exec(&id, &exe, p.preserve_fds, chan)
+    finish::exec(&id, &exe, p.preserve_fds, chan, p.fifo.as_ref().map(AsRawFd::as_raw_fd))
 }
 
 fn need_proc<'a>(proc: &'a Option<Proc>, what: &str) -> Result<&'a Proc> {
