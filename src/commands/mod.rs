@@ -51,13 +51,15 @@ pub fn peek(g: &Global, id: &str) -> Result<(Dir, Option<Facts>)> {
 }
 
 fn facts_of(dir: Dir) -> Result<(Dir, Option<Facts>)> {
-    let facts = if dir.file(container::STATE_FILE).exists() { Some(dir.facts()?) } else { None };
-    // No state file: being created, or deleted since it was opened (delete renames the directory
-    // away first, so its path is gone then).
-    if facts.is_none() && !dir.file("").exists() {
-        return Err(container::not_found(&dir.id));
+    match dir.facts() {
+        Ok(facts) => Ok((dir, Some(facts))),
+        // Delete renames the directory away before it empties it: once the path is gone, so is
+        // the container, also for a read that lost the race to delete.
+        Err(_) if !dir.file("").exists() => Err(container::not_found(&dir.id)),
+        // No state file under a path still there: a container being created.
+        Err(_) if !dir.file(container::STATE_FILE).exists() => Ok((dir, None)),
+        Err(e) => Err(e),
     }
-    Ok((dir, facts))
 }
 
 /// runc's state object (what go-runc and containerd parse).
