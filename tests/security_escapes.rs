@@ -6,9 +6,8 @@ mod probe;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use common::{require_root, Bundle};
+use common::{require_root, wait_for, Bundle};
 
 /// A private copy of the testudo binary, so that a successful overwrite breaks nothing else.
 fn own_testudo(b: &Bundle) -> PathBuf {
@@ -22,14 +21,6 @@ fn testudo(bin: &Path, b: &Bundle, args: &[&str]) -> Command {
     let mut c = Command::new(bin);
     c.arg("--root").arg(&b.root).args(args).current_dir(&b.dir).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
     c
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < Duration::from_secs(20), "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// The attacker's report: it must have caught the runtime binary, and its write must have failed.

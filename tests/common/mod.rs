@@ -212,3 +212,14 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&d).expect("scratch dir");
     d
 }
+
+/// Polls `ok` every 20 ms until it holds; fails the test after 20 s, naming `what`. For state the
+/// container reaches on its own schedule (a shell forking its children after `start`): the runtime
+/// has nothing to wait on there, and a loaded CI machine can take long to get there.
+pub fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !ok() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
