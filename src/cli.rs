@@ -324,18 +324,13 @@ fn normalize(cmd: &clap::Command, args: Vec<String>) -> Vec<String> {
 }
 
 fn long_flags(cmd: &clap::Command) -> Vec<(String, bool)> {
-    cmd.get_arguments()
-        .filter_map(|a| a.get_long().map(|l| (l.to_string(), a.get_action().takes_values())))
-        .collect()
+    cmd.get_arguments().filter_map(|a| a.get_long().map(|l| (l.to_string(), a.get_action().takes_values()))).collect()
 }
 
 fn short_takes_value(cmd: &clap::Command, short: &str) -> bool {
     let mut chars = short.chars();
     let (Some(c), None) = (chars.next(), chars.next()) else { return false };
-    std::iter::once(cmd)
-        .chain(cmd.get_subcommands())
-        .flat_map(|c| c.get_arguments())
-        .any(|a| a.get_short() == Some(c) && a.get_action().takes_values())
+    std::iter::once(cmd).chain(cmd.get_subcommands()).flat_map(|c| c.get_arguments()).any(|a| a.get_short() == Some(c) && a.get_action().takes_values())
 }
 
 #[cfg(test)]
@@ -349,9 +344,21 @@ mod tests {
     #[test]
     fn containerd_shim_create() {
         let c = parse(&[
-            "testudo", "--root", "/run/containerd/runc/default", "--log", "/b/log.json",
-            "--log-format", "json", "create", "--bundle", "/b", "--pid-file", "/b/init.pid",
-            "--console-socket", "/tmp/pty.sock", "c1",
+            "testudo",
+            "--root",
+            "/run/containerd/runc/default",
+            "--log",
+            "/b/log.json",
+            "--log-format",
+            "json",
+            "create",
+            "--bundle",
+            "/b",
+            "--pid-file",
+            "/b/init.pid",
+            "--console-socket",
+            "/tmp/pty.sock",
+            "c1",
         ]);
         assert_eq!(c.root, PathBuf::from("/run/containerd/runc/default"));
         assert_eq!(c.log_format, "json");
@@ -367,7 +374,9 @@ mod tests {
         let pre = ["testudo", "--root", "R", "--log", "B/log.json", "--log-format", "json"];
         let with = |rest: &[&str]| parse(&[&pre[..], rest].concat());
         assert!(matches!(with(&["start", "c1"]).command, Some(Command::Start(Id { ref id })) if id == "c1"));
-        let Some(Command::Exec(e)) = with(&["exec", "--process", "/tmp/p.json", "--console-socket", "S", "--detach", "--pid-file", "P", "c1"]).command else { panic!() };
+        let Some(Command::Exec(e)) = with(&["exec", "--process", "/tmp/p.json", "--console-socket", "S", "--detach", "--pid-file", "P", "c1"]).command else {
+            panic!()
+        };
         assert_eq!((e.process.as_deref(), e.detach, e.id.as_str()), (Some(std::path::Path::new("/tmp/p.json")), true, "c1"));
         let Some(Command::Ps(p)) = with(&["ps", "--format", "json", "c1"]).command else { panic!() };
         assert_eq!(p.format, "json");
@@ -385,7 +394,11 @@ mod tests {
 
     #[test]
     fn podman_conmon_calls() {
-        let Some(Command::Exec(e)) = parse(&["testudo", "exec", "--pid-file", "P", "--process", "F", "--detach", "--tty", "--console-socket", "S", "c1"]).command else { panic!() };
+        let Some(Command::Exec(e)) =
+            parse(&["testudo", "exec", "--pid-file", "P", "--process", "F", "--detach", "--tty", "--console-socket", "S", "c1"]).command
+        else {
+            panic!()
+        };
         assert!(e.tty && e.detach);
         let Some(Command::Update(u)) = parse(&["testudo", "update", "--resources=/tmp/r.json", "c1"]).command else { panic!() };
         assert_eq!(u.resources.as_deref(), Some("/tmp/r.json"));

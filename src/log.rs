@@ -26,14 +26,7 @@ static LOG: OnceLock<Log> = OnceLock::new();
 /// Open the log. Without `--log`, records go to stderr (as runc does).
 pub fn init(path: Option<&Path>, format: Format, debug: bool) -> std::io::Result<()> {
     let file = match path {
-        Some(p) => Some(
-            std::fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .custom_flags(libc::O_CLOEXEC)
-                .mode(0o644)
-                .open(p)?,
-        ),
+        Some(p) => Some(std::fs::OpenOptions::new().append(true).create(true).custom_flags(libc::O_CLOEXEC).mode(0o644).open(p)?),
         None => None,
     };
     let _ = LOG.set(Log { file, format, debug });
@@ -93,13 +86,7 @@ pub fn rfc3339(t: SystemTime) -> String {
     let secs = d.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, day) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_nanos()
-    )
+    format!("{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z", rem / 3600, rem % 3600 / 60, rem % 60, d.subsec_nanos())
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).

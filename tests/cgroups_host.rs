@@ -155,7 +155,8 @@ fn update_replaces_the_device_program() {
     };
     wait_for("the node", || open_x(&b) == "Operation not permitted");
     let r = b.dir.join("r.json");
-    std::fs::write(&r, r#"{"devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 42, "access": "rw"}]}"#).expect("write");
+    std::fs::write(&r, r#"{"devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 42, "access": "rw"}]}"#)
+        .expect("write");
     let out = b.testudo(&["update", "--resources", r.to_str().expect("utf8"), &b.id]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(open_x(&b), "No such device or address", "the old program must be gone");
@@ -212,7 +213,8 @@ fn on_a_hybrid_host_limits_of_v1_controllers_are_enforced_in_v1() {
     let mut b = Bundle::new("grep -E '^[0-9]+:[a-z,]+:' /proc/self/cgroup; (for i in $(seq 30); do sleep 5 & echo forked; done) 2>/dev/null | grep -c forked");
     b.config["linux"]["resources"] = resources.clone();
     // Without a cgroup namespace, so /proc/self/cgroup shows host paths.
-    let ns: Vec<serde_json::Value> = b.config["linux"]["namespaces"].as_array().expect("namespaces").iter().filter(|n| n["type"] != "cgroup").cloned().collect();
+    let ns: Vec<serde_json::Value> =
+        b.config["linux"]["namespaces"].as_array().expect("namespaces").iter().filter(|n| n["type"] != "cgroup").cloned().collect();
     b.config["linux"]["namespaces"] = ns.into();
     let (code, out, err) = b.run();
     assert_eq!(code, 0, "{out} {err}");
@@ -388,7 +390,8 @@ fn without_a_cgroup_namespace_the_container_sees_the_hierarchy_and_changes_no_ho
     remount(&h, "nsdelegate").expect("remount with nsdelegate");
     assert!(nsdelegate(&h), "could not set nsdelegate on {h:?}");
     let mut b = Bundle::new("ls /sys/fs/cgroup/testudo >/dev/null && echo whole-hierarchy; grep ' /sys/fs/cgroup ' /proc/self/mountinfo; mkdir /sys/fs/cgroup/x 2>/dev/null || echo ro-ok");
-    let ns: Vec<serde_json::Value> = b.config["linux"]["namespaces"].as_array().expect("namespaces").iter().filter(|n| n["type"] != "cgroup").cloned().collect();
+    let ns: Vec<serde_json::Value> =
+        b.config["linux"]["namespaces"].as_array().expect("namespaces").iter().filter(|n| n["type"] != "cgroup").cloned().collect();
     b.config["linux"]["namespaces"] = ns.into();
     // The hybrid layout binds the container's own cgroups instead: ask for plain cgroup2.
     let mounts = b.config["mounts"].as_array_mut().expect("mounts");
@@ -421,7 +424,8 @@ fn attach_device_program(cgroup: &Path, id: u32, attach: bool) {
     let fd = bpf(13, &mut get); // BPF_PROG_GET_FD_BY_ID
     assert!(fd >= 0, "get program {id}: {}", std::io::Error::last_os_error());
     let dir = std::fs::File::open(cgroup).expect("open cgroup");
-    let mut a = Attach { target_fd: dir.as_raw_fd() as u32, attach_bpf_fd: fd as u32, attach_type: 6, attach_flags: if attach { 2 } else { 0 }, replace_bpf_fd: 0 };
+    let mut a =
+        Attach { target_fd: dir.as_raw_fd() as u32, attach_bpf_fd: fd as u32, attach_type: 6, attach_flags: if attach { 2 } else { 0 }, replace_bpf_fd: 0 };
     let r = bpf(if attach { 8 } else { 9 }, &mut a); // BPF_PROG_ATTACH / BPF_PROG_DETACH
     assert_eq!(r, 0, "attach/detach {id} on {cgroup:?}: {}", std::io::Error::last_os_error());
     // SAFETY: fd is ours, from BPF_PROG_GET_FD_BY_ID above.
@@ -443,7 +447,8 @@ fn device_programs(cgroup: &Path) -> Vec<u32> {
     }
     let dir = std::fs::File::open(cgroup).expect("open cgroup");
     let mut ids = [0u32; 8];
-    let mut q = Query { target_fd: dir.as_raw_fd() as u32, attach_type: 6, query_flags: 0, attach_flags: 0, prog_ids: ids.as_mut_ptr() as u64, prog_cnt: 8, pad: 0 };
+    let mut q =
+        Query { target_fd: dir.as_raw_fd() as u32, attach_type: 6, query_flags: 0, attach_flags: 0, prog_ids: ids.as_mut_ptr() as u64, prog_cnt: 8, pad: 0 };
     // SAFETY: q is a valid BPF_PROG_QUERY attr whose buffer outlives the call.
     let r = unsafe { libc::syscall(libc::SYS_bpf, 16, &mut q as *mut Query, std::mem::size_of::<Query>()) };
     assert_eq!(r, 0, "BPF_PROG_QUERY {cgroup:?}: {}", std::io::Error::last_os_error());
@@ -475,7 +480,13 @@ fn containers_with_the_same_device_rules_share_one_verified_program() {
     // A keeper holding another rule set's program (tampered with, or a hash collision chosen by
     // whoever writes config.json) is not trusted: the next container loads its own.
     let keepers = hierarchy().join("testudo.device-programs");
-    let keeper = std::fs::read_dir(&keepers).expect("keepers").flatten().map(|e| e.path()).filter(|p| p.is_dir()).find(|p| device_programs(p) == [first]).expect("the keeper of the first rules");
+    let keeper = std::fs::read_dir(&keepers)
+        .expect("keepers")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .find(|p| device_programs(p) == [first])
+        .expect("the keeper of the first rules");
     attach_device_program(&keeper, third, true);
     attach_device_program(&keeper, first, false);
     assert_eq!(device_programs(&keeper), [third]);

@@ -40,7 +40,8 @@ fn every_phase_runs_at_its_point_with_state_env_and_namespaces() {
     let in_container = |phase: &str| {
         // startContainer runs after pivot_root: its path and its files are the container's. The
         // log directory is bind-mounted at /home for it.
-        let script = format!("echo \"{phase} $(readlink /proc/self/ns/mnt) $(readlink /proc/self/ns/net) FOO=$FOO arg1=$1\" >> /home/order; cat > /home/{phase}.json");
+        let script =
+            format!("echo \"{phase} $(readlink /proc/self/ns/mnt) $(readlink /proc/self/ns/net) FOO=$FOO arg1=$1\" >> /home/order; cat > /home/{phase}.json");
         serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", script, "hook", "a1"], "env": ["FOO=bar-from-hook-env"]})
     };
     b.mount(serde_json::json!({"destination": "/home", "type": "bind", "source": log, "options": ["bind"]}));

@@ -21,7 +21,8 @@ impl HostQueue {
         let c = queue_name(name);
         // SAFETY: `c` is NUL-terminated and outlives the call; a null attr asks for the default
         // sizes; the descriptor returned is closed right away.
-        let fd = unsafe { libc::mq_open(c.as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_RDWR, 0o600 as libc::mode_t, std::ptr::null_mut::<libc::mq_attr>()) };
+        let fd =
+            unsafe { libc::mq_open(c.as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_RDWR, 0o600 as libc::mode_t, std::ptr::null_mut::<libc::mq_attr>()) };
         assert!(fd >= 0, "mq_open {c:?}: {}", std::io::Error::last_os_error());
         // SAFETY: `fd` is the queue descriptor just opened, closed once.
         unsafe { libc::mq_close(fd) };

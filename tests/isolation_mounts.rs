@@ -23,7 +23,12 @@ fn mountinfo(out: &str, point: &str) -> Option<Mi> {
         let f: Vec<&str> = l.split_whitespace().collect();
         let dash = f.iter().position(|x| *x == "-").expect("mountinfo separator");
         let split = |s: &str| s.split(',').map(String::from).collect::<Vec<_>>();
-        Mi { opts: split(f[5]), optional: f[6..dash].iter().map(|s| s.to_string()).collect(), fstype: f[dash + 1].into(), sopts: split(f.get(dash + 3).copied().unwrap_or("")) }
+        Mi {
+            opts: split(f[5]),
+            optional: f[6..dash].iter().map(|s| s.to_string()).collect(),
+            fstype: f[dash + 1].into(),
+            sopts: split(f.get(dash + 3).copied().unwrap_or("")),
+        }
     })
 }
 
@@ -91,7 +96,9 @@ fn tmpfs_size_mode_and_owner() {
         return;
     }
     let mut b = Bundle::new("stat -c '%a %u %g' /tmp; cat /proc/self/mountinfo; dd if=/dev/zero of=/tmp/f bs=1k count=200 2>&1; true");
-    b.mount(serde_json::json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "size=64k", "mode=1777", "uid=1000", "gid=1000"]}));
+    b.mount(
+        serde_json::json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "size=64k", "mode=1777", "uid=1000", "gid=1000"]}),
+    );
     let out = b.run_ok();
     assert_eq!(out.lines().next(), Some("1777 1000 1000"), "{out}");
     let t = mi(&out, "/tmp");
@@ -114,7 +121,15 @@ fn proc_sysfs_devpts_mqueue_shm_and_cgroup2_of_the_cgroup_namespace() {
     ));
     b.namespace("cgroup", None);
     let out = b.run_ok();
-    let mut want = vec![("/proc", "proc"), ("/sys", "sysfs"), ("/dev", "tmpfs"), ("/dev/pts", "devpts"), ("/dev/shm", "tmpfs"), ("/dev/mqueue", "mqueue"), (v2, "cgroup2")];
+    let mut want = vec![
+        ("/proc", "proc"),
+        ("/sys", "sysfs"),
+        ("/dev", "tmpfs"),
+        ("/dev/pts", "devpts"),
+        ("/dev/shm", "tmpfs"),
+        ("/dev/mqueue", "mqueue"),
+        (v2, "cgroup2"),
+    ];
     if hybrid {
         want.push(("/sys/fs/cgroup", "tmpfs"));
     }
@@ -170,7 +185,11 @@ fn rootfs_propagation_and_nothing_propagates_back() {
     assert!(Command::new("mount").args(["--make-shared"]).arg(&rootfs).status().expect("mount").success());
     let before = std::fs::read_to_string("/proc/self/mountinfo").expect("mi").lines().count();
     let slave = root_line(&mut b, None);
-    assert!(slave.optional.iter().any(|o| o.starts_with("master:")) && !slave.optional.iter().any(|o| o.starts_with("shared:")), "default rslave: {:?}", slave.optional);
+    assert!(
+        slave.optional.iter().any(|o| o.starts_with("master:")) && !slave.optional.iter().any(|o| o.starts_with("shared:")),
+        "default rslave: {:?}",
+        slave.optional
+    );
     let private = root_line(&mut b, Some("private"));
     assert!(private.optional.is_empty(), "private: {:?}", private.optional);
     let shared = root_line(&mut b, Some("shared"));
@@ -308,9 +327,18 @@ fn idmapped_bind_mounts_give_container_root_the_hosts_root_owned_files() {
     }
     // Bad idmapped mounts are refused at create.
     let cases = [
-        (serde_json::json!({"destination": "/home", "type": "tmpfs", "source": "tmpfs", "uidMappings": map, "gidMappings": map}), "only supported on bind mounts"),
-        (serde_json::json!({"destination": "/home", "type": "bind", "source": dirs[0], "options": ["bind"], "uidMappings": map}), "needs both uidMappings and gidMappings"),
-        (serde_json::json!({"destination": "/home", "type": "bind", "source": dirs[0], "options": ["bind"], "uidMappings": [{"containerID": 0, "hostID": 1, "size": 0}], "gidMappings": map}), "zero size"),
+        (
+            serde_json::json!({"destination": "/home", "type": "tmpfs", "source": "tmpfs", "uidMappings": map, "gidMappings": map}),
+            "only supported on bind mounts",
+        ),
+        (
+            serde_json::json!({"destination": "/home", "type": "bind", "source": dirs[0], "options": ["bind"], "uidMappings": map}),
+            "needs both uidMappings and gidMappings",
+        ),
+        (
+            serde_json::json!({"destination": "/home", "type": "bind", "source": dirs[0], "options": ["bind"], "uidMappings": [{"containerID": 0, "hostID": 1, "size": 0}], "gidMappings": map}),
+            "zero size",
+        ),
     ];
     for (m, expect) in cases {
         let mut b = Bundle::new("true");

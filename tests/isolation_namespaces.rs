@@ -15,11 +15,7 @@ fn print_links() -> String {
 }
 
 fn links_of(out: &str) -> Vec<(String, String)> {
-    out.lines()
-        .filter_map(|l| l.split_once(' '))
-        .filter(|(n, v)| ALL.contains(n) && v.contains(":["))
-        .map(|(n, v)| (n.to_string(), v.to_string()))
-        .collect()
+    out.lines().filter_map(|l| l.split_once(' ')).filter(|(n, v)| ALL.contains(n) && v.contains(":[")).map(|(n, v)| (n.to_string(), v.to_string())).collect()
 }
 
 fn all_eight(b: &mut Bundle) {
@@ -157,7 +153,11 @@ fn namespace_errors_are_clear_at_create() {
         ("path is not a namespace", Box::new(|b: &mut Bundle| b.namespace("network", Some("/etc/hostname"))), "not a namespace"),
         ("path of the wrong type", Box::new(|b: &mut Bundle| b.namespace("network", Some("/proc/self/ns/uts"))), "is not a net namespace"),
         ("path missing", Box::new(|b: &mut Bundle| b.namespace("ipc", Some("/nonexistent/ns"))), "No such file"),
-        ("listed twice", Box::new(|b: &mut Bundle| b.config["linux"]["namespaces"].as_array_mut().expect("ns").push(serde_json::json!({"type": "uts"}))), "listed twice"),
+        (
+            "listed twice",
+            Box::new(|b: &mut Bundle| b.config["linux"]["namespaces"].as_array_mut().expect("ns").push(serde_json::json!({"type": "uts"}))),
+            "listed twice",
+        ),
         (
             "time offsets without a time namespace",
             Box::new(|b: &mut Bundle| b.config["linux"]["timeOffsets"] = serde_json::json!({"monotonic": {"secs": 1}})),
@@ -286,7 +286,12 @@ fn joining_the_runtimes_own_namespace_by_path_is_sharing_the_hosts() {
     }
     // /proc/self in the path is testudo itself: the namespaces it runs in.
     let cases: &[(&str, &str, &str, &[&str])] = &[
-        ("network", "/proc/self/ns/net", r#"{"linux": {"sysctl": {"net.ipv4.ip_forward": "1"}}}"#, &["sysctl \"net.ipv4.ip_forward\"", "joined by path is the host's"]),
+        (
+            "network",
+            "/proc/self/ns/net",
+            r#"{"linux": {"sysctl": {"net.ipv4.ip_forward": "1"}}}"#,
+            &["sysctl \"net.ipv4.ip_forward\"", "joined by path is the host's"],
+        ),
         ("ipc", "/proc/self/ns/ipc", r#"{"linux": {"sysctl": {"kernel.shmmni": "1234"}}}"#, &["sysctl \"kernel.shmmni\"", "joined by path is the host's"]),
         ("uts", "/proc/self/ns/uts", r#"{"hostname": "not-the-host"}"#, &["hostname", "uts namespace joined by path is the host's"]),
         ("uts", "/proc/self/ns/uts", r#"{"hostname": "", "domainname": "not.the.host"}"#, &["domainname", "is the host's"]),

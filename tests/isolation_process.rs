@@ -47,7 +47,8 @@ fn devices_in_a_user_namespace_are_bind_mounts_of_the_hosts() {
     if !require_root() {
         return;
     }
-    let mut b = Bundle::new("stat -c '%n %t:%T' /dev/null /dev/full; grep -E ' /dev/(null|full) ' /proc/self/mountinfo | wc -l; echo x > /dev/null && echo null-ok");
+    let mut b =
+        Bundle::new("stat -c '%n %t:%T' /dev/null /dev/full; grep -E ' /dev/(null|full) ' /proc/self/mountinfo | wc -l; echo x > /dev/null && echo null-ok");
     b.userns(&[(0, 100000, 65536)], &[(0, 100000, 65536)]);
     b.config["linux"]["devices"] = serde_json::json!([{"path": "/dev/full", "type": "c", "major": 1, "minor": 7}]);
     let out = b.run_ok();
@@ -101,7 +102,8 @@ fn oom_score_adj_hostname_domainname_and_namespaced_sysctls() {
     if !require_root() {
         return;
     }
-    let mut b = Bundle::new("cat /proc/self/oom_score_adj; hostname; cat /proc/sys/kernel/domainname; cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmni");
+    let mut b =
+        Bundle::new("cat /proc/self/oom_score_adj; hostname; cat /proc/sys/kernel/domainname; cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmni");
     b.config["process"]["oomScoreAdj"] = 432.into();
     b.config["hostname"] = "box1".into();
     b.config["domainname"] = "example.test".into();

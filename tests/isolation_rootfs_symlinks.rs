@@ -73,7 +73,8 @@ fn proc_and_dev_symlinked_to_the_host_are_mounted_inside_the_root() {
     let v = Victim::new("procdev");
     std::fs::create_dir_all(v.path("proc")).expect("mkdir");
     std::fs::create_dir_all(v.path("dev")).expect("mkdir");
-    let mut b = Bundle::new("cat /proc/self/mountinfo; grep -c '^Name:' /proc/self/status; ls /dev/null /dev/zero /dev/pts/ptmx; echo ok > /dev/shm/x; cat /dev/shm/x");
+    let mut b =
+        Bundle::new("cat /proc/self/mountinfo; grep -c '^Name:' /proc/self/status; ls /dev/null /dev/zero /dev/pts/ptmx; echo ok > /dev/shm/x; cat /dev/shm/x");
     let rootfs = b.own_rootfs();
     plant(&rootfs, "proc", v.path("proc").to_str().expect("utf8"));
     plant(&rootfs, "dev", &v.dotdot("dev"));

@@ -252,15 +252,70 @@ fn bad_input_is_a_clear_create_error_that_leaves_nothing() {
         return;
     }
     let cases: Vec<(&str, Box<dyn Fn(&mut Bundle)>, &str)> = vec![
-        ("missing bundle", Box::new(|b| { let _ = std::fs::remove_file(b.dir.join("config.json")); }), "config.json"),
+        (
+            "missing bundle",
+            Box::new(|b| {
+                let _ = std::fs::remove_file(b.dir.join("config.json"));
+            }),
+            "config.json",
+        ),
         ("malformed json", Box::new(|b| std::fs::write(b.dir.join("config.json"), "{ nope").expect("w")), "invalid config"),
-        ("wrong type", Box::new(|b| { b.config["process"]["args"] = "sh".into(); b.write(); }), "invalid config"),
-        ("ociVersion 2", Box::new(|b| { b.config["ociVersion"] = "2.0.0".into(); b.write(); }), "ociVersion"),
-        ("missing rootfs", Box::new(|b| { b.config["root"]["path"] = "/nonexistent-rootfs".into(); b.write(); }), "rootfs"),
-        ("args[0] not found", Box::new(|b| { b.config["process"]["args"] = serde_json::json!(["/no/such/binary"]); b.write(); }), "/no/such/binary"),
-        ("PATH lookup fails", Box::new(|b| { b.config["process"]["args"] = serde_json::json!(["nosuchcmd"]); b.write(); }), "executable file not found"),
-        ("unenforceable field", Box::new(|b| { b.config["linux"]["intelRdt"] = serde_json::json!({"closID": "x"}); b.write(); }), "intelRdt"),
-        ("rlimit above host", Box::new(|b| { b.config["process"]["rlimits"] = serde_json::json!([{"type": "RLIMIT_NOFILE", "hard": 1048576u64, "soft": 1024}]); b.write(); }), "CAP_SYS_RESOURCE"),
+        (
+            "wrong type",
+            Box::new(|b| {
+                b.config["process"]["args"] = "sh".into();
+                b.write();
+            }),
+            "invalid config",
+        ),
+        (
+            "ociVersion 2",
+            Box::new(|b| {
+                b.config["ociVersion"] = "2.0.0".into();
+                b.write();
+            }),
+            "ociVersion",
+        ),
+        (
+            "missing rootfs",
+            Box::new(|b| {
+                b.config["root"]["path"] = "/nonexistent-rootfs".into();
+                b.write();
+            }),
+            "rootfs",
+        ),
+        (
+            "args[0] not found",
+            Box::new(|b| {
+                b.config["process"]["args"] = serde_json::json!(["/no/such/binary"]);
+                b.write();
+            }),
+            "/no/such/binary",
+        ),
+        (
+            "PATH lookup fails",
+            Box::new(|b| {
+                b.config["process"]["args"] = serde_json::json!(["nosuchcmd"]);
+                b.write();
+            }),
+            "executable file not found",
+        ),
+        (
+            "unenforceable field",
+            Box::new(|b| {
+                b.config["linux"]["intelRdt"] = serde_json::json!({"closID": "x"});
+                b.write();
+            }),
+            "intelRdt",
+        ),
+        (
+            "rlimit above host",
+            Box::new(|b| {
+                b.config["process"]["rlimits"] = serde_json::json!([{"type": "RLIMIT_NOFILE", "hard": 1048576u64, "soft": 1024}]);
+                b.write();
+            }),
+            "CAP_SYS_RESOURCE",
+        ),
     ];
     for (name, mutate, expect) in cases {
         let mut b = Bundle::new("true");
@@ -336,10 +391,8 @@ fn only_preserved_fds_reach_the_container() {
     let secret = b.dir.join("host-secret");
     std::fs::write(&secret, "host-secret-token\n").expect("write");
     let run = |preserve: &str| {
-        let script = format!(
-            "exec {BIN} --root {} run --preserve-fds {preserve} --bundle {} {} 3<{}",
-            b.root.display(), b.dir.display(), b.id, secret.display()
-        );
+        let script =
+            format!("exec {BIN} --root {} run --preserve-fds {preserve} --bundle {} {} 3<{}", b.root.display(), b.dir.display(), b.id, secret.display());
         std::process::Command::new("sh").args(["-c", &script]).output().expect("run")
     };
     let out = run("1");

@@ -184,9 +184,7 @@ fn cve_2019_5736_entrypoint_of_proc_self_exe_cannot_overwrite_the_runtime() {
 
 /// The probe's "N target" lines for every fd open in the container process.
 fn open_fds(out: &str) -> Vec<(i32, String)> {
-    out.lines()
-        .filter_map(|l| l.split_once(' ').and_then(|(n, t)| n.parse().ok().map(|n| (n, t.to_string()))))
-        .collect()
+    out.lines().filter_map(|l| l.split_once(' ').and_then(|(n, t)| n.parse().ok().map(|n| (n, t.to_string())))).collect()
 }
 
 /// CVE-2024-21626 (runc leaked a host cgroupfs fd into init) and CVE-2016-9962 (an exec'd
@@ -509,7 +507,10 @@ fn cve_2021_30465_cve_2024_45310_a_racing_symlink_swap_stays_inside() {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let swapper = {
         let stop = stop.clone();
-        let (a, l) = (std::ffi::CString::new(root.join("vol").into_os_string().into_encoded_bytes()).expect("c"), std::ffi::CString::new(root.join("vol-link").into_os_string().into_encoded_bytes()).expect("c"));
+        let (a, l) = (
+            std::ffi::CString::new(root.join("vol").into_os_string().into_encoded_bytes()).expect("c"),
+            std::ffi::CString::new(root.join("vol-link").into_os_string().into_encoded_bytes()).expect("c"),
+        );
         std::thread::spawn(move || {
             let mut swaps = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {

@@ -27,7 +27,8 @@ fn root_gets_exactly_the_five_sets_and_dropped_caps_are_gone() {
     if !require_root() {
         return;
     }
-    let mut b = Bundle::new("cat /proc/self/status; touch /dev/shm/f; /dev/probe chown /dev/shm/f 1000 1000; /dev/probe rawsock; /dev/probe mount /dev/shm; true");
+    let mut b =
+        Bundle::new("cat /proc/self/status; touch /dev/shm/f; /dev/probe chown /dev/shm/f 1000 1000; /dev/probe rawsock; /dev/probe mount /dev/shm; true");
     if !probe::add(&mut b) {
         return;
     }

@@ -153,7 +153,10 @@ fn wrong_profiles_are_create_errors_that_leave_nothing() {
     }
     for (seccomp, needle) in [
         (serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["getpgid"], "action": "SCMP_ACT_KILL", "errnoRet": 1}]}), "errnoRet"),
-        (serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["getpgid"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 7, "value": 1, "op": "SCMP_CMP_EQ"}]}]}), "index 7"),
+        (
+            serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["getpgid"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 7, "value": 1, "op": "SCMP_CMP_EQ"}]}]}),
+            "index 7",
+        ),
         (serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_NOPE"]}), "SCMP_ARCH_NOPE"),
         (serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}), "listenerPath"),
     ] {
@@ -403,7 +406,20 @@ fn the_build_sandbox_profile_refuses_what_a_build_never_needs() {
     if !probe::add(&mut b) {
         return;
     }
-    let all = ["CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_NET_RAW", "CAP_KILL", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_SETUID", "CAP_SETGID", "CAP_BPF", "CAP_PERFMON", "CAP_NET_ADMIN"];
+    let all = [
+        "CAP_SYS_ADMIN",
+        "CAP_SYS_PTRACE",
+        "CAP_NET_RAW",
+        "CAP_KILL",
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_FOWNER",
+        "CAP_SETUID",
+        "CAP_SETGID",
+        "CAP_BPF",
+        "CAP_PERFMON",
+        "CAP_NET_ADMIN",
+    ];
     b.config["process"]["capabilities"] = serde_json::json!({"bounding": all, "effective": all, "permitted": all});
     b.config["linux"]["seccomp"] = p;
     let out = b.run_ok();

@@ -164,12 +164,8 @@ pub fn replace(cgroup: &OwnedFd, prog: &OwnedFd) -> Result<()> {
             Err(Errno::ENOENT) => continue,
             Err(e) => return Err(Error::sys(format!("open device program {id}"), e)),
         };
-        let mut attr = AttachAttr {
-            target_fd: cgroup.as_raw_fd() as u32,
-            attach_bpf_fd: fd.as_raw_fd() as u32,
-            attach_type: BPF_CGROUP_DEVICE,
-            ..Default::default()
-        };
+        let mut attr =
+            AttachAttr { target_fd: cgroup.as_raw_fd() as u32, attach_bpf_fd: fd.as_raw_fd() as u32, attach_type: BPF_CGROUP_DEVICE, ..Default::default() };
         match bpf(BPF_PROG_DETACH, &mut attr) {
             Ok(_) | Err(Errno::ENOENT) => {}
             Err(e) => return Err(Error::sys(format!("detach device program {id}"), e)),
@@ -188,7 +184,9 @@ pub fn replace(cgroup: &OwnedFd, prog: &OwnedFd) -> Result<()> {
 /// Keeping the copy is best effort: if it fails, the container still gets its program.
 pub fn load_shared(insns: &[Insn], hierarchy: &Path) -> Result<OwnedFd> {
     let keeper = hierarchy.join("testudo.device-programs").join(format!("{:016x}-{}", digest(insns), insns.len()));
-    let dir = |p: &Path| nix::fcntl::open(p, nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty());
+    let dir = |p: &Path| {
+        nix::fcntl::open(p, nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+    };
     if let Ok(kept) = dir(&keeper) {
         let id = attached(&kept).ok().and_then(|ids| ids.first().copied());
         if let Some(fd) = id.and_then(|id| bpf(BPF_PROG_GET_FD_BY_ID, &mut [id, 0, 0]).ok()).map(owned) {
@@ -212,11 +210,8 @@ pub fn load_shared(insns: &[Insn], hierarchy: &Path) -> Result<OwnedFd> {
 /// rule set's, so the hash alone must never decide which rules a container gets.
 fn is_exactly(prog: &OwnedFd, insns: &[Insn]) -> bool {
     let mut xlated = vec![Insn { code: 0, regs: 0, off: 0, imm: 0 }; insns.len() + 1];
-    let mut info = ProgInfo {
-        xlated_prog_len: (xlated.len() * std::mem::size_of::<Insn>()) as u32,
-        xlated_prog_insns: xlated.as_mut_ptr() as u64,
-        ..Default::default()
-    };
+    let mut info =
+        ProgInfo { xlated_prog_len: (xlated.len() * std::mem::size_of::<Insn>()) as u32, xlated_prog_insns: xlated.as_mut_ptr() as u64, ..Default::default() };
     let mut attr = InfoAttr { bpf_fd: prog.as_raw_fd() as u32, info_len: std::mem::size_of::<ProgInfo>() as u32, info: &mut info as *mut ProgInfo as u64 };
     if bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr).is_err() {
         return false;

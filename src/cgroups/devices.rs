@@ -77,14 +77,14 @@ fn always_allowed() -> Vec<Rule> {
     vec![
         c(None, None, ACC_MKNOD),
         Rule { allow: true, kind: Some(DEV_BLOCK), major: None, minor: None, access: ACC_MKNOD },
-        c(Some(1), Some(3), rwm),   // null
-        c(Some(1), Some(8), rwm),   // random
-        c(Some(1), Some(7), rwm),   // full
-        c(Some(5), Some(0), rwm),   // tty
-        c(Some(1), Some(5), rwm),   // zero
-        c(Some(1), Some(9), rwm),   // urandom
-        c(Some(136), None, rwm),    // /dev/pts/*
-        c(Some(5), Some(2), rwm),   // ptmx
+        c(Some(1), Some(3), rwm),    // null
+        c(Some(1), Some(8), rwm),    // random
+        c(Some(1), Some(7), rwm),    // full
+        c(Some(5), Some(0), rwm),    // tty
+        c(Some(1), Some(5), rwm),    // zero
+        c(Some(1), Some(9), rwm),    // urandom
+        c(Some(136), None, rwm),     // /dev/pts/*
+        c(Some(5), Some(2), rwm),    // ptmx
         c(Some(10), Some(200), rwm), // /dev/net/tun
     ]
 }
@@ -250,21 +250,26 @@ mod tests {
 
     #[test]
     fn later_rules_win_per_access_letter() {
-        let spec = parse(r#"[{"allow": true, "access": "rwm"}, {"allow": false, "type": "c", "major": 1, "minor": 7, "access": "w"},
-            {"allow": false, "type": "b", "access": "rwm"}]"#);
+        let spec = parse(
+            r#"[{"allow": true, "access": "rwm"}, {"allow": false, "type": "c", "major": 1, "minor": 7, "access": "w"},
+            {"allow": false, "type": "b", "access": "rwm"}]"#,
+        );
         let p = program(&rules(&spec, &[]).expect("rules")).expect("program");
         assert_eq!(run(&p, DEV_CHAR, 1, 1, RW), 1, "allowed by the first rule");
         // /dev/full is in the always-allowed list that follows the spec's rules.
         assert_eq!(run(&p, DEV_CHAR, 1, 7, RW), 1);
         assert_eq!(run(&p, DEV_CHAR, 4, 7, ACC_WRITE), 1);
         assert_eq!(run(&p, DEV_BLOCK, 8, 0, ACC_READ), 0);
-        let spec = parse(r#"[{"allow": true, "type": "c", "major": 4, "access": "rwm"}, {"allow": false, "type": "c", "major": 4, "minor": 7, "access": "w"}]"#);
+        let spec =
+            parse(r#"[{"allow": true, "type": "c", "major": 4, "access": "rwm"}, {"allow": false, "type": "c", "major": 4, "minor": 7, "access": "w"}]"#);
         let p = program(&rules(&spec, &[]).expect("rules")).expect("program");
         assert_eq!(run(&p, DEV_CHAR, 4, 7, ACC_READ), 1);
         assert_eq!(run(&p, DEV_CHAR, 4, 7, RW), 0, "O_RDWR asks for the denied write");
         assert_eq!(run(&p, DEV_CHAR, 4, 8, RW), 1);
         assert_eq!(run(&p, DEV_BLOCK, 4, 8, ACC_READ), 0, "type matters");
-        let spec = parse(r#"[{"allow": true, "type": "c", "major": 4, "minor": 1, "access": "r"}, {"allow": true, "type": "c", "major": 4, "minor": 1, "access": "w"}]"#);
+        let spec = parse(
+            r#"[{"allow": true, "type": "c", "major": 4, "minor": 1, "access": "r"}, {"allow": true, "type": "c", "major": 4, "minor": 1, "access": "w"}]"#,
+        );
         let p = program(&rules(&spec, &[]).expect("rules")).expect("program");
         assert_eq!(run(&p, DEV_CHAR, 4, 1, RW), 1, "letters from two rules combine");
         assert_eq!(run(&p, DEV_CHAR, 4, 1, RW | ACC_MKNOD), 1, "mknod always allowed");

@@ -12,7 +12,8 @@ use super::Cgroup;
 pub fn check(limits: &[LinuxHugepageLimit]) -> Result<()> {
     for l in limits {
         let s = l.page_size();
-        let ok = s.len() > 2 && s.ends_with('B') && s[..s.len() - 2].bytes().all(|b| b.is_ascii_digit()) && matches!(s.as_bytes()[s.len() - 2], b'K' | b'M' | b'G');
+        let ok =
+            s.len() > 2 && s.ends_with('B') && s[..s.len() - 2].bytes().all(|b| b.is_ascii_digit()) && matches!(s.as_bytes()[s.len() - 2], b'K' | b'M' | b'G');
         if !ok {
             return Err(Error::new(format!("linux.resources.hugepageLimits: invalid page size {s:?} (e.g. \"2MB\")")));
         }

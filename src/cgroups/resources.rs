@@ -190,7 +190,8 @@ mod tests {
 
     #[test]
     fn the_whole_plan_in_order() {
-        let cg = testdir(&[("cpu.max", "max 100000"), ("memory.swap.max", "max"), ("io.weight", "default 100"), ("hugetlb.2MB.max", "max"), ("pids.max", "max")]);
+        let cg =
+            testdir(&[("cpu.max", "max 100000"), ("memory.swap.max", "max"), ("io.weight", "default 100"), ("hugetlb.2MB.max", "max"), ("pids.max", "max")]);
         let r = res(r#"{"memory": {"limit": 1000}, "cpu": {"quota": 5000}, "pids": {"limit": 3}, "blockIO": {"weight": 1000},
             "hugepageLimits": [{"pageSize": "2MB", "limit": 2097152}], "unified": {"pids.max": "4"}}"#);
         let w = plan(&r, &cg, false).expect("plan");

@@ -77,7 +77,8 @@ fn build(root: &Path, opts: &CreateOpts, dir: &Dir, mode: StartBy, cgroup_out: &
     let preserve_fds = fds::preserved(opts.preserve_fds)?;
     fds::check_open(preserve_fds)?;
     if let Some(vars) = fds::listen_env() {
-        let mut env: Vec<String> = process.env().clone().unwrap_or_default().into_iter().filter(|kv| !kv.starts_with("LISTEN_FDS=") && !kv.starts_with("LISTEN_PID=")).collect();
+        let mut env: Vec<String> =
+            process.env().clone().unwrap_or_default().into_iter().filter(|kv| !kv.starts_with("LISTEN_FDS=") && !kv.starts_with("LISTEN_PID=")).collect();
         env.extend(vars);
         process.set_env(Some(env));
     }

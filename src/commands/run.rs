@@ -18,10 +18,8 @@ use crate::error::{Context, Error, Result};
 use crate::linux::pidfd;
 use crate::spawn::sync::Msg;
 
-const FORWARDED: &[Signal] = &[
-    Signal::SIGHUP, Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTERM, Signal::SIGUSR1, Signal::SIGUSR2,
-    Signal::SIGWINCH, Signal::SIGCONT, Signal::SIGALRM,
-];
+const FORWARDED: &[Signal] =
+    &[Signal::SIGHUP, Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTERM, Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGWINCH, Signal::SIGCONT, Signal::SIGALRM];
 
 pub fn run(g: &Global, r: &Run) -> Result<i32> {
     let c = create::create(g, &r.opts, &r.id, StartBy::Socket { detach: r.detach })?;

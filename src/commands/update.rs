@@ -85,8 +85,13 @@ fn flags(u: &Update, r: &mut LinuxResources) -> Result<()> {
         }
         r.set_memory(Some(m));
     }
-    let cpu_given = u.cpu_quota.is_some() || u.cpu_period.is_some() || u.cpu_shares.is_some() || u.cpuset_cpus.is_some()
-        || u.cpuset_mems.is_some() || u.cpu_rt_period.is_some() || u.cpu_rt_runtime.is_some();
+    let cpu_given = u.cpu_quota.is_some()
+        || u.cpu_period.is_some()
+        || u.cpu_shares.is_some()
+        || u.cpuset_cpus.is_some()
+        || u.cpuset_mems.is_some()
+        || u.cpu_rt_period.is_some()
+        || u.cpu_rt_runtime.is_some();
     if cpu_given {
         let mut c: LinuxCpu = r.cpu().clone().unwrap_or_default();
         if u.cpu_quota.is_some() {
@@ -141,7 +146,31 @@ mod tests {
 
     #[test]
     fn flags_override_the_file() {
-        let cli = crate::cli::parse(["testudo", "update", "--memory", "64m", "--memory-swap", "128m", "--pids-limit", "20", "--cpu-quota", "5000", "--cpu-shares", "512", "--cpuset-cpus", "0", "--blkio-weight", "300", "c1"].iter().map(|s| s.to_string()).collect()).expect("parse");
+        let cli = crate::cli::parse(
+            [
+                "testudo",
+                "update",
+                "--memory",
+                "64m",
+                "--memory-swap",
+                "128m",
+                "--pids-limit",
+                "20",
+                "--cpu-quota",
+                "5000",
+                "--cpu-shares",
+                "512",
+                "--cpuset-cpus",
+                "0",
+                "--blkio-weight",
+                "300",
+                "c1",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        )
+        .expect("parse");
         let Some(crate::cli::Command::Update(u)) = cli.command else { panic!("not update") };
         let mut r: LinuxResources = serde_json::from_str(r#"{"memory": {"limit": 1, "reservation": 7}, "pids": {"limit": 3}}"#).expect("json");
         flags(&u, &mut r).expect("flags");

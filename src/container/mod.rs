@@ -32,11 +32,7 @@ impl Dir {
     /// Make a new container directory, locked. Fails if the id is taken.
     pub fn create(root: &Path, id: &str) -> Result<Dir> {
         id::validate(id)?;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(root)
-            .with_context(|| format!("state root {root:?}"))?;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(root).with_context(|| format!("state root {root:?}"))?;
         let path = root.join(id);
         match std::fs::DirBuilder::new().mode(0o700).create(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {

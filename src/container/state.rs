@@ -110,13 +110,7 @@ pub fn read(path: &Path) -> Result<Facts> {
 pub fn write(path: &Path, facts: &Facts) -> Result<()> {
     let tmp = path.with_extension("json.tmp");
     let bytes = serde_json::to_vec(facts).map_err(|e| Error::new(format!("encode state: {e}")))?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("write {tmp:?}"))?;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).with_context(|| format!("write {tmp:?}"))?;
     f.write_all(&bytes).with_context(|| format!("write {tmp:?}"))?;
     std::fs::rename(&tmp, path).with_context(|| format!("rename {tmp:?}"))
 }

@@ -33,8 +33,15 @@ pub fn mount(ctx: &Ctx, h: &Hybrid, m: &Mount, o: &Options) -> Result<()> {
     let binds = h.v1.iter().map(|(name, dir)| (name.as_str(), dir.as_path())).chain([("unified", h.v2)]);
     for (name, source) in binds {
         let tree = open_tree(libc::AT_FDCWD, source, false).with_context(|| format!("open_tree {source:?}"))?;
-        setattr(&tree, o.attr_set | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC, o.attr_clr & !libc::MOUNT_ATTR_NOSUID, 0, None, false)
-            .with_context(|| format!("mount_setattr {source:?}"))?;
+        setattr(
+            &tree,
+            o.attr_set | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC,
+            o.attr_clr & !libc::MOUNT_ATTR_NOSUID,
+            0,
+            None,
+            false,
+        )
+        .with_context(|| format!("mount_setattr {source:?}"))?;
         let at = inroot::ensure(ctx.root, &m.destination().join(name), Kind::Dir, 0o755)?;
         move_mount(&tree, &at).with_context(|| format!("move_mount {source:?}"))?;
         // Co-mounted controllers: cpu -> cpu,cpuacct, as on the host.

@@ -31,11 +31,7 @@ fn copy_dir(from: &OwnedFd, to: &OwnedFd, depth: u32) -> Result<()> {
     let names: Vec<std::ffi::CString> = {
         let dup = nix::fcntl::openat(from, ".", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()).context("tmpcopyup: open")?;
         let mut dir = Dir::from_fd(dup).context("tmpcopyup: read directory")?;
-        dir.iter()
-            .filter_map(|e| e.ok())
-            .filter(|e| !matches!(e.file_name().to_bytes(), b"." | b".."))
-            .map(|e| e.file_name().to_owned())
-            .collect()
+        dir.iter().filter_map(|e| e.ok()).filter(|e| !matches!(e.file_name().to_bytes(), b"." | b"..")).map(|e| e.file_name().to_owned()).collect()
     };
     for name in names {
         let st = fstatat(from, name.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW).with_context(|| format!("tmpcopyup: stat {name:?}"))?;

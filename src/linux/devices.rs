@@ -28,15 +28,7 @@ pub struct Device {
 pub fn defaults() -> Vec<Device> {
     [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
         .into_iter()
-        .map(|(name, major, minor)| Device {
-            path: Path::new("/dev").join(name),
-            kind: SFlag::S_IFCHR,
-            major,
-            minor,
-            mode: 0o666,
-            uid: None,
-            gid: None,
-        })
+        .map(|(name, major, minor)| Device { path: Path::new("/dev").join(name), kind: SFlag::S_IFCHR, major, minor, mode: 0o666, uid: None, gid: None })
         .collect()
 }
 
@@ -92,8 +84,7 @@ pub fn create(root: &OwnedFd, dev: &Device, bind: bool) -> Result<()> {
         Err(e) => return Err(Error::sys(what(), e)),
     }
     if dev.uid.is_some() || dev.gid.is_some() {
-        nix::unistd::fchownat(&dir, name, dev.uid.map(Uid::from_raw), dev.gid.map(Gid::from_raw), AtFlags::AT_SYMLINK_NOFOLLOW)
-            .with_context(what)?;
+        nix::unistd::fchownat(&dir, name, dev.uid.map(Uid::from_raw), dev.gid.map(Gid::from_raw), AtFlags::AT_SYMLINK_NOFOLLOW).with_context(what)?;
     }
     Ok(())
 }

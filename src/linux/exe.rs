@@ -73,8 +73,7 @@ pub fn seal() -> Result<()> {
             mounts::setattr(&tree, attrs, 0, 0, None, false).map_err(|e| Error::sys("runtime binary: make its mount read-only", e))?;
             // Kept for the next spawns when it can be; otherwise this detached copy serves this one.
             keep(&tree);
-            open_file(Path::new(&format!("/proc/self/fd/{}", tree.as_raw_fd())), false)
-                .map_err(|e| Error::sys("runtime binary: open its read-only copy", e))?
+            open_file(Path::new(&format!("/proc/self/fd/{}", tree.as_raw_fd())), false).map_err(|e| Error::sys("runtime binary: open its read-only copy", e))?
         }
     };
     match exe_file::replace(&ro) {
@@ -190,7 +189,5 @@ fn reexec(exe: &std::os::fd::OwnedFd) -> Result<()> {
 }
 
 fn cstrings(items: impl Iterator<Item = std::ffi::OsString>) -> Result<Vec<CString>> {
-    items
-        .map(|s| CString::new(s.into_encoded_bytes()).map_err(|_| Error::new("runtime binary: NUL byte in argv or environment")))
-        .collect()
+    items.map(|s| CString::new(s.into_encoded_bytes()).map_err(|_| Error::new("runtime binary: NUL byte in argv or environment"))).collect()
 }

@@ -82,7 +82,11 @@ pub fn replace(ro: &OwnedFd) -> Result<()> {
 fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
     let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if p > 0 { p as usize } else { 4096 }
+    if p > 0 {
+        p as usize
+    } else {
+        4096
+    }
 }
 
 /// The mappings of the file (`dev`, `ino`) in /proc/self/maps, in address order.
@@ -149,7 +153,9 @@ fn remap_from(ro: &OwnedFd, v: &Vma) -> Result<()> {
 fn copy_over(v: &Vma) -> Result<()> {
     let len = v.end - v.start;
     // SAFETY: a fresh anonymous mapping at an address the kernel picks.
-    let tmp = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE, -1, 0) };
+    let tmp = unsafe {
+        libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE, -1, 0)
+    };
     if tmp == libc::MAP_FAILED {
         return Err(Error::sys("runtime binary: map memory for its data", Errno::last()));
     }
@@ -183,9 +189,8 @@ fn current_layout() -> Result<PrctlMmMap> {
         .context("read /proc/self/stat")?;
     let text = std::str::from_utf8(&buf[..n]).map_err(|_| Error::new("/proc/self/stat: not text"))?;
     let fields = crate::linux::procfs::stat_fields(text).ok_or_else(|| Error::new("/proc/self/stat: no command name"))?;
-    let field = |n: usize| -> Result<u64> {
-        fields.get(n - 3).and_then(|f| f.parse().ok()).ok_or_else(|| Error::new(format!("/proc/self/stat: no field {n}")))
-    };
+    let field =
+        |n: usize| -> Result<u64> { fields.get(n - 3).and_then(|f| f.parse().ok()).ok_or_else(|| Error::new(format!("/proc/self/stat: no field {n}"))) };
     // SAFETY: brk(0) changes nothing and returns the current break.
     let brk = unsafe { libc::syscall(libc::SYS_brk, 0) } as u64;
     Ok(PrctlMmMap {

@@ -58,7 +58,8 @@ pub fn write(proc: &Proc, pid: i32, uids: &[LinuxIdMapping], gids: &[LinuxIdMapp
 /// by P0, which alone may write maps naming any host id: a child is born in a new user namespace,
 /// its maps are written, the namespace is opened and the child killed; the fd keeps it alive.
 pub fn mount_userns(proc: &Proc, uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> Result<OwnedFd> {
-    let forked = clone::clone3(&clone::Args { flags: libc::CLONE_NEWUSER as u64, cgroup: None, pidfd: true }).context("user namespace for an idmapped mount")?;
+    let forked =
+        clone::clone3(&clone::Args { flags: libc::CLONE_NEWUSER as u64, cgroup: None, pidfd: true }).context("user namespace for an idmapped mount")?;
     let (pid, pidfd) = match forked {
         Forked::Child => {
             // Nothing to do but exist until killed, and never outlive P0.

@@ -14,9 +14,7 @@ use nix::sys::stat::{Mode, SFlag};
 use crate::error::{Context, Error, Result};
 
 fn how(flags: OFlag) -> OpenHow {
-    OpenHow::new()
-        .flags(flags | OFlag::O_CLOEXEC)
-        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS)
+    OpenHow::new().flags(flags | OFlag::O_CLOEXEC).resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS)
 }
 
 /// Open `path` (taken relative to the root whatever its leading '/') inside `root`.
@@ -101,9 +99,7 @@ fn ensure_at_depth(root: &OwnedFd, path: &Path, kind: Kind, mode: u32, depth: u3
     }
     // The name now exists beneath a parent we resolved in-root. If it is a symlink (a dangling
     // one made EEXIST above), refuse it rather than follow it out.
-    let how = OpenHow::new()
-        .flags(flags | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
-        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
+    let how = OpenHow::new().flags(flags | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW).resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
     nix::fcntl::openat2(&parent_fd, name, how).with_context(|| format!("open {path:?} in rootfs"))
 }
 

@@ -357,14 +357,8 @@ fn fresh(ctx: &Ctx, m: &Mount, o: &Options) -> Result<()> {
     let dest = inroot::ensure(ctx.root, m.destination(), Kind::Dir, 0o755)?;
     let source = m.source().clone().unwrap_or_else(|| PathBuf::from(fstype));
     let data = data.join(",");
-    nix::mount::mount(
-        Some(source.as_path()),
-        procfs::fd_path(dest.as_raw_fd()).as_str(),
-        Some(fstype),
-        o.flags,
-        (!data.is_empty()).then_some(data.as_str()),
-    )
-    .context(fstype)?;
+    nix::mount::mount(Some(source.as_path()), procfs::fd_path(dest.as_raw_fd()).as_str(), Some(fstype), o.flags, (!data.is_empty()).then_some(data.as_str()))
+        .context(fstype)?;
     // The superblock is the IPC namespace's: in the host's namespace (or one joined by path) it
     // keeps its owner's label, as the queues in it are not the container's.
     if let Some(label) = label.filter(|_| fstype == "mqueue" && ctx.own_ipc) {

@@ -19,9 +19,7 @@ pub fn open(pid: i32) -> Result<OwnedFd> {
 
 pub fn send_signal(fd: &OwnedFd, sig: Signal) -> Result<()> {
     // SAFETY: pidfd_send_signal with a valid fd, a signal number, a null siginfo and no flags.
-    let r = unsafe {
-        libc::syscall(libc::SYS_pidfd_send_signal, fd.as_raw_fd(), sig as i32, std::ptr::null::<libc::siginfo_t>(), 0)
-    };
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, fd.as_raw_fd(), sig as i32, std::ptr::null::<libc::siginfo_t>(), 0) };
     if r < 0 {
         return Err(Error::sys(format!("signal {sig}"), Errno::last()));
     }

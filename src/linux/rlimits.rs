@@ -45,10 +45,7 @@ pub fn check(limits: &[PosixRlimit]) -> Result<()> {
         }
         let (_, cur_hard) = getrlimit(resource(l.typ())).with_context(|| format!("getrlimit {n}"))?;
         if l.hard() > cur_hard && !privileged {
-            return Err(Error::new(format!(
-                "rlimit {n}: hard limit {} is above this host's {cur_hard} and raising it needs CAP_SYS_RESOURCE",
-                l.hard()
-            )));
+            return Err(Error::new(format!("rlimit {n}: hard limit {} is above this host's {cur_hard} and raising it needs CAP_SYS_RESOURCE", l.hard())));
         }
     }
     Ok(())

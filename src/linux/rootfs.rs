@@ -80,14 +80,8 @@ pub fn mask(root: &OwnedFd, path: &Path, dev_null: &OwnedFd) -> Result<()> {
     };
     let is_dir = nix::sys::stat::fstat(&target).with_context(|| format!("mask {path:?}"))?.st_mode & libc::S_IFMT == libc::S_IFDIR;
     if is_dir {
-        nix::mount::mount(
-            Some("tmpfs"),
-            crate::linux::procfs::fd_path(target.as_raw_fd()).as_str(),
-            Some("tmpfs"),
-            MsFlags::MS_RDONLY,
-            None::<&str>,
-        )
-        .with_context(|| format!("mask {path:?}"))
+        nix::mount::mount(Some("tmpfs"), crate::linux::procfs::fd_path(target.as_raw_fd()).as_str(), Some("tmpfs"), MsFlags::MS_RDONLY, None::<&str>)
+            .with_context(|| format!("mask {path:?}"))
     } else {
         // CVE-2025-31133: never bind the container's /dev/null (which it could have swapped for a
         // symlink to a host file); bind the host one the runtime opened and checked itself.

@@ -9,10 +9,8 @@ use crate::error::{Error, Result};
 use crate::linux::namespaces::Plan;
 use crate::linux::procfs::Proc;
 
-const IPC_KEYS: &[&str] = &[
-    "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax",
-    "kernel.shmmni", "kernel.shm_rmid_forced",
-];
+const IPC_KEYS: &[&str] =
+    &["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"];
 
 /// The namespace that makes `key` safe to set, or an error naming it.
 fn namespace_of(key: &str) -> Result<T> {

@@ -21,8 +21,8 @@ pub struct Pty {
 /// TIOCGPTPEER, never by the path /dev/pts/N, which the container could have redirected
 /// (CVE-2025-52565).
 pub fn open(root: &OwnedFd) -> Result<Pty> {
-    let master = inroot::open(root, Path::new("/dev/pts/ptmx"), OFlag::O_RDWR | OFlag::O_NOCTTY)
-        .context("open /dev/pts/ptmx (is devpts mounted at /dev/pts?)")?;
+    let master =
+        inroot::open(root, Path::new("/dev/pts/ptmx"), OFlag::O_RDWR | OFlag::O_NOCTTY).context("open /dev/pts/ptmx (is devpts mounted at /dev/pts?)")?;
     let unlock: libc::c_int = 0;
     // SAFETY: TIOCSPTLCK reads an int through the pointer, which lives across the call.
     if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) } < 0 {

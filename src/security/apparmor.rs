@@ -20,8 +20,8 @@ pub fn check(profile: &str) -> Result<()> {
     if profile == "unconfined" {
         return Ok(());
     }
-    let profiles = std::fs::read_to_string("/sys/kernel/security/apparmor/profiles")
-        .context("read /sys/kernel/security/apparmor/profiles (is securityfs mounted?)")?;
+    let profiles =
+        std::fs::read_to_string("/sys/kernel/security/apparmor/profiles").context("read /sys/kernel/security/apparmor/profiles (is securityfs mounted?)")?;
     let loaded = profiles.lines().any(|l| l.rsplit_once(" (").map_or(l, |(name, _)| name) == profile);
     if !loaded {
         return Err(Error::new(format!("apparmorProfile {profile:?} is not loaded")));

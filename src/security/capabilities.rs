@@ -21,13 +21,9 @@ fn convert(set: &str, list: Option<&oci_spec::runtime::Capabilities>, host: &Cap
     for c in list.into_iter().flatten() {
         // oci-spec prints names without the CAP_ prefix.
         let name = format!("CAP_{}", c.to_string().trim_start_matches("CAP_"));
-        let cap: Capability = name
-            .parse()
-            .map_err(|_| Error::new(format!("capabilities.{set}: unknown capability {name:?}")))?;
+        let cap: Capability = name.parse().map_err(|_| Error::new(format!("capabilities.{set}: unknown capability {name:?}")))?;
         if !host.contains(&cap) {
-            return Err(Error::new(format!(
-                "capabilities.{set}: {name} is not in this host's bounding set, so no container can have it"
-            )));
+            return Err(Error::new(format!("capabilities.{set}: {name} is not in this host's bounding set, so no container can have it")));
         }
         out.insert(cap);
     }
@@ -79,9 +75,7 @@ pub fn drop_bounding(p: &Plan) -> Result<()> {
 
 /// Step 2, after the uid change: the exact permitted, inheritable, effective and ambient sets.
 pub fn apply(p: &Plan) -> Result<()> {
-    let set = |which: CapSet, name: &str, v: &CapsHashSet| {
-        caps::set(None, which, v).map_err(|e| Error::new(format!("set {name} capabilities: {e}")))
-    };
+    let set = |which: CapSet, name: &str, v: &CapsHashSet| caps::set(None, which, v).map_err(|e| Error::new(format!("set {name} capabilities: {e}")));
     // Effective must shrink before permitted can, inheritable needs its caps permitted.
     set(CapSet::Effective, "effective", &p.effective.intersection(&p.permitted).cloned().collect())?;
     set(CapSet::Permitted, "permitted", &p.permitted)?;

@@ -21,7 +21,11 @@ pub fn check(what: &str, label: &str) -> Result<()> {
     if !enabled() {
         return Err(Error::new(format!("{what} {label:?}: SELinux is not enabled on this host")));
     }
-    let mut f = std::fs::OpenOptions::new().read(true).write(true).open("/sys/fs/selinux/context").with_context(|| format!("{what} {label:?}: open /sys/fs/selinux/context"))?;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/sys/fs/selinux/context")
+        .with_context(|| format!("{what} {label:?}: open /sys/fs/selinux/context"))?;
     match f.write(label.as_bytes()) {
         Ok(_) => Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {

@@ -150,8 +150,12 @@ fn join(r: &Request, chan: &Channel, flags: libc::c_int, userns: bool) -> Result
 fn process(r: &Request, chan: &Channel, userns: bool) -> Result<()> {
     let proc = Proc::open(Path::new("/proc")).ok();
     if r.process.terminal().unwrap_or(false) {
-        let root = inroot::open(&nix::fcntl::open("/", nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()).context("open /")?, Path::new("/"), nix::fcntl::OFlag::O_PATH)
-            .context("open /")?;
+        let root = inroot::open(
+            &nix::fcntl::open("/", nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()).context("open /")?,
+            Path::new("/"),
+            nix::fcntl::OFlag::O_PATH,
+        )
+        .context("open /")?;
         let pty = tty::open(&root)?;
         if let Some(size) = r.process.console_size() {
             tty::set_size(&pty.master, size.height() as u16, size.width() as u16)?;
@@ -161,7 +165,8 @@ fn process(r: &Request, chan: &Channel, userns: bool) -> Result<()> {
         tty::make_controlling(&pty.slave)?;
     }
     rlimits::apply(r.process.rlimits().as_deref().unwrap_or(&[]))?;
-    let id = finish::Identity { process: &r.process, caps: &r.caps, seccomp: r.seccomp.as_ref(), proc: proc.as_ref(), userns, personality: r.personality.as_ref() };
+    let id =
+        finish::Identity { process: &r.process, caps: &r.caps, seccomp: r.seccomp.as_ref(), proc: proc.as_ref(), userns, personality: r.personality.as_ref() };
     finish::identity(&id, chan)?;
     let exe = finish::resolve_executable(&r.process)?;
     finish::exec(&id, &exe, r.preserve_fds, chan, None)

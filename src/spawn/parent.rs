@@ -87,7 +87,11 @@ pub fn launch(p: &Prepared) -> Result<Launched> {
             clone::child_main(&theirs, || {
                 // First, before anything can fork: every process of the container is in them.
                 crate::cgroups::v1::enter(&p.legacy_procs)?;
-                if direct { init::run(p, &theirs, true) } else { join::run(p, &theirs) }
+                if direct {
+                    init::run(p, &theirs, true)
+                } else {
+                    join::run(p, &theirs)
+                }
             })
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd.ok_or_else(|| Error::new("clone3 returned no pidfd"))?),
@@ -208,10 +212,9 @@ pub fn idmapped_trees(spec: &Spec, mounts: &[Mount], ns: &Plan) -> Result<Vec<Op
         let what = || format!("mount {:?}", m.destination());
         let (uids, gids) = match (m.uid_mappings(), m.gid_mappings()) {
             (Some(u), Some(g)) => (u.clone(), g.clone()),
-            _ if ns.creates(T::User) => (
-                linux.and_then(|l| l.uid_mappings().clone()).unwrap_or_default(),
-                linux.and_then(|l| l.gid_mappings().clone()).unwrap_or_default(),
-            ),
+            _ if ns.creates(T::User) => {
+                (linux.and_then(|l| l.uid_mappings().clone()).unwrap_or_default(), linux.and_then(|l| l.gid_mappings().clone()).unwrap_or_default())
+            }
             _ => return Err(Error::new(format!("{}: idmap needs uidMappings/gidMappings or a new user namespace", what()))),
         };
         if proc.is_none() {
@@ -229,8 +232,7 @@ pub fn absolute_mounts(spec: &Spec, bundle: &Path) -> Vec<Mount> {
     let mut out = spec.mounts().clone().unwrap_or_default();
     for m in &mut out {
         if let Some(src) = m.source().clone() {
-            let is_bind = m.typ().as_deref() == Some("bind")
-                || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
+            let is_bind = m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
             if is_bind && src.is_relative() {
                 m.set_source(Some(bundle.join(src)));
             }

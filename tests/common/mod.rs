@@ -190,7 +190,9 @@ impl Bundle {
     /// A new user namespace with these (container, host, size) uid and gid ranges.
     pub fn userns(&mut self, uids: &[(u32, u32, u32)], gids: &[(u32, u32, u32)]) {
         self.namespace("user", None);
-        let maps = |m: &[(u32, u32, u32)]| serde_json::Value::Array(m.iter().map(|&(c, h, n)| serde_json::json!({"containerID": c, "hostID": h, "size": n})).collect());
+        let maps = |m: &[(u32, u32, u32)]| {
+            serde_json::Value::Array(m.iter().map(|&(c, h, n)| serde_json::json!({"containerID": c, "hostID": h, "size": n})).collect())
+        };
         self.config["linux"]["uidMappings"] = maps(uids);
         self.config["linux"]["gidMappings"] = maps(gids);
     }

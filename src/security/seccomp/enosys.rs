@@ -61,9 +61,8 @@ pub struct Highest {
 
 /// The highest syscall number named, per architecture of the filter.
 pub fn highest(archs: &[ScmpArch], names: &[&str]) -> Vec<Highest> {
-    let max_of = |a: ScmpArch| {
-        names.iter().filter_map(|n| ScmpSyscall::from_name_by_arch(n, a).ok()).map(i32::from).filter(|&nr| nr >= 0).map(|nr| nr as u32).max()
-    };
+    let max_of =
+        |a: ScmpArch| names.iter().filter_map(|n| ScmpSyscall::from_name_by_arch(n, a).ok()).map(i32::from).filter(|&nr| nr >= 0).map(|nr| nr as u32).max();
     let mut out: Vec<Highest> = Vec::new();
     for &a in archs {
         let Some(audit) = audit_arch(a) else { continue };

@@ -41,10 +41,8 @@ pub fn load(root: &Path, s: &LinuxSeccomp) -> Result<Program> {
 
 fn build(s: &LinuxSeccomp, cache_dir: Option<&Path>) -> Result<Program> {
     let (flags, notify) = compile::flags(s)?;
-    let listener = notify.then(|| Listener {
-        path: s.listener_path().clone().unwrap_or_default(),
-        metadata: s.listener_metadata().clone().unwrap_or_default(),
-    });
+    let listener =
+        notify.then(|| Listener { path: s.listener_path().clone().unwrap_or_default(), metadata: s.listener_metadata().clone().unwrap_or_default() });
     let Some(dir) = cache_dir else { return Ok(Program { filter: compile::bpf(s)?, flags, listener }) };
     let json = serde_json::to_vec(s).map_err(|e| Error::new(format!("seccomp: {e}")))?;
     let input = cache::input(&json);
@@ -138,12 +136,24 @@ mod tests {
             assert!(e.contains(needle), "{e} (expected {needle})");
         };
         bad(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_KILL", "errnoRet": 1}]}), "errnoRet");
-        bad(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "errnoRet": 70000}]}), "out of range");
-        bad(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 6, "value": 1, "op": "SCMP_CMP_EQ"}]}]}), "index 6");
-        bad(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 1, "valueTwo": 2, "op": "SCMP_CMP_EQ"}]}]}), "valueTwo");
+        bad(
+            serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "errnoRet": 70000}]}),
+            "out of range",
+        );
+        bad(
+            serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 6, "value": 1, "op": "SCMP_CMP_EQ"}]}]}),
+            "index 6",
+        );
+        bad(
+            serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 1, "valueTwo": 2, "op": "SCMP_CMP_EQ"}]}]}),
+            "valueTwo",
+        );
         bad(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": [], "action": "SCMP_ACT_ERRNO"}]}), "names is empty");
         bad(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}), "listenerPath");
-        bad(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/x", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}), "listenerPath");
+        bad(
+            serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/x", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}),
+            "listenerPath",
+        );
         bad(serde_json::json!({"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/x"}), "default action");
         bad(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}), "WAIT_KILLABLE_RECV");
         assert!(serde_json::from_value::<LinuxSeccomp>(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_NOPE"]})).is_err());
@@ -158,7 +168,10 @@ mod tests {
             "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
         }));
         let p = compile(&s).expect("compile");
-        let want = libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | libc::SECCOMP_FILTER_FLAG_TSYNC | libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
+        let want = libc::SECCOMP_FILTER_FLAG_NEW_LISTENER
+            | libc::SECCOMP_FILTER_FLAG_TSYNC
+            | libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH
+            | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
         assert_eq!(p.flags, want);
         let l = p.listener.expect("listener");
         assert_eq!((l.path.to_str(), l.metadata.as_str()), (Some("/run/l.sock"), "m"));
