@@ -44,6 +44,8 @@ suite() {
   fi
 }
 suite build 900 cargo build --release --quiet
+# rustfmt.toml is the code's style; a change that drifts from it fails here, not in review.
+suite fmt 120 cargo fmt --check
 suite cargo-tests 1200 cargo test --release -- --test-threads=2
 # integration/suites.d/NN-name.sh: each prints its own "N passed, N failed"; its second line
 # "# limit: SECONDS" (optional, default 900) bounds it.
