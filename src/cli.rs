@@ -268,7 +268,7 @@ pub fn parse(args: Vec<String>) -> Result<Cli, clap::Error> {
 /// Rewrite Go-style `-flag`/`-flag=value` to `--flag`, for the long flags clap knows, up to the
 /// first positional argument after the subcommand (what follows may be the container's own argv).
 fn normalize(cmd: &clap::Command, args: Vec<String>) -> Vec<String> {
-    let mut longs: Vec<(String, bool)> = long_flags(&cmd);
+    let mut longs: Vec<(String, bool)> = long_flags(cmd);
     let mut out = Vec::with_capacity(args.len());
     let mut iter = args.into_iter();
     if let Some(argv0) = iter.next() {

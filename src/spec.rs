@@ -74,7 +74,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
     }
     let maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty()) || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
     // An empty path means a new namespace, as in namespaces::plan.
-    let new = |t: T| linux.namespaces().iter().flatten().any(|n| n.typ() == t && n.path().as_ref().map_or(true, |p| p.as_os_str().is_empty()));
+    let new = |t: T| linux.namespaces().iter().flatten().any(|n| n.typ() == t && n.path().as_ref().is_none_or(|p| p.as_os_str().is_empty()));
     let new_user = new(T::User);
     if maps && !new_user {
         let why = if has(T::User) { ": one joined by path has its id maps already" } else { "" };

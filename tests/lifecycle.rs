@@ -251,7 +251,9 @@ fn bad_input_is_a_clear_create_error_that_leaves_nothing() {
     if !require_root() {
         return;
     }
-    let cases: Vec<(&str, Box<dyn Fn(&mut Bundle)>, &str)> = vec![
+    // (what is wrong, how the bundle is made wrong, what the error must say)
+    type Case = (&'static str, Box<dyn Fn(&mut Bundle)>, &'static str);
+    let cases: Vec<Case> = vec![
         (
             "missing bundle",
             Box::new(|b| {
@@ -375,7 +377,7 @@ fn start_returns_once_the_init_runs_the_containers_process() {
         let pid = b.state().expect("state")["pid"].as_i64().expect("pid");
         assert!(b.testudo(&["start", &b.id]).status.success());
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("cmdline");
-        assert_eq!(String::from_utf8_lossy(&cmdline), "sleep\0100\0", "round {round}: start returned before the init executed");
+        assert_eq!(String::from_utf8_lossy(&cmdline), "sleep\x00100\x00", "round {round}: start returned before the init executed");
         assert!(b.testudo(&["delete", "--force", &b.id]).status.success());
     }
 }

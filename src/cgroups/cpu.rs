@@ -34,7 +34,7 @@ pub fn needs_cpuset(c: &LinuxCpu) -> bool {
 pub fn weight(shares: u64) -> u64 {
     match shares {
         0 => 0,
-        ..=2 => 1,
+        1..=2 => 1,
         262144.. => 10000,
         s => {
             let l = (s as f64).log2();
@@ -73,7 +73,7 @@ pub fn plan(c: &LinuxCpu, cg: &Cgroup, out: &mut Writes) -> Result<()> {
         (Some(max), Some(burst)) => {
             // The kernel refuses a burst above the quota: write the burst first when it fits
             // the old quota, else the quota first.
-            let burst_first = quota_of(&cg.read("cpu.max")?).map_or(true, |q| burst <= q);
+            let burst_first = quota_of(&cg.read("cpu.max")?).is_none_or(|q| burst <= q);
             let pair = [("cpu.max.burst".to_string(), burst.to_string()), ("cpu.max".to_string(), max)];
             if burst_first {
                 out.extend(pair);

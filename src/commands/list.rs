@@ -29,13 +29,12 @@ pub fn run(g: &Global, l: &List) -> Result<i32> {
         println!("{:<20} {:<8} {:<10} {:<40} {:<32} OWNER", "ID", "PID", "STATUS", "BUNDLE", "CREATED");
         for r in &rows {
             println!(
-                "{:<20} {:<8} {:<10} {:<40} {:<32} {}",
+                "{:<20} {:<8} {:<10} {:<40} {:<32} root",
                 r["id"].as_str().unwrap_or(""),
                 r["pid"],
                 r["status"].as_str().unwrap_or(""),
                 r["bundle"].as_str().unwrap_or(""),
                 r["created"].as_str().unwrap_or(""),
-                "root"
             );
         }
     }

@@ -45,7 +45,9 @@ pub fn default_config(rootless: bool) -> serde_json::Value {
         let gid = nix::unistd::getgid().as_raw();
         // As runc: a rootless container may not be able to program its cgroup.
         v["linux"].as_object_mut().map(|l| l.remove("resources"));
-        v["linux"]["namespaces"].as_array_mut().map(|a| a.push(serde_json::json!({"type": "user"})));
+        if let Some(a) = v["linux"]["namespaces"].as_array_mut() {
+            a.push(serde_json::json!({"type": "user"}));
+        }
         v["linux"]["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": uid, "size": 1}]);
         v["linux"]["gidMappings"] = serde_json::json!([{"containerID": 0, "hostID": gid, "size": 1}]);
     }
