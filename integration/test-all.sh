@@ -46,6 +46,8 @@ suite() {
 suite build 900 cargo build --release --quiet
 # rustfmt.toml is the code's style; a change that drifts from it fails here, not in review.
 suite fmt 120 cargo fmt --check
+# Cargo.toml's lints (every unsafe block documented, no unwrap) and clippy's defaults, as errors.
+suite clippy 600 cargo clippy --release --all-targets --quiet -- -D warnings
 suite cargo-tests 1200 cargo test --release -- --test-threads=2
 # integration/suites.d/NN-name.sh: each prints its own "N passed, N failed"; its second line
 # "# limit: SECONDS" (optional, default 900) bounds it.
