@@ -253,71 +253,28 @@ fn bad_input_is_a_clear_create_error_that_leaves_nothing() {
     }
     // (what is wrong, how the bundle is made wrong, what the error must say)
     type Case = (&'static str, Box<dyn Fn(&mut Bundle)>, &'static str);
+    // config[keys…] = value, then config.json written.
+    fn set(keys: &'static [&'static str], value: serde_json::Value) -> Box<dyn Fn(&mut Bundle)> {
+        Box::new(move |b| {
+            let mut v = &mut b.config;
+            for k in keys {
+                v = &mut v[*k];
+            }
+            *v = value.clone();
+            b.write();
+        })
+    }
+    let nofile = serde_json::json!([{"type": "RLIMIT_NOFILE", "hard": 1048576u64, "soft": 1024}]);
     let cases: Vec<Case> = vec![
-        (
-            "missing bundle",
-            Box::new(|b| {
-                let _ = std::fs::remove_file(b.dir.join("config.json"));
-            }),
-            "config.json",
-        ),
+        ("missing bundle", Box::new(|b| std::fs::remove_file(b.dir.join("config.json")).expect("rm")), "config.json"),
         ("malformed json", Box::new(|b| std::fs::write(b.dir.join("config.json"), "{ nope").expect("w")), "invalid config"),
-        (
-            "wrong type",
-            Box::new(|b| {
-                b.config["process"]["args"] = "sh".into();
-                b.write();
-            }),
-            "invalid config",
-        ),
-        (
-            "ociVersion 2",
-            Box::new(|b| {
-                b.config["ociVersion"] = "2.0.0".into();
-                b.write();
-            }),
-            "ociVersion",
-        ),
-        (
-            "missing rootfs",
-            Box::new(|b| {
-                b.config["root"]["path"] = "/nonexistent-rootfs".into();
-                b.write();
-            }),
-            "rootfs",
-        ),
-        (
-            "args[0] not found",
-            Box::new(|b| {
-                b.config["process"]["args"] = serde_json::json!(["/no/such/binary"]);
-                b.write();
-            }),
-            "/no/such/binary",
-        ),
-        (
-            "PATH lookup fails",
-            Box::new(|b| {
-                b.config["process"]["args"] = serde_json::json!(["nosuchcmd"]);
-                b.write();
-            }),
-            "executable file not found",
-        ),
-        (
-            "unenforceable field",
-            Box::new(|b| {
-                b.config["linux"]["intelRdt"] = serde_json::json!({"closID": "x"});
-                b.write();
-            }),
-            "intelRdt",
-        ),
-        (
-            "rlimit above host",
-            Box::new(|b| {
-                b.config["process"]["rlimits"] = serde_json::json!([{"type": "RLIMIT_NOFILE", "hard": 1048576u64, "soft": 1024}]);
-                b.write();
-            }),
-            "CAP_SYS_RESOURCE",
-        ),
+        ("wrong type", set(&["process", "args"], "sh".into()), "invalid config"),
+        ("ociVersion 2", set(&["ociVersion"], "2.0.0".into()), "ociVersion"),
+        ("missing rootfs", set(&["root", "path"], "/nonexistent-rootfs".into()), "rootfs"),
+        ("args[0] not found", set(&["process", "args"], serde_json::json!(["/no/such/binary"])), "/no/such/binary"),
+        ("PATH lookup fails", set(&["process", "args"], serde_json::json!(["nosuchcmd"])), "executable file not found"),
+        ("unenforceable field", set(&["linux", "intelRdt"], serde_json::json!({"closID": "x"})), "intelRdt"),
+        ("rlimit above host", set(&["process", "rlimits"], nofile), "CAP_SYS_RESOURCE"),
     ];
     for (name, mutate, expect) in cases {
         let mut b = Bundle::new("true");
