@@ -16,9 +16,11 @@ host_prereqs() {
   command -v apparmor_parser >/dev/null && command -v semodule >/dev/null && command -v setenforce >/dev/null &&
     command -v keyctl >/dev/null &&
     compgen -G '/etc/selinux/default/policy/policy.*' >/dev/null && return 0
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    -o DPkg::Lock::Timeout=600 apparmor selinux-policy-default keyutils >/dev/null ||
-    { echo "not ok - apt-get install apparmor selinux-policy-default keyutils"; exit 1; }
+  local pkgs=(apparmor selinux-policy-default keyutils) install
+  install=(env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 "${pkgs[@]}")
+  # Package lists older than the archive: update once, as run.sh does.
+  "${install[@]}" >/dev/null || { apt-get update -qq -o DPkg::Lock::Timeout=600 && "${install[@]}" >/dev/null; } ||
+    { echo "not ok - apt-get install ${pkgs[*]}"; exit 1; }
 }
 
 # in_vm SCRIPT ARGS…: on the host, run `bash SCRIPT ARGS…` in the VM and exit with its status.
