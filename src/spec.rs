@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxNamespaceType as T, Spec};
+use oci_spec::runtime::{LinuxNamespaceType as T, Process, Spec};
 
 use crate::error::{Context, Error, Result};
 
@@ -35,6 +35,25 @@ pub fn parse(bytes: &[u8]) -> Result<Spec> {
     serde_json::from_slice(bytes).map_err(|e| Error::new(format!("invalid config: {e}")))
 }
 
+/// What a process asks of the host, checked before anything is cloned: by create for the
+/// container's process, by exec for its own. The scheduler and I/O priority it can get, an
+/// AppArmor profile that is loaded, an SELinux label the loaded policy defines.
+pub fn check_process(process: &Process) -> Result<()> {
+    if let Some(s) = process.scheduler() {
+        crate::linux::sched::check(s)?;
+    }
+    if let Some(p) = process.io_priority() {
+        crate::linux::ioprio::check(p)?;
+    }
+    if let Some(label) = process.apparmor_profile().as_deref().filter(|s| !s.is_empty()) {
+        crate::security::apparmor::check(label)?;
+    }
+    if let Some(label) = process.selinux_label().as_deref().filter(|s| !s.is_empty()) {
+        crate::security::selinux::check("process.selinuxLabel", label)?;
+    }
+    Ok(())
+}
+
 /// Everything checked here would otherwise be ignored or half-applied.
 pub fn validate(spec: &Spec) -> Result<()> {
     let major = spec.version().split('.').next().unwrap_or("");
@@ -49,12 +68,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
         return Err(Error::new(format!("process.cwd {:?} must be absolute", process.cwd())));
     }
     let unsupported = |what: &str| Err(Error::new(format!("{what} is not supported yet")));
-    if let Some(s) = process.scheduler() {
-        crate::linux::sched::check(s)?;
-    }
-    if let Some(p) = process.io_priority() {
-        crate::linux::ioprio::check(p)?;
-    }
+    check_process(process)?;
     if process.exec_cpu_affinity().is_some() {
         return unsupported("process.execCPUAffinity");
     }
@@ -117,12 +131,6 @@ pub fn validate(spec: &Spec) -> Result<()> {
             crate::linux::idmap::validate(&format!("{what}: uid"), uids)?;
             crate::linux::idmap::validate(&format!("{what}: gid"), gids)?;
         }
-    }
-    if let Some(label) = process.apparmor_profile().as_deref().filter(|s| !s.is_empty()) {
-        crate::security::apparmor::check(label)?;
-    }
-    if let Some(label) = process.selinux_label().as_deref().filter(|s| !s.is_empty()) {
-        crate::security::selinux::check("process.selinuxLabel", label)?;
     }
     if let Some(label) = linux.mount_label().as_deref().filter(|s| !s.is_empty()) {
         crate::security::selinux::check("linux.mountLabel", label)?;

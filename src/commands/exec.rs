@@ -29,19 +29,7 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
     let terminal = process.terminal().unwrap_or(false);
     tty::require_socket_or_foreground(terminal, e.console_socket.is_some(), true)?;
     rlimits::check(process.rlimits().as_deref().unwrap_or(&[]))?;
-    if let Some(s) = process.scheduler() {
-        crate::linux::sched::check(s)?;
-    }
-    if let Some(p) = process.io_priority() {
-        crate::linux::ioprio::check(p)?;
-    }
-    // As at create: a profile that is not loaded is a clear error before anything is cloned.
-    if let Some(a) = process.apparmor_profile().as_deref().filter(|a| !a.is_empty()) {
-        crate::security::apparmor::check(a)?;
-    }
-    if let Some(l) = process.selinux_label().as_deref().filter(|l| !l.is_empty()) {
-        crate::security::selinux::check("process.selinuxLabel", l)?;
-    }
+    crate::spec::check_process(&process)?;
     let caps = capabilities::plan(process.capabilities().as_ref())?;
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).map(|s| seccomp::load(&g.root, s)).transpose()?;
     let preserve_fds = fds::preserved(e.preserve_fds)?;
