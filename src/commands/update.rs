@@ -146,31 +146,8 @@ mod tests {
 
     #[test]
     fn flags_override_the_file() {
-        let cli = crate::cli::parse(
-            [
-                "testudo",
-                "update",
-                "--memory",
-                "64m",
-                "--memory-swap",
-                "128m",
-                "--pids-limit",
-                "20",
-                "--cpu-quota",
-                "5000",
-                "--cpu-shares",
-                "512",
-                "--cpuset-cpus",
-                "0",
-                "--blkio-weight",
-                "300",
-                "c1",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        )
-        .expect("parse");
+        let argv = "testudo update --memory 64m --memory-swap 128m --pids-limit 20 --cpu-quota 5000 --cpu-shares 512 --cpuset-cpus 0 --blkio-weight 300 c1";
+        let cli = crate::cli::parse(argv.split(' ').map(String::from).collect()).expect("parse");
         let Some(crate::cli::Command::Update(u)) = cli.command else { panic!("not update") };
         let mut r: LinuxResources = serde_json::from_str(r#"{"memory": {"limit": 1, "reservation": 7}, "pids": {"limit": 3}}"#).expect("json");
         flags(&u, &mut r).expect("flags");
