@@ -80,6 +80,9 @@ setup_work() {
 }
 
 fail() { echo "    $*" >&2; return 1; }
+# has_line LINE WHAT OUTPUT: OUTPUT has a line that is the whole of LINE (a grep pattern), or
+# the test fails, naming WHAT and showing OUTPUT.
+has_line() { grep -qx -- "$1" <<<"$3" || fail "$2: $3"; }
 tu() { "$BIN" --root "$STATE" "$@"; }
 
 # bundle ID [resources=JSON] [caps=CAP,CAP] [apparmor=PROFILE] [selinux=LABEL] [mountlabel=LABEL]

@@ -27,19 +27,19 @@ t_confined() {
   local id=confined
   probe | bundle $id apparmor=$PROFILE || return 1
   local out; out=$(run_out $id)
-  grep -qx 'secret: cat: can.t open ./secret.: Permission denied' <<<"$out" || { fail "read of /secret was not denied: $out"; return 1; }
-  grep -qx 'public: public' <<<"$out" || { fail "read of /public failed: $out"; return 1; }
+  has_line 'secret: cat: can.t open ./secret.: Permission denied' "read of /secret was not denied" "$out" || return 1
+  has_line 'public: public' "read of /public failed" "$out" || return 1
   # `cat` runs under the profile, as the process (sh) that exec'd it.
-  grep -qx "current: $PROFILE (enforce)" <<<"$out" || { fail "attr/current: $out"; return 1; }
-  grep -qx "apparmor/current: $PROFILE (enforce)" <<<"$out" || { fail "attr/apparmor/current: $out"; return 1; }
+  has_line "current: $PROFILE (enforce)" "attr/current" "$out" || return 1
+  has_line "apparmor/current: $PROFILE (enforce)" "attr/apparmor/current" "$out" || return 1
 }
 
 t_unconfined() {
   local id=unconfined
   probe | bundle $id || return 1
   local out; out=$(run_out $id)
-  grep -qx 'secret: secret' <<<"$out" || { fail "read of /secret without the profile: $out"; return 1; }
-  grep -qx 'current: unconfined' <<<"$out" || { fail "attr/current: $out"; return 1; }
+  has_line 'secret: secret' "read of /secret without the profile" "$out" || return 1
+  has_line 'current: unconfined' "attr/current" "$out" || return 1
 }
 
 # exec without --apparmor runs under the container's profile (as runc does); --apparmor names

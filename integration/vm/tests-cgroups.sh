@@ -30,10 +30,10 @@ S
   sleep 0.5
   kill $ev 2>/dev/null; wait $ev 2>/dev/null
   local out; out=$(cat "$work/$id.out"); cleanup $id
-  grep -qx 'child=137' <<<"$out" || { fail "the allocating child was not SIGKILLed: $out"; return 1; }
+  has_line 'child=137' "the allocating child was not SIGKILLed" "$out" || return 1
   grep -q survived <<<"$out" && { fail "allocation past the limit survived"; return 1; }
-  grep -qx '33554432' <<<"$out" || { fail "memory.max: $out"; return 1; }
-  grep -qx '0' <<<"$out" || { fail "memory.swap.max should be 0 (swap == limit): $out"; return 1; }
+  has_line '33554432' "memory.max" "$out" || return 1
+  has_line '0' "memory.swap.max should be 0 (swap == limit)" "$out" || return 1
   grep -Eq '^oom_kill [1-9]' <<<"$out" || { fail "memory.events: $out"; return 1; }
   grep -q '"type":"oom"' "$work/$id.events" || { fail "events reported no oom: $(cat "$work/$id.events")"; return 1; }
 }
@@ -85,8 +85,8 @@ kill $!
 cat /sys/fs/cgroup/cpu.max /sys/fs/cgroup/cpu.weight /sys/fs/cgroup/cpu.stat
 S
   local out; out=$(run_out $id)
-  grep -qx '20000 100000' <<<"$out" || { fail "cpu.max: $out"; return 1; }
-  grep -qx '100' <<<"$out" || { fail "cpu.weight for 1024 shares: $out"; return 1; }
+  has_line '20000 100000' "cpu.max" "$out" || return 1
+  has_line '100' "cpu.weight for 1024 shares" "$out" || return 1
   local usage throttled
   usage=$(awk '$1 == "usage_usec" {print $2}' <<<"$out")
   throttled=$(awk '$1 == "nr_throttled" {print $2}' <<<"$out")
@@ -213,9 +213,9 @@ for f in io.bfq.weight io.weight; do [ -e $f ] && echo "$f=$(cat $f | head -n 1)
 S
   local out; out=$(run_out $id)
   grep -Eq '^Cpus_allowed_list:\s+1$' <<<"$out" || { fail "cpuset seen inside: $out"; return 1; }
-  grep -qx 'cpus=1 mems=0 low=8388608 high=50331648 pids=7' <<<"$out" || { fail "files: $out"; return 1; }
-  grep -qx 'huge=4194304 rsvd=4194304' <<<"$out" || { fail "hugetlb: $out"; return 1; }
-  grep -qx 'max=50000 100000 burst=20000 idle=1' <<<"$out" || { fail "cpu.max, burst, idle: $out"; return 1; }
+  has_line 'cpus=1 mems=0 low=8388608 high=50331648 pids=7' "files" "$out" || return 1
+  has_line 'huge=4194304 rsvd=4194304' "hugetlb" "$out" || return 1
+  has_line 'max=50000 100000 burst=20000 idle=1' "cpu.max, burst, idle" "$out" || return 1
   # io.weight 4950 is blkio 500 on runc's 10..1000 -> 1..10000 scale; BFQ takes blkio's.
   grep -Eqx 'io.bfq.weight=(default )?500|io.weight=default 4950' <<<"$out" || { fail "io weight: $out"; return 1; }
 }

@@ -56,16 +56,16 @@ t_process_label() {
   probe | bundle $id selinux=$PL || return 1
   local out; out=$(run_out $id)
   # attr/current ends in a NUL, which bash drops.
-  grep -qx "init: $PL" <<<"$out" || { fail "the container's init: $out"; return 1; }
+  has_line "init: $PL" "the container's init" "$out" || return 1
   # `cat`, exec'd by the shell, stays in the domain.
-  grep -qx "self: $PL" <<<"$out" || { fail "a process it exec'd: $out"; return 1; }
+  has_line "self: $PL" "a process it exec'd" "$out" || return 1
 }
 
 t_no_label() {
   local id=unlabelled
   probe | bundle $id || return 1
   local out; out=$(run_out $id)
-  grep -qx "init: $GUEST" <<<"$out" || { fail "without selinuxLabel the init should stay in $GUEST: $out"; return 1; }
+  has_line "init: $GUEST" "without selinuxLabel the init should stay in $GUEST" "$out" || return 1
 }
 
 t_exec() {
