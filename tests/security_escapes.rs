@@ -536,3 +536,58 @@ fn cve_2021_30465_cve_2024_45310_a_racing_symlink_swap_stays_inside() {
     host.assert_untouched("after the race");
     eprintln!("{ok} of 40 runs succeeded under {swaps} swaps");
 }
+
+/// Issue 12 (adversarial run): a container process with CAP_SYS_PTRACE walks
+/// `/proc/PID/fd/N/../..` of any process in its pid namespace. The init between create and start
+/// and every exec's setup process are such processes: a host directory fd held by either (the
+/// container's host cgroup directory, the host's /proc) is a way to the host's `/`. From inside,
+/// the probe resolves every directory fd of every pid, walked up to its top, and compares it with
+/// its own root; it runs while the container is created and through 50 execs.
+#[test]
+fn no_host_directory_is_reachable_through_proc_fd_during_create_or_exec() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("true");
+    if !probe::add(&mut b) {
+        return;
+    }
+    for set in ["bounding", "effective", "permitted"] {
+        b.config["process"]["capabilities"][set].as_array_mut().expect("caps").push("CAP_SYS_PTRACE".into());
+    }
+    let stop = common::scratch_dir("fd-scan-stop");
+    b.mount(serde_json::json!({"destination": "/stop", "type": "bind", "source": stop, "options": ["rbind", "rw"]}));
+    let out = b.create();
+    assert!(out.status.success(), "create: {}", String::from_utf8_lossy(&out.stderr));
+    let log = stop.join("scan.out");
+    let mut scanner = b
+        .cmd(&["exec", &b.id, probe::PATH, "fdscan", "/stop/now"])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).expect("log"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("exec scanner");
+    // The scanner is running once it shows in the container's pid namespace (as pid 2 or more).
+    wait_for("the scanner", || b.exec(&["sh", "-c", "ls /proc | grep -qx '[0-9]*[02-9]'"]).0 == 0);
+    for i in 0..50 {
+        let (code, _, err) = b.exec(&["true"]);
+        assert_eq!(code, 0, "exec {i}: {err}");
+    }
+    std::fs::write(stop.join("now"), "").expect("stop file");
+    scanner.wait().expect("scanner");
+    let out = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(!out.contains("ESCAPE"), "a host directory was reachable from inside the container:\n{out}");
+    let count = |key: &str| -> u64 {
+        let last = out.lines().last().unwrap_or("");
+        let mut w = last.split_whitespace();
+        while let Some(k) = w.next() {
+            if k == key {
+                return w.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            }
+        }
+        panic!("scanner did not finish: {out}")
+    };
+    // What was scanned: the init (created, waiting for start) and setup processes of execs.
+    assert!(count("rounds") > 0, "{out}");
+    assert!(count("others") > 0, "the scanner never saw an exec's process: {out}");
+}

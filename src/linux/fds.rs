@@ -29,6 +29,31 @@ fn keep(fd: RawFd) -> Result<()> {
     fcntl(bfd, FcntlArg::F_SETFD(FdFlag::empty())).map_err(|e| Error::sys(format!("preserved fd {fd}"), e)).map(drop)
 }
 
+/// Close every fd but stdio, the `preserve` passed ones (3 … 3+N-1) and `keep`. Closed, not
+/// marked close-on-exec: a runtime process that lives on inside the container (init waiting for
+/// `start`, an exec's setup) can be reached through /proc/PID/fd by a container process with
+/// CAP_SYS_PTRACE, and a host directory among its fds is a way to the host's `/`
+/// (CVE-2024-21626). The Rust owners of the closed fds live in frames this process never returns
+/// to: every caller ends in execve or _exit.
+pub fn close_all_but(preserve: u32, keep: &[Option<RawFd>]) -> Result<()> {
+    let mut keep: Vec<u32> = keep.iter().flatten().map(|&k| k as u32).collect();
+    keep.sort_unstable();
+    let mut lo = 3 + preserve;
+    for k in keep.into_iter().chain([u32::MAX]) {
+        if k < lo {
+            continue;
+        }
+        if k > lo {
+            // SAFETY: closes fd numbers only; see above for why nothing uses them afterwards.
+            if unsafe { libc::close_range(lo, k - 1, 0) } < 0 {
+                return Err(crate::error::last_os("close_range"));
+            }
+        }
+        lo = k.saturating_add(1);
+    }
+    Ok(())
+}
+
 /// How many fds to pass: `--preserve-fds` plus socket activation's LISTEN_FDS, as runc does.
 pub fn preserved(flag: u32) -> Result<u32> {
     match std::env::var("LISTEN_FDS") {

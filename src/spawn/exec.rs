@@ -10,7 +10,7 @@ use oci_spec::runtime::{LinuxNamespaceType as T, Process};
 use crate::error::{Context, Error, Result};
 use crate::linux::namespaces;
 use crate::linux::procfs::Proc;
-use crate::linux::{inroot, pidfd, rlimits, tty};
+use crate::linux::{fds, inroot, pidfd, rlimits, tty};
 use crate::security::{capabilities, seccomp};
 use crate::spawn::clone::{self, Forked};
 use crate::spawn::finish;
@@ -68,6 +68,10 @@ pub fn launch(r: &Request) -> Result<(i32, OwnedFd)> {
             drop(ours);
             clone::child_main(&theirs, || {
                 crate::cgroups::v1::enter(&r.legacy_procs)?;
+                // The host's cgroup directory and v1 cgroup.procs files end here (see
+                // fds::close_all_but); the init's pidfd and root go once joined.
+                let keep = [Some(theirs.raw()), Some(r.init_pidfd.as_raw_fd()), Some(r.init_root.as_raw_fd()), r.console.as_ref().map(AsRawFd::as_raw_fd)];
+                fds::close_all_but(r.preserve_fds, &keep)?;
                 join(r, &theirs, flags, userns)
             })
         }
@@ -141,6 +145,7 @@ fn join(r: &Request, chan: &Channel, flags: libc::c_int, userns: bool) -> Result
     // whatever was unmounted since.
     nix::unistd::fchdir(&r.init_root).context("enter the init's root")?;
     nix::unistd::chroot(".").context("chroot to the init's root")?;
+    fds::close_all_but(r.preserve_fds, &[Some(chan.raw()), r.console.as_ref().map(AsRawFd::as_raw_fd)])?;
     match clone::clone3(&clone::Args { flags: libc::CLONE_PARENT as u64, cgroup: None, pidfd: false })? {
         Forked::Child => clone::child_main(chan, || process(r, chan, userns)),
         Forked::Parent { pid, .. } => chan.send(&Msg::Pid(pid)),

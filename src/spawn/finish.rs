@@ -125,9 +125,7 @@ pub fn exec(i: &Identity, exe: &Path, preserve: u32, chan: &Channel, exec_fifo: 
     // CVE-2024-21626: no host fd may be open while the cwd and args[0] are resolved, or a
     // "/proc/self/fd/N" path would lead out of the root. Close them, don't just mark them. The
     // two kept are a socket and a fifo: neither resolves as a directory or executes.
-    let mut keep = [Some(chan.raw()), exec_fifo];
-    keep.sort_unstable();
-    let e = match close_except(3 + preserve, &keep) {
+    let e = match fds::close_all_but(preserve, &[Some(chan.raw()), exec_fifo]) {
         Ok(()) => after_close(i, exe, preserve),
         Err(e) => e,
     };
@@ -167,25 +165,6 @@ fn try_exec(i: &Identity, exe: &Path, preserve: u32) -> Result<std::convert::Inf
         seccomp::install(prog)?;
     }
     nix::unistd::execve(&exe_c, &argv, &env).map_err(|e| Error::sys(format!("exec: {exe:?}"), e))
-}
-
-/// close_range over [first, ∞) minus the sorted `keep` fds.
-fn close_except(first: u32, keep: &[Option<RawFd>]) -> Result<()> {
-    let mut lo = first;
-    for k in keep.iter().flatten().map(|&k| k as u32).chain([u32::MAX]) {
-        if k < lo {
-            continue;
-        }
-        if k > lo {
-            // SAFETY: closing fds we no longer use; the Rust owners of them live in frames of
-            // this process that are never returned to (`exec` ends in execve or _exit).
-            if unsafe { libc::close_range(lo, k - 1, 0) } < 0 {
-                return Err(crate::error::last_os("close_range"));
-            }
-        }
-        lo = k.saturating_add(1);
-    }
-    Ok(())
 }
 
 fn cstrings(v: &[String]) -> Result<Vec<CString>> {

@@ -1,7 +1,7 @@
 //! P0: everything decided and opened on the host before the clone, then the parent's half of the
 //! sync protocol.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType as T, Mount, Process, Spec};
@@ -11,7 +11,7 @@ use crate::container::hooks;
 use crate::error::{Context, Error, Result};
 use crate::linux::namespaces::{self, Plan};
 use crate::linux::procfs::Proc;
-use crate::linux::{idmap, mounts, pidfd};
+use crate::linux::{fds, idmap, mounts, pidfd};
 use crate::security::{capabilities, seccomp};
 use crate::spawn::clone::{self, Forked};
 use crate::spawn::sync::{self, Channel, Msg};
@@ -87,6 +87,9 @@ pub fn launch(p: &Prepared) -> Result<Launched> {
             clone::child_main(&theirs, || {
                 // First, before anything can fork: every process of the container is in them.
                 crate::cgroups::v1::enter(&p.legacy_procs)?;
+                // Then nothing of the host's stays open that the container does not need: the
+                // cgroup directory (used by clone3 only), the v1 cgroup.procs files, P0's /proc.
+                fds::close_all_but(p.preserve_fds, &child_fds(p, &theirs))?;
                 if direct {
                     init::run(p, &theirs, true)
                 } else {
@@ -107,6 +110,14 @@ pub fn launch(p: &Prepared) -> Result<Launched> {
             Err(e)
         }
     }
+}
+
+/// What the join stage and init use of P0's fds: the sync socket, exec.fifo, the console socket
+/// and the detached trees of idmapped mounts.
+fn child_fds(p: &Prepared, chan: &Channel) -> Vec<Option<RawFd>> {
+    let mut keep = vec![Some(chan.raw()), p.fifo.as_ref().map(AsRawFd::as_raw_fd), p.console.as_ref().map(AsRawFd::as_raw_fd)];
+    keep.extend(p.mount_trees.iter().map(|t| t.as_ref().map(AsRawFd::as_raw_fd)));
+    keep
 }
 
 fn clone_flags(ns: &Plan) -> u64 {

@@ -114,6 +114,61 @@ static long int80(long nr, long a, long b) {
     return r;
 }
 
+/* Issue 12: every directory fd of every other process, walked up through /proc/PID/fd/N/..
+ * (what a process with CAP_SYS_PTRACE may do), must end at our own root. Scans until STOP
+ * exists; prints "ESCAPE pid fd target" for each fd that leads elsewhere, then
+ * "rounds R dirfds D others O": O counts the sightings of processes other than pid 1 and
+ * ourselves (the setup processes of execs), so a test knows what it scanned. */
+static int fdscan(const char *stop) {
+    struct stat root, st;
+    if (stat("/", &root) < 0)
+        return report(-1);
+    long rounds = 0, dirfds = 0, others = 0, escapes = 0;
+    char up[160] = "";
+    for (int i = 0; i < 24; i++)
+        strcat(up, "/..");
+    while (access(stop, F_OK) < 0) {
+        rounds++;
+        DIR *d = opendir("/proc");
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            int pid = atoi(e->d_name);
+            if (pid <= 0 || pid == getpid())
+                continue;
+            char fdd[64];
+            snprintf(fdd, sizeof fdd, "/proc/%d/fd", pid);
+            DIR *f = opendir(fdd);
+            if (!f)
+                continue;
+            if (pid != 1)
+                others++;
+            struct dirent *g;
+            while ((g = readdir(f))) {
+                if (g->d_name[0] == '.')
+                    continue;
+                char p[300], t[4096];
+                snprintf(p, sizeof p, "%s/%s", fdd, g->d_name);
+                if (stat(p, &st) < 0 || !S_ISDIR(st.st_mode))
+                    continue;
+                dirfds++;
+                strcat(p, up);
+                if (stat(p, &st) < 0 || (st.st_dev == root.st_dev && st.st_ino == root.st_ino))
+                    continue;
+                snprintf(p, sizeof p, "%s/%s", fdd, g->d_name);
+                ssize_t n = readlink(p, t, sizeof t - 1);
+                t[n < 0 ? 0 : n] = 0;
+                printf("ESCAPE %d %s %s\n", pid, g->d_name, t);
+                escapes++;
+            }
+            closedir(f);
+        }
+        if (d)
+            closedir(d);
+    }
+    printf("rounds %ld dirfds %ld others %ld escapes %ld\n", rounds, dirfds, others, escapes);
+    return escapes != 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: probe CMD ARGS...\n");
@@ -164,6 +219,8 @@ int main(int argc, char **argv) {
         }
         return 0;
     }
+    if (!strcmp(c, "fdscan"))
+        return fdscan(argv[2]);
     if (!strcmp(c, "catch-exe"))
         return catch_exe(argv[2]);
     fprintf(stderr, "probe: unknown command %s\n", c);
