@@ -493,3 +493,38 @@ fn containers_with_the_same_device_rules_share_one_verified_program() {
     let (_d, fourth) = mk(&rules);
     assert_ne!(fourth, third, "a container got another rule set's program from a tampered keeper");
 }
+
+/// Issue 12: a cgroupsPath naming a cgroup this container did not make. One with processes (a
+/// host cgroup, another container's) or child cgroups (an ancestor of another container's) is
+/// refused, and the other container's processes live on; an empty one is used, and its delete
+/// kills the container's processes but leaves the directory, which it did not make.
+#[test]
+fn a_cgroups_path_that_is_not_the_containers_own_is_refused_or_left_in_place() {
+    if !require_root() {
+        return;
+    }
+    let other = started("sleep 100");
+    let other_pid = init_pid(&other) as i32;
+    let other_cg = hierarchy().join("testudo").join(&other.id);
+    for (path, why) in [(other_cg.clone(), "it holds processes"), (hierarchy().join("testudo"), "it has child cgroups")] {
+        let mut b = Bundle::new("true");
+        b.config["linux"]["cgroupsPath"] = path.strip_prefix(hierarchy()).expect("below").to_str().expect("utf8").into();
+        let err = b.create_err();
+        assert!(err.contains(path.to_str().expect("utf8")) && err.contains(&format!("is already in use: {why}")), "{err}");
+        assert!(alive(other_pid), "refusing {path:?} killed another container");
+        assert!(path.is_dir(), "refusing {path:?} removed it");
+    }
+    let given = hierarchy().join(format!("testudo-given-{}", other.id));
+    std::fs::create_dir(&given).expect("mkdir");
+    let mut b = Bundle::new("sleep 100");
+    b.config["linux"]["cgroupsPath"] = given.strip_prefix(hierarchy()).expect("below").to_str().expect("utf8").into();
+    let out = b.create();
+    assert!(out.status.success(), "create in an empty cgroup: {}", String::from_utf8_lossy(&out.stderr));
+    let pid = init_pid(&b) as i32;
+    let seen = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
+    assert!(seen.contains(&format!("0::/testudo-given-{}", other.id)), "{seen}");
+    assert!(b.testudo(&["delete", "--force", &b.id]).status.success());
+    assert!(!alive(pid), "delete left the container's init");
+    assert!(given.is_dir(), "delete removed a cgroup it did not make");
+    std::fs::remove_dir(&given).expect("rmdir");
+}

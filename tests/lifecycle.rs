@@ -3,22 +3,39 @@
 mod common;
 
 use std::path::Path;
+use std::process::Stdio;
 
 use common::{require_root, status_field, wait_for, Bundle, BIN};
 
 fn leftovers(b: &Bundle) -> Vec<String> {
+    leftovers_of(b, &b.id)
+}
+
+/// What a container `id` of the bundle's state root could leave: its state dir, anything in
+/// transit under the root, a cgroup in the v2 or any v1 hierarchy, a process, a mount.
+fn leftovers_of(b: &Bundle, id: &str) -> Vec<String> {
     let mut left = Vec::new();
-    if b.root.join(&b.id).exists() {
+    if b.root.join(id).exists() {
         left.push("state dir".into());
     }
-    for base in ["/sys/fs/cgroup/unified/testudo", "/sys/fs/cgroup/testudo"] {
-        if Path::new(base).join(&b.id).exists() {
-            left.push(format!("cgroup {base}/{}", b.id));
+    for e in std::fs::read_dir(&b.root).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("creating ") || name.starts_with("deleting ") {
+            left.push(format!("{name:?} under the state root"));
+        }
+    }
+    let mut bases = vec![Path::new("/sys/fs/cgroup/testudo").to_path_buf()];
+    for e in std::fs::read_dir("/sys/fs/cgroup").expect("cgroupfs").flatten() {
+        bases.push(e.path().join("testudo"));
+    }
+    for base in bases {
+        if base.join(id).exists() {
+            left.push(format!("cgroup {:?}", base.join(id)));
         }
     }
     for entry in std::fs::read_dir("/proc").expect("proc").flatten() {
         if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
-            if String::from_utf8_lossy(&cmd).split('\0').any(|a| a == b.id) {
+            if String::from_utf8_lossy(&cmd).split('\0').any(|a| a == id) {
                 left.push(format!("process {:?}", entry.file_name()));
             }
         }
@@ -173,7 +190,7 @@ fn a_second_create_with_the_same_id_fails_and_leaves_the_first_intact() {
 fn bad_ids_are_refused() {
     let b = Bundle::new("true");
     b.write();
-    let long = "a".repeat(1025);
+    let long = "a".repeat(256);
     for id in ["", "..", "a/b", "../x", long.as_str()] {
         let out = b.testudo(&["create", "--bundle", b.dir.to_str().expect("utf8"), id]);
         assert!(!out.status.success(), "{id:?} accepted");
@@ -402,4 +419,73 @@ fn each_container_gets_its_own_session_keyring_unless_told_not_to() {
     let out = b.testudo(&["run", "--no-new-keyring", "--bundle", &bundle, &b.id]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && !text.contains(&format!("_ses.{}", b.id)), "{text}");
+}
+
+/// Issue 12: `create` or `run` killed with SIGKILL at any point (before the cgroup, between the
+/// cgroup and state.json, with an init waiting on exec.fifo, after) and `delete` killed at any
+/// point: one `delete --force` (after a killed delete, `list` first) leaves nothing — no state
+/// dir, nothing in transit, no cgroup in any hierarchy, no process — and the id is usable again.
+#[test]
+fn a_create_run_or_delete_killed_at_any_point_leaves_nothing_after_delete_force() {
+    if !require_root() {
+        return;
+    }
+    let b = Bundle::new("sleep 100");
+    b.write();
+    let bundle = b.dir.to_str().expect("utf8").to_string();
+    let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_nanos() as u64 | 1;
+    let mut random_us = |max: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % max
+    };
+    let spawn = |args: &[&str]| b.cmd(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn testudo");
+    let mut killed_deletes = 0;
+    for i in 0..240 {
+        let id = format!("{}-k{}", b.id, i % 3);
+        let verb = if i % 2 == 0 { "create" } else { "run" };
+        let mut c = spawn(&[verb, "--bundle", &bundle, &id]);
+        std::thread::sleep(std::time::Duration::from_micros(random_us(14_000)));
+        let _ = c.kill();
+        let _ = c.wait();
+        if i % 4 == 1 && b.root.join(&id).exists() {
+            let mut d = spawn(&["delete", "--force", &id]);
+            std::thread::sleep(std::time::Duration::from_micros(random_us(6_000)));
+            let _ = d.kill();
+            let _ = d.wait();
+            killed_deletes += 1;
+            let out = b.testudo(&["list", "-q"]);
+            assert!(out.status.success(), "list after a killed delete: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let out = b.testudo(&["delete", "--force", &id]);
+        assert!(out.status.success(), "attempt {i}: delete --force: {}", String::from_utf8_lossy(&out.stderr));
+        let left = leftovers_of(&b, &id);
+        assert!(left.is_empty(), "attempt {i} ({verb} killed): left behind {left:?}");
+    }
+    assert!(killed_deletes > 0);
+    // The id works again.
+    let id = format!("{}-k0", b.id);
+    let out = b.testudo(&["create", "--bundle", &bundle, &id]);
+    assert!(out.status.success(), "create after the kills: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(b.testudo(&["delete", "--force", &id]).status.success());
+    assert!(leftovers_of(&b, &id).is_empty());
+}
+
+/// Issue 12: ids up to NAME_MAX (255 bytes) work through every command, delete included (a
+/// delete used to rename the directory to a name 9 bytes longer than the id); 256 is refused.
+#[test]
+fn the_longest_id_goes_through_the_whole_lifecycle() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("sleep 100");
+    b.id = format!("{}-{}", b.id, "x".repeat(255)).chars().take(255).collect();
+    assert!(b.create().status.success(), "create");
+    assert_eq!(b.status(), "created");
+    assert!(b.testudo(&["start", &b.id]).status.success(), "start");
+    assert_eq!(b.exec(&["echo", "in"]).1.trim(), "in");
+    let out = b.testudo(&["delete", "--force", &b.id]);
+    assert!(out.status.success(), "delete: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(leftovers(&b).is_empty(), "{:?}", leftovers(&b));
 }

@@ -67,16 +67,50 @@ impl Cgroup {
         Cgroup { path, legacy: std::cell::OnceCell::new() }
     }
 
-    /// Make the directory (and missing parents). Fails if it already holds processes: two
-    /// containers must not share a cgroup.
-    pub fn create(path: PathBuf) -> Result<Cgroup> {
-        std::fs::create_dir_all(&path).with_context(|| format!("create cgroup {path:?}"))?;
-        let cg = Cgroup::at(path);
+    /// Whether `create` will make this directory (true) or use one that is already there (false),
+    /// decided before anything is made, so that the caller can record it first: cleanup removes
+    /// only what this container made. An existing cgroup is used only when it holds no process
+    /// and no child cgroup: a cgroupsPath naming an ancestor of another container, or a cgroup of
+    /// the host's (`/system.slice`), would otherwise be emptied by this container's cleanup.
+    pub fn claim(path: &Path) -> Result<bool> {
+        if !path.exists() {
+            return Ok(true);
+        }
+        let cg = Cgroup::at(path.to_path_buf());
         if !cg.procs()?.is_empty() {
-            return Err(Error::new(format!("cgroup {:?} is already in use", cg.path)));
+            return Err(Error::new(format!("cgroup {path:?} is already in use: it holds processes")));
+        }
+        if cg.children()?.next().is_some() {
+            return Err(Error::new(format!("cgroup {path:?} is already in use: it has child cgroups")));
+        }
+        Ok(false)
+    }
+
+    /// Make the directory (`made`, from `claim`) and the v1 ones, or use the empty one there.
+    pub fn create(path: PathBuf, made: bool) -> Result<Cgroup> {
+        if made {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).with_context(|| format!("create cgroup {parent:?}"))?;
+            }
+            match std::fs::create_dir(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(Error::new(format!("cgroup {path:?} was made by someone else while this container was being created")));
+                }
+                r => r.with_context(|| format!("create cgroup {path:?}"))?,
+            }
+        }
+        let cg = Cgroup::at(path);
+        if !made && !cg.procs()?.is_empty() {
+            return Err(Error::new(format!("cgroup {:?} is already in use: it holds processes", cg.path)));
         }
         cg.legacy().create()?;
         Ok(cg)
+    }
+
+    /// The child cgroups (directories) of this one.
+    fn children(&self) -> Result<impl Iterator<Item = PathBuf>> {
+        let entries = std::fs::read_dir(&self.path).with_context(|| format!("read cgroup {:?}", self.path))?;
+        Ok(entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()))
     }
 
     /// The container's cgroup v1 directories on a hybrid host (none on a pure v2 host).
@@ -178,10 +212,12 @@ impl Cgroup {
         self.write("cgroup.kill", "1")
     }
 
-    /// Kill what is left, wait for it to be gone, remove the directory (and the v1 ones).
-    pub fn destroy(&self) -> Result<()> {
+    /// Kill what is left and wait for it to be gone; then, when this container made the cgroup
+    /// (`made`), remove it with the child cgroups its processes made and the v1 directories. A
+    /// cgroup that was there before (see `claim`) is emptied of the container's processes only.
+    pub fn destroy(&self, made: bool) -> Result<()> {
         if !self.exists() {
-            return self.legacy().remove();
+            return if made { self.legacy().remove() } else { Ok(()) };
         }
         if self.event("populated")? {
             if self.frozen() {
@@ -190,10 +226,21 @@ impl Cgroup {
             self.kill()?;
             self.wait_event("populated", false, 10_000)?;
         }
-        match std::fs::remove_dir(&self.path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            r => r.with_context(|| format!("remove cgroup {:?}", self.path))?,
+        if !made {
+            return Ok(());
         }
+        remove_tree(&self.path)?;
         self.legacy().remove()
+    }
+}
+
+/// rmdir a cgroup and, first, every cgroup below it (all empty: the caller killed them).
+fn remove_tree(path: &Path) -> Result<()> {
+    for child in Cgroup::at(path.to_path_buf()).children()? {
+        remove_tree(&child)?;
+    }
+    match std::fs::remove_dir(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        r => r.with_context(|| format!("remove cgroup {path:?}")),
     }
 }

@@ -11,7 +11,7 @@ use nix::sys::stat::Mode;
 use crate::cgroups::{self, Cgroup};
 use crate::cli::CreateOpts;
 use crate::commands::Global;
-use crate::container::{self, state, Dir, Facts};
+use crate::container::{self, state, CgroupRecord, Dir, Facts};
 use crate::error::{Context, Error, Result};
 use crate::linux::{fds, namespaces, rlimits, sysctl, tty};
 use crate::security::{capabilities, seccomp};
@@ -41,22 +41,19 @@ pub fn create(g: &Global, opts: &CreateOpts, id: &str, mode: StartBy) -> Result<
         return Err(Error::new("--systemd-cgroup: the systemd cgroup driver is not supported yet"));
     }
     let dir = Dir::create(&g.root, id)?;
-    let mut cgroup: Option<Cgroup> = None;
-    match build(&g.root, opts, &dir, mode, &mut cgroup) {
+    match build(&g.root, opts, &dir, mode) {
         Ok((prepared, launched)) => Ok(Created { dir, prepared, launched }),
         Err(e) => {
-            if let Some(cg) = cgroup {
-                if let Err(ce) = cg.destroy() {
-                    crate::log::warn(&format!("cleanup after failed create: {ce}"));
-                }
+            // What cleanup needs is in the directory, as for a create that was killed.
+            if let Err(ce) = super::delete::clean_up_creating(&dir) {
+                return Err(e.context(format!("create failed, and so did its cleanup ({ce})")));
             }
-            let _ = dir.remove();
             Err(e)
         }
     }
 }
 
-fn build(root: &Path, opts: &CreateOpts, dir: &Dir, mode: StartBy, cgroup_out: &mut Option<Cgroup>) -> Result<(Prepared, Launched)> {
+fn build(root: &Path, opts: &CreateOpts, dir: &Dir, mode: StartBy) -> Result<(Prepared, Launched)> {
     let bundle = crate::spec::load(&opts.bundle)?;
     crate::spec::validate(&bundle.spec)?;
     let spec = &bundle.spec;
@@ -86,10 +83,12 @@ fn build(root: &Path, opts: &CreateOpts, dir: &Dir, mode: StartBy, cgroup_out: &
     std::fs::write(dir.file(container::CONFIG_FILE), &bundle.bytes).context("save config.json")?;
 
     let cg_path = cgroups::resolve(linux.cgroups_path().as_deref(), &dir.id)?;
-    let cg = Cgroup::create(cg_path)?;
+    // Recorded before anything is made: a create killed from here on leaves delete what to remove.
+    let made = Cgroup::claim(&cg_path)?;
+    state::write(&dir.file(container::CGROUP_FILE), &CgroupRecord { path: cg_path.clone(), made })?;
+    let cg = Cgroup::create(cg_path, made)?;
     let cgroup_fd = cg.open()?;
     let legacy_procs = cg.legacy().open_procs()?;
-    *cgroup_out = Some(Cgroup::at(cg.path.clone()));
     // Always: without device rules the device program still denies all but the default nodes.
     let none = oci_spec::runtime::LinuxResources::default();
     cgroups::resources::apply(&cg, linux.resources().as_ref().unwrap_or(&none), linux.devices().as_deref().unwrap_or(&[]), false)?;

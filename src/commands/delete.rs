@@ -4,10 +4,11 @@
 use crate::cgroups::Cgroup;
 use crate::cli::Delete;
 use crate::commands::{open, Global};
-use crate::container::{self, hooks, Dir, Facts, Status};
+use crate::container::{self, hooks, state, Dir, Facts, Status};
 use crate::error::{Context, Error, Result};
 
 pub fn run(g: &Global, d: &Delete) -> Result<i32> {
+    container::sweep(&g.root)?;
     let (dir, facts) = match open(g, &d.id) {
         Ok(x) => x,
         // The containerd shim always sends `delete --force` after a normal delete.
@@ -15,8 +16,8 @@ pub fn run(g: &Global, d: &Delete) -> Result<i32> {
         Err(e) => return Err(e),
     };
     let Some(facts) = facts else {
-        // A create that died before writing its state: nothing runs, only the directory is left.
-        dir.remove()?;
+        // A create that died before writing its state (we hold its lock, so it is not running).
+        clean_up_creating(&dir)?;
         return Ok(0);
     };
     let status = super::status(&dir, Some(&facts));
@@ -27,9 +28,23 @@ pub fn run(g: &Global, d: &Delete) -> Result<i32> {
     Ok(0)
 }
 
-/// Kill whatever is left, remove the cgroup, run poststop hooks, remove the state.
+/// What a create that did not finish (failed, or killed at any point) leaves, from what it
+/// recorded: the processes in its cgroup (an init may be waiting on an exec.fifo nobody will
+/// write), the cgroup if the create made it, and the directory. A failure is reported and the
+/// directory kept, so that another delete can finish the job.
+pub fn clean_up_creating(dir: &Dir) -> Result<()> {
+    if let Some(r) = state::read_cgroup(&dir.file(container::CGROUP_FILE))? {
+        Cgroup::at(r.path).destroy(r.made)?;
+    }
+    dir.remove()
+}
+
+/// Kill whatever is left, remove the cgroup if the container made it, run poststop hooks, remove
+/// the state.
 pub fn destroy(dir: &Dir, facts: &Facts) -> Result<()> {
-    Cgroup::at(facts.cgroup.clone()).destroy()?;
+    // A container created before cgroup.json was recorded made its cgroup.
+    let made = state::read_cgroup(&dir.file(container::CGROUP_FILE))?.is_none_or(|r| r.made);
+    Cgroup::at(facts.cgroup.clone()).destroy(made)?;
     if let Ok(bytes) = std::fs::read(dir.file(container::CONFIG_FILE)) {
         let spec = crate::spec::parse(&bytes).context("saved config.json")?;
         let state = super::state_json(facts, Status::Stopped).to_string();

@@ -5,6 +5,9 @@ use crate::commands::{peek, Global};
 use crate::error::{Context, Error, Result};
 
 pub fn run(g: &Global, l: &List) -> Result<i32> {
+    if let Err(e) = crate::container::sweep(&g.root) {
+        crate::log::warn(&e.to_string());
+    }
     let mut rows = Vec::new();
     let entries = match std::fs::read_dir(&g.root) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),

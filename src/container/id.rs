@@ -3,13 +3,17 @@
 
 use crate::error::{Error, Result};
 
+/// NAME_MAX: the longest directory name.
+pub const MAX_LEN: usize = 255;
+
 pub fn validate(id: &str) -> Result<()> {
     let bad = |why: &str| Err(Error::new(format!("invalid container id {id:?}: {why}")));
     if id.is_empty() {
         return bad("empty");
     }
-    if id.len() > 1024 {
-        return bad("longer than 1024 bytes");
+    // The id is a directory name under --root and in every cgroup hierarchy.
+    if id.len() > MAX_LEN {
+        return bad(&format!("longer than {MAX_LEN} bytes"));
     }
     if id == "." || id == ".." || id.contains("..") {
         return bad("contains \"..\"");
@@ -35,7 +39,7 @@ mod tests {
         for id in ["c1", "a1b2c3d4e5f6", "k8s_pod-name.1", "x:y", "0123456789abcdef".repeat(4).as_str()] {
             assert!(validate(id).is_ok(), "{id}");
         }
-        assert!(validate(&"a".repeat(1024)).is_ok());
+        assert!(validate(&"a".repeat(255)).is_ok());
     }
 
     #[test]
@@ -43,6 +47,6 @@ mod tests {
         for id in ["", ".", "..", "../x", "a/b", "/abs", "a\0b", "a..b", "a b", "a\nb"] {
             assert!(validate(id).is_err(), "{id:?}");
         }
-        assert!(validate(&"a".repeat(1025)).is_err());
+        assert!(validate(&"a".repeat(256)).is_err());
     }
 }

@@ -15,11 +15,12 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 
 use crate::error::{Context, Error, Result};
-pub use state::{Facts, Status};
+pub use state::{CgroupRecord, Facts, Status};
 
 pub const STATE_FILE: &str = "state.json";
 pub const CONFIG_FILE: &str = "config.json";
 pub const FIFO_FILE: &str = "exec.fifo";
+pub const CGROUP_FILE: &str = "cgroup.json";
 
 pub struct Dir {
     pub id: String,
@@ -29,20 +30,31 @@ pub struct Dir {
 }
 
 impl Dir {
-    /// Make a new container directory, locked. Fails if the id is taken.
+    /// Make a new container directory, locked. Fails if the id is taken. It is made under a name
+    /// no id can have, locked, and only then renamed to the id: a `delete` never finds the
+    /// directory of a live create unlocked (it would take an empty directory for one a killed
+    /// create left, and remove it under the create).
     pub fn create(root: &Path, id: &str) -> Result<Dir> {
         id::validate(id)?;
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(root).with_context(|| format!("state root {root:?}"))?;
         let path = root.join(id);
-        match std::fs::DirBuilder::new().mode(0o700).create(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(Error::new(format!("container {id:?} already exists")));
-            }
-            r => r.with_context(|| format!("container directory {path:?}"))?,
+        if path.exists() {
+            return Err(Error::new(format!("container {id:?} already exists")));
         }
-        let lock = File::open(&path).with_context(|| format!("container directory {path:?}"))?;
-        flock_exclusive(&lock, &path)?;
-        Ok(Dir { id: id.to_string(), path, lock })
+        let temp = root.join(format!("{CREATING}{}.{}", std::process::id(), unique()));
+        std::fs::DirBuilder::new().mode(0o700).create(&temp).with_context(|| format!("container directory {temp:?}"))?;
+        let lock = File::open(&temp).with_context(|| format!("container directory {temp:?}"))?;
+        flock_exclusive(&lock, &temp)?;
+        match nix::fcntl::renameat2(nix::fcntl::AT_FDCWD, &temp, nix::fcntl::AT_FDCWD, &path, nix::fcntl::RenameFlags::RENAME_NOREPLACE) {
+            Ok(()) => Ok(Dir { id: id.to_string(), path, lock }),
+            Err(e) => {
+                let _ = std::fs::remove_dir(&temp);
+                match e {
+                    Errno::EEXIST => Err(Error::new(format!("container {id:?} already exists"))),
+                    e => Err(Error::sys(format!("container directory {path:?}"), e)),
+                }
+            }
+        }
     }
 
     /// Open and lock an existing container's directory.
@@ -84,7 +96,7 @@ impl Dir {
     /// id can have (ids never contain a space), so a concurrent reader sees the whole container or
     /// none of it, never a directory half emptied. The lock fd stays valid until drop.
     pub fn remove(&self) -> Result<()> {
-        let tomb = self.path.with_file_name(format!("deleting {}.{}", self.id, std::process::id()));
+        let tomb = self.path.with_file_name(format!("{DELETING}{}.{}", std::process::id(), unique()));
         std::fs::rename(&self.path, &tomb).with_context(|| format!("remove {:?}", self.path))?;
         std::fs::remove_dir_all(&tomb).with_context(|| format!("remove {tomb:?}"))
     }
@@ -92,6 +104,44 @@ impl Dir {
     pub fn lock_fd(&self) -> i32 {
         self.lock.as_raw_fd()
     }
+}
+
+/// Names of directories in transit under the root: a space, which no id has, and no id in them,
+/// so an id of any length a directory name can have works (ids are at most NAME_MAX bytes).
+const CREATING: &str = "creating ";
+const DELETING: &str = "deleting ";
+
+/// A number no other directory in transit of this process has.
+fn unique() -> usize {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Remove what a killed `create` or `delete` left in transit under `root`. Such a directory is
+/// locked for as long as its create or delete lives: one whose lock is free has no owner left.
+pub fn sweep(root: &Path) -> Result<()> {
+    let entries = match std::fs::read_dir(root) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        r => r.with_context(|| format!("read {root:?}"))?,
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !name.starts_with(CREATING) && !name.starts_with(DELETING) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(f) = File::open(&path) else { continue };
+        // SAFETY: flock on an fd owned by `f`, which outlives the call.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            continue;
+        }
+        match std::fs::remove_dir_all(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            r => r.with_context(|| format!("remove {path:?}, left by a killed create or delete"))?,
+        }
+    }
+    Ok(())
 }
 
 pub fn not_found(id: &str) -> Error {

@@ -33,6 +33,23 @@ pub struct Facts {
     pub annotations: HashMap<String, String>,
 }
 
+/// The container's cgroup as `create` records it before it makes anything (`cgroup.json`), so a
+/// create killed at any point leaves `delete` what it needs to clean up: the v2 path, and whether
+/// this container made the directory (then it removes it) or found it empty (then it leaves it).
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct CgroupRecord {
+    pub path: PathBuf,
+    pub made: bool,
+}
+
+pub fn read_cgroup(path: &Path) -> Result<Option<CgroupRecord>> {
+    match std::fs::read(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("read {path:?}")),
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::new(format!("parse {path:?}: {e}"))),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Creating,
@@ -107,9 +124,9 @@ pub fn read(path: &Path) -> Result<Facts> {
 
 /// Write to a temporary file in the same directory, fsync-free (the state dir is on tmpfs in
 /// practice and a torn write is what the rename prevents), then rename over the old file.
-pub fn write(path: &Path, facts: &Facts) -> Result<()> {
+pub fn write(path: &Path, value: &impl Serialize) -> Result<()> {
     let tmp = path.with_extension("json.tmp");
-    let bytes = serde_json::to_vec(facts).map_err(|e| Error::new(format!("encode state: {e}")))?;
+    let bytes = serde_json::to_vec(value).map_err(|e| Error::new(format!("encode {path:?}: {e}")))?;
     let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).with_context(|| format!("write {tmp:?}"))?;
     f.write_all(&bytes).with_context(|| format!("write {tmp:?}"))?;
     std::fs::rename(&tmp, path).with_context(|| format!("rename {tmp:?}"))
