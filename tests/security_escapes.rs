@@ -591,3 +591,39 @@ fn no_host_directory_is_reachable_through_proc_fd_during_create_or_exec() {
     assert!(count("rounds") > 0, "{out}");
     assert!(count("others") > 0, "the scanner never saw an exec's process: {out}");
 }
+
+/// Issue 12: a container that SIGSTOPs every new process stops an exec's setup process (visible
+/// in its pid namespace) before its execve. `exec` used to wait for it forever; it must say so
+/// and leave no process behind.
+#[test]
+fn an_exec_whose_process_is_stopped_before_execve_fails_instead_of_hanging() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("true");
+    if !probe::add(&mut b) {
+        return;
+    }
+    b.config["process"]["args"] = serde_json::json!([probe::PATH, "stop-execs"]);
+    b.start();
+    let mut c = b.cmd(&["exec", &b.id, "true"]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("exec");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let st = loop {
+        if let Some(st) = c.try_wait().expect("wait") {
+            break st;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = c.kill();
+            panic!("exec still waits for its stopped process after 20 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut c.stderr.take().expect("stderr"), &mut err).expect("read");
+    assert!(!st.success(), "exec succeeded: the probe never stopped it, so this tested nothing");
+    assert!(err.contains("stopped before it could start"), "{err}");
+    // Only the init (the probe) is left in the container.
+    let ps = b.testudo(&["ps", "--format", "json", &b.id]);
+    let pids: Vec<i32> = serde_json::from_slice(&ps.stdout).expect("ps json");
+    assert_eq!(pids.len(), 1, "processes left in the container: {pids:?}");
+}

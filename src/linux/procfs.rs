@@ -96,3 +96,9 @@ pub unsafe fn own(fd: RawFd) -> OwnedFd {
 pub fn stat_fields(stat: &str) -> Option<Vec<&str>> {
     Some(stat.get(stat.rfind(')')? + 1..)?.split_ascii_whitespace().collect())
 }
+
+/// Whether `pid` is stopped (by a signal, or traced): state T or t in /proc/PID/stat.
+pub fn stopped(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| stat_fields(&s).and_then(|f| f.first().copied()).is_some_and(|st| st == "T" || st == "t"))
+}

@@ -83,9 +83,17 @@ pub fn launch(r: &Request) -> Result<(i32, OwnedFd)> {
     // the one socket, in either order. A notify fd that is early waits here for the pid.
     let mut early_notify: Option<OwnedFd> = None;
     loop {
-        let (msg, fd) = match ours.recv_any()? {
-            Some((m, fd)) => (Some(m), fd),
-            None => (None, None),
+        let got = ours.recv_watching(p2.as_ref().map(|(pid, _)| *pid)).map_err(|e| e.context("exec"));
+        let (msg, fd) = match got {
+            Ok(Some((m, fd))) => (Some(m), fd),
+            Ok(None) => (None, None),
+            Err(e) => {
+                for fd in p2.as_ref().map(|(_, fd)| fd).into_iter().chain([&p1_fd]) {
+                    let _ = pidfd::send_signal(fd, nix::sys::signal::Signal::SIGKILL);
+                    let _ = pidfd::wait(fd);
+                }
+                return Err(e);
+            }
         };
         match msg {
             Some(Msg::SeccompFd) => {

@@ -139,7 +139,7 @@ fn handshake(p: &Prepared, proc: Option<&Proc>, chan: &Channel, child: i32, chil
         seccomp::notify_listener(l, fd, pid, &hook_state(p, "creating", pid))
     };
     loop {
-        let Some((msg, fd)) = chan.recv_any()? else {
+        let Some((msg, fd)) = chan.recv_watching(init.as_ref().map(|(pid, _)| *pid)).context("container init")? else {
             return Err(died(child_fd, direct, &p.cgroup));
         };
         if let Msg::SeccompFd = msg {

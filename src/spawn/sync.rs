@@ -2,9 +2,10 @@
 //! boundaries kept, close-on-exec so that a successful execve reads as EOF).
 
 use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{recvmsg, sendmsg, socketpair, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType};
 
 use crate::error::{Context, Error, Result};
@@ -113,6 +114,25 @@ impl Channel {
     /// Receive one message; None at EOF (the peer exited or exec'd).
     pub fn recv(&self) -> Result<Option<Msg>> {
         Ok(self.recv_any()?.map(|(m, _)| m))
+    }
+
+    /// `recv_any` from a child that processes of the container can see (an exec's process in the
+    /// container's pid namespace, an init in a shared one) and so can SIGSTOP: every 100 ms of
+    /// silence `watch` is checked, and a stopped child is an error, not a wait without end.
+    pub fn recv_watching(&self, watch: Option<i32>) -> Result<Option<(Msg, Option<OwnedFd>)>> {
+        loop {
+            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(100u8)) {
+                Ok(0) => {
+                    if let Some(pid) = watch.filter(|&pid| procfs::stopped(pid)) {
+                        return Err(Error::new(format!("process {pid} was stopped before it could start (SIGSTOP from inside the container?)")));
+                    }
+                }
+                Ok(_) => return self.recv_any(),
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(Error::sys("poll sync socket", e)),
+            }
+        }
     }
 
     /// Receive a message that may carry an fd (returned alongside).

@@ -169,6 +169,34 @@ static int fdscan(const char *stop) {
     return escapes != 0;
 }
 
+/* Issue 12: SIGSTOP every process whose arguments include "exec" (an exec's setup process
+ * still carries the runtime's argv until its execve), forever. */
+static int stop_execs(void) {
+    for (;;) {
+        DIR *d = opendir("/proc");
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            int pid = atoi(e->d_name);
+            if (pid <= 1 || pid == getpid())
+                continue;
+            char p[64], cmd[4096];
+            snprintf(p, sizeof p, "/proc/%d/cmdline", pid);
+            int c = open(p, O_RDONLY);
+            if (c < 0)
+                continue;
+            ssize_t n = read(c, cmd, sizeof cmd - 1);
+            close(c);
+            for (char *a = cmd; n > 0 && a < cmd + n; a += strlen(a) + 1)
+                if (!strcmp(a, "exec")) {
+                    kill(pid, SIGSTOP);
+                    break;
+                }
+        }
+        if (d)
+            closedir(d);
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: probe CMD ARGS...\n");
@@ -219,6 +247,8 @@ int main(int argc, char **argv) {
         }
         return 0;
     }
+    if (!strcmp(c, "stop-execs"))
+        return stop_execs();
     if (!strcmp(c, "fdscan"))
         return fdscan(argv[2]);
     if (!strcmp(c, "catch-exe"))
