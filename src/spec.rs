@@ -132,6 +132,9 @@ pub fn validate(spec: &Spec) -> Result<()> {
             crate::linux::idmap::validate(&format!("{what}: gid"), gids)?;
         }
     }
+    for d in linux.devices().iter().flatten() {
+        crate::linux::devices::from_spec(d)?;
+    }
     if let Some(label) = linux.mount_label().as_deref().filter(|s| !s.is_empty()) {
         crate::security::selinux::check("linux.mountLabel", label)?;
     }

@@ -265,6 +265,7 @@ fn bad_input_is_a_clear_create_error_that_leaves_nothing() {
         })
     }
     let nofile = serde_json::json!([{"type": "RLIMIT_NOFILE", "hard": 1048576u64, "soft": 1024}]);
+    let dev = |path: &str, mode: u32| serde_json::json!([{"path": path, "type": "c", "major": 1, "minor": 3, "fileMode": mode}]);
     let cases: Vec<Case> = vec![
         ("missing bundle", Box::new(|b| std::fs::remove_file(b.dir.join("config.json")).expect("rm")), "config.json"),
         ("malformed json", Box::new(|b| std::fs::write(b.dir.join("config.json"), "{ nope").expect("w")), "invalid config"),
@@ -275,6 +276,8 @@ fn bad_input_is_a_clear_create_error_that_leaves_nothing() {
         ("PATH lookup fails", set(&["process", "args"], serde_json::json!(["nosuchcmd"])), "executable file not found"),
         ("unenforceable field", set(&["linux", "intelRdt"], serde_json::json!({"closID": "x"})), "intelRdt"),
         ("rlimit above host", set(&["process", "rlimits"], nofile), "CAP_SYS_RESOURCE"),
+        ("device out of /dev", set(&["linux", "devices"], dev("/dev/../../../../etc/evil", 0o666)), "path must name a file under /dev"),
+        ("device mode 07777", set(&["linux", "devices"], dev("/dev/evil", 0o7777)), "fileMode 0o7777 has bits"),
     ];
     for (name, mutate, expect) in cases {
         let mut b = Bundle::new("true");
