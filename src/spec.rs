@@ -21,14 +21,68 @@ pub struct Bundle {
 pub fn load(bundle: &Path) -> Result<Bundle> {
     let dir = std::path::absolute(bundle).with_context(|| format!("bundle {bundle:?}"))?;
     let path = dir.join("config.json");
-    let bytes = std::fs::read(&path).with_context(|| format!("read {path:?}"))?;
+    let bytes = read_regular(&path)?;
     let spec = parse(&bytes).map_err(|e| e.context(format!("{path:?}")))?;
     let root = spec.root().as_ref().ok_or_else(|| Error::new("config.json: root is missing"))?;
-    let rootfs = dir.join(root.path());
-    if !rootfs.is_dir() {
-        return Err(Error::new(format!("rootfs {rootfs:?} is not a directory")));
-    }
+    let rootfs = rootfs_path(&dir, root.path())?;
     Ok(Bundle { dir, bytes, spec, rootfs })
+}
+
+/// The bytes of a regular file. Opened non-blocking: a FIFO in place of config.json would
+/// otherwise hang create until some writer came along.
+fn read_regular(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let what = || format!("read {path:?}");
+    let mut f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).with_context(what)?;
+    let t = f.metadata().with_context(what)?.file_type();
+    if !t.is_file() {
+        let kind = if t.is_fifo() {
+            "a fifo"
+        } else if t.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        return Err(Error::new(format!("{path:?}: is {kind}, not a regular file")));
+    }
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).with_context(what)?;
+    Ok(bytes)
+}
+
+/// root.path as runc takes it: relative to the bundle (with the bundle's own symlinks resolved),
+/// cleaned lexically, and then refused if any component of it is a symlink. So "a/../rootfs"
+/// means BUNDLE/rootfs whether or not "a" exists, and the path testudo checks, records and mounts
+/// is the one the kernel walks: a symlink in root.path cannot make the two differ.
+fn rootfs_path(bundle: &Path, root: &Path) -> Result<PathBuf> {
+    let what = format!("root.path {root:?}");
+    let joined = if root.is_absolute() { root.to_path_buf() } else { std::fs::canonicalize(bundle).with_context(|| format!("bundle {bundle:?}"))?.join(root) };
+    let clean = lexical_clean(&joined);
+    let real = std::fs::canonicalize(&clean).with_context(|| format!("{what}: rootfs {clean:?}"))?;
+    if real != clean {
+        return Err(Error::new(format!("{what}: rootfs {clean:?} goes through a symlink (to {real:?})")));
+    }
+    if !real.is_dir() {
+        return Err(Error::new(format!("{what}: rootfs {real:?} is not a directory")));
+    }
+    Ok(real)
+}
+
+/// "/a/b/../c/./d" → "/a/c/d"; ".." at "/" stays at "/". Text only, no file system access.
+fn lexical_clean(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
 }
 
 pub fn parse(bytes: &[u8]) -> Result<Spec> {
@@ -159,6 +213,13 @@ mod tests {
 
     fn check(v: serde_json::Value) -> Result<()> {
         validate(&parse(v.to_string().as_bytes())?)
+    }
+
+    #[test]
+    fn root_paths_are_cleaned_lexically() {
+        for (p, clean) in [("/a/b/../c/./d", "/a/c/d"), ("/../../var", "/var"), ("/x/..", "/"), ("/", "/"), ("/a//b/", "/a/b")] {
+            assert_eq!(lexical_clean(Path::new(p)), Path::new(clean), "{p}");
+        }
     }
 
     #[test]

@@ -276,6 +276,14 @@ fn bad_input_is_a_clear_create_error_that_leaves_nothing() {
         ("PATH lookup fails", set(&["process", "args"], serde_json::json!(["nosuchcmd"])), "executable file not found"),
         ("unenforceable field", set(&["linux", "intelRdt"], serde_json::json!({"closID": "x"})), "intelRdt"),
         ("rlimit above host", set(&["process", "rlimits"], nofile), "CAP_SYS_RESOURCE"),
+        (
+            "rootfs through a symlink",
+            Box::new(|b| {
+                std::os::unix::fs::symlink(common::rootfs(), b.dir.join("rootlink")).expect("symlink");
+                set(&["root", "path"], "rootlink".into())(b)
+            }),
+            "goes through a symlink",
+        ),
         ("device out of /dev", set(&["linux", "devices"], dev("/dev/../../../../etc/evil", 0o666)), "path must name a file under /dev"),
         ("device mode 07777", set(&["linux", "devices"], dev("/dev/evil", 0o7777)), "fileMode 0o7777 has bits"),
     ];
@@ -290,6 +298,57 @@ fn bad_input_is_a_clear_create_error_that_leaves_nothing() {
         assert_eq!(err.matches("level=error").count(), 1, "{name}: one record: {err}");
         assert!(leftovers(&b).is_empty(), "{name}: {:?}", leftovers(&b));
     }
+}
+
+/// A FIFO where config.json should be: refused at once, not waited on for a writer.
+#[test]
+fn a_config_json_that_is_a_fifo_is_refused_without_waiting() {
+    if !require_root() {
+        return;
+    }
+    let b = Bundle::new("true");
+    std::fs::remove_file(b.dir.join("config.json")).expect("rm");
+    nix::unistd::mkfifo(&b.dir.join("config.json"), nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let err = b.dir.join("create.err");
+    let mut child = b
+        .cmd(&["create", "--bundle", b.dir.to_str().expect("utf8"), &b.id])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err).expect("err file"))
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break Some(st);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let status = status.expect("create hung on a fifo config.json");
+    let text = std::fs::read_to_string(&err).expect("stderr");
+    assert!(!status.success());
+    assert!(text.contains("config.json\\\": is a fifo, not a regular file"), "{text}");
+    assert!(leftovers(&b).is_empty(), "{:?}", leftovers(&b));
+}
+
+/// root.path is joined to the bundle and cleaned as text, as runc does: "missing/.." is no
+/// obstacle, and ".." may leave the bundle (then it is just another path to a rootfs).
+#[test]
+fn a_relative_root_path_is_cleaned_against_the_bundle() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("echo ok");
+    b.own_rootfs();
+    b.config["root"]["path"] = "no-such-dir/../rootfs".into();
+    assert_eq!(b.run_ok(), "ok\n");
+    let up = "../".repeat(b.dir.components().count()) + common::rootfs().to_str().expect("utf8").trim_start_matches('/');
+    b.config["root"]["path"] = up.into();
+    assert_eq!(b.run_ok(), "ok\n");
 }
 
 #[test]
