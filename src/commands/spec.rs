@@ -33,7 +33,10 @@ pub fn default_config(rootless: bool) -> serde_json::Value {
             "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}],
             "maskedPaths": [
                 "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-                "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"
+                "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
+                // The running kernel's exact build and the addresses of its symbols: a map for a
+                // kernel exploit. The third is CVE-2020-8694 (RAPL power readings leak secrets).
+                "/proc/config.gz", "/sys/kernel/vmcoreinfo", "/sys/devices/virtual/powercap"
             ],
             "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
             // runc's: deny every device; the runtime then allows the default nodes (cgroups::devices).
