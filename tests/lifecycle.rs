@@ -284,6 +284,23 @@ fn bad_input_is_a_clear_create_error_that_leaves_nothing() {
             }),
             "goes through a symlink",
         ),
+        ("pids limit -5", set(&["linux", "resources", "pids"], serde_json::json!({"limit": -5})), "linux.resources.pids.limit: -5 is not a valid limit"),
+        ("cpu period 0", set(&["linux", "resources", "cpu"], serde_json::json!({"period": 0})), "linux.resources.cpu.period: 0 is outside"),
+        ("umask 99999", set(&["process", "user", "umask"], 99999.into()), "process.user.umask: 99999"),
+        ("70,000 additionalGids", set(&["process", "user", "additionalGids"], (0..70_000).collect::<Vec<u32>>().into()), "additionalGids: 70000 groups"),
+        ("100 KB hostname", set(&["hostname"], "h".repeat(100_000).into()), "hostname: 100000 bytes"),
+        ("hostname with /", set(&["hostname"], "a/b".into()), "must not contain '/'"),
+        ("sysctl with a newline", set(&["linux", "sysctl"], serde_json::json!({"net.ipv4.ip_forward": "1\n0"})), "the value has a newline"),
+        (
+            "permitted beyond bounding",
+            set(&["process", "capabilities", "permitted"], serde_json::json!(["CAP_KILL", "CAP_SYS_ADMIN"])),
+            "capabilities.permitted: CAP_SYS_ADMIN not in capabilities.bounding",
+        ),
+        (
+            "effective beyond permitted",
+            set(&["process", "capabilities", "effective"], serde_json::json!(["CAP_KILL", "CAP_SETUID"])),
+            "capabilities.effective: CAP_SETUID not in",
+        ),
         ("device out of /dev", set(&["linux", "devices"], dev("/dev/../../../../etc/evil", 0o666)), "path must name a file under /dev"),
         ("device mode 07777", set(&["linux", "devices"], dev("/dev/evil", 0o7777)), "fileMode 0o7777 has bits"),
     ];
@@ -295,6 +312,7 @@ fn bad_input_is_a_clear_create_error_that_leaves_nothing() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{name}: accepted");
         assert!(err.contains(expect), "{name}: {err}");
+        assert!(err.len() < 1000, "{name}: the error echoes its input whole: {} bytes", err.len());
         assert_eq!(err.matches("level=error").count(), 1, "{name}: one record: {err}");
         assert!(leftovers(&b).is_empty(), "{name}: {:?}", leftovers(&b));
     }
