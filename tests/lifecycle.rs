@@ -119,6 +119,25 @@ fn create_start_state_delete() {
     assert!(leftovers(&b).is_empty(), "{:?}", leftovers(&b));
 }
 
+/// Docker's `STOPSIGNAL SIGRTMIN+3` (systemd images): kill sends real-time signals by name and
+/// number, and the container's handler sees the one meant.
+#[test]
+fn kill_sends_real_time_signals() {
+    if !require_root() {
+        return;
+    }
+    let b = Bundle::new(
+        "trap 'echo rtmin+3 >> /dev/shm/got' 37; trap 'echo rtmax-2 >> /dev/shm/got' 62; echo ready > /dev/shm/ready; while :; do sleep 0.05; done",
+    );
+    b.start();
+    wait_for("the traps", || b.exec(&["cat", "/dev/shm/ready"]).1 == "ready\n");
+    for (sig, want) in [("SIGRTMIN+3", "rtmin+3\n"), ("RTMAX-2", "rtmin+3\nrtmax-2\n"), ("37", "rtmin+3\nrtmax-2\nrtmin+3\n")] {
+        let k = b.testudo(&["kill", &b.id, sig]);
+        assert!(k.status.success(), "kill {sig}: {}", String::from_utf8_lossy(&k.stderr));
+        wait_for(&format!("the handler of {sig}"), || b.exec(&["cat", "/dev/shm/got"]).1 == want);
+    }
+}
+
 #[test]
 fn delete_force_kills_a_running_container_and_its_children() {
     if !require_root() {
