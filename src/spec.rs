@@ -21,24 +21,102 @@ pub struct Bundle {
 pub fn load(bundle: &Path) -> Result<Bundle> {
     let dir = std::path::absolute(bundle).with_context(|| format!("bundle {bundle:?}"))?;
     let path = dir.join("config.json");
-    let bytes = std::fs::read(&path).with_context(|| format!("read {path:?}"))?;
+    let bytes = read_regular(&path)?;
     let spec = parse(&bytes).map_err(|e| e.context(format!("{path:?}")))?;
     let root = spec.root().as_ref().ok_or_else(|| Error::new("config.json: root is missing"))?;
-    let rootfs = dir.join(root.path());
-    if !rootfs.is_dir() {
-        return Err(Error::new(format!("rootfs {rootfs:?} is not a directory")));
-    }
+    let rootfs = rootfs_path(&dir, root.path())?;
     Ok(Bundle { dir, bytes, spec, rootfs })
+}
+
+/// The bytes of a regular file. Opened non-blocking: a FIFO in place of config.json would
+/// otherwise hang create until some writer came along.
+fn read_regular(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let what = || format!("read {path:?}");
+    let mut f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).with_context(what)?;
+    let t = f.metadata().with_context(what)?.file_type();
+    if !t.is_file() {
+        let kind = if t.is_fifo() {
+            "a fifo"
+        } else if t.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        return Err(Error::new(format!("{path:?}: is {kind}, not a regular file")));
+    }
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).with_context(what)?;
+    Ok(bytes)
+}
+
+/// root.path as runc takes it: relative to the bundle (with the bundle's own symlinks resolved),
+/// cleaned lexically, and then refused if any component of it is a symlink. So "a/../rootfs"
+/// means BUNDLE/rootfs whether or not "a" exists, and the path testudo checks, records and mounts
+/// is the one the kernel walks: a symlink in root.path cannot make the two differ.
+fn rootfs_path(bundle: &Path, root: &Path) -> Result<PathBuf> {
+    let what = format!("root.path {root:?}");
+    let joined = if root.is_absolute() { root.to_path_buf() } else { std::fs::canonicalize(bundle).with_context(|| format!("bundle {bundle:?}"))?.join(root) };
+    let clean = lexical_clean(&joined);
+    let real = std::fs::canonicalize(&clean).with_context(|| format!("{what}: rootfs {clean:?}"))?;
+    if real != clean {
+        return Err(Error::new(format!("{what}: rootfs {clean:?} goes through a symlink (to {real:?})")));
+    }
+    if !real.is_dir() {
+        return Err(Error::new(format!("{what}: rootfs {real:?} is not a directory")));
+    }
+    Ok(real)
+}
+
+/// "/a/b/../c/./d" → "/a/c/d"; ".." at "/" stays at "/". Text only, no file system access.
+fn lexical_clean(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
 }
 
 pub fn parse(bytes: &[u8]) -> Result<Spec> {
     serde_json::from_slice(bytes).map_err(|e| Error::new(format!("invalid config: {e}")))
 }
 
+/// The kernel's limits on setgroups(2) and sethostname(2)/setdomainname(2).
+const NGROUPS_MAX: usize = 65536;
+const HOST_NAME_MAX: usize = 64;
+
+/// `hostname` / `domainname`: what the kernel takes (64 bytes), and nothing that would read as
+/// a path or a second line to whatever later prints or parses it.
+fn check_name(field: &str, name: &str) -> Result<()> {
+    if name.len() > HOST_NAME_MAX {
+        let head: String = name.chars().take(16).collect();
+        return Err(Error::new(format!("{field}: {} bytes (starting {head:?}), longer than HOST_NAME_MAX ({HOST_NAME_MAX})", name.len())));
+    }
+    if name.contains('/') || name.chars().any(|c| c.is_control()) {
+        return Err(Error::new(format!("{field} {name:?}: must not contain '/' or control characters")));
+    }
+    Ok(())
+}
+
 /// What a process asks of the host, checked before anything is cloned: by create for the
 /// container's process, by exec for its own. The scheduler and I/O priority it can get, an
 /// AppArmor profile that is loaded, an SELinux label the loaded policy defines.
 pub fn check_process(process: &Process) -> Result<()> {
+    let user = process.user();
+    if let Some(m) = user.umask().filter(|m| *m > 0o777) {
+        return Err(Error::new(format!("process.user.umask: {m} ({m:#o}) is not a file mode mask (at most 0o777)")));
+    }
+    if let Some(g) = user.additional_gids().as_ref().filter(|g| g.len() > NGROUPS_MAX) {
+        return Err(Error::new(format!("process.user.additionalGids: {} groups, more than the kernel's NGROUPS_MAX ({NGROUPS_MAX})", g.len())));
+    }
     if let Some(s) = process.scheduler() {
         crate::linux::sched::check(s)?;
     }
@@ -79,6 +157,12 @@ pub fn validate(spec: &Spec) -> Result<()> {
     let has = |t: T| linux.namespaces().iter().flatten().any(|n| n.typ() == t);
     if !has(T::Mount) {
         return Err(Error::new("linux.namespaces: a mount namespace is required"));
+    }
+    if let Some(h) = spec.hostname() {
+        check_name("hostname", h)?;
+    }
+    if let Some(d) = spec.domainname() {
+        check_name("domainname", d)?;
     }
     if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has(T::Uts) {
         return Err(Error::new("hostname needs a uts namespace"));
@@ -132,6 +216,9 @@ pub fn validate(spec: &Spec) -> Result<()> {
             crate::linux::idmap::validate(&format!("{what}: gid"), gids)?;
         }
     }
+    for d in linux.devices().iter().flatten() {
+        crate::linux::devices::from_spec(d)?;
+    }
     if let Some(label) = linux.mount_label().as_deref().filter(|s| !s.is_empty()) {
         crate::security::selinux::check("linux.mountLabel", label)?;
     }
@@ -156,6 +243,13 @@ mod tests {
 
     fn check(v: serde_json::Value) -> Result<()> {
         validate(&parse(v.to_string().as_bytes())?)
+    }
+
+    #[test]
+    fn root_paths_are_cleaned_lexically() {
+        for (p, clean) in [("/a/b/../c/./d", "/a/c/d"), ("/../../var", "/var"), ("/x/..", "/"), ("/", "/"), ("/a//b/", "/a/b")] {
+            assert_eq!(lexical_clean(Path::new(p)), Path::new(clean), "{p}");
+        }
     }
 
     #[test]
@@ -190,5 +284,35 @@ mod tests {
         v["process"]["scheduler"] = serde_json::json!({"policy": "SCHED_ISO"});
         assert!(check(v).expect_err("SCHED_ISO").to_string().contains("SCHED_ISO"));
         assert!(parse(b"{not json").is_err());
+    }
+
+    /// (the field as /a/b, the value, the exact error)
+    #[test]
+    fn out_of_range_values_are_refused_with_the_field_named() {
+        let err = |ptr: &str, value: serde_json::Value| {
+            let mut v = base();
+            v["linux"]["namespaces"].as_array_mut().expect("ns").push(serde_json::json!({"type": "uts"}));
+            let mut at = &mut v;
+            for key in ptr.split('/').skip(1) {
+                at = &mut at[key];
+            }
+            *at = value;
+            check(v).err().map(|e| e.to_string())
+        };
+        let gids: Vec<u32> = (0..70_000).collect();
+        let long = "h".repeat(100_000);
+        let cases: Vec<(&str, serde_json::Value, &str)> = vec![
+            ("/process/user/umask", 99999.into(), "process.user.umask: 99999 (0o303237) is not a file mode mask (at most 0o777)"),
+            ("/process/user/additionalGids", gids.into(), "process.user.additionalGids: 70000 groups, more than the kernel's NGROUPS_MAX (65536)"),
+            ("/hostname", long.into(), "hostname: 100000 bytes (starting \"hhhhhhhhhhhhhhhh\"), longer than HOST_NAME_MAX (64)"),
+            ("/hostname", "a/b".into(), "hostname \"a/b\": must not contain '/' or control characters"),
+            ("/hostname", "a\nb".into(), "hostname \"a\\nb\": must not contain '/' or control characters"),
+            ("/domainname", "x\n".into(), "domainname \"x\\n\": must not contain '/' or control characters"),
+        ];
+        for (ptr, value, want) in cases {
+            assert_eq!(err(ptr, value).as_deref(), Some(want), "{ptr}");
+        }
+        assert_eq!(err("/process/user/umask", 0o777.into()), None);
+        assert_eq!(err("/hostname", "h".repeat(64).into()), None);
     }
 }

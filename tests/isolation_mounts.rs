@@ -257,6 +257,8 @@ fn exec_lands_in_the_containers_root_after_it_unmounted_its_root() {
         for set in ["bounding", "effective", "permitted"] {
             b.config["process"]["capabilities"][set].as_array_mut().expect("caps").push("CAP_SYS_ADMIN".into());
         }
+        // Docker's default profile (in the default spec) denies umount2 whatever the caps.
+        b.config["linux"].as_object_mut().expect("linux").remove("seccomp");
         let rootfs = b.own_rootfs();
         std::fs::write(rootfs.join("marker"), "the container's root\n").expect("marker");
         b.write();
@@ -298,6 +300,26 @@ fn masked_and_readonly_paths() {
     assert!(out.matches("Read-only file system").count() >= 2, "/proc/sys and the masking tmpfs are read-only: {out}");
     assert_eq!(mi(&out, "/sys/firmware").fstype, "tmpfs");
     assert_eq!(mi(&out, "/proc/sys").opts[0], "ro");
+}
+
+/// The default spec masks what describes the host kernel to an exploit: its config and
+/// vmcoreinfo (symbol addresses). Each is checked where the host has it.
+#[test]
+fn the_default_spec_masks_the_kernel_config_and_vmcoreinfo() {
+    if !require_root() {
+        return;
+    }
+    let files = ["/proc/config.gz", "/sys/kernel/vmcoreinfo"];
+    let present: Vec<&str> = files.into_iter().filter(|f| std::fs::read(f).is_ok_and(|b| !b.is_empty())).collect();
+    if present.is_empty() {
+        assert!(std::env::var_os("TESTUDO_IN_VM").is_none(), "SKIP is a failure in the VM: no {files:?} on this kernel");
+        eprintln!("SKIP: the host kernel has none of {files:?}");
+        return;
+    }
+    let script: String = present.iter().map(|f| format!("echo {f}=$(cat {f} | wc -c); ")).collect();
+    let out = Bundle::new(&script).run_ok();
+    let want: String = present.iter().map(|f| format!("{f}=0\n")).collect();
+    assert_eq!(out, want);
 }
 
 #[test]

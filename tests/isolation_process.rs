@@ -39,7 +39,7 @@ fn linux_devices_with_mode_and_owner() {
     assert!(out.contains("/dev/sub/myblk block special file 7:c8 600 0 0\n"), "{out}");
     assert!(out.contains("/dev/mypipe fifo 0:0 620 0 5\n"), "{out}");
     b.config["linux"]["devices"] = serde_json::json!([{"path": "/etc/evil", "type": "c", "major": 1, "minor": 1}]);
-    assert!(b.create_err().contains("not under /dev"));
+    assert!(b.create_err().contains("path must name a file under /dev"));
 }
 
 #[test]

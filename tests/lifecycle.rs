@@ -136,6 +136,25 @@ fn create_start_state_delete() {
     assert!(leftovers(&b).is_empty(), "{:?}", leftovers(&b));
 }
 
+/// Docker's `STOPSIGNAL SIGRTMIN+3` (systemd images): kill sends real-time signals by name and
+/// number, and the container's handler sees the one meant.
+#[test]
+fn kill_sends_real_time_signals() {
+    if !require_root() {
+        return;
+    }
+    let b = Bundle::new(
+        "trap 'echo rtmin+3 >> /dev/shm/got' 37; trap 'echo rtmax-2 >> /dev/shm/got' 62; echo ready > /dev/shm/ready; while :; do sleep 0.05; done",
+    );
+    b.start();
+    wait_for("the traps", || b.exec(&["cat", "/dev/shm/ready"]).1 == "ready\n");
+    for (sig, want) in [("SIGRTMIN+3", "rtmin+3\n"), ("RTMAX-2", "rtmin+3\nrtmax-2\n"), ("37", "rtmin+3\nrtmax-2\nrtmin+3\n")] {
+        let k = b.testudo(&["kill", &b.id, sig]);
+        assert!(k.status.success(), "kill {sig}: {}", String::from_utf8_lossy(&k.stderr));
+        wait_for(&format!("the handler of {sig}"), || b.exec(&["cat", "/dev/shm/got"]).1 == want);
+    }
+}
+
 #[test]
 fn delete_force_kills_a_running_container_and_its_children() {
     if !require_root() {
@@ -282,6 +301,7 @@ fn bad_input_is_a_clear_create_error_that_leaves_nothing() {
         })
     }
     let nofile = serde_json::json!([{"type": "RLIMIT_NOFILE", "hard": 1048576u64, "soft": 1024}]);
+    let dev = |path: &str, mode: u32| serde_json::json!([{"path": path, "type": "c", "major": 1, "minor": 3, "fileMode": mode}]);
     let cases: Vec<Case> = vec![
         ("missing bundle", Box::new(|b| std::fs::remove_file(b.dir.join("config.json")).expect("rm")), "config.json"),
         ("malformed json", Box::new(|b| std::fs::write(b.dir.join("config.json"), "{ nope").expect("w")), "invalid config"),
@@ -292,6 +312,33 @@ fn bad_input_is_a_clear_create_error_that_leaves_nothing() {
         ("PATH lookup fails", set(&["process", "args"], serde_json::json!(["nosuchcmd"])), "executable file not found"),
         ("unenforceable field", set(&["linux", "intelRdt"], serde_json::json!({"closID": "x"})), "intelRdt"),
         ("rlimit above host", set(&["process", "rlimits"], nofile), "CAP_SYS_RESOURCE"),
+        (
+            "rootfs through a symlink",
+            Box::new(|b| {
+                std::os::unix::fs::symlink(common::rootfs(), b.dir.join("rootlink")).expect("symlink");
+                set(&["root", "path"], "rootlink".into())(b)
+            }),
+            "goes through a symlink",
+        ),
+        ("pids limit -5", set(&["linux", "resources", "pids"], serde_json::json!({"limit": -5})), "linux.resources.pids.limit: -5 is not a valid limit"),
+        ("cpu period 0", set(&["linux", "resources", "cpu"], serde_json::json!({"period": 0})), "linux.resources.cpu.period: 0 is outside"),
+        ("umask 99999", set(&["process", "user", "umask"], 99999.into()), "process.user.umask: 99999"),
+        ("70,000 additionalGids", set(&["process", "user", "additionalGids"], (0..70_000).collect::<Vec<u32>>().into()), "additionalGids: 70000 groups"),
+        ("100 KB hostname", set(&["hostname"], "h".repeat(100_000).into()), "hostname: 100000 bytes"),
+        ("hostname with /", set(&["hostname"], "a/b".into()), "must not contain '/'"),
+        ("sysctl with a newline", set(&["linux", "sysctl"], serde_json::json!({"net.ipv4.ip_forward": "1\n0"})), "the value has a newline"),
+        (
+            "permitted beyond bounding",
+            set(&["process", "capabilities", "permitted"], serde_json::json!(["CAP_KILL", "CAP_SYS_ADMIN"])),
+            "capabilities.permitted: CAP_SYS_ADMIN not in capabilities.bounding",
+        ),
+        (
+            "effective beyond permitted",
+            set(&["process", "capabilities", "effective"], serde_json::json!(["CAP_KILL", "CAP_SETUID"])),
+            "capabilities.effective: CAP_SETUID not in",
+        ),
+        ("device out of /dev", set(&["linux", "devices"], dev("/dev/../../../../etc/evil", 0o666)), "path must name a file under /dev"),
+        ("device mode 07777", set(&["linux", "devices"], dev("/dev/evil", 0o7777)), "fileMode 0o7777 has bits"),
     ];
     for (name, mutate, expect) in cases {
         let mut b = Bundle::new("true");
@@ -301,9 +348,61 @@ fn bad_input_is_a_clear_create_error_that_leaves_nothing() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{name}: accepted");
         assert!(err.contains(expect), "{name}: {err}");
+        assert!(err.len() < 1000, "{name}: the error echoes its input whole: {} bytes", err.len());
         assert_eq!(err.matches("level=error").count(), 1, "{name}: one record: {err}");
         assert!(leftovers(&b).is_empty(), "{name}: {:?}", leftovers(&b));
     }
+}
+
+/// A FIFO where config.json should be: refused at once, not waited on for a writer.
+#[test]
+fn a_config_json_that_is_a_fifo_is_refused_without_waiting() {
+    if !require_root() {
+        return;
+    }
+    let b = Bundle::new("true");
+    std::fs::remove_file(b.dir.join("config.json")).expect("rm");
+    nix::unistd::mkfifo(&b.dir.join("config.json"), nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let err = b.dir.join("create.err");
+    let mut child = b
+        .cmd(&["create", "--bundle", b.dir.to_str().expect("utf8"), &b.id])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err).expect("err file"))
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break Some(st);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let status = status.expect("create hung on a fifo config.json");
+    let text = std::fs::read_to_string(&err).expect("stderr");
+    assert!(!status.success());
+    assert!(text.contains("config.json\\\": is a fifo, not a regular file"), "{text}");
+    assert!(leftovers(&b).is_empty(), "{:?}", leftovers(&b));
+}
+
+/// root.path is joined to the bundle and cleaned as text, as runc does: "missing/.." is no
+/// obstacle, and ".." may leave the bundle (then it is just another path to a rootfs).
+#[test]
+fn a_relative_root_path_is_cleaned_against_the_bundle() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("echo ok");
+    b.own_rootfs();
+    b.config["root"]["path"] = "no-such-dir/../rootfs".into();
+    assert_eq!(b.run_ok(), "ok\n");
+    let up = "../".repeat(b.dir.components().count()) + common::rootfs().to_str().expect("utf8").trim_start_matches('/');
+    b.config["root"]["path"] = up.into();
+    assert_eq!(b.run_ok(), "ok\n");
 }
 
 #[test]

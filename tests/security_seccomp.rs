@@ -146,6 +146,27 @@ fn without_no_new_privileges_a_non_root_process_is_filtered() {
     assert_eq!(errnos(&out), [77]);
 }
 
+/// As runc: a syscall name this libseccomp does not know is skipped with a warning that names
+/// it (profiles list syscalls of newer kernels); the rest of the rule holds.
+#[test]
+fn an_unknown_syscall_name_is_skipped_with_a_warning() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("/dev/probe syscall 121 0; true");
+    if !probe::add(&mut b) {
+        return;
+    }
+    b.config["linux"]["seccomp"] = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["testudo_no_such_syscall", "getpgid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 77}]
+    });
+    let (code, out, err) = b.run();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(errnos(&out), [77], "{out}");
+    assert!(err.contains(r#"level=warning msg="linux.seccomp.syscalls[0]: unknown syscall \"testudo_no_such_syscall\" skipped""#), "{err}");
+}
+
 #[test]
 fn wrong_profiles_are_create_errors_that_leave_nothing() {
     if !require_root() {
@@ -346,7 +367,7 @@ fn profile(name: &str) -> serde_json::Value {
 }
 
 #[test]
-fn the_default_profile_runs_a_container() {
+fn the_default_spec_has_the_default_profile_and_it_runs_a_container() {
     if !require_root() {
         return;
     }
@@ -358,7 +379,8 @@ fn the_default_profile_runs_a_container() {
     if !probe::add(&mut b) {
         return;
     }
-    b.config["linux"]["seccomp"] = p;
+    // `testudo spec` (which Bundle::new runs) writes it in: the default container is filtered.
+    assert_eq!(b.config["linux"]["seccomp"], p, "the default spec carries default.json");
     let out = b.run_ok();
     assert_eq!(status_field(&out, "Seccomp"), Some("2"), "{out}");
     assert!(out.contains("hi\n") && out.contains("ls-ok"), "{out}");

@@ -41,7 +41,7 @@ fn number(what: &str, v: Option<i64>) -> Result<Option<u32>> {
         None | Some(-1) => Ok(None),
         // Compared with 32-bit immediates, which the kernel sign-extends.
         Some(n) if (0..=i32::MAX as i64).contains(&n) => Ok(Some(n as u32)),
-        Some(n) => Err(Error::new(format!("device rule: invalid {what} number {n}"))),
+        Some(n) => Err(Error::new(format!("{what} {n} is not a device number (-1 or 0 to {})", i32::MAX))),
     }
 }
 
@@ -50,7 +50,7 @@ fn access_bits(s: &str) -> Result<u32> {
         'r' => Ok(acc | ACC_READ),
         'w' => Ok(acc | ACC_WRITE),
         'm' => Ok(acc | ACC_MKNOD),
-        _ => Err(Error::new(format!("device rule: invalid access {s:?} (letters r, w, m)"))),
+        _ => Err(Error::new(format!("access {s:?} is not made of the letters r, w, m"))),
     })
 }
 
@@ -59,7 +59,7 @@ pub fn rule(d: &LinuxDeviceCgroup) -> Result<Rule> {
         LinuxDeviceType::A => None,
         LinuxDeviceType::C => Some(DEV_CHAR),
         LinuxDeviceType::B => Some(DEV_BLOCK),
-        t => return Err(Error::new(format!("device rule: type {:?} is not a, b or c", t.as_str()))),
+        t => return Err(Error::new(format!("type {:?} is not a, b or c", t.as_str()))),
     };
     // An absent access means all of them, as in runc.
     let access = match d.access().as_deref() {
@@ -91,7 +91,7 @@ fn always_allowed() -> Vec<Rule> {
 
 /// The rules the program enforces: the spec's, then the always-allowed ones, then the nodes.
 pub fn rules(spec: &[LinuxDeviceCgroup], nodes: &[LinuxDevice]) -> Result<Vec<Rule>> {
-    let mut out = spec.iter().map(rule).collect::<Result<Vec<_>>>()?;
+    let mut out = spec.iter().enumerate().map(|(i, d)| rule(d).map_err(|e| e.context(format!("linux.resources.devices[{i}]")))).collect::<Result<Vec<_>>>()?;
     out.extend(always_allowed());
     for n in nodes {
         let kind = match n.typ() {
@@ -99,7 +99,10 @@ pub fn rules(spec: &[LinuxDeviceCgroup], nodes: &[LinuxDevice]) -> Result<Vec<Ru
             LinuxDeviceType::C | LinuxDeviceType::U => DEV_CHAR,
             _ => continue, // fifos are not device nodes
         };
-        let num = |v: i64| number("node", Some(v))?.ok_or_else(|| Error::new(format!("device {:?}: invalid number {v}", n.path())));
+        let what = || format!("linux.devices {:?}", n.path());
+        let num = |v: i64| {
+            number("number", Some(v)).map_err(|e| e.context(what()))?.ok_or_else(|| Error::new(format!("{}: number {v} is not a device number", what())))
+        };
         out.push(Rule { allow: true, kind: Some(kind), major: Some(num(n.major())?), minor: Some(num(n.minor())?), access: ACC_MKNOD | ACC_READ | ACC_WRITE });
     }
     Ok(out)
@@ -287,6 +290,8 @@ mod tests {
     fn bad_rules_are_errors() {
         assert!(rules(&parse(r#"[{"allow": true, "access": "rwx"}]"#), &[]).is_err());
         assert!(rules(&parse(r#"[{"allow": true, "type": "p", "access": "r"}]"#), &[]).is_err());
+        let err = rules(&parse(r#"[{"allow": true, "access": "r"}, {"allow": true, "type": "c", "major": 4294967296, "access": "r"}]"#), &[]).err();
+        assert_eq!(err.map(|e| e.to_string()).as_deref(), Some("linux.resources.devices[1]: major 4294967296 is not a device number (-1 or 0 to 2147483647)"));
         assert!(rules(&parse(r#"[{"allow": true, "type": "c", "major": -5, "access": "r"}]"#), &[]).is_err());
         // -1 is a wildcard, as in runc.
         assert_eq!(rule(&parse(r#"[{"allow": true, "type": "c", "major": -1, "access": "r"}]"#)[0]).expect("rule").major, None);

@@ -22,6 +22,9 @@ pub fn check(r: &LinuxResources) -> Result<()> {
     if let Some(c) = r.cpu() {
         cpu::check(c)?;
     }
+    if let Some(p) = r.pids() {
+        pids::check(p)?;
+    }
     if let Some(b) = r.block_io() {
         io::check(b)?;
     }

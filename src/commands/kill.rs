@@ -10,13 +10,35 @@ use crate::container::{state, Status};
 use crate::error::{Error, Result};
 use crate::linux::pidfd;
 
-pub fn parse_signal(s: &str) -> Result<Signal> {
+/// The real-time signals as the kernel numbers them; glibc keeps 32 and 33 for itself, so
+/// `SIGRTMIN` is 34 to every program a container runs.
+const RTMIN: i32 = 34;
+const RTMAX: i32 = 64;
+
+/// A signal as runc takes it: a number 1..=64, or a name with or without `SIG`, in any case,
+/// including `RTMIN`, `RTMIN+n` and `RTMAX-n` (Docker's `STOPSIGNAL SIGRTMIN+3`).
+pub fn parse_signal(s: &str) -> Result<i32> {
+    let invalid = || Error::new(format!("invalid signal {s:?}"));
     if let Ok(n) = s.parse::<i32>() {
-        return Signal::try_from(n).map_err(|_| Error::new(format!("invalid signal {s:?}")));
+        return if (1..=RTMAX).contains(&n) { Ok(n) } else { Err(invalid()) };
     }
     let up = s.to_ascii_uppercase();
-    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
-    name.parse().map_err(|_| Error::new(format!("invalid signal {s:?}")))
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    let offset = |rest: &str, sign: char| -> Option<i32> {
+        if rest.is_empty() {
+            return Some(0);
+        }
+        // Only "+3" / "-2": no second sign, no spaces.
+        rest.strip_prefix(sign).filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))?.parse().ok()
+    };
+    let rt = if let Some(rest) = name.strip_prefix("RTMIN") {
+        offset(rest, '+').map(|n| RTMIN.saturating_add(n))
+    } else if let Some(rest) = name.strip_prefix("RTMAX") {
+        offset(rest, '-').map(|n| RTMAX.saturating_sub(n))
+    } else {
+        return format!("SIG{name}").parse::<Signal>().map(|s| s as i32).map_err(|_| invalid());
+    };
+    rt.filter(|n| (RTMIN..=RTMAX).contains(n)).ok_or_else(invalid)
 }
 
 pub fn run(g: &Global, k: &Kill) -> Result<i32> {
@@ -29,12 +51,12 @@ pub fn run(g: &Global, k: &Kill) -> Result<i32> {
         if !cg.exists() {
             return Ok(0);
         }
-        if sig == Signal::SIGKILL {
+        if sig == libc::SIGKILL {
             cg.kill()?;
         } else {
             for pid in cg.procs()? {
                 if let Ok(fd) = pidfd::open(pid) {
-                    let _ = pidfd::send_signal(&fd, sig);
+                    let _ = pidfd::send_signo(&fd, sig);
                 }
             }
         }
@@ -48,7 +70,7 @@ pub fn run(g: &Global, k: &Kill) -> Result<i32> {
     if state::proc_facts(facts.pid).map(|p| p.start) != Some(facts.pid_start) {
         return Err(Error::new(format!("container {:?} is not running", k.id)));
     }
-    pidfd::send_signal(&fd, sig)?;
+    pidfd::send_signo(&fd, sig)?;
     Ok(0)
 }
 
@@ -59,11 +81,37 @@ mod tests {
     #[test]
     fn signal_forms_runc_accepts() {
         for s in ["15", "TERM", "SIGTERM", "term", "sigterm"] {
-            assert_eq!(parse_signal(s).ok(), Some(Signal::SIGTERM), "{s}");
+            assert_eq!(parse_signal(s).ok(), Some(libc::SIGTERM), "{s}");
         }
-        assert_eq!(parse_signal("9").ok(), Some(Signal::SIGKILL));
-        assert_eq!(parse_signal("KILL").ok(), Some(Signal::SIGKILL));
-        assert!(parse_signal("NOPE").is_err());
-        assert!(parse_signal("99").is_err());
+        assert_eq!(parse_signal("9").ok(), Some(libc::SIGKILL));
+        assert_eq!(parse_signal("KILL").ok(), Some(libc::SIGKILL));
+        for s in ["NOPE", "99", "0", "-1", "65", "SIG", ""] {
+            assert!(parse_signal(s).is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn real_time_signals_by_number_and_by_name() {
+        let cases = [
+            ("34", 34),
+            ("64", 64),
+            ("32", 32),
+            ("SIGRTMIN", 34),
+            ("RTMIN", 34),
+            ("rtmin", 34),
+            ("SIGRTMIN+3", 37),
+            ("RTMIN+3", 37),
+            ("sigrtmin+30", 64),
+            ("SIGRTMAX", 64),
+            ("RTMAX-2", 62),
+            ("SIGRTMAX-30", 34),
+        ];
+        for (s, n) in cases {
+            assert_eq!(parse_signal(s).ok(), Some(n), "{s}");
+        }
+        for s in ["SIGRTMIN+31", "RTMAX-31", "RTMIN-1", "RTMAX+1", "RTMIN+", "RTMIN++3", "RTMIN+-3", "RTMIN+ 3", "RTMIN3", "RTMIN+99999999999"] {
+            assert!(parse_signal(s).is_err(), "{s}");
+        }
+        assert_eq!(parse_signal("RTMIN+x").expect_err("x").to_string(), "invalid signal \"RTMIN+x\"");
     }
 }

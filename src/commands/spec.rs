@@ -1,10 +1,14 @@
-//! `spec`: write a default config.json, hardened: runc's defaults plus no_new_privileges, and the
-//! same masked and read-only paths.
+//! `spec`: write a default config.json, hardened: runc's defaults plus no_new_privileges, Docker's
+//! default seccomp profile, and the same masked and read-only paths.
 
 use crate::cli::SpecCmd;
 use crate::error::{Context, Error, Result};
 
-pub fn default_config(rootless: bool) -> serde_json::Value {
+/// seccomp-profiles/default.json (Docker's default profile, see the README there), built in so
+/// that `spec` needs nothing beside the binary.
+const DEFAULT_SECCOMP: &str = include_str!("../../seccomp-profiles/default.json");
+
+pub fn default_config(rootless: bool) -> Result<serde_json::Value> {
     let caps = serde_json::json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
     let mut v = serde_json::json!({
         "ociVersion": crate::spec::SPEC_VERSION,
@@ -33,13 +37,17 @@ pub fn default_config(rootless: bool) -> serde_json::Value {
             "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}],
             "maskedPaths": [
                 "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-                "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"
+                "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
+                // The running kernel's exact build and the addresses of its symbols: a map for a
+                // kernel exploit. The third is CVE-2020-8694 (RAPL power readings leak secrets).
+                "/proc/config.gz", "/sys/kernel/vmcoreinfo", "/sys/devices/virtual/powercap"
             ],
             "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
             // runc's: deny every device; the runtime then allows the default nodes (cgroups::devices).
             "resources": {"devices": [{"allow": false, "access": "rwm"}]}
         }
     });
+    v["linux"]["seccomp"] = serde_json::from_str(DEFAULT_SECCOMP).map_err(|e| Error::new(format!("built-in seccomp profile: {e}")))?;
     if rootless {
         let uid = nix::unistd::getuid().as_raw();
         let gid = nix::unistd::getgid().as_raw();
@@ -51,7 +59,7 @@ pub fn default_config(rootless: bool) -> serde_json::Value {
         v["linux"]["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": uid, "size": 1}]);
         v["linux"]["gidMappings"] = serde_json::json!([{"containerID": 0, "hostID": gid, "size": 1}]);
     }
-    v
+    Ok(v)
 }
 
 pub fn run(s: &SpecCmd) -> Result<i32> {
@@ -59,7 +67,7 @@ pub fn run(s: &SpecCmd) -> Result<i32> {
     if path.exists() {
         return Err(Error::new(format!("{path:?} already exists")));
     }
-    let text = serde_json::to_string_pretty(&default_config(s.rootless)).map_err(|e| Error::new(e.to_string()))?;
+    let text = serde_json::to_string_pretty(&default_config(s.rootless)?).map_err(|e| Error::new(e.to_string()))?;
     std::fs::write(&path, text + "\n").with_context(|| format!("write {path:?}"))?;
     Ok(0)
 }
@@ -68,11 +76,21 @@ pub fn run(s: &SpecCmd) -> Result<i32> {
 mod tests {
     #[test]
     fn the_default_config_passes_our_own_validation() {
-        let v = super::default_config(false);
+        let v = super::default_config(false).expect("config");
         let spec = crate::spec::parse(v.to_string().as_bytes()).expect("parse");
         crate::spec::validate(&spec).expect("valid");
-        let v = super::default_config(true);
+        let v = super::default_config(true).expect("config");
         let spec = crate::spec::parse(v.to_string().as_bytes()).expect("parse");
         crate::spec::validate(&spec).expect("valid rootless");
+    }
+
+    #[test]
+    fn the_default_config_carries_the_shipped_default_seccomp_profile() {
+        let shipped: serde_json::Value = serde_json::from_str(super::DEFAULT_SECCOMP).expect("json");
+        for rootless in [false, true] {
+            let v = super::default_config(rootless).expect("config");
+            assert_eq!(v["linux"]["seccomp"], shipped, "rootless={rootless}");
+            assert_eq!(v["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+        }
     }
 }

@@ -32,26 +32,49 @@ pub fn defaults() -> Vec<Device> {
         .collect()
 }
 
+/// The largest numbers a node can carry: the kernel's dev_t is 12 bits of major, 20 of minor.
+/// A larger one would be cut down to another device by makedev.
+const MAX_MAJOR: i64 = (1 << 12) - 1;
+const MAX_MINOR: i64 = (1 << 20) - 1;
+
 pub fn from_spec(d: &oci_spec::runtime::LinuxDevice) -> Result<Device> {
     use oci_spec::runtime::LinuxDeviceType as T;
+    let what = format!("linux.devices {:?}", d.path());
     let kind = match d.typ() {
         T::C | T::U => SFlag::S_IFCHR,
         T::B => SFlag::S_IFBLK,
         T::P => SFlag::S_IFIFO,
-        T::A => return Err(Error::new(format!("device {:?}: type 'a' is not a node type", d.path()))),
+        T::A => return Err(Error::new(format!("{what}: type 'a' is not a node type"))),
     };
-    if !d.path().starts_with("/dev/") {
-        return Err(Error::new(format!("device {:?}: not under /dev", d.path())));
+    if !under_dev(d.path()) {
+        return Err(Error::new(format!("{what}: path must name a file under /dev, without \"..\"")));
     }
-    Ok(Device {
-        path: d.path().clone(),
-        kind,
-        major: d.major() as u64,
-        minor: d.minor() as u64,
-        mode: d.file_mode().unwrap_or(0o666) & 0o7777,
-        uid: d.uid(),
-        gid: d.gid(),
-    })
+    let number = |field: &str, v: i64, max: i64| {
+        if (0..=max).contains(&v) {
+            Ok(v as u64)
+        } else {
+            Err(Error::new(format!("{what}: {field} {v} is not a device number (0 to {max})")))
+        }
+    };
+    let (major, minor) = if kind == SFlag::S_IFIFO { (0, 0) } else { (number("major", d.major(), MAX_MAJOR)?, number("minor", d.minor(), MAX_MINOR)?) };
+    // As runc, file type bits in fileMode are dropped (the type field says what the node is);
+    // setuid, setgid and sticky on a node are refused, not masked.
+    let mode = d.file_mode().unwrap_or(0o666) & !libc::S_IFMT;
+    if mode & !0o777 != 0 {
+        return Err(Error::new(format!("{what}: fileMode {mode:#o} has bits beyond the permissions 0777")));
+    }
+    Ok(Device { path: d.path().clone(), kind, major, minor, mode, uid: d.uid(), gid: d.gid() })
+}
+
+/// Lexically "/dev/NAME…": absolute, no "..", something below /dev. Checked on the text because
+/// the node is made in-root where "/dev/../etc" would still reach the rootfs's /etc.
+fn under_dev(path: &Path) -> bool {
+    use std::path::Component;
+    let mut c = path.components();
+    c.next() == Some(Component::RootDir)
+        && c.next() == Some(Component::Normal("dev".as_ref()))
+        && path.components().all(|c| !matches!(c, Component::ParentDir))
+        && c.next().is_some()
 }
 
 /// Create `dev` inside `root`. `bind` = in a user namespace: bind the host node instead.
@@ -116,4 +139,42 @@ pub fn links(root: &OwnedFd, ptmx: bool) -> Result<()> {
 /// Whether the mount list puts a devpts at /dev/pts.
 pub fn has_devpts(mounts: &[oci_spec::runtime::Mount]) -> bool {
     mounts.iter().any(|m| m.typ().as_deref() == Some("devpts") && m.destination() == Path::new("/dev/pts"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dev(json: &str) -> Result<Device> {
+        from_spec(&serde_json::from_str(json).expect("json"))
+    }
+
+    #[test]
+    fn a_node_must_be_lexically_under_dev() {
+        assert_eq!(dev(r#"{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}"#).expect("ok").path, Path::new("/dev/fuse"));
+        assert!(dev(r#"{"path": "/dev/net/tun", "type": "c", "major": 10, "minor": 200}"#).is_ok());
+        for p in ["/dev/../../../../etc/evil", "/dev/x/../../etc/evil", "/dev/..", "/dev", "/dev/", "dev/x", "/etc/x", "/devx/y", "/./dev/../x"] {
+            let err = dev(&format!(r#"{{"path": "{p}", "type": "c", "major": 1, "minor": 3}}"#)).err().map(|e| e.to_string());
+            assert_eq!(err, Some(format!("linux.devices {p:?}: path must name a file under /dev, without \"..\"")), "{p}");
+        }
+    }
+
+    #[test]
+    fn mode_bits_beyond_0777_are_refused_and_the_type_bits_dropped() {
+        let err = dev(r#"{"path": "/dev/x", "type": "c", "major": 1, "minor": 3, "fileMode": 4095}"#).err().map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some("linux.devices \"/dev/x\": fileMode 0o7777 has bits beyond the permissions 0777"));
+        assert!(dev(r#"{"path": "/dev/x", "type": "c", "major": 1, "minor": 3, "fileMode": 2486}"#).is_err(), "setgid 0o4666");
+        // S_IFCHR | 0666, as some callers send the stat mode whole.
+        assert_eq!(dev(r#"{"path": "/dev/x", "type": "c", "major": 1, "minor": 3, "fileMode": 8630}"#).expect("ok").mode, 0o666);
+        assert_eq!(dev(r#"{"path": "/dev/x", "type": "c", "major": 1, "minor": 3}"#).expect("ok").mode, 0o666);
+    }
+
+    #[test]
+    fn numbers_that_do_not_fit_a_dev_t_are_refused() {
+        let err = dev(r#"{"path": "/dev/x", "type": "c", "major": 4294967296, "minor": 0}"#).err().map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some("linux.devices \"/dev/x\": major 4294967296 is not a device number (0 to 4095)"));
+        assert!(dev(r#"{"path": "/dev/x", "type": "b", "major": 8, "minor": 1048576}"#).is_err());
+        assert!(dev(r#"{"path": "/dev/x", "type": "c", "major": -1, "minor": 0}"#).is_err());
+        assert!(dev(r#"{"path": "/dev/x", "type": "c", "major": 4095, "minor": 1048575}"#).is_ok());
+    }
 }

@@ -18,10 +18,16 @@ pub fn open(pid: i32) -> Result<OwnedFd> {
 }
 
 pub fn send_signal(fd: &OwnedFd, sig: Signal) -> Result<()> {
+    send_signo(fd, sig as i32)
+}
+
+/// By number: `kill` sends the real-time signals too, which `Signal` has no names for.
+pub fn send_signo(fd: &OwnedFd, signo: i32) -> Result<()> {
     // SAFETY: pidfd_send_signal with a valid fd, a signal number, a null siginfo and no flags.
-    let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, fd.as_raw_fd(), sig as i32, std::ptr::null::<libc::siginfo_t>(), 0) };
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, fd.as_raw_fd(), signo, std::ptr::null::<libc::siginfo_t>(), 0) };
     if r < 0 {
-        return Err(Error::sys(format!("signal {sig}"), Errno::last()));
+        let name = Signal::try_from(signo).map(|s| s.to_string()).unwrap_or_else(|_| signo.to_string());
+        return Err(Error::sys(format!("signal {name}"), Errno::last()));
     }
     Ok(())
 }

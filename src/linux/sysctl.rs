@@ -26,9 +26,13 @@ fn namespace_of(key: &str) -> Result<T> {
 }
 
 pub fn check(sysctl: &HashMap<String, String>, ns: &Plan) -> Result<()> {
-    for key in sysctl.keys() {
+    for (key, value) in sysctl {
         if key.contains('/') || key.contains("..") {
             return Err(Error::new(format!("sysctl {key:?}: invalid key")));
+        }
+        // A newline would end the value the kernel parses and let the rest be read as another.
+        if value.contains(['\n', '\0']) {
+            return Err(Error::new(format!("linux.sysctl {key:?}: the value has a newline or NUL in it")));
         }
         let t = namespace_of(key)?;
         if !ns.private(t) {
@@ -58,5 +62,17 @@ mod tests {
         assert_eq!(namespace_of("fs.mqueue.msg_max").ok(), Some(T::Ipc));
         assert!(namespace_of("kernel.panic").is_err());
         assert!(namespace_of("vm.overcommit_memory").is_err());
+    }
+
+    #[test]
+    fn a_value_with_a_newline_is_refused() {
+        let ns = crate::linux::namespaces::plan(
+            &serde_json::from_str::<Vec<oci_spec::runtime::LinuxNamespace>>(r#"[{"type": "network"}, {"type": "mount"}]"#).expect("ns"),
+        )
+        .expect("plan");
+        let one = |v: &str| check(&HashMap::from([("net.ipv4.ip_forward".to_string(), v.to_string())]), &ns).map_err(|e| e.to_string());
+        assert_eq!(one("1\n0"), Err("linux.sysctl \"net.ipv4.ip_forward\": the value has a newline or NUL in it".into()));
+        assert!(one("1\0").is_err());
+        assert!(one("1").is_ok());
     }
 }

@@ -41,6 +41,9 @@ pub fn plan(c: Option<&LinuxCapabilities>) -> Result<Plan> {
         inheritable: convert("inheritable", c.inheritable().as_ref(), &host)?,
         ambient: convert("ambient", c.ambient().as_ref(), &host)?,
     };
+    subset(&p.permitted, "permitted", &p.bounding, "bounding")?;
+    subset(&p.effective, "effective", &p.permitted, "permitted")?;
+    subset(&p.inheritable, "inheritable", &p.bounding, "bounding")?;
     // The kernel raises an ambient capability only if it is permitted and inheritable. runc's own
     // default spec lists ambient capabilities without inheritable ones and runc goes on without
     // them; so do we. This can only ever grant less than asked, never more.
@@ -51,6 +54,18 @@ pub fn plan(c: Option<&LinuxCapabilities>) -> Result<Plan> {
         crate::log::warn(&format!("capabilities.ambient: {} not raised: not both permitted and inheritable", names.join(", ")));
     }
     Ok(Plan { ambient, ..p })
+}
+
+/// What the kernel would refuse at capset (effective beyond permitted, inheritable beyond the
+/// bounding set) or drop at execve (permitted beyond the bounding set), as a create error that
+/// names the sets.
+fn subset(set: &CapsHashSet, name: &str, of: &CapsHashSet, of_name: &str) -> Result<()> {
+    let mut extra: Vec<String> = set.difference(of).map(|c| c.to_string()).collect();
+    if extra.is_empty() {
+        return Ok(());
+    }
+    extra.sort();
+    Err(Error::new(format!("capabilities.{name}: {} not in capabilities.{of_name}", extra.join(", "))))
 }
 
 /// Step 1, while still privileged: shrink the bounding set and keep the permitted set across the
@@ -86,4 +101,25 @@ pub fn apply(p: &Plan) -> Result<()> {
         caps::raise(None, CapSet::Ambient, *cap).map_err(|e| Error::new(format!("raise ambient {cap}: {e}")))?;
     }
     nix::sys::prctl::set_keepcaps(false).map_err(|e| Error::sys("reset keep capabilities", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_of(json: serde_json::Value) -> std::result::Result<Plan, String> {
+        plan(Some(&serde_json::from_value(json).expect("caps json"))).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn sets_the_kernel_would_refuse_or_drop_are_errors_naming_them() {
+        let c = plan_of(serde_json::json!({"bounding": ["CAP_KILL"], "permitted": ["CAP_KILL", "CAP_CHOWN", "CAP_SETUID"], "effective": []}));
+        assert_eq!(c.err().as_deref(), Some("capabilities.permitted: CAP_CHOWN, CAP_SETUID not in capabilities.bounding"));
+        let c = plan_of(serde_json::json!({"bounding": ["CAP_KILL", "CAP_CHOWN"], "permitted": ["CAP_KILL"], "effective": ["CAP_CHOWN"]}));
+        assert_eq!(c.err().as_deref(), Some("capabilities.effective: CAP_CHOWN not in capabilities.permitted"));
+        let c = plan_of(serde_json::json!({"bounding": ["CAP_KILL"], "permitted": ["CAP_KILL"], "inheritable": ["CAP_CHOWN"]}));
+        assert_eq!(c.err().as_deref(), Some("capabilities.inheritable: CAP_CHOWN not in capabilities.bounding"));
+        let ok = plan_of(serde_json::json!({"bounding": ["CAP_KILL", "CAP_CHOWN"], "permitted": ["CAP_KILL", "CAP_CHOWN"], "effective": ["CAP_KILL"]}));
+        assert!(ok.is_ok(), "{:?}", ok.err());
+    }
 }

@@ -3,17 +3,23 @@
 //! SipHash of the input; the file holds the whole input too, and a hit needs an exact match, so a
 //! hash collision can only cost a compile, never load the wrong filter.
 //!
+//! Bounded: a put keeps the KEEP most recently used entries (a hit touches its file), so a
+//! caller that sends a new profile for every container does not fill the disk.
+//!
 //! Layout: MAGIC, u32 input length, input, then the instructions (8 bytes each, native order).
 //! Input = the seccomp JSON as serialised from the parsed spec + libseccomp's version + FORMAT.
 
 use std::hash::{Hash, Hasher};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 const MAGIC: &[u8; 8] = b"tsdbpf01";
 /// Bump when the program we generate from the same input changes (the ENOSYS stub, say).
 const FORMAT: &str = "testudo-seccomp-1";
+/// Entries kept per state root: more distinct profiles than one host runs at once.
+const KEEP: usize = 64;
 
 pub fn dir(root: &Path) -> PathBuf {
     root.join("..seccomp")
@@ -36,9 +42,12 @@ fn file(dir: &Path, input: &[u8]) -> PathBuf {
     dir.join(format!("{:016x}.bpf", h.finish()))
 }
 
-/// The cached program for `input`, if there is one that matches it exactly.
+/// The cached program for `input`, if there is one that matches it exactly. A hit marks the
+/// entry as just used.
 pub fn get(dir: &Path, input: &[u8]) -> Option<Vec<libc::sock_filter>> {
-    let bytes = std::fs::read(file(dir, input)).ok()?;
+    let mut f = std::fs::File::open(file(dir, input)).ok()?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).ok()?;
     let rest = bytes.strip_prefix(MAGIC.as_slice())?;
     let (len, rest) = rest.split_first_chunk::<4>()?;
     let len = u32::from_ne_bytes(*len) as usize;
@@ -46,7 +55,12 @@ pub fn get(dir: &Path, input: &[u8]) -> Option<Vec<libc::sock_filter>> {
         return None;
     }
     let prog = &rest[len..];
-    (prog.len() % 8 == 0 && !prog.is_empty()).then(|| super::decode(prog))
+    if prog.len() % 8 != 0 || prog.is_empty() {
+        return None;
+    }
+    // Failing to touch only makes the entry look older to `prune`.
+    let _ = f.set_modified(SystemTime::now());
+    Some(super::decode(prog))
 }
 
 /// Store a program; written to a temp file and renamed, so readers see all of it or nothing.
@@ -67,7 +81,28 @@ pub fn put(dir: &Path, input: &[u8], prog: &[libc::sock_filter]) -> std::io::Res
     f.write_all(&buf)?;
     std::fs::rename(&tmp, &path).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
-    })
+    })?;
+    prune(dir, KEEP);
+    Ok(())
+}
+
+/// Remove all but the `keep` entries used last (by mtime, which a hit renews). Best effort: an
+/// entry a concurrent create removes or reads meanwhile costs at most a compile.
+fn prune(dir: &Path, keep: usize) {
+    let Ok(list) = std::fs::read_dir(dir) else { return };
+    let mut entries: Vec<(SystemTime, PathBuf)> = list
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "bpf"))
+        .filter_map(|p| Some((std::fs::symlink_metadata(&p).ok()?.modified().ok()?, p)))
+        .collect();
+    if entries.len() <= keep {
+        return;
+    }
+    entries.sort_by_key(|e| std::cmp::Reverse(e.0));
+    for (_, p) in &entries[keep..] {
+        let _ = std::fs::remove_file(p);
+    }
 }
 
 #[cfg(test)]
@@ -87,6 +122,30 @@ mod tests {
         let b = input(b"{\"defaultAction\":\"SCMP_ACT_KILL\"}");
         std::fs::copy(file(&d, &a), file(&d, &b)).expect("copy");
         assert!(get(&d, &b).is_none());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn the_cache_keeps_the_entries_used_last() {
+        let d = std::env::temp_dir().join(format!("testudo-cache-lru-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let prog = vec![libc::sock_filter { code: 6, jt: 0, jf: 0, k: 0 }];
+        let inputs: Vec<Vec<u8>> = (0..4).map(|i| input(format!("{{\"profile\":{i}}}").as_bytes())).collect();
+        // Put 0..4 an hour apart (oldest first), then use entry 0: it becomes the newest.
+        let hour_ago = |i: u64| SystemTime::now() - std::time::Duration::from_secs(3600 * (10 - i));
+        for (i, inp) in inputs.iter().enumerate() {
+            put(&d, inp, &prog).expect("put");
+            std::fs::File::open(file(&d, inp)).expect("open").set_modified(hour_ago(i as u64)).expect("mtime");
+        }
+        assert!(get(&d, &inputs[0]).is_some());
+        prune(&d, 2);
+        let left: Vec<bool> = inputs.iter().map(|i| file(&d, i).exists()).collect();
+        assert_eq!(left, [true, false, false, true], "kept: the one just used and the newest put");
+        // put prunes to KEEP on its own.
+        for i in 0..KEEP + 5 {
+            put(&d, &input(format!("{{\"n\":{i}}}").as_bytes()), &prog).expect("put");
+        }
+        assert_eq!(std::fs::read_dir(&d).expect("dir").count(), KEEP);
         let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -1,6 +1,7 @@
 //! `linux.seccomp` → libseccomp → classic BPF, in P0. Every field is either honoured exactly or
 //! refused; the only thing skipped is a syscall name this libseccomp does not know (profiles name
-//! syscalls of newer kernels), with a debug log.
+//! syscalls of newer kernels), with a warning, as runc does. Skipping one only ever leaves that
+//! syscall to the default action, and the ENOSYS stub counts only names that were known.
 
 use std::io::{Read, Seek};
 
@@ -147,7 +148,7 @@ pub fn bpf(s: &LinuxSeccomp) -> Result<Vec<libc::sock_filter>> {
         for name in rule.names() {
             let Ok(sc) = ScmpSyscall::from_name(name) else {
                 // Profiles name syscalls of newer kernels than this libseccomp knows.
-                crate::log::debug(|| format!("seccomp: skipping unknown syscall {name:?}"));
+                crate::log::warn(&format!("linux.seccomp.{what}: unknown syscall {name:?} skipped"));
                 continue;
             };
             named.push(name);
