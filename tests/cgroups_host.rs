@@ -175,8 +175,7 @@ fn a_limit_whose_controller_is_missing_is_a_clear_error() {
     // rdma: in neither the v2 hierarchy nor a v1 one on this host (nor in the test VM).
     let available = std::fs::read_to_string(hierarchy().join("cgroup.controllers")).expect("controllers");
     if available.split_whitespace().any(|c| c == "rdma") || Path::new("/sys/fs/cgroup/rdma").exists() {
-        assert!(std::env::var_os("TESTUDO_IN_VM").is_none(), "SKIP is a failure in the VM: rdma is available");
-        eprintln!("SKIP: the rdma controller is available here");
+        common::skip("the rdma controller is available here");
         return;
     }
     let mut b = Bundle::new("true");
@@ -201,8 +200,7 @@ fn on_a_hybrid_host_limits_of_v1_controllers_are_enforced_in_v1() {
         return;
     }
     let (Some(pids), Some(memory), Some(cpu)) = (v1_hierarchy("pids"), v1_hierarchy("memory"), v1_hierarchy("cpu")) else {
-        assert!(std::env::var_os("TESTUDO_IN_VM").is_none(), "SKIP is a failure in the VM");
-        eprintln!("SKIP: not a hybrid host (pids, memory and cpu are not all bound to cgroup v1)");
+        common::skip("not a hybrid host (pids, memory and cpu are not all bound to cgroup v1)");
         return;
     };
     let resources = serde_json::json!({
@@ -262,8 +260,7 @@ fn hugetlb_limits_and_unified_keys_are_written() {
     }
     let available = std::fs::read_to_string(hierarchy().join("cgroup.controllers")).expect("controllers");
     if !available.split_whitespace().any(|c| c == "hugetlb") || !Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists() {
-        assert!(std::env::var_os("TESTUDO_IN_VM").is_none(), "SKIP is a failure in the VM: no hugetlb");
-        eprintln!("SKIP: no hugetlb controller or 2 MB pages");
+        common::skip("no hugetlb controller or 2 MB pages");
         return;
     }
     let mut b = Bundle::new("d=/sys/fs/cgroup; [ -d $d/unified ] && d=$d/unified; cat $d/hugetlb.2MB.max $d/hugetlb.1GB.max");
@@ -336,8 +333,7 @@ fn on_a_hybrid_host_a_cgroup_mount_shows_the_containers_v1_and_v2_cgroups() {
         return;
     }
     if v1_hierarchy("pids").is_none() || v1_hierarchy("memory").is_none() {
-        assert!(std::env::var_os("TESTUDO_IN_VM").is_none(), "SKIP is a failure in the VM");
-        eprintln!("SKIP: not a hybrid host");
+        common::skip("not a hybrid host");
         return;
     }
     let mut b = Bundle::new(

@@ -9,13 +9,21 @@ use std::sync::OnceLock;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_testudo");
 
-/// Skip (loudly) unless root; inside the test VM a skip is a failure.
+/// A test that cannot run here fails: a test that returns early would count as passed. Only
+/// with TESTUDO_ALLOW_SKIP=1 (a developer's machine that lacks something, never CI or the VM)
+/// does it print "SKIP: why" and pass.
+pub fn skip(why: &str) {
+    let allowed = std::env::var_os("TESTUDO_ALLOW_SKIP").is_some_and(|v| v == "1") && std::env::var_os("TESTUDO_IN_VM").is_none();
+    assert!(allowed, "cannot run here: {why} (TESTUDO_ALLOW_SKIP=1 turns this into a skip)");
+    eprintln!("SKIP: {why}");
+}
+
+/// Whether this test can run: root is required (see `skip`).
 pub fn require_root() -> bool {
     if nix::unistd::geteuid().is_root() {
         return true;
     }
-    assert!(std::env::var_os("TESTUDO_IN_VM").is_none(), "SKIP is a failure in the VM: not root");
-    eprintln!("SKIP: needs root");
+    skip("needs root");
     false
 }
 
