@@ -73,11 +73,15 @@ pub fn identity(i: &Identity, chan: &Channel) -> Result<()> {
     if let Some(io) = p.io_priority() {
         ioprio::apply(io)?;
     }
+    // Read before any filter: every syscall we can move ahead of it is one a profile need not allow.
+    let setgroups = !i.userns || std::fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny");
+    if i.seccomp.is_some() && seccomp_at(i) != SeccompAt::Execve {
+        fds::note_table_size(i.proc);
+    }
     if let (Some(prog), SeccompAt::Early) = (i.seccomp, seccomp_at(i)) {
         install_seccomp(prog, chan)?;
     }
     capabilities::drop_bounding(i.caps)?;
-    let setgroups = !i.userns || std::fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny");
     creds::become_user(p.user(), setgroups)?;
     capabilities::apply(i.caps)?;
     if nnp(p) {
@@ -108,7 +112,7 @@ pub fn resolve_executable(p: &Process) -> Result<PathBuf> {
     let path = env_value(p, "PATH").unwrap_or(DEFAULT_PATH);
     for dir in path.split(':').filter(|d| !d.is_empty()) {
         let candidate = Path::new(dir).join(arg0);
-        if candidate.is_file() && nix::unistd::access(&candidate, nix::unistd::AccessFlags::X_OK).is_ok() {
+        if is_file(&candidate) && nix::unistd::access(&candidate, nix::unistd::AccessFlags::X_OK).is_ok() {
             return Ok(candidate);
         }
     }
@@ -127,11 +131,23 @@ pub fn exec(i: &Identity, exe: &Path, preserve: u32, chan: &Channel, exec_fifo: 
     // two kept are a socket and a fifo: neither resolves as a directory or executes.
     let mut keep = [Some(chan.raw()), exec_fifo];
     keep.sort_unstable();
-    let e = match close_except(3 + preserve, &keep) {
+    let e = match fds::close_from(3 + preserve, &keep) {
         Ok(()) => after_close(i, exe, preserve),
         Err(e) => e,
     };
-    let _ = chan.send(&crate::spawn::sync::Msg::Fail(e));
+    fail(chan, e)
+}
+
+/// Report a failure after `start` may have returned, and end the process. P0 hears it while it
+/// still listens (`run`, or `create` before ready); once nobody does (`start` returned and
+/// `create` is long gone), the container's stderr is the one place left where its owner can
+/// read why it never ran, as it would read the program's own errors.
+pub fn fail(chan: &Channel, e: Error) -> ! {
+    let text = e.to_string();
+    if chan.send(&crate::spawn::sync::Msg::Fail(e)).is_err() {
+        let line = format!("testudo: container process: {text}\n");
+        let _ = nix::unistd::write(std::io::stderr(), line.as_bytes());
+    }
     // SAFETY: _exit ends the process at once; nothing of our callers' frames runs again.
     unsafe { libc::_exit(1) }
 }
@@ -169,23 +185,10 @@ fn try_exec(i: &Identity, exe: &Path, preserve: u32) -> Result<std::convert::Inf
     nix::unistd::execve(&exe_c, &argv, &env).map_err(|e| Error::sys(format!("exec: {exe:?}"), e))
 }
 
-/// close_range over [first, ∞) minus the sorted `keep` fds.
-fn close_except(first: u32, keep: &[Option<RawFd>]) -> Result<()> {
-    let mut lo = first;
-    for k in keep.iter().flatten().map(|&k| k as u32).chain([u32::MAX]) {
-        if k < lo {
-            continue;
-        }
-        if k > lo {
-            // SAFETY: closing fds we no longer use; the Rust owners of them live in frames of
-            // this process that are never returned to (`exec` ends in execve or _exit).
-            if unsafe { libc::close_range(lo, k - 1, 0) } < 0 {
-                return Err(crate::error::last_os("close_range"));
-            }
-        }
-        lo = k.saturating_add(1);
-    }
-    Ok(())
+/// A regular file (after symlinks). stat(2) (newfstatat), not std's statx: a seccomp profile
+/// that predates statx (Linux 4.11) may already be on here (`SeccompAt::Early`).
+fn is_file(path: &Path) -> bool {
+    nix::sys::stat::stat(path).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG)
 }
 
 fn cstrings(v: &[String]) -> Result<Vec<CString>> {

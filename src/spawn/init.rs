@@ -129,7 +129,9 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
     chan.send(&Msg::Ready)?;
     // 11.
     wait_for_start(p, chan)?;
-    hooks::run_all("startContainer", p.spec.hooks().as_ref().and_then(|h| h.start_container().as_ref()), &state)?;
+    if let Err(e) = hooks::run_all("startContainer", p.spec.hooks().as_ref().and_then(|h| h.start_container().as_ref()), &state) {
+        finish::fail(chan, e);
+    }
     drop(pty);
     finish::exec(&id, &exe, p.preserve_fds, chan, p.fifo.as_ref().map(AsRawFd::as_raw_fd))
 }

@@ -1,0 +1,115 @@
+//! Compatibility gaps (issue 12): specs and command lines runc, crun and youki all accept, run
+//! here the same way; each test checks what the container sees.
+
+mod common;
+
+use common::{require_root, Bundle};
+
+/// What busybox `sh -c 'echo ok'` calls, plus what the runtime itself still calls once an early
+/// filter is on (creds, capabilities, the sync socket, exec.fifo, cwd, umask, signal mask).
+/// Not close_range: older profiles predate it. faccessat2 (439) is named so that close_range
+/// (436) gets the default errno, not the ENOSYS of a syscall newer than the profile.
+const SH_AND_RUNTIME: &[&str] = &[
+    "access",
+    "arch_prctl",
+    "brk",
+    "chdir",
+    "close",
+    "execve",
+    "exit",
+    "exit_group",
+    "faccessat",
+    "faccessat2",
+    "fcntl",
+    "fstat",
+    "futex",
+    "getcwd",
+    "getdents64",
+    "getpid",
+    "getppid",
+    "getrandom",
+    "getuid",
+    "getgid",
+    "geteuid",
+    "getegid",
+    "ioctl",
+    "lseek",
+    "mmap",
+    "mprotect",
+    "munmap",
+    "newfstatat",
+    "openat",
+    "pread64",
+    "prlimit64",
+    "read",
+    "readlink",
+    "recvmsg",
+    "recvfrom",
+    "rseq",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "rt_sigreturn",
+    "sendmsg",
+    "sendto",
+    "set_robust_list",
+    "set_tid_address",
+    "uname",
+    "write",
+    "writev",
+    "umask",
+    "prctl",
+    "capget",
+    "capset",
+    "setgroups",
+    "setresuid",
+    "setresgid",
+    "sigaltstack",
+];
+
+/// Without noNewPrivileges the filter goes on while CAP_SYS_ADMIN is held, before the runtime is
+/// done: a profile without close_range must not kill the container after `start` returned.
+#[test]
+fn an_early_filter_without_close_range_runs_the_container() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("echo ok");
+    b.config["process"]["noNewPrivileges"] = false.into();
+    b.config["linux"]["seccomp"] = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": libc::EPERM, "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": SH_AND_RUNTIME, "action": "SCMP_ACT_ALLOW"}]
+    });
+    assert_eq!(b.run_ok(), "ok\n");
+}
+
+/// A failure after `start` returned has nobody to report to but the container's stderr, where
+/// the owner reads the program's own errors: the init says why it never ran.
+#[test]
+fn an_init_failing_after_start_says_why_on_its_stderr() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("echo ok");
+    b.config["process"]["noNewPrivileges"] = false.into();
+    let names: Vec<&str> = SH_AND_RUNTIME.iter().copied().filter(|&n| n != "chdir").collect();
+    b.config["linux"]["seccomp"] = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": libc::EPERM, "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}]
+    });
+    b.write();
+    // The init keeps create's stderr: a file of our own, read once the container stopped.
+    let err_path = b.dir.join("init.err");
+    let st = b
+        .cmd(&["create", "--bundle", b.dir.to_str().expect("utf8"), &b.id])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
+        .status()
+        .expect("create");
+    assert!(st.success(), "create: {}", std::fs::read_to_string(&err_path).unwrap_or_default());
+    let out = b.testudo(&["start", &b.id]);
+    assert!(out.status.success(), "start: {}", String::from_utf8_lossy(&out.stderr));
+    common::wait_for("the container to stop", || b.status() == "stopped");
+    let err = std::fs::read_to_string(&err_path).expect("read stderr");
+    assert!(err.contains("testudo: container process: cwd \"/\": operation not permitted"), "{err}");
+}
