@@ -113,3 +113,30 @@ fn an_init_failing_after_start_says_why_on_its_stderr() {
     let err = std::fs::read_to_string(&err_path).expect("read stderr");
     assert!(err.contains("testudo: container process: cwd \"/\": operation not permitted"), "{err}");
 }
+
+/// Filesystem data on a bind mount (clients copy a tmpfs's `mode=`/`size=` onto binds) is
+/// ignored, as runc and the kernel ignore it; the bind's own flags still apply.
+#[test]
+fn data_options_on_a_bind_mount_are_ignored() {
+    if !require_root() {
+        return;
+    }
+    let src = common::scratch_dir("bind-data");
+    std::fs::write(src.join("f"), "hello\n").expect("write");
+    let mut b = Bundle::new("cat /mnt/f; touch /mnt/g 2>/dev/null && echo writable || echo read-only");
+    b.mount(serde_json::json!({"destination": "/mnt", "type": "bind", "source": src, "options": ["rbind", "ro", "mode=755", "size=1k"]}));
+    assert_eq!(b.run_ok(), "hello\nread-only\n");
+}
+
+/// A bare word we do not know may be a misspelled flag: still refused.
+#[test]
+fn an_unknown_bare_option_on_a_bind_mount_is_refused() {
+    if !require_root() {
+        return;
+    }
+    let src = common::scratch_dir("bind-typo");
+    let mut b = Bundle::new("true");
+    b.mount(serde_json::json!({"destination": "/mnt", "type": "bind", "source": src, "options": ["rbind", "nosiud", "mode=755"]}));
+    let err = b.create_err();
+    assert!(err.contains("mount \\\"/mnt\\\": unsupported bind mount options [\\\"nosiud\\\"]"), "{err}");
+}

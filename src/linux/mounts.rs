@@ -224,9 +224,12 @@ pub fn detached_bind(m: &Mount, userns: &OwnedFd) -> Result<OwnedFd> {
 }
 
 fn checked_source<'m>(m: &'m Mount, o: &Options) -> Result<&'m Path> {
-    if !o.data.is_empty() {
-        // The kernel ignores data on bind mounts; an option we do not know would be dropped silently.
-        return Err(Error::new(format!("unsupported bind mount options {:?}", o.data)));
+    // The kernel ignores data on a bind mount. Filesystem data (`mode=755`, `size=1k`: clients
+    // copy a tmpfs's options onto binds) is dropped as runc drops it; a bare word we do not know
+    // may be a misspelled flag ("nosiud") that would weaken the mount silently, and is refused.
+    let unknown: Vec<&String> = o.data.iter().filter(|d| !d.contains('=')).collect();
+    if !unknown.is_empty() {
+        return Err(Error::new(format!("unsupported bind mount options {unknown:?}")));
     }
     m.source().as_deref().ok_or_else(|| Error::new("bind mount without source"))
 }
