@@ -140,3 +140,62 @@ fn an_unknown_bare_option_on_a_bind_mount_is_refused() {
     let err = b.create_err();
     assert!(err.contains("mount \\\"/mnt\\\": unsupported bind mount options [\\\"nosiud\\\"]"), "{err}");
 }
+
+/// `exec --cap` takes runc's "CAP_NET_ADMIN" form and the bare "SYS_PTRACE" alike.
+#[test]
+fn exec_cap_takes_both_name_forms() {
+    if !require_root() {
+        return;
+    }
+    let b = Bundle::new("sleep 1000");
+    b.start();
+    let (code, out, err) = b.exec(&["--cap", "CAP_NET_ADMIN", "--cap", "SYS_PTRACE", "sh", "-c", "grep CapEff /proc/self/status"]);
+    assert_eq!(code, 0, "{err}");
+    // The default set (AUDIT_WRITE, KILL, NET_BIND_SERVICE) plus NET_ADMIN (12) and SYS_PTRACE (19).
+    assert_eq!(common::status_field(&out, "CapEff"), Some("0000000020081420"), "{out}");
+}
+
+/// `exec --env NAME=v` replaces the container's NAME instead of adding a second one.
+#[test]
+fn exec_env_overrides_the_spec() {
+    if !require_root() {
+        return;
+    }
+    let b = Bundle::new("sleep 1000");
+    b.start();
+    // cat's own environment as execve got it: a shell would fold duplicates itself.
+    let (code, out, err) = b.exec(&["--env", "TERM=dumb", "--env", "NEW=1", "cat", "/proc/self/environ"]);
+    assert_eq!(code, 0, "{err}");
+    let mut vars: Vec<&str> = out.split('\0').filter(|v| v.starts_with("TERM=") || v.starts_with("NEW=")).collect();
+    vars.sort_unstable();
+    assert_eq!(vars, ["NEW=1", "TERM=dumb"]);
+}
+
+/// A paused container refuses exec unless --ignore-paused; with it the process runs once the
+/// container is resumed.
+#[test]
+fn exec_in_a_paused_container_needs_ignore_paused() {
+    if !require_root() {
+        return;
+    }
+    let b = Bundle::new("sleep 1000");
+    b.start();
+    let out = b.testudo(&["pause", &b.id]);
+    assert!(out.status.success(), "pause: {}", String::from_utf8_lossy(&out.stderr));
+    let (code, _, err) = b.exec(&["true"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("it is paused (use --ignore-paused to override)"), "{err}");
+    let out_path = b.dir.join("exec.out");
+    let mut child = b
+        .cmd(&["exec", "--ignore-paused", &b.id, "echo", "ran"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out_path).expect("out"))
+        .spawn()
+        .expect("exec");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(child.try_wait().expect("try_wait").is_none(), "exec finished in a frozen container");
+    let out = b.testudo(&["resume", &b.id]);
+    assert!(out.status.success(), "resume: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(child.wait().expect("wait").success());
+    assert_eq!(std::fs::read_to_string(&out_path).expect("read"), "ran\n");
+}
