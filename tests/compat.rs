@@ -199,3 +199,35 @@ fn exec_in_a_paused_container_needs_ignore_paused() {
     assert!(child.wait().expect("wait").success());
     assert_eq!(std::fs::read_to_string(&out_path).expect("read"), "ran\n");
 }
+
+/// A hook without `env` inherits, as under runc: the runtime's environment for the hooks the
+/// runtime runs, the container process's for those run by the container's init.
+#[test]
+fn hooks_without_env_inherit_as_under_runc() {
+    if !require_root() {
+        return;
+    }
+    let log = common::scratch_dir("hooks-env");
+    let mut b = Bundle::new("true");
+    b.mount(serde_json::json!({"destination": "/home", "type": "bind", "source": log, "options": ["bind"]}));
+    let hook = |file: &str| serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", format!("echo \"$HOOK_TEST|$PATH\" > {file}")]});
+    b.config["process"]["env"] = serde_json::json!(["PATH=/bin:/from-spec"]);
+    b.config["hooks"] = serde_json::json!({
+        "prestart": [hook(log.join("prestart").to_str().expect("utf8"))],
+        // Before pivot_root: the host's paths.
+        "createContainer": [hook(log.join("createContainer").to_str().expect("utf8"))],
+        "startContainer": [hook("/home/startContainer")],
+    });
+    b.write();
+    let st = b
+        .cmd(&["run", "--bundle", b.dir.to_str().expect("utf8"), &b.id])
+        .env("HOOK_TEST", "from-runtime")
+        .stdin(std::process::Stdio::null())
+        .status()
+        .expect("run");
+    assert!(st.success());
+    let read = |f: &str| std::fs::read_to_string(log.join(f)).unwrap_or_else(|e| format!("{f}: {e}"));
+    assert!(read("prestart").starts_with("from-runtime|"), "{}", read("prestart"));
+    assert_eq!(read("createContainer"), "|/bin:/from-spec\n");
+    assert_eq!(read("startContainer"), "|/bin:/from-spec\n");
+}

@@ -129,7 +129,8 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
     chan.send(&Msg::Ready)?;
     // 11.
     wait_for_start(p, chan)?;
-    if let Err(e) = hooks::run_all("startContainer", p.spec.hooks().as_ref().and_then(|h| h.start_container().as_ref()), &state) {
+    let start_hooks = p.spec.hooks().as_ref().and_then(|h| h.start_container().as_ref());
+    if let Err(e) = hooks::run_all_env("startContainer", start_hooks, &state, Some(&p.process.env().clone().unwrap_or_default())) {
         finish::fail(chan, e);
     }
     drop(pty);
@@ -174,7 +175,8 @@ fn create_hooks(p: &Prepared, chan: &Channel) -> Result<Vec<u8>> {
         Some(Msg::Fail(e)) => return Err(e),
         _ => return Err(Error::new("sync socket: expected the container state after hooks")),
     };
-    hooks::run_all("createContainer", h.create_container().as_ref(), &state)?;
+    // A hook without env of its own gets the container process's, as runc's init has it.
+    hooks::run_all_env("createContainer", h.create_container().as_ref(), &state, Some(&p.process.env().clone().unwrap_or_default()))?;
     Ok(state)
 }
 
