@@ -196,6 +196,16 @@ pub fn mount(ctx: &Ctx, m: &Mount, tree: Option<&OwnedFd>) -> Result<()> {
     let dest = m.destination();
     let what = format!("mount {dest:?}");
     let opts = parse(m.typ().as_deref(), m.options().as_deref().unwrap_or(&[]));
+    // CVE-2019-19921 family: a rootfs whose /proc (/sys, /dev) is a symlink gets a procfs
+    // (sysfs, device tmpfs) wherever the link leads, in or out of the rootfs, past the checks
+    // made on the real paths (masked paths, the verified procfs, /dev nodes). Refused, as runc
+    // refuses a proc or sysfs mount on anything but an ordinary directory.
+    let kernel_fs = matches!(m.typ().as_deref(), Some("proc" | "sysfs"));
+    if (kernel_fs || ["proc", "sys", "dev"].iter().any(|d| Path::new(d) == inroot::relative(dest)))
+        && inroot::through_symlink(ctx.root, dest).map_err(|e| Error::sys(format!("{what}: resolve"), e))?
+    {
+        return Err(Error::new(format!("{what}: the destination in the rootfs is (or passes through) a symlink; it must be an ordinary directory")));
+    }
     if opts.bind {
         bind(ctx, m, &opts, tree).context(what)
     } else {
