@@ -69,8 +69,8 @@ pub fn validate(spec: &Spec) -> Result<()> {
     }
     let unsupported = |what: &str| Err(Error::new(format!("{what} is not supported yet")));
     check_process(process)?;
-    if process.exec_cpu_affinity().is_some() {
-        return unsupported("process.execCPUAffinity");
+    if let Some(a) = process.exec_cpu_affinity() {
+        crate::linux::affinity::check(a)?;
     }
     if spec.solaris().is_some() || spec.windows().is_some() || spec.vm().is_some() {
         return Err(Error::new("solaris, windows and vm sections do not apply to a Linux container"));
@@ -109,8 +109,8 @@ pub fn validate(spec: &Spec) -> Result<()> {
     if let Some(p) = linux.personality() {
         crate::linux::personality::check(p)?;
     }
-    if linux.memory_policy().is_some() {
-        return unsupported("linux.memoryPolicy");
+    if let Some(mp) = linux.memory_policy() {
+        crate::linux::mempolicy::check(mp)?;
     }
     if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
         return unsupported("linux.netDevices");

@@ -231,3 +231,50 @@ fn hooks_without_env_inherit_as_under_runc() {
     assert_eq!(read("createContainer"), "|/bin:/from-spec\n");
     assert_eq!(read("startContainer"), "|/bin:/from-spec\n");
 }
+
+/// process.execCPUAffinity (spec 1.2.1): an exec'd process runs on the "final" CPUs; the init,
+/// to which the setting does not apply, keeps every CPU.
+#[test]
+fn exec_cpu_affinity_pins_exec_not_init() {
+    if !require_root() {
+        return;
+    }
+    if std::thread::available_parallelism().map_or(0, |n| n.get()) < 2 {
+        eprintln!("SKIP: needs two CPUs");
+        return;
+    }
+    let mut b = Bundle::new("grep Cpus_allowed_list /proc/self/status > /dev/shm/init; sleep 1000");
+    b.config["process"]["execCPUAffinity"] = serde_json::json!({"initial": "0", "final": "1"});
+    b.start();
+    let (code, out, err) = b.exec(&["grep", "Cpus_allowed_list", "/proc/self/status"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(common::status_field(&out, "Cpus_allowed_list"), Some("1"), "{out}");
+    common::wait_for("the init's line", || b.exec(&["cat", "/dev/shm/init"]).1.contains("Cpus"));
+    let init = b.exec(&["cat", "/dev/shm/init"]).1;
+    assert_ne!(common::status_field(&init, "Cpus_allowed_list"), Some("1"), "{init}");
+}
+
+/// linux.memoryPolicy (spec 1.3): the container's processes allocate under it.
+#[test]
+fn memory_policy_is_set_for_the_container() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("grep -c ' bind:0' /proc/self/numa_maps");
+    b.config["linux"]["memoryPolicy"] = serde_json::json!({"mode": "MPOL_BIND", "nodes": "0"});
+    let out = b.run_ok();
+    assert!(out.trim().parse::<u32>().is_ok_and(|n| n > 0), "{out}");
+    let mut b = Bundle::new("true");
+    b.config["linux"]["memoryPolicy"] = serde_json::json!({"mode": "MPOL_BIND"});
+    let err = b.create_err();
+    assert!(err.contains("linux.memoryPolicy: mode MPOL_BIND needs nodes"), "{err}");
+}
+
+/// `features` lists what is implemented: user notification and the rdma controller.
+#[test]
+fn features_lists_notify_and_rdma() {
+    let out = std::process::Command::new(common::BIN).arg("features").output().expect("features");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(v["linux"]["seccomp"]["actions"].as_array().expect("actions").iter().any(|a| a == "SCMP_ACT_NOTIFY"), "{v}");
+    assert_eq!(v["linux"]["cgroup"]["rdma"], true);
+}

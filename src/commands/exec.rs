@@ -65,6 +65,11 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
     };
     // The exec'd process must not inherit our lock (see spawn::parent::Prepared::lock_fd).
     drop(dir);
+    // execCPUAffinity.initial: this process, and its children until they enter the cgroup.
+    if let Some(a) = req.process.exec_cpu_affinity() {
+        crate::linux::affinity::check(a)?;
+        crate::linux::affinity::apply("process.execCPUAffinity.initial", a.initial().as_deref())?;
+    }
     let (pid, fd) = exec::launch(&req)?;
     if let Some(p) = &e.pid_file {
         super::create::write_pid_file(p, pid)?;

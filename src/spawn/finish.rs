@@ -9,7 +9,7 @@ use oci_spec::runtime::{LinuxPersonality, Process};
 
 use crate::error::{Context, Error, Result};
 use crate::linux::procfs::Proc;
-use crate::linux::{creds, fds, ioprio, personality, sched};
+use crate::linux::{affinity, creds, fds, ioprio, personality, sched};
 use crate::security::{apparmor, capabilities, seccomp, selinux};
 use crate::spawn::sync::Channel;
 
@@ -72,6 +72,10 @@ pub fn identity(i: &Identity, chan: &Channel) -> Result<()> {
     }
     if let Some(io) = p.io_priority() {
         ioprio::apply(io)?;
+    }
+    // We are in the container's cgroup already (cloned into it): the "final" CPUs.
+    if let Some(a) = p.exec_cpu_affinity() {
+        affinity::apply("process.execCPUAffinity.final", a.cpu_affinity_final().as_deref())?;
     }
     // Read before any filter: every syscall we can move ahead of it is one a profile need not allow.
     let setgroups = !i.userns || std::fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny");

@@ -9,7 +9,7 @@
 //!  6. sysctl and oom_score_adj through our own verified procfs
 //!  7. maskedPaths, readonlyPaths, the cwd, root.readonly
 //!  8. pivot_root (or move + chroot)
-//!  9. labels, seccomp (when no_new_privileges is off), bounding set, uid/gid, capabilities, nnp
+//!  9. memory policy, labels, seccomp (when no_new_privileges is off), bounding set, uid/gid, capabilities, nnp
 //! 10. args[0] must resolve: "not found" is a create-time error
 //! 11. Ready → wait for start → startContainer hooks → close fds, cwd, seccomp, execve
 
@@ -25,7 +25,7 @@ use oci_spec::runtime::LinuxNamespaceType as T;
 use crate::container::hooks;
 use crate::error::{Context, Error, Result};
 use crate::linux::procfs::Proc;
-use crate::linux::{cgroupfs, devices, inroot, keyring, mounts, rlimits, rootfs, sysctl, tty};
+use crate::linux::{cgroupfs, devices, inroot, keyring, mempolicy, mounts, rlimits, rootfs, sysctl, tty};
 use crate::spawn::finish;
 use crate::spawn::parent::Prepared;
 use crate::spawn::sync::{Channel, Msg};
@@ -121,8 +121,14 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
     rootfs::apply_propagation(prop)?;
     drop(root);
     // 9.
+    if let Some(mp) = linux.and_then(|l| l.memory_policy().as_ref()) {
+        mempolicy::apply(mp)?;
+    }
     let personality = linux.and_then(|l| l.personality().as_ref());
-    let id = finish::Identity { process: &p.process, caps: &p.caps, seccomp: p.seccomp.as_ref(), proc: proc.as_ref(), userns, personality };
+    // execCPUAffinity is for exec'd processes only ("not applicable to the container's init").
+    let mut process = p.process.clone();
+    process.set_exec_cpu_affinity(None);
+    let id = finish::Identity { process: &process, caps: &p.caps, seccomp: p.seccomp.as_ref(), proc: proc.as_ref(), userns, personality };
     finish::identity(&id, chan)?;
     // 10.
     let exe = finish::resolve_executable(&p.process)?;
