@@ -278,3 +278,33 @@ fn features_lists_notify_and_rdma() {
     assert!(v["linux"]["seccomp"]["actions"].as_array().expect("actions").iter().any(|a| a == "SCMP_ACT_NOTIFY"), "{v}");
     assert_eq!(v["linux"]["cgroup"]["rdma"], true);
 }
+
+/// On a hybrid host the container joins the v1 devices hierarchy (its devices.list shows its
+/// rules) and what only v1 expresses (memory.swappiness, blkio leaf weights) is written there.
+#[test]
+fn on_a_hybrid_host_devices_list_and_v1_only_settings() {
+    if !require_root() {
+        return;
+    }
+    let v1 = |c: &str| {
+        let unified = std::path::Path::new("/sys/fs/cgroup/unified/cgroup.controllers");
+        let offered = std::fs::read_to_string(unified).unwrap_or_default();
+        unified.exists() && !offered.split_whitespace().any(|o| o == c) && std::path::Path::new("/sys/fs/cgroup").join(c).join("cgroup.procs").exists()
+    };
+    if !(v1("devices") && v1("memory")) {
+        assert!(std::env::var_os("TESTUDO_IN_VM").is_none(), "SKIP is a failure in the VM");
+        eprintln!("SKIP: not a hybrid host with v1 devices and memory");
+        return;
+    }
+    let mut b = Bundle::new("cat /sys/fs/cgroup/devices/devices.list; cat /sys/fs/cgroup/memory/memory.swappiness");
+    b.config["linux"]["resources"]["memory"] = serde_json::json!({"swappiness": 17});
+    let mounts = b.config["mounts"].as_array_mut().expect("mounts");
+    mounts.retain(|m| m["destination"] != "/sys/fs/cgroup");
+    mounts.push(serde_json::json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]}));
+    let out = b.run_ok();
+    let lines: Vec<&str> = out.lines().collect();
+    // The default rules: deny all, then the nodes every container gets (/dev/null is c 1:3).
+    assert!(!lines.contains(&"a *:* rwm"), "allow-all inherited, not the container's rules: {out}");
+    assert!(lines.contains(&"c 1:3 rwm"), "{out}");
+    assert_eq!(lines.last(), Some(&"17"), "{out}");
+}

@@ -90,6 +90,20 @@ fn always_allowed() -> Vec<Rule> {
 }
 
 /// The rules the program enforces: the spec's, then the always-allowed ones, then the nodes.
+impl Rule {
+    /// The rule as a line of v1's devices.allow or devices.deny ("c 1:5 rwm", "a").
+    pub fn v1_line(&self) -> String {
+        let kind = match self.kind {
+            None => return "a".into(),
+            Some(DEV_BLOCK) => 'b',
+            Some(_) => 'c',
+        };
+        let num = |n: Option<u32>| n.map_or("*".to_string(), |n| n.to_string());
+        let access: String = [(ACC_READ, 'r'), (ACC_WRITE, 'w'), (ACC_MKNOD, 'm')].iter().filter(|(b, _)| self.access & b != 0).map(|(_, c)| c).collect();
+        format!("{kind} {}:{} {access}", num(self.major), num(self.minor))
+    }
+}
+
 pub fn rules(spec: &[LinuxDeviceCgroup], nodes: &[LinuxDevice]) -> Result<Vec<Rule>> {
     let mut out = spec.iter().map(rule).collect::<Result<Vec<_>>>()?;
     out.extend(always_allowed());
