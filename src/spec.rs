@@ -78,7 +78,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
     let linux = spec.linux().as_ref().ok_or_else(|| Error::new("config.json: linux is missing"))?;
     let has = |t: T| linux.namespaces().iter().flatten().any(|n| n.typ() == t);
     if !has(T::Mount) {
-        return Err(Error::new("linux.namespaces: a mount namespace is required"));
+        crate::linux::rootfs::check_without_mount_ns(spec)?;
     }
     if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has(T::Uts) {
         return Err(Error::new("hostname needs a uts namespace"));

@@ -308,3 +308,32 @@ fn on_a_hybrid_host_devices_list_and_v1_only_settings() {
     assert!(lines.contains(&"c 1:3 rwm"), "{out}");
     assert_eq!(lines.last(), Some(&"17"), "{out}");
 }
+
+/// Without a mount namespace the container runs in the host's, chrooted into its rootfs (as
+/// under runc); exec works; a spec that would mount something there is refused, by name.
+#[test]
+fn without_a_mount_namespace_the_container_is_chrooted_in_the_hosts() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("test -x /bin/busybox && echo in-rootfs; sleep 1000");
+    b.own_rootfs();
+    b.drop_namespace("mount");
+    b.config["mounts"] = serde_json::json!([]);
+    b.config["linux"]["maskedPaths"] = serde_json::json!([]);
+    b.config["linux"]["readonlyPaths"] = serde_json::json!([]);
+    b.config["root"]["readonly"] = false.into();
+    let pid = b.start().to_string();
+    assert_eq!(common::ns_link(&pid, "mnt"), common::ns_link("self", "mnt"), "not in the host's mount namespace");
+    let root = std::fs::read_link(format!("/proc/{pid}/root")).expect("root");
+    assert_eq!(root, b.dir.join("rootfs"), "not chrooted into the rootfs");
+    let (code, out, err) = b.exec(&["sh", "-c", "test -x /bin/busybox && echo exec-in-rootfs"]);
+    assert_eq!((code, out.as_str()), (0, "exec-in-rootfs\n"), "{err}");
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    assert!(!mi.contains(b.dir.to_str().expect("utf8")), "the container mounted something in the host's namespace: {mi}");
+
+    let mut b = Bundle::new("true");
+    b.drop_namespace("mount");
+    let err = b.create_err();
+    assert!(err.contains("mounts: needs a mount namespace: without one it would be mounted in the host's and outlive the container"), "{err}");
+}

@@ -8,7 +8,7 @@
 //!  5. hooks: prestart + createRuntime in P0, createContainer here
 //!  6. sysctl and oom_score_adj through our own verified procfs
 //!  7. maskedPaths, readonlyPaths, the cwd, root.readonly
-//!  8. pivot_root (or move + chroot)
+//!  8. pivot_root (or move + chroot; chroot alone without a mount namespace)
 //!  9. memory policy, labels, seccomp (when no_new_privileges is off), bounding set, uid/gid, capabilities, nnp
 //! 10. args[0] must resolve: "not found" is a create-time error
 //! 11. Ready → wait for start → startContainer hooks → close fds, cwd, seccomp, execve
@@ -56,9 +56,11 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
     if p.new_keyring {
         keyring::join_new(&p.id, p.process.selinux_label().as_deref().filter(|s| !s.is_empty()))?;
     }
-    // 3.
+    // 3. Without a mount namespace of its own, nothing is mounted (spec validation refused what
+    // would need it) and step 8 is a chroot.
+    let own_mnt = p.ns.has(T::Mount);
     let prop = rootfs::propagation(linux.and_then(|l| l.rootfs_propagation().as_deref()))?;
-    let root = rootfs::prepare(&p.rootfs, prop)?;
+    let root = if own_mnt { rootfs::prepare(&p.rootfs, prop)? } else { rootfs::open_in_host_ns(&p.rootfs, p.no_pivot)? };
     // Opened here, in our own mount namespace (a mount of another namespace cannot be cloned).
     let dev_null = rootfs::open_dev_null()?;
     let label = linux.and_then(|l| l.mount_label().as_deref());
@@ -113,12 +115,15 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
         rootfs::make_readonly(&root)?;
     }
     // 8.
-    if p.no_pivot {
+    if !own_mnt {
+        rootfs::chroot(&root)?;
+    } else if p.no_pivot {
         rootfs::move_and_chroot(&root)?;
+        rootfs::apply_propagation(prop)?;
     } else {
         rootfs::pivot(&root)?;
+        rootfs::apply_propagation(prop)?;
     }
-    rootfs::apply_propagation(prop)?;
     drop(root);
     // 9.
     if let Some(mp) = linux.and_then(|l| l.memory_policy().as_ref()) {
