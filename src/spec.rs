@@ -179,7 +179,8 @@ mod tests {
         assert!(check(v).expect_err("refused").to_string().contains("uts"));
         let mut v = base();
         v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}]);
-        assert!(check(v).expect_err("refused").to_string().contains("mount namespace"));
+        v["mounts"] = serde_json::json!([{"destination": "/proc", "type": "proc", "source": "proc"}]);
+        assert!(check(v).expect_err("refused").to_string().contains("mounts: needs a mount namespace"));
         let mut v = base();
         v["process"]["capabilities"] = serde_json::json!({"bounding": ["CAP_NOT_A_CAP"]});
         assert!(check(v).is_err());

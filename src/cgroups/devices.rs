@@ -91,16 +91,18 @@ fn always_allowed() -> Vec<Rule> {
 
 /// The rules the program enforces: the spec's, then the always-allowed ones, then the nodes.
 impl Rule {
-    /// The rule as a line of v1's devices.allow or devices.deny ("c 1:5 rwm", "a").
-    pub fn v1_line(&self) -> String {
-        let kind = match self.kind {
-            None => return "a".into(),
-            Some(DEV_BLOCK) => 'b',
-            Some(_) => 'c',
-        };
+    /// The rule as lines of v1's devices.allow or devices.deny ("c 1:5 rwm", "a"). v1's "a" is
+    /// every device with every access: a wildcard type with less is one line per type.
+    pub fn v1_lines(&self) -> Vec<String> {
         let num = |n: Option<u32>| n.map_or("*".to_string(), |n| n.to_string());
         let access: String = [(ACC_READ, 'r'), (ACC_WRITE, 'w'), (ACC_MKNOD, 'm')].iter().filter(|(b, _)| self.access & b != 0).map(|(_, c)| c).collect();
-        format!("{kind} {}:{} {access}", num(self.major), num(self.minor))
+        let line = |kind: char| format!("{kind} {}:{} {access}", num(self.major), num(self.minor));
+        match self.kind {
+            None if self.major.is_none() && self.minor.is_none() && access == "rwm" => vec!["a".into()],
+            None => vec![line('c'), line('b')],
+            Some(DEV_BLOCK) => vec![line('b')],
+            Some(_) => vec![line('c')],
+        }
     }
 }
 

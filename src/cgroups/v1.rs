@@ -152,16 +152,8 @@ impl Legacy {
     /// `devices`: the device rules when they are to be written (see `resources::apply`).
     pub fn plan(&self, r: &LinuxResources, live: bool, devices: Option<&[Rule]>) -> Result<Vec<(PathBuf, String)>> {
         let mut out = Vec::new();
-        // At create only: on a live container "a" in devices.deny would deny every device until
-        // the allows that follow land (runc's old update bug); the v2 program, replaced at
-        // once, is what enforces an update.
-        if let (Some(rules), Some(d), false) = (devices, self.dir("devices"), live) {
-            // The same rules as the v2 program, in order: "a" in devices.deny first empties the
-            // list and makes it deny-by-default, as the spec's leading deny-all does.
-            for rule in rules {
-                let file = if rule.allow { "devices.allow" } else { "devices.deny" };
-                out.push((d.join(file), rule.v1_line()));
-            }
+        if let (Some(rules), Some(d)) = (devices, self.dir("devices")) {
+            device_writes(rules, d, live, &mut out);
         }
         if let Some(n) = r.network() {
             if let (Some(id), Some(d)) = (n.class_id(), self.dir("net_cls")) {
@@ -272,6 +264,48 @@ fn memory(m: &LinuxMemory, d: &Path, live: bool, out: &mut Vec<(PathBuf, String)
         out.push((d.join("memory.swappiness"), s.to_string()));
     }
     Ok(())
+}
+
+/// v1's devices list from the same rules as the v2 program: a default ("a" allowed or denied)
+/// and exceptions to it, found by playing the rules in order (a later rule wins, as in the
+/// program; a partial undo of a wildcard exception cannot be expressed in v1 and leaves it, the
+/// v2 program still enforcing it).
+fn device_writes(rules: &[Rule], d: &Path, live: bool, out: &mut Vec<(PathBuf, String)>) {
+    let mut allow_all = false;
+    let mut exceptions: Vec<String> = Vec::new();
+    for r in rules {
+        for line in r.v1_lines() {
+            if line == "a" {
+                allow_all = r.allow;
+                exceptions.clear();
+            } else if r.allow != allow_all {
+                if !exceptions.contains(&line) {
+                    exceptions.push(line);
+                }
+            } else {
+                exceptions.retain(|e| *e != line);
+            }
+        }
+    }
+    let (default, exception) = if allow_all { ("devices.allow", "devices.deny") } else { ("devices.deny", "devices.allow") };
+    // A live deny-by-default list is changed in place, allows first, so that no device a running
+    // container keeps is denied for a moment (as "a" in devices.deny would do, runc's old update
+    // bug); the entries it no longer has are then removed one by one.
+    let current = std::fs::read_to_string(d.join("devices.list")).unwrap_or_default();
+    let current: Vec<&str> = current.lines().collect();
+    if live && !allow_all && !current.is_empty() && current != ["a *:* rwm"] {
+        for e in &exceptions {
+            out.push((d.join("devices.allow"), e.clone()));
+        }
+        for old in current.iter().filter(|c| !exceptions.iter().any(|e| e == *c)) {
+            out.push((d.join("devices.deny"), old.to_string()));
+        }
+        return;
+    }
+    out.push((d.join(default), "a".into()));
+    for e in exceptions {
+        out.push((d.join(exception), e));
+    }
 }
 
 fn cpu(c: &LinuxCpu, d: &Path, out: &mut Vec<(PathBuf, String)>) {
@@ -408,6 +442,31 @@ mod tests {
                 "blkio.leaf_weight_device=8:0 300",
             ]
         );
+    }
+
+    #[test]
+    fn device_rules_in_v1_form() {
+        let l = legacy(&[("devices", "devices.list", "c 1:3 rwm\nc 1:5 rwm\n")]);
+        let d = l.dir("devices").expect("devices").to_path_buf();
+        let rule = |allow, kind, major, minor, access| Rule { allow, kind, major, minor, access };
+        let rules = [
+            rule(false, None, None, None, 7),
+            rule(true, Some(2), Some(1), Some(3), 7),
+            rule(true, Some(2), Some(1), Some(9), 7),
+            rule(false, None, None, None, 1),
+            rule(true, Some(1), Some(8), None, 2),
+            rule(false, Some(2), Some(1), Some(9), 7),
+        ];
+        let mut w = Vec::new();
+        device_writes(&rules, &d, false, &mut w);
+        // A wildcard deny of mknod alone is one line per type; the later deny of 1:9 undoes it.
+        assert_eq!(names(&w), ["devices.deny=a", "devices.allow=c 1:3 rwm", "devices.allow=b 8:* r"]);
+        let mut w = Vec::new();
+        device_writes(&rules, &d, true, &mut w);
+        assert_eq!(names(&w), ["devices.allow=c 1:3 rwm", "devices.allow=b 8:* r", "devices.deny=c 1:5 rwm"], "live: allows first, then what went");
+        let mut w = Vec::new();
+        device_writes(&[rule(true, None, None, None, 7)], &d, true, &mut w);
+        assert_eq!(names(&w), ["devices.allow=a"]);
     }
 
     #[test]
