@@ -31,6 +31,12 @@ fn nnp(p: &Process) -> bool {
 /// When the filter goes on (see `security::seccomp`): early while CAP_SYS_ADMIN is held without
 /// no_new_privileges; at the end of `identity` with a listener (its fd must reach P0 before
 /// ready); else in `exec`, right before execve.
+///
+/// After an early filter the runtime still calls, and the profile must allow (as runc's does):
+/// prctl, setgroups, setresgid, setresuid, capget, capset, newfstatat, access, sendmsg,
+/// recvfrom, recvmsg, read, fcntl, close, chdir, getcwd, umask, rt_sigprocmask, personality
+/// (with linux.personality), execve, and what startContainer hooks need to be spawned.
+/// close_range is not among them: without it fds are closed one by one (`fds::close_from`).
 #[derive(PartialEq, Eq)]
 enum SeccompAt {
     Early,
