@@ -177,7 +177,8 @@ pub struct Exec {
     pub process_label: Option<String>,
     #[arg(long)]
     pub apparmor: Option<String>,
-    #[arg(long = "ignore-paused", hide = true)]
+    /// Allow exec in a paused container (the process starts once it is resumed)
+    #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
     pub id: String,
     /// Command and arguments (when no --process is given)

@@ -147,8 +147,8 @@ pub fn validate(spec: &Spec) -> Result<()> {
     }
     let unsupported = |what: &str| Err(Error::new(format!("{what} is not supported yet")));
     check_process(process)?;
-    if process.exec_cpu_affinity().is_some() {
-        return unsupported("process.execCPUAffinity");
+    if let Some(a) = process.exec_cpu_affinity() {
+        crate::linux::affinity::check(a)?;
     }
     if spec.solaris().is_some() || spec.windows().is_some() || spec.vm().is_some() {
         return Err(Error::new("solaris, windows and vm sections do not apply to a Linux container"));
@@ -156,7 +156,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
     let linux = spec.linux().as_ref().ok_or_else(|| Error::new("config.json: linux is missing"))?;
     let has = |t: T| linux.namespaces().iter().flatten().any(|n| n.typ() == t);
     if !has(T::Mount) {
-        return Err(Error::new("linux.namespaces: a mount namespace is required"));
+        crate::linux::rootfs::check_without_mount_ns(spec)?;
     }
     if let Some(h) = spec.hostname() {
         check_name("hostname", h)?;
@@ -193,8 +193,8 @@ pub fn validate(spec: &Spec) -> Result<()> {
     if let Some(p) = linux.personality() {
         crate::linux::personality::check(p)?;
     }
-    if linux.memory_policy().is_some() {
-        return unsupported("linux.memoryPolicy");
+    if let Some(mp) = linux.memory_policy() {
+        crate::linux::mempolicy::check(mp)?;
     }
     if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
         return unsupported("linux.netDevices");
@@ -273,7 +273,8 @@ mod tests {
         assert!(check(v).expect_err("refused").to_string().contains("uts"));
         let mut v = base();
         v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}]);
-        assert!(check(v).expect_err("refused").to_string().contains("mount namespace"));
+        v["mounts"] = serde_json::json!([{"destination": "/proc", "type": "proc", "source": "proc"}]);
+        assert!(check(v).expect_err("refused").to_string().contains("mounts: needs a mount namespace"));
         let mut v = base();
         v["process"]["capabilities"] = serde_json::json!({"bounding": ["CAP_NOT_A_CAP"]});
         assert!(check(v).is_err());

@@ -90,6 +90,22 @@ fn always_allowed() -> Vec<Rule> {
 }
 
 /// The rules the program enforces: the spec's, then the always-allowed ones, then the nodes.
+impl Rule {
+    /// The rule as lines of v1's devices.allow or devices.deny ("c 1:5 rwm", "a"). v1's "a" is
+    /// every device with every access: a wildcard type with less is one line per type.
+    pub fn v1_lines(&self) -> Vec<String> {
+        let num = |n: Option<u32>| n.map_or("*".to_string(), |n| n.to_string());
+        let access: String = [(ACC_READ, 'r'), (ACC_WRITE, 'w'), (ACC_MKNOD, 'm')].iter().filter(|(b, _)| self.access & b != 0).map(|(_, c)| c).collect();
+        let line = |kind: char| format!("{kind} {}:{} {access}", num(self.major), num(self.minor));
+        match self.kind {
+            None if self.major.is_none() && self.minor.is_none() && access == "rwm" => vec!["a".into()],
+            None => vec![line('c'), line('b')],
+            Some(DEV_BLOCK) => vec![line('b')],
+            Some(_) => vec![line('c')],
+        }
+    }
+}
+
 pub fn rules(spec: &[LinuxDeviceCgroup], nodes: &[LinuxDevice]) -> Result<Vec<Rule>> {
     let mut out = spec.iter().enumerate().map(|(i, d)| rule(d).map_err(|e| e.context(format!("linux.resources.devices[{i}]")))).collect::<Result<Vec<_>>>()?;
     out.extend(always_allowed());

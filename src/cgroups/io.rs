@@ -8,8 +8,9 @@ use crate::error::{Error, Result};
 use super::resources::Writes;
 use super::Cgroup;
 
-pub fn check(b: &LinuxBlockIo) -> Result<()> {
-    if b.leaf_weight().is_some() || b.weight_device().iter().flatten().any(|d| d.leaf_weight().is_some()) {
+/// Leaf weights are v1's (CFQ), accepted when blkio is in a v1 hierarchy (`v1`).
+pub fn check(b: &LinuxBlockIo, v1: bool) -> Result<()> {
+    if !v1 && (b.leaf_weight().is_some() || b.weight_device().iter().flatten().any(|d| d.leaf_weight().is_some())) {
         return Err(Error::new("linux.resources.blockIO.leafWeight has no cgroup v2 equivalent"));
     }
     let weights = b.weight().into_iter().chain(b.weight_device().iter().flatten().filter_map(|d| d.weight()));
@@ -98,8 +99,8 @@ mod tests {
 
     #[test]
     fn v1_only_settings_are_refused() {
-        assert!(check(&bio(r#"{"leafWeight": 500}"#)).is_err());
-        assert!(check(&bio(r#"{"weight": 5}"#)).is_err());
-        assert!(check(&bio(r#"{"weight": 10}"#)).is_ok());
+        assert!(check(&bio(r#"{"leafWeight": 500}"#), false).is_err());
+        assert!(check(&bio(r#"{"weight": 5}"#), false).is_err());
+        assert!(check(&bio(r#"{"weight": 10}"#), false).is_ok());
     }
 }

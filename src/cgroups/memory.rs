@@ -9,11 +9,15 @@ use crate::error::{Error, Result};
 use super::resources::Writes;
 use super::Cgroup;
 
-/// What v2 cannot express is refused.
-pub fn check(m: &LinuxMemory) -> Result<()> {
+/// What v2 cannot express is refused; swappiness is v1's, accepted when the memory controller
+/// is in a v1 hierarchy (`v1`).
+pub fn check(m: &LinuxMemory, v1: bool) -> Result<()> {
     let refuse = |what: &str| Err(Error::new(format!("linux.resources.memory.{what} has no cgroup v2 equivalent")));
-    if m.swappiness().is_some() {
+    if m.swappiness().is_some() && !v1 {
         return refuse("swappiness");
+    }
+    if m.swappiness().is_some_and(|s| s > 100) {
+        return Err(Error::new(format!("linux.resources.memory.swappiness: {} is above 100", m.swappiness().unwrap_or(0))));
     }
     if m.disable_oom_killer() == Some(true) {
         return refuse("disableOOMKiller");
@@ -104,6 +108,10 @@ pub fn plan(m: &LinuxMemory, cg: &Cgroup, live: bool, out: &mut Writes) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn check_v2(m: &LinuxMemory) -> Result<()> {
+        check(m, false)
+    }
     use crate::cgroups::resources::testdir;
 
     fn mem(json: &str) -> LinuxMemory {
@@ -153,10 +161,10 @@ mod tests {
 
     #[test]
     fn v1_only_settings_are_refused() {
-        assert!(check(&mem(r#"{"swappiness": 10}"#)).is_err());
-        assert!(check(&mem(r#"{"disableOOMKiller": true}"#)).is_err());
-        assert!(check(&mem(r#"{"kernel": 1000}"#)).is_err());
-        assert!(check(&mem(r#"{"limit": -2}"#)).is_err());
-        assert!(check(&mem(r#"{"limit": 1000, "disableOOMKiller": false}"#)).is_ok());
+        assert!(check_v2(&mem(r#"{"swappiness": 10}"#)).is_err());
+        assert!(check_v2(&mem(r#"{"disableOOMKiller": true}"#)).is_err());
+        assert!(check_v2(&mem(r#"{"kernel": 1000}"#)).is_err());
+        assert!(check_v2(&mem(r#"{"limit": -2}"#)).is_err());
+        assert!(check_v2(&mem(r#"{"limit": 1000, "disableOOMKiller": false}"#)).is_ok());
     }
 }

@@ -39,11 +39,23 @@ pub fn mountpoint() -> Result<PathBuf> {
 
 /// `linux.cgroupsPath` (absolute, or relative to the hierarchy root) or `/testudo/<id>`.
 pub fn resolve(spec_path: Option<&Path>, id: &str) -> Result<PathBuf> {
-    let root = mountpoint()?;
+    let rel = relative(spec_path, id)?;
+    Ok(mountpoint()?.join(rel))
+}
+
+/// The container's cgroup relative to the hierarchy root.
+fn relative(spec_path: Option<&Path>, id: &str) -> Result<PathBuf> {
     let rel: PathBuf = match spec_path {
         Some(p) if !p.as_os_str().is_empty() => {
             if p.components().any(|c| matches!(c, Component::ParentDir | Component::CurDir)) {
                 return Err(Error::new(format!("cgroupsPath {p:?}: must not contain '.' or '..'")));
+            }
+            if is_systemd_form(p) {
+                // Taken as a path it would be one directory named "system.slice:docker:abc" at
+                // the root: not what the client meant, and outside every slice.
+                return Err(Error::new(format!(
+                    "cgroupsPath {p:?} is in the systemd form slice:prefix:name, which needs --systemd-cgroup; the cgroupfs driver takes a path"
+                )));
             }
             p.components().filter(|c| matches!(c, Component::Normal(_))).collect()
         }
@@ -52,7 +64,13 @@ pub fn resolve(spec_path: Option<&Path>, id: &str) -> Result<PathBuf> {
     if rel.as_os_str().is_empty() {
         return Err(Error::new("cgroupsPath: the hierarchy root cannot hold a container"));
     }
-    Ok(root.join(rel))
+    Ok(rel)
+}
+
+/// "slice:prefix:name" (the slice may be empty): three fields, no '/'.
+fn is_systemd_form(p: &Path) -> bool {
+    let s = p.as_os_str().as_encoded_bytes();
+    !s.contains(&b'/') && s.iter().filter(|&&b| b == b':').count() == 2
 }
 
 pub struct Cgroup {
@@ -242,5 +260,26 @@ fn remove_tree(path: &Path) -> Result<()> {
     match std::fs::remove_dir(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         r => r.with_context(|| format!("remove cgroup {path:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroups_path_forms() {
+        assert_eq!(relative(None, "c1").expect("default"), Path::new("testudo/c1"));
+        assert_eq!(relative(Some(Path::new("/a/b")), "c1").expect("absolute"), Path::new("a/b"));
+        assert_eq!(relative(Some(Path::new("a:b")), "c1").expect("one colon is a name"), Path::new("a:b"));
+        for systemd in ["system.slice:docker:abc", ":cri-containerd:abc"] {
+            let e = relative(Some(Path::new(systemd)), "c1").expect_err(systemd).to_string();
+            assert_eq!(
+                e,
+                format!("cgroupsPath {systemd:?} is in the systemd form slice:prefix:name, which needs --systemd-cgroup; the cgroupfs driver takes a path")
+            );
+        }
+        assert!(relative(Some(Path::new("/")), "c1").is_err());
+        assert!(relative(Some(Path::new("a/../b")), "c1").is_err());
     }
 }

@@ -16,8 +16,14 @@ use super::{bpf, cpu, devices, hugetlb, io, memory, mountpoint, pids, rdma, unif
 pub type Writes = Vec<(String, String)>;
 
 pub fn check(r: &LinuxResources) -> Result<()> {
+    check_on(r, &super::v1::bound)
+}
+
+/// `check` on a host where `v1(controller)` says whether that controller is in a v1 hierarchy
+/// the container joins (what only v1 can express is written there, see `v1`).
+fn check_on(r: &LinuxResources, v1: &dyn Fn(&str) -> bool) -> Result<()> {
     if let Some(m) = r.memory() {
-        memory::check(m)?;
+        memory::check(m, v1("memory"))?;
     }
     if let Some(c) = r.cpu() {
         cpu::check(c)?;
@@ -26,14 +32,17 @@ pub fn check(r: &LinuxResources) -> Result<()> {
         pids::check(p)?;
     }
     if let Some(b) = r.block_io() {
-        io::check(b)?;
+        io::check(b, v1("blkio"))?;
     }
     if let Some(h) = r.hugepage_limits() {
         hugetlb::check(h)?;
     }
     if let Some(n) = r.network() {
-        if n.class_id().is_some() || n.priorities().as_ref().is_some_and(|p| !p.is_empty()) {
-            return Err(Error::new("linux.resources.network: net_cls and net_prio exist only in cgroup v1"));
+        if n.class_id().is_some() && !v1("net_cls") {
+            return Err(Error::new("linux.resources.network.classID: net_cls exists only in cgroup v1, and this host has no net_cls hierarchy"));
+        }
+        if n.priorities().as_ref().is_some_and(|p| !p.is_empty()) && !v1("net_prio") {
+            return Err(Error::new("linux.resources.network.priorities: net_prio exists only in cgroup v1, and this host has no net_prio hierarchy"));
         }
     }
     if let Some(x) = r.rdma() {
@@ -124,9 +133,9 @@ pub fn apply(cg: &Cgroup, r: &LinuxResources, nodes: &[LinuxDevice], live: bool)
     for (file, value) in plan(&v2, cg, live)? {
         cg.write(&file, &value)?;
     }
-    legacy.apply(r, live)?;
-    if !live || r.devices().is_some() {
-        let rules = devices::rules(r.devices().as_deref().unwrap_or(&[]), nodes)?;
+    let rules = if !live || r.devices().is_some() { Some(devices::rules(r.devices().as_deref().unwrap_or(&[]), nodes)?) } else { None };
+    legacy.apply(r, live, rules.as_deref())?;
+    if let Some(rules) = rules {
         let prog = bpf::load_shared(&devices::program(&rules)?, &mountpoint()?)?;
         bpf::replace(&cg.dir()?, &prog).with_context(|| format!("cgroup {:?}", cg.path))?;
     }
@@ -205,9 +214,22 @@ mod tests {
 
     #[test]
     fn what_v2_cannot_do_is_refused() {
-        assert!(check(&res(r#"{"network": {"classID": 5}}"#)).is_err());
-        assert!(check(&res(r#"{"network": {}}"#)).is_ok());
-        assert!(check(&res(r#"{"devices": [{"allow": true, "access": "rwq"}]}"#)).is_err());
-        assert!(check(&res(r#"{"unified": {"cgroup.procs": "1"}}"#)).is_err());
+        let v2 = |_: &str| false;
+        assert!(check_on(&res(r#"{"network": {"classID": 5}}"#), &v2).is_err());
+        assert!(check_on(&res(r#"{"network": {}}"#), &v2).is_ok());
+        assert!(check_on(&res(r#"{"devices": [{"allow": true, "access": "rwq"}]}"#), &v2).is_err());
+        assert!(check_on(&res(r#"{"unified": {"cgroup.procs": "1"}}"#), &v2).is_err());
+        assert!(check_on(&res(r#"{"memory": {"swappiness": 10}}"#), &v2).is_err());
+        assert!(check_on(&res(r#"{"blockIO": {"leafWeight": 10}}"#), &v2).is_err());
+    }
+
+    #[test]
+    fn what_only_v1_can_do_is_accepted_where_v1_has_the_controller() {
+        let hybrid = |c: &str| ["memory", "blkio", "net_cls", "net_prio"].contains(&c);
+        let r =
+            res(r#"{"memory": {"swappiness": 10}, "blockIO": {"leafWeight": 10}, "network": {"classID": 5, "priorities": [{"name": "eth0", "priority": 3}]}}"#);
+        assert!(check_on(&r, &hybrid).is_ok());
+        let no_net_prio = |c: &str| c != "net_prio";
+        assert!(check_on(&r, &no_net_prio).expect_err("net_prio").to_string().contains("no net_prio hierarchy"));
     }
 }

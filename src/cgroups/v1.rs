@@ -7,8 +7,10 @@
 //! derived from the v2 path and the mounts each time, never stored. On a pure v2 host (cgroup2 at
 //! /sys/fs/cgroup) there are none and this module costs one comparison.
 //!
-//! Only what the v2 code accepts is written here too (`resources::check` runs first), so one
-//! config.json means the same on both kinds of host.
+//! What the v2 code accepts is written here too (`resources::check` runs first), so one
+//! config.json means the same on both kinds of host; what only v1 can express (swappiness, leaf
+//! weights, net_cls, net_prio) is accepted where the host has the v1 controller, and refused
+//! elsewhere.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -18,12 +20,35 @@ use nix::sys::stat::Mode;
 use nix::sys::statfs::{statfs, CGROUP_SUPER_MAGIC};
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
 
+use super::devices::Rule;
 use crate::error::{Context, Error, Result};
 
-/// The resource controllers a container joins in v1 when v2 lacks them. freezer and devices are
-/// left out: the v2 hierarchy's cgroup.freeze and device programs do their work.
-const CONTROLLERS: [&str; 6] = ["cpu", "cpuacct", "cpuset", "memory", "pids", "blkio"];
+/// The controllers a container joins in v1 when v2 lacks them. freezer is left out: the v2
+/// hierarchy's cgroup.freeze does its work. devices is joined (and written) so that the
+/// container's devices.list tells the truth; the v2 device program enforces the same rules.
+/// net_cls and net_prio exist only in v1.
+const CONTROLLERS: [&str; 9] = ["cpu", "cpuacct", "cpuset", "memory", "pids", "blkio", "devices", "net_cls", "net_prio"];
 const V1_ROOT: &str = "/sys/fs/cgroup";
+
+/// Where `controller` is bound to a v1 hierarchy on this host (with the v2 hierarchy at
+/// `v2_root` not offering it), the hierarchy's mount point.
+fn v1_mount(v2_root: &Path, controller: &str) -> Option<PathBuf> {
+    if v2_root == Path::new(V1_ROOT) {
+        return None;
+    }
+    let offered = std::fs::read_to_string(v2_root.join("cgroup.controllers")).unwrap_or_default();
+    if offered.split_whitespace().any(|o| o == controller) {
+        return None;
+    }
+    let mount = Path::new(V1_ROOT).join(controller);
+    statfs(&mount).is_ok_and(|s| s.filesystem_type() == CGROUP_SUPER_MAGIC).then_some(mount)
+}
+
+/// Whether this host has `controller` in a v1 hierarchy that containers join: what only v1 can
+/// express (memory.swappiness, blkio leaf weights, net_cls, net_prio) is accepted then.
+pub fn bound(controller: &str) -> bool {
+    super::mountpoint().is_ok_and(|root| v1_mount(&root, controller).is_some())
+}
 
 /// The container's v1 directories, one per hierarchy (co-mounted controllers share one).
 #[derive(Debug, Default)]
@@ -39,18 +64,12 @@ impl Legacy {
             return Legacy::default();
         }
         let Ok(rel) = cg.strip_prefix(v2_root) else { return Legacy::default() };
-        let offered = std::fs::read_to_string(v2_root.join("cgroup.controllers")).unwrap_or_default();
         let mut dirs: Vec<(&'static str, PathBuf)> = Vec::new();
         let mut seen: Vec<PathBuf> = Vec::new();
         for c in CONTROLLERS {
-            if offered.split_whitespace().any(|o| o == c) {
-                continue;
-            }
-            let mount = Path::new(V1_ROOT).join(c);
-            if !statfs(&mount).is_ok_and(|s| s.filesystem_type() == CGROUP_SUPER_MAGIC) {
-                continue;
-            }
-            // "cpu" and "cpuacct" are often links to one "cpu,cpuacct" hierarchy.
+            let Some(mount) = v1_mount(v2_root, c) else { continue };
+            // "cpu" and "cpuacct" are often links to one "cpu,cpuacct" hierarchy (`dir` finds
+            // either name in it).
             let real = std::fs::canonicalize(&mount).unwrap_or(mount);
             if seen.contains(&real) {
                 continue;
@@ -72,7 +91,9 @@ impl Legacy {
     }
 
     fn dir(&self, controller: &str) -> Option<&Path> {
-        self.dirs.iter().find(|(c, _)| *c == controller).map(|(_, d)| d.as_path())
+        let comounted =
+            |d: &Path| d.strip_prefix(V1_ROOT).ok().and_then(|r| r.iter().next()).is_some_and(|h| h.to_string_lossy().split(',').any(|c| c == controller));
+        self.dirs.iter().find(|(c, d)| *c == controller || comounted(d)).map(|(_, d)| d.as_path())
     }
 
     /// Make the directories. A new cpuset cgroup starts with no cpus and no mems, and a process
@@ -128,8 +149,22 @@ impl Legacy {
     }
 
     /// Every write the resources of v1-bound controllers ask for, as (file, value), in order.
-    pub fn plan(&self, r: &LinuxResources, live: bool) -> Result<Vec<(PathBuf, String)>> {
+    /// `devices`: the device rules when they are to be written (see `resources::apply`).
+    pub fn plan(&self, r: &LinuxResources, live: bool, devices: Option<&[Rule]>) -> Result<Vec<(PathBuf, String)>> {
         let mut out = Vec::new();
+        if let (Some(rules), Some(d)) = (devices, self.dir("devices")) {
+            device_writes(rules, d, live, &mut out);
+        }
+        if let Some(n) = r.network() {
+            if let (Some(id), Some(d)) = (n.class_id(), self.dir("net_cls")) {
+                out.push((d.join("net_cls.classid"), id.to_string()));
+            }
+            if let Some(d) = self.dir("net_prio") {
+                for p in n.priorities().iter().flatten() {
+                    out.push((d.join("net_prio.ifpriomap"), format!("{} {}", p.name(), p.priority())));
+                }
+            }
+        }
         if let (Some(m), Some(d)) = (r.memory(), self.dir("memory")) {
             memory(m, d, live, &mut out)?;
         }
@@ -154,8 +189,8 @@ impl Legacy {
         Ok(out)
     }
 
-    pub fn apply(&self, r: &LinuxResources, live: bool) -> Result<()> {
-        for (file, value) in self.plan(r, live)? {
+    pub fn apply(&self, r: &LinuxResources, live: bool, devices: Option<&[Rule]>) -> Result<()> {
+        for (file, value) in self.plan(r, live, devices)? {
             write(&file, &value)?;
         }
         Ok(())
@@ -225,7 +260,52 @@ fn memory(m: &LinuxMemory, d: &Path, live: bool, out: &mut Vec<(PathBuf, String)
         set(out, d, "memory.memsw.limit_in_bytes", swap);
     }
     set(out, d, "memory.soft_limit_in_bytes", m.reservation());
+    if let Some(s) = m.swappiness() {
+        out.push((d.join("memory.swappiness"), s.to_string()));
+    }
     Ok(())
+}
+
+/// v1's devices list from the same rules as the v2 program: a default ("a" allowed or denied)
+/// and exceptions to it, found by playing the rules in order (a later rule wins, as in the
+/// program; a partial undo of a wildcard exception cannot be expressed in v1 and leaves it, the
+/// v2 program still enforcing it).
+fn device_writes(rules: &[Rule], d: &Path, live: bool, out: &mut Vec<(PathBuf, String)>) {
+    let mut allow_all = false;
+    let mut exceptions: Vec<String> = Vec::new();
+    for r in rules {
+        for line in r.v1_lines() {
+            if line == "a" {
+                allow_all = r.allow;
+                exceptions.clear();
+            } else if r.allow != allow_all {
+                if !exceptions.contains(&line) {
+                    exceptions.push(line);
+                }
+            } else {
+                exceptions.retain(|e| *e != line);
+            }
+        }
+    }
+    let (default, exception) = if allow_all { ("devices.allow", "devices.deny") } else { ("devices.deny", "devices.allow") };
+    // A live deny-by-default list is changed in place, allows first, so that no device a running
+    // container keeps is denied for a moment (as "a" in devices.deny would do, runc's old update
+    // bug); the entries it no longer has are then removed one by one.
+    let current = std::fs::read_to_string(d.join("devices.list")).unwrap_or_default();
+    let current: Vec<&str> = current.lines().collect();
+    if live && !allow_all && !current.is_empty() && current != ["a *:* rwm"] {
+        for e in &exceptions {
+            out.push((d.join("devices.allow"), e.clone()));
+        }
+        for old in current.iter().filter(|c| !exceptions.iter().any(|e| e == *c)) {
+            out.push((d.join("devices.deny"), old.to_string()));
+        }
+        return;
+    }
+    out.push((d.join(default), "a".into()));
+    for e in exceptions {
+        out.push((d.join(exception), e));
+    }
 }
 
 fn cpu(c: &LinuxCpu, d: &Path, out: &mut Vec<(PathBuf, String)>) {
@@ -259,9 +339,16 @@ fn blkio(b: &LinuxBlockIo, d: &Path, out: &mut Vec<(PathBuf, String)>) {
     if let Some(w) = b.weight().filter(|&w| w != 0) {
         out.push((d.join(weight), w.to_string()));
     }
+    // Leaf weights are CFQ's; a kernel without the files fails the write, by name.
+    if let Some(w) = b.leaf_weight().filter(|&w| w != 0) {
+        out.push((d.join("blkio.leaf_weight"), w.to_string()));
+    }
     for wd in b.weight_device().iter().flatten() {
         if let Some(w) = wd.weight().filter(|&w| w != 0) {
             out.push((d.join(format!("{weight}_device")), format!("{}:{} {w}", wd.major(), wd.minor())));
+        }
+        if let Some(w) = wd.leaf_weight().filter(|&w| w != 0) {
+            out.push((d.join("blkio.leaf_weight_device"), format!("{}:{} {w}", wd.major(), wd.minor())));
         }
     }
     let throttles = [
@@ -287,7 +374,7 @@ mod tests {
         let root = std::env::temp_dir().join(format!("testudo-v1-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         let mut l = Legacy::default();
-        for c in ["memory", "cpu", "cpuset", "pids", "blkio"] {
+        for c in ["memory", "cpu", "cpuset", "pids", "blkio", "devices", "net_cls", "net_prio"] {
             std::fs::create_dir_all(root.join(c)).expect("mkdir");
             l.dirs.push((c, root.join(c)));
         }
@@ -309,7 +396,7 @@ mod tests {
                 "pids": {"limit": 20}, "blockIO": {"weight": 300, "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 100}]}}"#,
         )
         .expect("json");
-        let w = names(&l.plan(&r, false).expect("plan"));
+        let w = names(&l.plan(&r, false, None).expect("plan"));
         assert_eq!(
             w,
             [
@@ -329,17 +416,71 @@ mod tests {
     }
 
     #[test]
+    fn what_only_v1_expresses_and_the_device_rules() {
+        let l = legacy(&[]);
+        let r: LinuxResources = serde_json::from_str(
+            r#"{"memory": {"swappiness": 10}, "blockIO": {"leafWeight": 200, "weightDevice": [{"major": 8, "minor": 0, "leafWeight": 300}]},
+                "network": {"classID": 1048577, "priorities": [{"name": "eth0", "priority": 5}]}}"#,
+        )
+        .expect("json");
+        let rules = super::super::devices::rules(
+            &serde_json::from_str::<Vec<_>>(r#"[{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rw"}]"#)
+                .expect("devices"),
+            &[],
+        )
+        .expect("rules");
+        let w = names(&l.plan(&r, false, Some(&rules[..2])).expect("plan"));
+        assert_eq!(
+            w,
+            [
+                "devices.deny=a",
+                "devices.allow=c 1:3 rw",
+                "net_cls.classid=1048577",
+                "net_prio.ifpriomap=eth0 5",
+                "memory.swappiness=10",
+                "blkio.leaf_weight=200",
+                "blkio.leaf_weight_device=8:0 300",
+            ]
+        );
+    }
+
+    #[test]
+    fn device_rules_in_v1_form() {
+        let l = legacy(&[("devices", "devices.list", "c 1:3 rwm\nc 1:5 rwm\n")]);
+        let d = l.dir("devices").expect("devices").to_path_buf();
+        let rule = |allow, kind, major, minor, access| Rule { allow, kind, major, minor, access };
+        let rules = [
+            rule(false, None, None, None, 7),
+            rule(true, Some(2), Some(1), Some(3), 7),
+            rule(true, Some(2), Some(1), Some(9), 7),
+            rule(false, None, None, None, 1),
+            rule(true, Some(1), Some(8), None, 2),
+            rule(false, Some(2), Some(1), Some(9), 7),
+        ];
+        let mut w = Vec::new();
+        device_writes(&rules, &d, false, &mut w);
+        // A wildcard deny of mknod alone is one line per type; the later deny of 1:9 undoes it.
+        assert_eq!(names(&w), ["devices.deny=a", "devices.allow=c 1:3 rwm", "devices.allow=b 8:* r"]);
+        let mut w = Vec::new();
+        device_writes(&rules, &d, true, &mut w);
+        assert_eq!(names(&w), ["devices.allow=c 1:3 rwm", "devices.allow=b 8:* r", "devices.deny=c 1:5 rwm"], "live: allows first, then what went");
+        let mut w = Vec::new();
+        device_writes(&[rule(true, None, None, None, 7)], &d, true, &mut w);
+        assert_eq!(names(&w), ["devices.allow=a"]);
+    }
+
+    #[test]
     fn memory_plus_swap_never_drops_below_the_limit() {
         // Growing past the current memsw: memsw first.
         let l = legacy(&[("memory", "memory.memsw.limit_in_bytes", "2000\n")]);
         let r: LinuxResources = serde_json::from_str(r#"{"memory": {"limit": 4000, "swap": 8000}}"#).expect("json");
-        assert_eq!(names(&l.plan(&r, true).expect("plan")), ["memory.memsw.limit_in_bytes=8000", "memory.limit_in_bytes=4000"]);
+        assert_eq!(names(&l.plan(&r, true, None).expect("plan")), ["memory.memsw.limit_in_bytes=8000", "memory.limit_in_bytes=4000"]);
         let r: LinuxResources = serde_json::from_str(r#"{"memory": {"limit": 4000, "swap": 1000}}"#).expect("json");
-        assert!(l.plan(&r, false).is_err(), "memory+swap below memory");
+        assert!(l.plan(&r, false, None).is_err(), "memory+swap below memory");
         // No swap accounting: a swap limit is an error, not ignored.
         let l = legacy(&[]);
         let r: LinuxResources = serde_json::from_str(r#"{"memory": {"limit": 4000, "swap": 8000}}"#).expect("json");
-        assert!(l.plan(&r, false).expect_err("no memsw").to_string().contains("swap accounting"));
+        assert!(l.plan(&r, false, None).expect_err("no memsw").to_string().contains("swap accounting"));
     }
 
     #[test]

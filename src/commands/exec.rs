@@ -22,6 +22,10 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
     let facts = facts.ok_or_else(|| Error::new(format!("container {:?} is still being created", e.id)))?;
     match super::status(&dir, Some(&facts)) {
         Status::Running | Status::Created => {}
+        // The new process is cloned into the frozen cgroup and waits there, with this command,
+        // until `resume`: what the caller asked for.
+        Status::Paused if e.ignore_paused => {}
+        Status::Paused => return Err(Error::new(format!("cannot exec in container {:?}: it is paused (use --ignore-paused to override)", e.id))),
         s => return Err(Error::new(format!("cannot exec in container {:?}: it is {}", e.id, s.as_str()))),
     }
     let spec = crate::spec::parse(&std::fs::read(dir.file(container::CONFIG_FILE)).context("read saved config.json")?)?;
@@ -61,6 +65,11 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
     };
     // The exec'd process must not inherit our lock (see spawn::parent::Prepared::lock_fd).
     drop(dir);
+    // execCPUAffinity.initial: this process, and its children until they enter the cgroup.
+    if let Some(a) = req.process.exec_cpu_affinity() {
+        crate::linux::affinity::check(a)?;
+        crate::linux::affinity::apply("process.execCPUAffinity.initial", a.initial().as_deref())?;
+    }
     let (pid, fd) = exec::launch(&req)?;
     if let Some(p) = &e.pid_file {
         super::create::write_pid_file(p, pid)?;
@@ -86,7 +95,12 @@ fn process(e: &Exec, base: Option<&Process>) -> Result<Process> {
     p.set_terminal(Some(e.tty));
     if !e.env.is_empty() {
         let mut env = p.env().clone().unwrap_or_default();
-        env.extend(e.env.iter().cloned());
+        for kv in &e.env {
+            // A name given again replaces the container's value, as in runc.
+            let name = kv.split_once('=').map_or(kv.as_str(), |(n, _)| n);
+            env.retain(|old| old.split_once('=').map_or(old.as_str(), |(n, _)| n) != name);
+            env.push(kv.clone());
+        }
         p.set_env(Some(env));
     }
     if let Some(cwd) = &e.cwd {
@@ -116,7 +130,9 @@ fn process(e: &Exec, base: Option<&Process>) -> Result<Process> {
     if !e.cap.is_empty() {
         let mut c = p.capabilities().clone().unwrap_or_default();
         for name in &e.cap {
-            let cap: Capability = name.parse().map_err(|_| Error::new(format!("--cap {name:?}: unknown capability")))?;
+            // runc's form is "CAP_KILL"; the bare "KILL" is accepted too.
+            let bare = name.strip_prefix("CAP_").unwrap_or(name);
+            let cap: Capability = bare.parse().map_err(|_| Error::new(format!("--cap {name:?}: unknown capability")))?;
             let add = |s: &Option<oci_spec::runtime::Capabilities>| {
                 let mut s = s.clone().unwrap_or_default();
                 s.insert(cap);

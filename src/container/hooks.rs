@@ -18,8 +18,14 @@ use crate::error::{Context, Error, Result};
 use crate::linux::pidfd;
 
 pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state: &[u8]) -> Result<()> {
+    run_all_env(kind, hooks, state, None)
+}
+
+/// `run_all`, where a hook without `env` gets `default_env` (startContainer: the container
+/// process's, as runc's init has by then) instead of the runtime's own environment.
+pub fn run_all_env(kind: &str, hooks: Option<&Vec<Hook>>, state: &[u8], default_env: Option<&Vec<String>>) -> Result<()> {
     for (i, hook) in hooks.into_iter().flatten().enumerate() {
-        run(hook, state).with_context(|| format!("{kind} hook {i} ({:?})", hook.path()))?;
+        run(hook, state, default_env).with_context(|| format!("{kind} hook {i} ({:?})", hook.path()))?;
     }
     Ok(())
 }
@@ -27,21 +33,25 @@ pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state: &[u8]) -> Result<()
 /// Run hooks whose failure the spec says to log and ignore (poststart, poststop).
 pub fn run_all_warn(kind: &str, hooks: Option<&Vec<Hook>>, state: &[u8]) {
     for (i, hook) in hooks.into_iter().flatten().enumerate() {
-        if let Err(e) = run(hook, state) {
+        if let Err(e) = run(hook, state, None) {
             crate::log::warn(&format!("{kind} hook {i} ({:?}): {e}", hook.path()));
         }
     }
 }
 
-fn run(hook: &Hook, state: &[u8]) -> Result<()> {
+/// A hook's `env` is its whole environment; without one it inherits, as under runc, the
+/// runtime's (or `default_env`).
+fn run(hook: &Hook, state: &[u8], default_env: Option<&Vec<String>>) -> Result<()> {
     let mut cmd = Command::new(hook.path());
     if let Some((argv0, rest)) = hook.args().as_deref().and_then(|a| a.split_first()) {
         cmd.arg0(argv0).args(rest);
     }
-    cmd.env_clear();
-    for kv in hook.env().iter().flatten() {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        cmd.env(k, v);
+    if let Some(env) = hook.env().as_ref().or(default_env) {
+        cmd.env_clear();
+        for kv in env {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            cmd.env(k, v);
+        }
     }
     cmd.stdin(Stdio::piped());
     let mut child = cmd.spawn().context("spawn")?;

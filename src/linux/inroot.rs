@@ -33,6 +33,25 @@ pub fn open(root: &impl AsFd, path: &Path, flags: OFlag) -> std::result::Result<
     }
 }
 
+/// Whether resolving `path` inside `root` meets a symlink (any component, the last included,
+/// dangling or not). A path that does not exist yet, without a symlink on the way, meets none.
+pub fn through_symlink(root: &impl AsFd, path: &Path) -> std::result::Result<bool, Errno> {
+    let how = OpenHow::new().flags(OFlag::O_PATH | OFlag::O_CLOEXEC).resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS);
+    let rel = relative(path);
+    let mut tries = 0;
+    loop {
+        return match nix::fcntl::openat2(root, rel.as_path(), how) {
+            Err(Errno::EAGAIN) if tries < 64 => {
+                tries += 1;
+                continue;
+            }
+            Ok(_) | Err(Errno::ENOENT) => Ok(false),
+            Err(Errno::ELOOP) => Ok(true),
+            Err(e) => Err(e),
+        };
+    }
+}
+
 /// `path` relative to the root: "/a/b" → "a/b", "/" → ".".
 pub fn relative(path: &Path) -> PathBuf {
     let rel: PathBuf = path.components().filter(|c| !matches!(c, Component::RootDir)).collect();
@@ -155,6 +174,19 @@ mod tests {
         // The paths were created inside the root instead.
         assert!(root.join(host.strip_prefix("/").expect("abs")).join("sub").is_dir());
         let _ = std::fs::remove_dir_all(&host);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn symlinks_on_the_way_are_seen() {
+        let root = tmp("through");
+        std::fs::create_dir_all(root.join("real/dir")).expect("mkdir");
+        symlink("real", root.join("link")).expect("symlink");
+        symlink("/nowhere", root.join("dangling")).expect("symlink");
+        let fd = root_fd(&root);
+        let through = |p: &str| through_symlink(&fd, Path::new(p)).expect(p);
+        assert!(!through("/real/dir") && !through("/real/missing") && !through("/missing/deeper"));
+        assert!(through("/link") && through("/link/dir") && through("/dangling") && through("/dangling/x"));
         let _ = std::fs::remove_dir_all(&root);
     }
 

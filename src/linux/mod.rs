@@ -1,5 +1,6 @@
 //! Small wrappers named after the kernel concepts the spawn path uses.
 
+pub mod affinity;
 pub mod cgroupfs;
 pub mod copyup;
 pub mod creds;
@@ -11,6 +12,7 @@ pub mod idmap;
 pub mod inroot;
 pub mod ioprio;
 pub mod keyring;
+pub mod mempolicy;
 pub mod mounts;
 pub mod namespaces;
 pub mod personality;

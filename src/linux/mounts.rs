@@ -196,6 +196,16 @@ pub fn mount(ctx: &Ctx, m: &Mount, tree: Option<&OwnedFd>) -> Result<()> {
     let dest = m.destination();
     let what = format!("mount {dest:?}");
     let opts = parse(m.typ().as_deref(), m.options().as_deref().unwrap_or(&[]));
+    // CVE-2019-19921 family: a rootfs whose /proc (/sys, /dev) is a symlink gets a procfs
+    // (sysfs, device tmpfs) wherever the link leads, in or out of the rootfs, past the checks
+    // made on the real paths (masked paths, the verified procfs, /dev nodes). Refused, as runc
+    // refuses a proc or sysfs mount on anything but an ordinary directory.
+    let kernel_fs = matches!(m.typ().as_deref(), Some("proc" | "sysfs"));
+    if (kernel_fs || ["proc", "sys", "dev"].iter().any(|d| Path::new(d) == inroot::relative(dest)))
+        && inroot::through_symlink(ctx.root, dest).map_err(|e| Error::sys(format!("{what}: resolve"), e))?
+    {
+        return Err(Error::new(format!("{what}: the destination in the rootfs is (or passes through) a symlink; it must be an ordinary directory")));
+    }
     if opts.bind {
         bind(ctx, m, &opts, tree).context(what)
     } else {
@@ -224,9 +234,12 @@ pub fn detached_bind(m: &Mount, userns: &OwnedFd) -> Result<OwnedFd> {
 }
 
 fn checked_source<'m>(m: &'m Mount, o: &Options) -> Result<&'m Path> {
-    if !o.data.is_empty() {
-        // The kernel ignores data on bind mounts; an option we do not know would be dropped silently.
-        return Err(Error::new(format!("unsupported bind mount options {:?}", o.data)));
+    // The kernel ignores data on a bind mount. Filesystem data (`mode=755`, `size=1k`: clients
+    // copy a tmpfs's options onto binds) is dropped as runc drops it; a bare word we do not know
+    // may be a misspelled flag ("nosiud") that would weaken the mount silently, and is refused.
+    let unknown: Vec<&String> = o.data.iter().filter(|d| !d.contains('=')).collect();
+    if !unknown.is_empty() {
+        return Err(Error::new(format!("unsupported bind mount options {unknown:?}")));
     }
     m.source().as_deref().ok_or_else(|| Error::new("bind mount without source"))
 }

@@ -40,6 +40,47 @@ pub fn prepare(rootfs: &Path, prop: MsFlags) -> Result<OwnedFd> {
     nix::fcntl::open(rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()).with_context(|| format!("open rootfs {rootfs:?}"))
 }
 
+/// Without a mount namespace the container runs in the host's, chrooted into its rootfs, as
+/// under runc. Whatever would be mounted for it would be mounted in the host's namespace and
+/// outlive it there (runc leaves such mounts behind): refused, with the setting named. runc
+/// refuses masked and read-only paths the same way, and ignores root.readonly; we refuse it.
+pub fn check_without_mount_ns(spec: &oci_spec::runtime::Spec) -> Result<()> {
+    let why = "needs a mount namespace: without one it would be mounted in the host's and outlive the container";
+    let linux = spec.linux().as_ref();
+    if spec.mounts().as_ref().is_some_and(|m| !m.is_empty()) {
+        return Err(Error::new(format!("mounts: {why}")));
+    }
+    let listed = |v: Option<&Vec<String>>| v.is_some_and(|v| !v.is_empty());
+    if listed(linux.and_then(|l| l.masked_paths().as_ref())) || listed(linux.and_then(|l| l.readonly_paths().as_ref())) {
+        return Err(Error::new(format!("linux.maskedPaths and linux.readonlyPaths: {why}")));
+    }
+    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+        return Err(Error::new(format!("root.readonly {why}")));
+    }
+    if linux.and_then(|l| l.rootfs_propagation().as_deref()).is_some_and(|p| !p.is_empty()) {
+        return Err(Error::new("linux.rootfsPropagation needs a mount namespace: the host's propagation is not the container's to change"));
+    }
+    if spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false) {
+        return Err(Error::new(format!("process.terminal: /dev/console {why}")));
+    }
+    Ok(())
+}
+
+/// No mount namespace: the rootfs as it is, nothing mounted (see `check_without_mount_ns`).
+pub fn open_in_host_ns(rootfs: &Path, no_pivot: bool) -> Result<OwnedFd> {
+    if no_pivot {
+        return Err(Error::new("--no-pivot needs a mount namespace: it moves the rootfs over the host's /"));
+    }
+    nix::fcntl::open(rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()).with_context(|| format!("open rootfs {rootfs:?}"))
+}
+
+/// No mount namespace: chroot, as runc does (pivot_root would switch the host's root).
+pub fn chroot(root: &OwnedFd) -> Result<()> {
+    nix::unistd::fchdir(root).context("chdir rootfs")?;
+    nix::unistd::chroot(".").context("chroot")?;
+    nix::unistd::chdir("/").context("chdir /")
+}
+
 /// `rootfsPropagation` shared or unbindable, once the root is switched, recursively on the
 /// container's "/". A shared root gets peer groups of its own: it was made a slave of the host's
 /// first, so nothing flows back.

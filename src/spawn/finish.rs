@@ -9,7 +9,7 @@ use oci_spec::runtime::{LinuxPersonality, Process};
 
 use crate::error::{Context, Error, Result};
 use crate::linux::procfs::Proc;
-use crate::linux::{creds, fds, ioprio, personality, sched};
+use crate::linux::{affinity, creds, fds, ioprio, personality, sched};
 use crate::security::{apparmor, capabilities, seccomp, selinux};
 use crate::spawn::sync::Channel;
 
@@ -31,6 +31,12 @@ fn nnp(p: &Process) -> bool {
 /// When the filter goes on (see `security::seccomp`): early while CAP_SYS_ADMIN is held without
 /// no_new_privileges; at the end of `identity` with a listener (its fd must reach P0 before
 /// ready); else in `exec`, right before execve.
+///
+/// After an early filter the runtime still calls, and the profile must allow (as runc's does):
+/// prctl, setgroups, setresgid, setresuid, capget, capset, newfstatat, access, sendmsg,
+/// recvfrom, recvmsg, read, fcntl, close, chdir, getcwd, umask, rt_sigprocmask, personality
+/// (with linux.personality), execve, and what startContainer hooks need to be spawned.
+/// close_range is not among them: without it fds are closed one by one (`fds::close_all_but`).
 #[derive(PartialEq, Eq)]
 enum SeccompAt {
     Early,
@@ -73,11 +79,19 @@ pub fn identity(i: &Identity, chan: &Channel) -> Result<()> {
     if let Some(io) = p.io_priority() {
         ioprio::apply(io)?;
     }
+    // We are in the container's cgroup already (cloned into it): the "final" CPUs.
+    if let Some(a) = p.exec_cpu_affinity() {
+        affinity::apply("process.execCPUAffinity.final", a.cpu_affinity_final().as_deref())?;
+    }
+    // Read before any filter: every syscall we can move ahead of it is one a profile need not allow.
+    let setgroups = !i.userns || std::fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny");
+    if i.seccomp.is_some() && seccomp_at(i) != SeccompAt::Execve {
+        fds::note_table_size(i.proc);
+    }
     if let (Some(prog), SeccompAt::Early) = (i.seccomp, seccomp_at(i)) {
         install_seccomp(prog, chan)?;
     }
     capabilities::drop_bounding(i.caps)?;
-    let setgroups = !i.userns || std::fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny");
     creds::become_user(p.user(), setgroups)?;
     capabilities::apply(i.caps)?;
     if nnp(p) {
@@ -108,7 +122,7 @@ pub fn resolve_executable(p: &Process) -> Result<PathBuf> {
     let path = env_value(p, "PATH").unwrap_or(DEFAULT_PATH);
     for dir in path.split(':').filter(|d| !d.is_empty()) {
         let candidate = Path::new(dir).join(arg0);
-        if candidate.is_file() && nix::unistd::access(&candidate, nix::unistd::AccessFlags::X_OK).is_ok() {
+        if is_file(&candidate) && nix::unistd::access(&candidate, nix::unistd::AccessFlags::X_OK).is_ok() {
             return Ok(candidate);
         }
     }
@@ -129,7 +143,19 @@ pub fn exec(i: &Identity, exe: &Path, preserve: u32, chan: &Channel, exec_fifo: 
         Ok(()) => after_close(i, exe, preserve),
         Err(e) => e,
     };
-    let _ = chan.send(&crate::spawn::sync::Msg::Fail(e));
+    fail(chan, e)
+}
+
+/// Report a failure after `start` may have returned, and end the process. P0 hears it while it
+/// still listens (`run`, or `create` before ready); once nobody does (`start` returned and
+/// `create` is long gone), the container's stderr is the one place left where its owner can
+/// read why it never ran, as it would read the program's own errors.
+pub fn fail(chan: &Channel, e: Error) -> ! {
+    let text = e.to_string();
+    if chan.send(&crate::spawn::sync::Msg::Fail(e)).is_err() {
+        let line = format!("testudo: container process: {text}\n");
+        let _ = nix::unistd::write(std::io::stderr(), line.as_bytes());
+    }
     // SAFETY: _exit ends the process at once; nothing of our callers' frames runs again.
     unsafe { libc::_exit(1) }
 }
@@ -165,6 +191,12 @@ fn try_exec(i: &Identity, exe: &Path, preserve: u32) -> Result<std::convert::Inf
         seccomp::install(prog)?;
     }
     nix::unistd::execve(&exe_c, &argv, &env).map_err(|e| Error::sys(format!("exec: {exe:?}"), e))
+}
+
+/// A regular file (after symlinks). stat(2) (newfstatat), not std's statx: a seccomp profile
+/// that predates statx (Linux 4.11) may already be on here (`SeccompAt::Early`).
+fn is_file(path: &Path) -> bool {
+    nix::sys::stat::stat(path).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG)
 }
 
 fn cstrings(v: &[String]) -> Result<Vec<CString>> {

@@ -8,8 +8,8 @@
 //!  5. hooks: prestart + createRuntime in P0, createContainer here
 //!  6. sysctl and oom_score_adj through our own verified procfs
 //!  7. maskedPaths, readonlyPaths, the cwd, root.readonly
-//!  8. pivot_root (or move + chroot)
-//!  9. labels, seccomp (when no_new_privileges is off), bounding set, uid/gid, capabilities, nnp
+//!  8. pivot_root (or move + chroot; chroot alone without a mount namespace)
+//!  9. memory policy, labels, seccomp (when no_new_privileges is off), bounding set, uid/gid, capabilities, nnp
 //! 10. args[0] must resolve: "not found" is a create-time error
 //! 11. Ready → wait for start → startContainer hooks → close fds, cwd, seccomp, execve
 
@@ -25,7 +25,7 @@ use oci_spec::runtime::LinuxNamespaceType as T;
 use crate::container::hooks;
 use crate::error::{Context, Error, Result};
 use crate::linux::procfs::Proc;
-use crate::linux::{cgroupfs, devices, inroot, keyring, mounts, rlimits, rootfs, sysctl, tty};
+use crate::linux::{cgroupfs, devices, inroot, keyring, mempolicy, mounts, rlimits, rootfs, sysctl, tty};
 use crate::spawn::finish;
 use crate::spawn::parent::Prepared;
 use crate::spawn::sync::{Channel, Msg};
@@ -56,9 +56,11 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
     if p.new_keyring {
         keyring::join_new(&p.id, p.process.selinux_label().as_deref().filter(|s| !s.is_empty()))?;
     }
-    // 3.
+    // 3. Without a mount namespace of its own, nothing is mounted (spec validation refused what
+    // would need it) and step 8 is a chroot.
+    let own_mnt = p.ns.has(T::Mount);
     let prop = rootfs::propagation(linux.and_then(|l| l.rootfs_propagation().as_deref()))?;
-    let root = rootfs::prepare(&p.rootfs, prop)?;
+    let root = if own_mnt { rootfs::prepare(&p.rootfs, prop)? } else { rootfs::open_in_host_ns(&p.rootfs, p.no_pivot)? };
     // Opened here, in our own mount namespace (a mount of another namespace cannot be cloned).
     let dev_null = rootfs::open_dev_null()?;
     let label = linux.and_then(|l| l.mount_label().as_deref());
@@ -113,23 +115,35 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
         rootfs::make_readonly(&root)?;
     }
     // 8.
-    if p.no_pivot {
+    if !own_mnt {
+        rootfs::chroot(&root)?;
+    } else if p.no_pivot {
         rootfs::move_and_chroot(&root)?;
+        rootfs::apply_propagation(prop)?;
     } else {
         rootfs::pivot(&root)?;
+        rootfs::apply_propagation(prop)?;
     }
-    rootfs::apply_propagation(prop)?;
     drop(root);
     // 9.
+    if let Some(mp) = linux.and_then(|l| l.memory_policy().as_ref()) {
+        mempolicy::apply(mp)?;
+    }
     let personality = linux.and_then(|l| l.personality().as_ref());
-    let id = finish::Identity { process: &p.process, caps: &p.caps, seccomp: p.seccomp.as_ref(), proc: proc.as_ref(), userns, personality };
+    // execCPUAffinity is for exec'd processes only ("not applicable to the container's init").
+    let mut process = p.process.clone();
+    process.set_exec_cpu_affinity(None);
+    let id = finish::Identity { process: &process, caps: &p.caps, seccomp: p.seccomp.as_ref(), proc: proc.as_ref(), userns, personality };
     finish::identity(&id, chan)?;
     // 10.
     let exe = finish::resolve_executable(&p.process)?;
     chan.send(&Msg::Ready)?;
     // 11.
     wait_for_start(p, chan)?;
-    hooks::run_all("startContainer", p.spec.hooks().as_ref().and_then(|h| h.start_container().as_ref()), &state)?;
+    let start_hooks = p.spec.hooks().as_ref().and_then(|h| h.start_container().as_ref());
+    if let Err(e) = hooks::run_all_env("startContainer", start_hooks, &state, Some(&p.process.env().clone().unwrap_or_default())) {
+        finish::fail(chan, e);
+    }
     drop(pty);
     finish::exec(&id, &exe, p.preserve_fds, chan, p.fifo.as_ref().map(AsRawFd::as_raw_fd))
 }
@@ -172,7 +186,8 @@ fn create_hooks(p: &Prepared, chan: &Channel) -> Result<Vec<u8>> {
         Some(Msg::Fail(e)) => return Err(e),
         _ => return Err(Error::new("sync socket: expected the container state after hooks")),
     };
-    hooks::run_all("createContainer", h.create_container().as_ref(), &state)?;
+    // A hook without env of its own gets the container process's, as runc's init has it.
+    hooks::run_all_env("createContainer", h.create_container().as_ref(), &state, Some(&p.process.env().clone().unwrap_or_default()))?;
     Ok(state)
 }
 
