@@ -9,9 +9,9 @@ use nix::sys::stat::Mode;
 use oci_spec::runtime::LinuxIdMapping;
 
 use crate::error::{Context, Error, Result};
+use crate::linux::clone::{self, Forked};
 use crate::linux::pidfd;
 use crate::linux::procfs::Proc;
-use crate::spawn::clone::{self, Forked};
 
 pub fn validate(kind: &str, maps: &[LinuxIdMapping]) -> Result<()> {
     if maps.is_empty() {

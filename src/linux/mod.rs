@@ -2,6 +2,7 @@
 
 pub mod affinity;
 pub mod cgroupfs;
+pub mod clone;
 pub mod copyup;
 pub mod creds;
 pub mod devices;

@@ -186,8 +186,6 @@ pub struct Ctx<'a> {
     /// The host's cgroup2 mount, when the container has no cgroup namespace of its own: a
     /// cgroup mount is then a bind of it (see `fresh`).
     pub cgroup2_host: Option<&'a Path>,
-    /// Whether the container has an IPC namespace of its own (an mqueue mount is its namespace's).
-    pub own_ipc: bool,
 }
 
 /// Perform one `mounts[]` entry. `source` is already absolute for bind mounts (made so at create).
@@ -361,8 +359,8 @@ fn fresh(ctx: &Ctx, m: &Mount, o: &Options) -> Result<()> {
     }
     let mut data = o.data.clone();
     // proc, sysfs and cgroup2 keep the policy's labels (genfscon). An mqueue superblock is made with
-    // its IPC namespace, so it already has its labels when mounted, and context= is EINVAL: its
-    // root is relabelled after the mount instead, as runc does.
+    // its IPC namespace, so it already has its labels when mounted, and context= is EINVAL: the
+    // caller relabels its root after the mount instead, as runc does (`spawn::init`).
     let label = ctx.label.filter(|_| !matches!(fstype, "proc" | "sysfs" | "cgroup2" | "bind"));
     if let Some(label) = label.filter(|_| fstype != "mqueue") {
         data.push(format!("context={label:?}"));
@@ -372,12 +370,6 @@ fn fresh(ctx: &Ctx, m: &Mount, o: &Options) -> Result<()> {
     let data = data.join(",");
     nix::mount::mount(Some(source.as_path()), procfs::fd_path(dest.as_raw_fd()).as_str(), Some(fstype), o.flags, (!data.is_empty()).then_some(data.as_str()))
         .context(fstype)?;
-    // The superblock is the IPC namespace's: in the host's namespace (or one joined by path) it
-    // keeps its owner's label, as the queues in it are not the container's.
-    if let Some(label) = label.filter(|_| fstype == "mqueue" && ctx.own_ipc) {
-        let top = inroot::open(ctx.root, m.destination(), OFlag::O_RDONLY | OFlag::O_DIRECTORY).context("reopen")?;
-        crate::security::selinux::label_file(&top, label)?;
-    }
     if o.copyup {
         // `dest` is the directory underneath the new tmpfs; "." does not cross into the mount.
         let dir = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;

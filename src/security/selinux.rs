@@ -52,9 +52,21 @@ pub fn apply_on_exec(proc: &Proc, label: &str) -> Result<()> {
     proc.write("thread-self/attr/exec", label.as_bytes()).with_context(|| format!("selinuxLabel {label:?}"))
 }
 
+/// Run `make` (which creates a key: the session keyring) with `label` as the label of the keys
+/// it creates, as runc does, so that the container's keys are labelled like the container.
+pub fn keycreate(label: Option<&str>, make: impl FnOnce() -> Result<()>) -> Result<()> {
+    let Some(label) = label else { return make() };
+    // The host's procfs: the container's own is not mounted yet. Proc resolves thread-self through
+    // its own link, so the pid namespace we are in already does not matter.
+    let proc = Proc::open(std::path::Path::new("/proc"))?;
+    set_keycreate(&proc, Some(label))?;
+    make()?;
+    set_keycreate(&proc, None)
+}
+
 /// The label the next key this thread creates gets; None goes back to the default (the
 /// creator's own context).
-pub fn set_keycreate(proc: &Proc, label: Option<&str>) -> Result<()> {
+fn set_keycreate(proc: &Proc, label: Option<&str>) -> Result<()> {
     // A lone newline is how selinux_setprocattr is told "no context".
     let data = label.map_or(&b"\n"[..], str::as_bytes);
     proc.write("thread-self/attr/keycreate", data).with_context(|| format!("selinuxLabel {:?}: label the session keyring", label.unwrap_or("")))

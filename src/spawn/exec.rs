@@ -8,11 +8,11 @@ use std::path::Path;
 use oci_spec::runtime::{LinuxNamespaceType as T, Process};
 
 use crate::error::{Context, Error, Result};
+use crate::linux::clone::{self, Forked};
 use crate::linux::namespaces;
 use crate::linux::procfs::Proc;
 use crate::linux::{fds, inroot, pidfd, rlimits, tty};
 use crate::security::{capabilities, seccomp};
-use crate::spawn::clone::{self, Forked};
 use crate::spawn::finish;
 use crate::spawn::sync::{self, Channel, Msg};
 
@@ -66,7 +66,7 @@ pub fn launch(r: &Request) -> Result<(i32, OwnedFd)> {
     let p1_fd = match forked {
         Forked::Child => {
             drop(ours);
-            clone::child_main(&theirs, || {
+            crate::spawn::child_main(&theirs, || {
                 crate::cgroups::v1::enter(&r.legacy_procs)?;
                 // The host's cgroup directory and v1 cgroup.procs files end here (see
                 // fds::close_all_but); the init's pidfd and root go once joined.
@@ -155,7 +155,7 @@ fn join(r: &Request, chan: &Channel, flags: libc::c_int, userns: bool) -> Result
     nix::unistd::chroot(".").context("chroot to the init's root")?;
     fds::close_all_but(r.preserve_fds, &[Some(chan.raw()), r.console.as_ref().map(AsRawFd::as_raw_fd)])?;
     match clone::clone3(&clone::Args { flags: libc::CLONE_PARENT as u64, cgroup: None, pidfd: false })? {
-        Forked::Child => clone::child_main(chan, || process(r, chan, userns)),
+        Forked::Child => crate::spawn::child_main(chan, || process(r, chan, userns)),
         Forked::Parent { pid, .. } => chan.send(&Msg::Pid(pid)),
     }
 }

@@ -26,6 +26,7 @@ use crate::container::hooks;
 use crate::error::{Context, Error, Result};
 use crate::linux::procfs::Proc;
 use crate::linux::{cgroupfs, devices, inroot, keyring, mempolicy, mounts, rlimits, rootfs, sysctl, tty};
+use crate::security::selinux;
 use crate::spawn::finish;
 use crate::spawn::parent::Prepared;
 use crate::spawn::sync::{Channel, Msg};
@@ -54,7 +55,7 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
     }
     rlimits::apply(p.process.rlimits().as_deref().unwrap_or(&[]))?;
     if p.new_keyring {
-        keyring::join_new(&p.id, p.process.selinux_label().as_deref().filter(|s| !s.is_empty()))?;
+        selinux::keycreate(p.process.selinux_label().as_deref().filter(|s| !s.is_empty()), || keyring::join_new(&p.id))?;
     }
     // 3. Without a mount namespace of its own, nothing is mounted (spec validation refused what
     // would need it) and step 8 is a chroot.
@@ -72,10 +73,16 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
     } else {
         Some(crate::cgroups::mountpoint()?)
     };
-    let ctx = mounts::Ctx { root: &root, label, hybrid: hybrid.as_ref(), cgroup2_host: cgroup2_host.as_deref(), own_ipc: p.ns.creates(T::Ipc) };
+    let ctx = mounts::Ctx { root: &root, label, hybrid: hybrid.as_ref(), cgroup2_host: cgroup2_host.as_deref() };
     let mut proc: Option<Proc> = None;
     for (m, tree) in p.mounts.iter().zip(&p.mount_trees) {
         mounts::mount(&ctx, m, tree.as_ref())?;
+        // The superblock is the IPC namespace's: in the host's namespace (or one joined by path)
+        // it keeps its owner's label, as the queues in it are not the container's.
+        if let Some(label) = label.filter(|_| m.typ().as_deref() == Some("mqueue") && p.ns.creates(T::Ipc)) {
+            let top = inroot::open(&root, m.destination(), OFlag::O_RDONLY | OFlag::O_DIRECTORY).context("mqueue: reopen")?;
+            selinux::label_file(&top, label)?;
+        }
         if m.typ().as_deref() == Some("proc") && m.destination() == Path::new("/proc") {
             let fd = inroot::open(&root, Path::new("/proc"), OFlag::O_PATH | OFlag::O_DIRECTORY).context("open /proc")?;
             proc = Some(Proc::verify(fd, Path::new("/proc"))?);

@@ -7,9 +7,9 @@ use nix::sched::CloneFlags;
 use oci_spec::runtime::LinuxNamespaceType as T;
 
 use crate::error::{Context, Result};
+use crate::linux::clone::{self, Forked};
 use crate::linux::fds;
 use crate::linux::namespaces::{self, Plan};
-use crate::spawn::clone::{self, Forked};
 use crate::spawn::init;
 use crate::spawn::parent::{self, Prepared};
 use crate::spawn::sync::{Channel, Msg};
@@ -38,7 +38,7 @@ pub fn run(p: &Prepared, chan: &Channel) -> Result<()> {
         write_time_offsets(p)?;
     }
     match clone::clone3(&clone::Args { flags: libc::CLONE_PARENT as u64, cgroup: None, pidfd: false })? {
-        Forked::Child => clone::child_main(chan, || init::run(p, chan, false)),
+        Forked::Child => crate::spawn::child_main(chan, || init::run(p, chan, false)),
         Forked::Parent { pid, .. } => chan.send(&Msg::Pid(pid)),
     }
 }

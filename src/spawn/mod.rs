@@ -28,10 +28,23 @@
 //! Any failure in P1 or P2 is sent as `Error` and the child `_exit`s; P0 reports it as the one
 //! error of the command. Exec success is the EOF of the close-on-exec socket.
 
-pub mod clone;
 pub mod exec;
 pub mod finish;
 pub mod init;
 pub mod join;
 pub mod parent;
 pub mod sync;
+
+/// Run `f` as the child: any error goes to the parent over `report`, and the child ends with
+/// _exit — it never returns into the parent's frames or runs its destructors.
+pub fn child_main(report: &sync::Channel, f: impl FnOnce() -> crate::error::Result<()>) -> ! {
+    let code = match f() {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = report.send(&sync::Msg::Fail(e));
+            1
+        }
+    };
+    // SAFETY: _exit ends the process immediately; nothing after it runs.
+    unsafe { libc::_exit(code) }
+}

@@ -9,11 +9,11 @@ use oci_spec::runtime::{LinuxNamespaceType as T, Mount, Process, Spec};
 use crate::cgroups::Cgroup;
 use crate::container::hooks;
 use crate::error::{Context, Error, Result};
+use crate::linux::clone::{self, Forked};
 use crate::linux::namespaces::{self, Plan};
 use crate::linux::procfs::Proc;
 use crate::linux::{fds, idmap, mounts, pidfd};
 use crate::security::{capabilities, seccomp};
-use crate::spawn::clone::{self, Forked};
 use crate::spawn::sync::{self, Channel, Msg};
 use crate::spawn::{init, join};
 
@@ -84,7 +84,7 @@ pub fn launch(p: &Prepared) -> Result<Launched> {
             drop(ours);
             // SAFETY: the File owning this fd lives in a frame of P0 this child never returns to.
             unsafe { libc::close(p.lock_fd) };
-            clone::child_main(&theirs, || {
+            crate::spawn::child_main(&theirs, || {
                 // First, before anything can fork: every process of the container is in them.
                 crate::cgroups::v1::enter(&p.legacy_procs)?;
                 // Then nothing of the host's stays open that the container does not need: the

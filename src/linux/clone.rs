@@ -73,17 +73,3 @@ fn describe(flags: u64) -> String {
         format!("clone3 (new namespaces: {})", ns.join(" "))
     }
 }
-
-/// Run `f` as the child: any error goes to the parent over `report`, and the child ends with
-/// _exit — it never returns into the parent's frames or runs its destructors.
-pub fn child_main(report: &crate::spawn::sync::Channel, f: impl FnOnce() -> Result<()>) -> ! {
-    let code = match f() {
-        Ok(()) => 0,
-        Err(e) => {
-            let _ = report.send(&crate::spawn::sync::Msg::Fail(e));
-            1
-        }
-    };
-    // SAFETY: _exit ends the process immediately; nothing after it runs.
-    unsafe { libc::_exit(code) }
-}
