@@ -63,7 +63,7 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
         personality: spec.linux().as_ref().and_then(|l| l.personality().clone()),
         container_state: super::state_json(&facts, super::status(&dir, Some(&facts))).to_string().into_bytes(),
     };
-    // The exec'd process must not inherit our lock (see spawn::parent::Prepared::lock_fd).
+    // The exec'd process must not inherit our lock (see spawn::prepare::Prepared::lock_fd).
     drop(dir);
     // execCPUAffinity.initial: this process, and its children until they enter the cgroup.
     if let Some(a) = req.process.exec_cpu_affinity() {

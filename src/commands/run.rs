@@ -11,11 +11,12 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::termios;
 
 use crate::cli::Run;
-use crate::commands::create::{self, StartBy};
+use crate::commands::create;
 use crate::commands::Global;
 use crate::container::{hooks, Status};
 use crate::error::{Context, Error, Result};
 use crate::linux::pidfd;
+use crate::spawn::prepare::StartBy;
 use crate::spawn::sync::Msg;
 
 const FORWARDED: &[Signal] =

@@ -28,7 +28,7 @@ use crate::linux::procfs::Proc;
 use crate::linux::{cgroupfs, devices, inroot, keyring, mempolicy, mounts, rlimits, rootfs, sysctl, tty};
 use crate::security::selinux;
 use crate::spawn::finish;
-use crate::spawn::parent::Prepared;
+use crate::spawn::prepare::Prepared;
 use crate::spawn::sync::{Channel, Msg};
 
 pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {

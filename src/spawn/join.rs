@@ -11,7 +11,8 @@ use crate::linux::clone::{self, Forked};
 use crate::linux::fds;
 use crate::linux::namespaces::{self, Plan};
 use crate::spawn::init;
-use crate::spawn::parent::{self, Prepared};
+use crate::spawn::parent;
+use crate::spawn::prepare::Prepared;
 use crate::spawn::sync::{Channel, Msg};
 
 pub fn needed(ns: &Plan) -> bool {

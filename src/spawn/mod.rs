@@ -33,6 +33,7 @@ pub mod finish;
 pub mod init;
 pub mod join;
 pub mod parent;
+pub mod prepare;
 pub mod sync;
 
 /// Run `f` as the child: any error goes to the parent over `report`, and the child ends with

@@ -1,10 +1,10 @@
-//! P0: everything decided and opened on the host before the clone, then the parent's half of the
-//! sync protocol.
+//! P0 after its preparation (`spawn::prepare`): the clone, then the parent's half of the sync
+//! protocol.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use oci_spec::runtime::{LinuxNamespaceType as T, Mount, Process, Spec};
+use oci_spec::runtime::LinuxNamespaceType as T;
 
 use crate::cgroups::Cgroup;
 use crate::container::hooks;
@@ -12,41 +12,11 @@ use crate::error::{Context, Error, Result};
 use crate::linux::clone::{self, Forked};
 use crate::linux::namespaces::{self, Plan};
 use crate::linux::procfs::Proc;
-use crate::linux::{fds, idmap, mounts, pidfd};
-use crate::security::{capabilities, seccomp};
+use crate::linux::{fds, idmap, pidfd};
+use crate::security::seccomp;
+use crate::spawn::prepare::Prepared;
 use crate::spawn::sync::{self, Channel, Msg};
 use crate::spawn::{init, join};
-
-/// What the children need, all of it checked, computed or opened by P0.
-pub struct Prepared {
-    pub id: String,
-    pub spec: Spec,
-    pub process: Process,
-    pub bundle: PathBuf,
-    pub rootfs: PathBuf,
-    /// `mounts[]` with bind sources made absolute (relative ones are relative to the bundle).
-    pub mounts: Vec<Mount>,
-    /// One per mount: the detached tree of an idmapped bind mount, made here (see
-    /// `mounts::detached_bind`); init inherits the fds and attaches them.
-    pub mount_trees: Vec<Option<OwnedFd>>,
-    pub ns: Plan,
-    pub caps: capabilities::Plan,
-    pub seccomp: Option<seccomp::Program>,
-    pub cgroup: Cgroup,
-    pub cgroup_fd: OwnedFd,
-    /// cgroup.procs of the container's v1 directories on a hybrid host (cgroups::v1).
-    pub legacy_procs: Vec<OwnedFd>,
-    /// exec.fifo opened read-write (create): init blocks reading it until `start` writes.
-    pub fifo: Option<OwnedFd>,
-    /// `--console-socket`, connected.
-    pub console: Option<OwnedFd>,
-    pub preserve_fds: u32,
-    pub no_pivot: bool,
-    pub new_keyring: bool,
-    /// The container directory's lock fd: children must not inherit the flock, or `start`
-    /// would wait on a lock held by the very init it is to start.
-    pub lock_fd: std::os::fd::RawFd,
-}
 
 pub struct Launched {
     pub pid: i32,
@@ -54,19 +24,6 @@ pub struct Launched {
     pub chan: Channel,
     /// The pty master when `run` owns the terminal itself.
     pub pty: Option<OwnedFd>,
-}
-
-/// The OCI state JSON handed to hooks.
-pub fn hook_state(p: &Prepared, status: &str, pid: i32) -> Vec<u8> {
-    let v = serde_json::json!({
-        "ociVersion": p.spec.version(),
-        "id": p.id,
-        "status": status,
-        "pid": pid,
-        "bundle": p.bundle,
-        "annotations": p.spec.annotations().clone().unwrap_or_default(),
-    });
-    v.to_string().into_bytes()
 }
 
 pub fn launch(p: &Prepared) -> Result<Launched> {
@@ -139,7 +96,7 @@ fn handshake(p: &Prepared, proc: Option<&Proc>, chan: &Channel, child: i32, chil
     let mut early_notify: Option<OwnedFd> = None;
     let to_listener = |pid: i32, fd: &OwnedFd| {
         let l = p.seccomp.as_ref().and_then(|s| s.listener.as_ref()).ok_or_else(|| Error::new("seccomp notify fd without a listenerPath"))?;
-        seccomp::notify_listener(l, fd, pid, &hook_state(p, "creating", pid))
+        seccomp::notify_listener(l, fd, pid, &p.hook_state("creating", pid))
     };
     loop {
         let Some((msg, fd)) = chan.recv_watching(init.as_ref().map(|(pid, _)| *pid)).context("container init")? else {
@@ -179,9 +136,9 @@ fn handshake(p: &Prepared, proc: Option<&Proc>, chan: &Channel, child: i32, chil
                 let h = p.spec.hooks().as_ref();
                 #[allow(deprecated)]
                 let prestart = h.and_then(|h| h.prestart().as_ref());
-                hooks::run_all("prestart", prestart, &hook_state(p, "created", pid))?;
-                hooks::run_all("createRuntime", h.and_then(|h| h.create_runtime().as_ref()), &hook_state(p, "creating", pid))?;
-                chan.send(&Msg::State(hook_state(p, "created", pid)))?;
+                hooks::run_all("prestart", prestart, &p.hook_state("created", pid))?;
+                hooks::run_all("createRuntime", h.and_then(|h| h.create_runtime().as_ref()), &p.hook_state("creating", pid))?;
+                chan.send(&Msg::State(p.hook_state("created", pid)))?;
             }
             Msg::Ready => {
                 let (pid, fd) = init.ok_or_else(|| Error::new("container init reported ready before its pid"))?;
@@ -210,47 +167,4 @@ fn died(fd: &OwnedFd, direct: bool, cgroup: &Cgroup) -> Error {
         Ok(pidfd::Exit(code)) => Error::new(format!("{who} exited during setup with status {code}")),
         Err(e) => e.context(format!("{who} exited during setup")),
     }
-}
-
-/// The detached trees of idmapped bind mounts, one entry per mount. A mount's own mappings, or
-/// for "idmap"/"ridmap" alone the container's (the same maps give the same idmapping).
-pub fn idmapped_trees(spec: &Spec, mounts: &[Mount], ns: &Plan) -> Result<Vec<Option<OwnedFd>>> {
-    let mut proc = None;
-    let mut out = Vec::with_capacity(mounts.len());
-    let linux = spec.linux().as_ref();
-    for m in mounts {
-        if !mounts::wants_idmap(m) {
-            out.push(None);
-            continue;
-        }
-        let what = || format!("mount {:?}", m.destination());
-        let (uids, gids) = match (m.uid_mappings(), m.gid_mappings()) {
-            (Some(u), Some(g)) => (u.clone(), g.clone()),
-            _ if ns.creates(T::User) => {
-                (linux.and_then(|l| l.uid_mappings().clone()).unwrap_or_default(), linux.and_then(|l| l.gid_mappings().clone()).unwrap_or_default())
-            }
-            _ => return Err(Error::new(format!("{}: idmap needs uidMappings/gidMappings or a new user namespace", what()))),
-        };
-        if proc.is_none() {
-            proc = Some(Proc::open(Path::new("/proc"))?);
-        }
-        let proc = proc.as_ref().ok_or_else(|| Error::new("/proc"))?;
-        let userns = idmap::mount_userns(proc, &uids, &gids).with_context(what)?;
-        out.push(Some(mounts::detached_bind(m, &userns).with_context(what)?));
-    }
-    Ok(out)
-}
-
-/// `mounts[]` with relative bind sources resolved against the bundle.
-pub fn absolute_mounts(spec: &Spec, bundle: &Path) -> Vec<Mount> {
-    let mut out = spec.mounts().clone().unwrap_or_default();
-    for m in &mut out {
-        if let Some(src) = m.source().clone() {
-            let is_bind = m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
-            if is_bind && src.is_relative() {
-                m.set_source(Some(bundle.join(src)));
-            }
-        }
-    }
-    out
 }

@@ -1,0 +1,194 @@
+//! P0's preparation: everything checked, computed and opened on the host before the first
+//! clone — the spec validated against what this host can enforce, capabilities planned, seccomp
+//! compiled, config.json saved, the cgroup recorded then made with its limits, exec.fifo, the
+//! detached trees of idmapped mounts. After any failure the caller cleans up from what the
+//! container directory records (`commands::delete::clean_up_creating`).
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use oci_spec::runtime::{LinuxNamespaceType as T, Mount, Process, Spec};
+
+use crate::cgroups::{self, Cgroup};
+use crate::cli::CreateOpts;
+use crate::container::{self, state, CgroupRecord, Dir};
+use crate::error::{Context, Error, Result};
+use crate::linux::namespaces::{self, Plan};
+use crate::linux::procfs::Proc;
+use crate::linux::{fds, idmap, mounts, rlimits, sysctl, tty};
+use crate::security::{capabilities, seccomp};
+
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub enum StartBy {
+    /// `create`: init waits on exec.fifo for a later `start`.
+    Fifo,
+    /// `run`: init waits for Start on the sync socket from this same process.
+    Socket { detach: bool },
+}
+
+/// What the children need, all of it checked, computed or opened by P0.
+pub struct Prepared {
+    pub id: String,
+    pub spec: Spec,
+    pub process: Process,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    /// `mounts[]` with bind sources made absolute (relative ones are relative to the bundle).
+    pub mounts: Vec<Mount>,
+    /// One per mount: the detached tree of an idmapped bind mount, made here (see
+    /// `mounts::detached_bind`); init inherits the fds and attaches them.
+    pub mount_trees: Vec<Option<OwnedFd>>,
+    pub ns: Plan,
+    pub caps: capabilities::Plan,
+    pub seccomp: Option<seccomp::Program>,
+    pub cgroup: Cgroup,
+    pub cgroup_fd: OwnedFd,
+    /// cgroup.procs of the container's v1 directories on a hybrid host (cgroups::v1).
+    pub legacy_procs: Vec<OwnedFd>,
+    /// exec.fifo opened read-write (create): init blocks reading it until `start` writes.
+    pub fifo: Option<OwnedFd>,
+    /// `--console-socket`, connected.
+    pub console: Option<OwnedFd>,
+    pub preserve_fds: u32,
+    pub no_pivot: bool,
+    pub new_keyring: bool,
+    /// The container directory's lock fd: children must not inherit the flock, or `start`
+    /// would wait on a lock held by the very init it is to start.
+    pub lock_fd: std::os::fd::RawFd,
+}
+
+impl Prepared {
+    /// The OCI state JSON handed to hooks.
+    pub fn hook_state(&self, status: &str, pid: i32) -> Vec<u8> {
+        let v = serde_json::json!({
+            "ociVersion": self.spec.version(),
+            "id": self.id,
+            "status": status,
+            "pid": pid,
+            "bundle": self.bundle,
+            "annotations": self.spec.annotations().clone().unwrap_or_default(),
+        });
+        v.to_string().into_bytes()
+    }
+}
+
+pub fn prepare(root: &Path, opts: &CreateOpts, dir: &Dir, mode: StartBy) -> Result<Prepared> {
+    let bundle = crate::spec::load(&opts.bundle)?;
+    crate::spec::validate(&bundle.spec)?;
+    let spec = &bundle.spec;
+    let mut process = spec.process().clone().ok_or_else(|| Error::new("config.json: process is missing"))?;
+    let linux = spec.linux().as_ref().ok_or_else(|| Error::new("config.json: linux is missing"))?;
+    let terminal = process.terminal().unwrap_or(false);
+    let detached = !matches!(mode, StartBy::Socket { detach: false });
+    tty::require_socket_or_foreground(terminal, opts.console_socket.is_some(), detached)?;
+
+    let ns = namespaces::plan(linux.namespaces().as_deref().unwrap_or(&[]))?;
+    namespaces::check(&ns, spec)?;
+    if let Some(s) = linux.sysctl() {
+        sysctl::check(s, &ns)?;
+    }
+    rlimits::check(process.rlimits().as_deref().unwrap_or(&[]))?;
+    let caps = capabilities::plan(process.capabilities().as_ref())?;
+    let seccomp = linux.seccomp().as_ref().map(|s| seccomp::load(root, s)).transpose()?;
+    let preserve_fds = fds::preserved(opts.preserve_fds)?;
+    fds::check_open(preserve_fds)?;
+    if let Some(vars) = fds::listen_env() {
+        let mut env: Vec<String> =
+            process.env().clone().unwrap_or_default().into_iter().filter(|kv| !kv.starts_with("LISTEN_FDS=") && !kv.starts_with("LISTEN_PID=")).collect();
+        env.extend(vars);
+        process.set_env(Some(env));
+    }
+    let console = opts.console_socket.as_deref().map(tty::connect).transpose()?;
+    std::fs::write(dir.file(container::CONFIG_FILE), &bundle.bytes).context("save config.json")?;
+
+    let cg_path = cgroups::resolve(linux.cgroups_path().as_deref(), &dir.id)?;
+    // Recorded before anything is made: a create killed from here on leaves delete what to remove.
+    let made = Cgroup::claim(&cg_path)?;
+    state::write(&dir.file(container::CGROUP_FILE), &CgroupRecord { path: cg_path.clone(), made })?;
+    let cg = Cgroup::create(cg_path, made)?;
+    let cgroup_fd = cg.open()?;
+    let legacy_procs = cg.legacy().open_procs()?;
+    // Always: without device rules the device program still denies all but the default nodes.
+    let none = oci_spec::runtime::LinuxResources::default();
+    cgroups::resources::apply(&cg, linux.resources().as_ref().unwrap_or(&none), linux.devices().as_deref().unwrap_or(&[]), false)?;
+    let fifo = match mode {
+        StartBy::Fifo => Some(make_fifo(&dir.file(container::FIFO_FILE))?),
+        StartBy::Socket { .. } => None,
+    };
+    let mounts = absolute_mounts(spec, &bundle.dir);
+    let mount_trees = idmapped_trees(spec, &mounts, &ns)?;
+    let prepared = Prepared {
+        id: dir.id.clone(),
+        spec: bundle.spec,
+        process,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        mounts,
+        mount_trees,
+        ns,
+        caps,
+        seccomp,
+        cgroup: cg,
+        cgroup_fd,
+        legacy_procs,
+        fifo,
+        console,
+        preserve_fds,
+        no_pivot: opts.no_pivot,
+        new_keyring: !opts.no_new_keyring,
+        lock_fd: dir.lock_fd(),
+    };
+    Ok(prepared)
+}
+
+/// exec.fifo, opened read-write: init blocks reading it; `start` opens it write-only and
+/// non-blocking (ENXIO there means init is gone) and writes one byte.
+fn make_fifo(path: &Path) -> Result<OwnedFd> {
+    nix::unistd::mkfifo(path, Mode::from_bits_truncate(0o600)).with_context(|| format!("mkfifo {path:?}"))?;
+    nix::fcntl::open(path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()).with_context(|| format!("open {path:?}"))
+}
+
+/// The detached trees of idmapped bind mounts, one entry per mount. A mount's own mappings, or
+/// for "idmap"/"ridmap" alone the container's (the same maps give the same idmapping).
+pub fn idmapped_trees(spec: &Spec, mounts: &[Mount], ns: &Plan) -> Result<Vec<Option<OwnedFd>>> {
+    let mut proc = None;
+    let mut out = Vec::with_capacity(mounts.len());
+    let linux = spec.linux().as_ref();
+    for m in mounts {
+        if !mounts::wants_idmap(m) {
+            out.push(None);
+            continue;
+        }
+        let what = || format!("mount {:?}", m.destination());
+        let (uids, gids) = match (m.uid_mappings(), m.gid_mappings()) {
+            (Some(u), Some(g)) => (u.clone(), g.clone()),
+            _ if ns.creates(T::User) => {
+                (linux.and_then(|l| l.uid_mappings().clone()).unwrap_or_default(), linux.and_then(|l| l.gid_mappings().clone()).unwrap_or_default())
+            }
+            _ => return Err(Error::new(format!("{}: idmap needs uidMappings/gidMappings or a new user namespace", what()))),
+        };
+        if proc.is_none() {
+            proc = Some(Proc::open(Path::new("/proc"))?);
+        }
+        let proc = proc.as_ref().ok_or_else(|| Error::new("/proc"))?;
+        let userns = idmap::mount_userns(proc, &uids, &gids).with_context(what)?;
+        out.push(Some(mounts::detached_bind(m, &userns).with_context(what)?));
+    }
+    Ok(out)
+}
+
+/// `mounts[]` with relative bind sources resolved against the bundle.
+pub fn absolute_mounts(spec: &Spec, bundle: &Path) -> Vec<Mount> {
+    let mut out = spec.mounts().clone().unwrap_or_default();
+    for m in &mut out {
+        if let Some(src) = m.source().clone() {
+            let is_bind = m.typ().as_deref() == Some("bind") || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
+            if is_bind && src.is_relative() {
+                m.set_source(Some(bundle.join(src)));
+            }
+        }
+    }
+    out
+}
