@@ -114,6 +114,17 @@ static long int80(long nr, long a, long b) {
     return r;
 }
 
+/* The next process in /proc (opened as d) other than ourselves; 0 at the end. */
+static int next_pid(DIR *d) {
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        int pid = atoi(e->d_name);
+        if (pid > 0 && pid != getpid())
+            return pid;
+    }
+    return 0;
+}
+
 /* Issue 12: every directory fd of every other process, walked up through /proc/PID/fd/N/..
  * (what a process with CAP_SYS_PTRACE may do), must end at our own root. Scans until STOP
  * exists; prints "ESCAPE pid fd target" for each fd that leads elsewhere, then
@@ -130,11 +141,7 @@ static int fdscan(const char *stop) {
     while (access(stop, F_OK) < 0) {
         rounds++;
         DIR *d = opendir("/proc");
-        struct dirent *e;
-        while (d && (e = readdir(d))) {
-            int pid = atoi(e->d_name);
-            if (pid <= 0 || pid == getpid())
-                continue;
+        for (int pid; (pid = next_pid(d));) {
             char fdd[64];
             snprintf(fdd, sizeof fdd, "/proc/%d/fd", pid);
             DIR *f = opendir(fdd);
@@ -146,7 +153,7 @@ static int fdscan(const char *stop) {
             while ((g = readdir(f))) {
                 if (g->d_name[0] == '.')
                     continue;
-                char p[300], t[4096];
+                char p[512], t[4096];
                 snprintf(p, sizeof p, "%s/%s", fdd, g->d_name);
                 if (stat(p, &st) < 0 || !S_ISDIR(st.st_mode))
                     continue;
@@ -171,13 +178,11 @@ static int fdscan(const char *stop) {
 
 /* Issue 12: SIGSTOP every process whose arguments include "exec" (an exec's setup process
  * still carries the runtime's argv until its execve), forever. */
-static int stop_execs(void) {
+static void __attribute__((noreturn)) stop_execs(void) {
     for (;;) {
         DIR *d = opendir("/proc");
-        struct dirent *e;
-        while (d && (e = readdir(d))) {
-            int pid = atoi(e->d_name);
-            if (pid <= 1 || pid == getpid())
+        for (int pid; (pid = next_pid(d));) {
+            if (pid == 1)
                 continue;
             char p[64], cmd[4096];
             snprintf(p, sizeof p, "/proc/%d/cmdline", pid);
@@ -248,7 +253,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(c, "stop-execs"))
-        return stop_execs();
+        stop_execs();
     if (!strcmp(c, "fdscan"))
         return fdscan(argv[2]);
     if (!strcmp(c, "catch-exe"))
