@@ -72,6 +72,20 @@ pub enum Command {
     Update(Update),
     /// Print container events and statistics
     Events(Events),
+    /// Audit a bundle's config.json against the CIS Docker Benchmark's container items
+    Check(Check),
+}
+
+#[derive(Args, Debug)]
+pub struct Check {
+    /// Path to the bundle directory
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
+    /// Exit 1 when a rule of this severity or higher fails
+    #[arg(long = "fail-on", default_value = "high", value_parser = ["high", "medium", "low"])]
+    pub fail_on: String,
 }
 
 #[derive(Args, Debug)]
@@ -99,6 +113,9 @@ pub struct CreateOpts {
     /// Pass this many descriptors after stdio (3 onwards) into the container
     #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
+    /// Refuse to create a container that fails this audit policy (see `check`)
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -202,6 +219,9 @@ pub struct SpecCmd {
     /// Write a spec for a rootless container (user namespace, no cgroup resources)
     #[arg(long)]
     pub rootless: bool,
+    /// Write a spec that passes every `check` rule
+    #[arg(long, conflicts_with = "rootless")]
+    pub hardened: bool,
 }
 
 #[derive(Args, Debug)]

@@ -5,6 +5,7 @@
 //! threads, panics abort, and glibc hands std the arguments through .init_array anyway.
 #![cfg_attr(not(test), no_main)]
 
+mod audit;
 mod cgroups;
 mod cli;
 mod commands;
@@ -79,6 +80,7 @@ fn dispatch(g: &Global, c: &Command) -> (&'static str, error::Result<i32>) {
         Command::Resume(i) => ("resume", commands::pause::run(g, &i.id, false)),
         Command::Update(u) => ("update", commands::update::run(g, u)),
         Command::Events(e) => ("events", commands::events::run(g, e)),
+        Command::Check(c) => ("check", commands::check::run(c)),
     }
 }
 

@@ -1,5 +1,6 @@
 //! One thin file per command. Each returns the process exit code or the one error of the command.
 
+pub mod check;
 pub mod create;
 pub mod delete;
 pub mod events;

@@ -62,12 +62,36 @@ pub fn default_config(rootless: bool) -> Result<serde_json::Value> {
     Ok(v)
 }
 
+/// `spec --hardened`: the default config, and everything else `check` asks for: a user
+/// namespace whose root is an unprivileged host range, a non-root user in it, no capabilities,
+/// memory, cpu and pids limits, a tmpfs /tmp under the read-only root.
+pub fn hardened_config() -> Result<serde_json::Value> {
+    let mut v = default_config(false)?;
+    let none = serde_json::json!([]);
+    v["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+    v["process"]["capabilities"] = serde_json::json!({"bounding": none, "effective": none, "permitted": none});
+    if let Some(a) = v["linux"]["namespaces"].as_array_mut() {
+        a.push(serde_json::json!({"type": "user"}));
+    }
+    // Root of the container is host uid 100000: no host file is the container's to own.
+    v["linux"]["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    v["linux"]["gidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    v["linux"]["resources"]["memory"] = serde_json::json!({"limit": 268435456});
+    v["linux"]["resources"]["cpu"] = serde_json::json!({"quota": 100000, "period": 100000});
+    v["linux"]["resources"]["pids"] = serde_json::json!({"limit": 128});
+    if let Some(m) = v["mounts"].as_array_mut() {
+        m.push(serde_json::json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "noexec", "mode=1777", "size=65536k"]}));
+    }
+    Ok(v)
+}
+
 pub fn run(s: &SpecCmd) -> Result<i32> {
     let path = s.bundle.join("config.json");
     if path.exists() {
         return Err(Error::new(format!("{path:?} already exists")));
     }
-    let text = serde_json::to_string_pretty(&default_config(s.rootless)?).map_err(|e| Error::new(e.to_string()))?;
+    let config = if s.hardened { hardened_config()? } else { default_config(s.rootless)? };
+    let text = serde_json::to_string_pretty(&config).map_err(|e| Error::new(e.to_string()))?;
     std::fs::write(&path, text + "\n").with_context(|| format!("write {path:?}"))?;
     Ok(0)
 }

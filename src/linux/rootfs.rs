@@ -35,8 +35,11 @@ pub fn prepare(rootfs: &Path, prop: MsFlags) -> Result<OwnedFd> {
         other => other,
     };
     nix::mount::mount(None::<&str>, "/", None::<&str>, first | MsFlags::MS_REC, None::<&str>).context("make / non-shared")?;
-    nix::mount::mount(Some(rootfs), rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .with_context(|| format!("bind rootfs {rootfs:?}"))?;
+    nix::mount::mount(Some(rootfs), rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).map_err(|e| match e {
+        // In a user namespace the path is walked as the container's root, an unprivileged host id.
+        nix::errno::Errno::EACCES => Error::sys(format!("bind rootfs {rootfs:?} (every directory above it must be searchable by the container's root)"), e),
+        e => Error::sys(format!("bind rootfs {rootfs:?}"), e),
+    })?;
     nix::fcntl::open(rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()).with_context(|| format!("open rootfs {rootfs:?}"))
 }
 

@@ -77,6 +77,9 @@ impl Prepared {
 pub fn prepare(root: &Path, opts: &CreateOpts, dir: &Dir, mode: StartBy) -> Result<Prepared> {
     let bundle = crate::spec::load(&opts.bundle)?;
     crate::spec::validate(&bundle.spec)?;
+    if let Some(path) = &opts.policy {
+        crate::audit::Policy::load(path)?.enforce(path, &bundle.spec)?;
+    }
     let spec = &bundle.spec;
     let mut process = spec.process().clone().ok_or_else(|| Error::new("config.json: process is missing"))?;
     let linux = spec.linux().as_ref().ok_or_else(|| Error::new("config.json: linux is missing"))?;

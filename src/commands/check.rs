@@ -1,0 +1,25 @@
+//! `check`: audit a bundle's config.json against the CIS Docker Benchmark's container items
+//! (`audit`), one line (or JSON object) per rule; exit 1 when a rule at `--fail-on` or above fails.
+
+use crate::audit::{self, Severity};
+use crate::cli::Check;
+use crate::error::{Error, Result};
+
+pub fn run(c: &Check) -> Result<i32> {
+    let bundle = crate::spec::load(&c.bundle)?;
+    let findings = audit::audit(&bundle.spec);
+    let at = Severity::parse(&c.fail_on)?;
+    let failed = audit::failures(&findings, at, &[]).len();
+    if c.format == "json" {
+        let out = serde_json::json!({
+            "bundle": bundle.dir,
+            "failOn": at,
+            "failed": failed,
+            "findings": findings,
+        });
+        println!("{}", serde_json::to_string_pretty(&out).map_err(|e| Error::new(e.to_string()))?);
+    } else {
+        print!("{}", audit::text(&findings));
+    }
+    Ok(if failed > 0 { 1 } else { 0 })
+}
