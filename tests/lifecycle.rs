@@ -321,7 +321,7 @@ fn bad_input_is_a_clear_create_error_that_leaves_nothing() {
             "goes through a symlink",
         ),
         ("pids limit -5", set(&["linux", "resources", "pids"], serde_json::json!({"limit": -5})), "linux.resources.pids.limit: -5 is not a valid limit"),
-        ("cpu period 0", set(&["linux", "resources", "cpu"], serde_json::json!({"period": 0})), "linux.resources.cpu.period: 0 is outside"),
+        ("cpu period 1", set(&["linux", "resources", "cpu"], serde_json::json!({"period": 1})), "linux.resources.cpu.period: 1 is outside"),
         ("umask 99999", set(&["process", "user", "umask"], 99999.into()), "process.user.umask: 99999"),
         ("70,000 additionalGids", set(&["process", "user", "additionalGids"], (0..70_000).collect::<Vec<u32>>().into()), "additionalGids: 70000 groups"),
         ("100 KB hostname", set(&["hostname"], "h".repeat(100_000).into()), "hostname: 100000 bytes"),

@@ -12,8 +12,9 @@ pub fn check(c: &LinuxCpu) -> Result<()> {
     if c.realtime_runtime().is_some_and(|v| v != 0) || c.realtime_period().is_some_and(|v| v != 0) {
         return Err(Error::new("linux.resources.cpu.realtimeRuntime/realtimePeriod: cgroup v2 has no realtime CPU bandwidth"));
     }
-    // The kernel's bounds for cpu.max's period, 1 ms to 1 s; 0 would be silently "unchanged".
-    if let Some(p) = c.period().filter(|p| !(1000..=1_000_000).contains(p)) {
+    // The kernel's bounds for cpu.max's period, 1 ms to 1 s. 0 is runc's "not set" (the kernel's
+    // default at create, unchanged at update): Docker sends it in every `update` it makes.
+    if let Some(p) = c.period().filter(|&p| p != 0 && !(1000..=1_000_000).contains(&p)) {
         return Err(Error::new(format!("linux.resources.cpu.period: {p} is outside the kernel's 1000 to 1000000 microseconds")));
     }
     if let Some(i) = c.idle().filter(|i| !(0..=1).contains(i)) {
@@ -160,8 +161,9 @@ mod tests {
 
     #[test]
     fn a_period_the_kernel_refuses_is_refused() {
-        let err = check(&cpu(r#"{"period": 0}"#)).err().map(|e| e.to_string());
-        assert_eq!(err.as_deref(), Some("linux.resources.cpu.period: 0 is outside the kernel's 1000 to 1000000 microseconds"));
+        let err = check(&cpu(r#"{"period": 1}"#)).err().map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some("linux.resources.cpu.period: 1 is outside the kernel's 1000 to 1000000 microseconds"));
+        assert!(check(&cpu(r#"{"period": 0, "quota": 0, "shares": 0}"#)).is_ok(), "Docker's update sends zeros for unchanged");
         assert!(check(&cpu(r#"{"period": 999}"#)).is_err());
         assert!(check(&cpu(r#"{"period": 1000001}"#)).is_err());
         assert!(check(&cpu(r#"{"period": 100000, "quota": -1}"#)).is_ok());
