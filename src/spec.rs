@@ -19,13 +19,20 @@ pub struct Bundle {
 }
 
 pub fn load(bundle: &Path) -> Result<Bundle> {
+    let (dir, bytes, spec) = read_config(bundle)?;
+    let root = spec.root().as_ref().ok_or_else(|| Error::new("config.json: root is missing"))?;
+    let rootfs = rootfs_path(&dir, root.path())?;
+    Ok(Bundle { dir, bytes, spec, rootfs })
+}
+
+/// The bundle's absolute path and its config.json, read and parsed: what `check` audits, for a
+/// bundle whose rootfs may not be there yet.
+pub fn read_config(bundle: &Path) -> Result<(PathBuf, Vec<u8>, Spec)> {
     let dir = std::path::absolute(bundle).with_context(|| format!("bundle {bundle:?}"))?;
     let path = dir.join("config.json");
     let bytes = read_regular(&path)?;
     let spec = parse(&bytes).map_err(|e| e.context(format!("{path:?}")))?;
-    let root = spec.root().as_ref().ok_or_else(|| Error::new("config.json: root is missing"))?;
-    let rootfs = rootfs_path(&dir, root.path())?;
-    Ok(Bundle { dir, bytes, spec, rootfs })
+    Ok((dir, bytes, spec))
 }
 
 /// The bytes of a regular file. Opened non-blocking: a FIFO in place of config.json would

@@ -2,7 +2,8 @@
 # The caller sets: E (function running the engine CLI, bounded by tmo), ECMD (the same command
 # line as an array, for expect to spawn), RUNOPTS (options for every run),
 # INIT_NAME (what --init puts at pid 1), SECCOMP_MAY_DROP (top-level profile keys the engine
-# is known to drop), and defines ${ENGINE}_update_check.
+# is known to drop), AUDIT_EXPECT (the CIS items `check` must fail for its default container),
+# and defines ${ENGINE}_update_check.
 
 insp() { $E inspect -f "$2" "$1" 2>/dev/null; }
 cid_of() { insp "$1" '{{.Id}}'; }
@@ -36,6 +37,17 @@ cli_checks() {
   else notok "run --rm: the container is removed afterwards" "cid=$cid"; fi
   out=$($E run --rm "${RUNOPTS[@]}" "$IMAGE" false 2>&1); rc=$?
   is "run --rm false gives exit code 1" 1 "$rc" "$out"
+
+  # Issue 16: the engine's default container (its config.json as the runtime got it), audited.
+  # The items it fails must be the ones Docker Bench warns about for such a container
+  # (AUDIT_EXPECT, set by the engine's part); 5.1/5.2 (the host's AppArmor/SELinux) and 5.26 (the
+  # image's healthcheck) are not in a config.json.
+  if [ -n "$cid" ] && [ -f "$T/specs/$cid.json" ]; then
+    mkdir -p "$T/audit-$p" && cp "$T/specs/$cid.json" "$T/audit-$p/config.json"
+    out=$("$RUNTIME" check --bundle "$T/audit-$p" --format json --fail-on low 2>&1)
+    is "check: the default container fails exactly what Docker Bench warns about" "$AUDIT_EXPECT" \
+      "$(printf '%s' "$out" | python3 -c 'import json, sys; print(" ".join(f["cis"] for f in json.load(sys.stdin)["findings"] if not f["passed"]))' 2>&1)" "$out"
+  else notok "check: the default container's config was captured" "cid=$cid"; fi
 
   # run -d, then the long-running container serves the following checks
   cid=$($E run -d "${RUNOPTS[@]}" --name "$p-loop" "$IMAGE" sh -c "$LOOP" 2>&1); rc=$?

@@ -27,19 +27,21 @@ is() {
   local name=$1 want=$2 got=$3; shift 3
   if [ "$got" = "$want" ]; then ok "$name"; else notok "$name" "expected: $want" "got: $got" "$@"; fi
 }
+# The matchers read all of ACTUAL (grep without -q): with pipefail, grep -q leaving at the first
+# match made printf's next write a SIGPIPE, and a match that was there a failure (seen under load).
 # like NAME ERE ACTUAL [CONTEXT...]
 like() {
   local name=$1 re=$2 got=$3; shift 3
-  if printf '%s' "$got" | grep -Eq -- "$re"; then ok "$name"
+  if printf '%s' "$got" | grep -E -- "$re" >/dev/null; then ok "$name"
   else notok "$name" "expected to match: $re" "got: $got" "$@"; fi
 }
 # unlike NAME ERE ACTUAL
 unlike() {
-  if printf '%s' "$3" | grep -Eq -- "$2"; then notok "$1" "must not match: $2" "got: $3"; else ok "$1"; fi
+  if printf '%s' "$3" | grep -E -- "$2" >/dev/null; then notok "$1" "must not match: $2" "got: $3"; else ok "$1"; fi
 }
 # contains NAME NEEDLE HAYSTACK: fixed-string containment
 contains() {
-  if [ -n "$2" ] && printf '%s' "$3" | grep -Fq -- "$2"; then ok "$1"
+  if [ -n "$2" ] && printf '%s' "$3" | grep -F -- "$2" >/dev/null; then ok "$1"
   else notok "$1" "expected to contain: $2" "got: $3"; fi
 }
 

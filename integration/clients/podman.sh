@@ -68,6 +68,8 @@ podman_main() {
   E=pm
   RUNOPTS=(--network none --pull never --cgroup-parent "/testudo-clients-$$-podman")
   SECCOMP_MAY_DROP=
+  # As Docker's (docker.sh), but podman sets a pids limit (2048) by default.
+  AUDIT_EXPECT="4.1 5.10 5.11 5.12 5.25"
   INIT_NAME=podman-init   # catatonit, bind-mounted as /run/podman-init
   podman_setup
   local out want

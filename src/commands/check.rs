@@ -6,13 +6,13 @@ use crate::cli::Check;
 use crate::error::{Error, Result};
 
 pub fn run(c: &Check) -> Result<i32> {
-    let bundle = crate::spec::load(&c.bundle)?;
-    let findings = audit::audit(&bundle.spec);
+    let (dir, _, spec) = crate::spec::read_config(&c.bundle)?;
+    let findings = audit::audit(&spec);
     let at = Severity::parse(&c.fail_on)?;
     let failed = audit::failures(&findings, at, &[]).len();
     if c.format == "json" {
         let out = serde_json::json!({
-            "bundle": bundle.dir,
+            "bundle": dir,
             "failOn": at,
             "failed": failed,
             "findings": findings,
