@@ -13,6 +13,7 @@ mod container;
 mod error;
 mod linux;
 mod log;
+mod sandbox;
 mod security;
 mod spawn;
 mod spec;
@@ -81,6 +82,7 @@ fn dispatch(g: &Global, c: &Command) -> (&'static str, error::Result<i32>) {
         Command::Update(u) => ("update", commands::update::run(g, u)),
         Command::Events(e) => ("events", commands::events::run(g, e)),
         Command::Check(c) => ("check", commands::check::run(c)),
+        Command::Sandbox(s) => ("sandbox", sealed(|| sandbox::plan(s).and_then(|p| sandbox::job::run(g, p)))),
     }
 }
 

@@ -90,7 +90,7 @@ impl Legacy {
         self.dir(controller).is_some()
     }
 
-    fn dir(&self, controller: &str) -> Option<&Path> {
+    pub fn dir(&self, controller: &str) -> Option<&Path> {
         let comounted =
             |d: &Path| d.strip_prefix(V1_ROOT).ok().and_then(|r| r.iter().next()).is_some_and(|h| h.to_string_lossy().split(',').any(|c| c == controller));
         self.dirs.iter().find(|(c, d)| *c == controller || comounted(d)).map(|(_, d)| d.as_path())

@@ -60,6 +60,7 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
         legacy_procs: Cgroup::at(facts.cgroup.clone()).legacy().open_procs()?,
         console: e.console_socket.as_deref().map(tty::connect).transpose()?,
         preserve_fds,
+        landlock: crate::security::landlock::plan(spec.annotations().as_ref())?,
         personality: spec.linux().as_ref().and_then(|l| l.personality().clone()),
         container_state: super::state_json(&facts, super::status(&dir, Some(&facts))).to_string().into_bytes(),
     };

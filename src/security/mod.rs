@@ -2,5 +2,6 @@
 
 pub mod apparmor;
 pub mod capabilities;
+pub mod landlock;
 pub mod seccomp;
 pub mod selinux;

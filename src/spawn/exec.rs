@@ -31,6 +31,8 @@ pub struct Request {
     pub preserve_fds: u32,
     /// The container's linux.personality.
     pub personality: Option<oci_spec::runtime::LinuxPersonality>,
+    /// The container's Landlock policy (annotations), for this process too.
+    pub landlock: Option<crate::security::landlock::Plan>,
     /// The container's OCI state JSON, for a seccomp listener.
     pub container_state: Vec<u8>,
 }
@@ -178,8 +180,15 @@ fn process(r: &Request, chan: &Channel, userns: bool) -> Result<()> {
         tty::make_controlling(&pty.slave)?;
     }
     rlimits::apply(r.process.rlimits().as_deref().unwrap_or(&[]))?;
-    let id =
-        finish::Identity { process: &r.process, caps: &r.caps, seccomp: r.seccomp.as_ref(), proc: proc.as_ref(), userns, personality: r.personality.as_ref() };
+    let id = finish::Identity {
+        process: &r.process,
+        caps: &r.caps,
+        seccomp: r.seccomp.as_ref(),
+        proc: proc.as_ref(),
+        userns,
+        personality: r.personality.as_ref(),
+        landlock: r.landlock.as_ref(),
+    };
     finish::identity(&id, chan)?;
     let exe = finish::resolve_executable(&r.process)?;
     finish::exec(&id, &exe, r.preserve_fds, chan, None)

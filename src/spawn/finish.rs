@@ -10,7 +10,7 @@ use oci_spec::runtime::{LinuxPersonality, Process};
 use crate::error::{Context, Error, Result};
 use crate::linux::procfs::Proc;
 use crate::linux::{affinity, creds, fds, ioprio, personality, sched};
-use crate::security::{apparmor, capabilities, seccomp, selinux};
+use crate::security::{apparmor, capabilities, landlock, seccomp, selinux};
 use crate::spawn::sync::Channel;
 
 pub struct Identity<'a> {
@@ -22,6 +22,8 @@ pub struct Identity<'a> {
     pub userns: bool,
     /// linux.personality, from the container's config (exec processes get it too).
     pub personality: Option<&'a LinuxPersonality>,
+    /// Landlock, applied once no_new_privileges is set and before seccomp.
+    pub landlock: Option<&'a landlock::Plan>,
 }
 
 fn nnp(p: &Process) -> bool {
@@ -96,6 +98,9 @@ pub fn identity(i: &Identity, chan: &Channel) -> Result<()> {
     capabilities::apply(i.caps)?;
     if nnp(p) {
         nix::sys::prctl::set_no_new_privs().context("no_new_privileges")?;
+    }
+    if let Some(l) = i.landlock {
+        landlock::apply(l)?;
     }
     if let (Some(prog), SeccompAt::Listener) = (i.seccomp, seccomp_at(i)) {
         install_seccomp(prog, chan)?;

@@ -140,7 +140,15 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
     // execCPUAffinity is for exec'd processes only ("not applicable to the container's init").
     let mut process = p.process.clone();
     process.set_exec_cpu_affinity(None);
-    let id = finish::Identity { process: &process, caps: &p.caps, seccomp: p.seccomp.as_ref(), proc: proc.as_ref(), userns, personality };
+    let id = finish::Identity {
+        process: &process,
+        caps: &p.caps,
+        seccomp: p.seccomp.as_ref(),
+        proc: proc.as_ref(),
+        userns,
+        personality,
+        landlock: p.landlock.as_ref(),
+    };
     finish::identity(&id, chan)?;
     // 10.
     let exe = finish::resolve_executable(&p.process)?;

@@ -18,7 +18,7 @@ use crate::error::{Context, Error, Result};
 use crate::linux::namespaces::{self, Plan};
 use crate::linux::procfs::Proc;
 use crate::linux::{fds, idmap, mounts, rlimits, sysctl, tty};
-use crate::security::{capabilities, seccomp};
+use crate::security::{capabilities, landlock, seccomp};
 
 #[derive(PartialEq, Eq, Clone, Copy)]
 pub enum StartBy {
@@ -52,6 +52,8 @@ pub struct Prepared {
     /// `--console-socket`, connected.
     pub console: Option<OwnedFd>,
     pub preserve_fds: u32,
+    /// Landlock, from the annotations (`security::landlock`).
+    pub landlock: Option<landlock::Plan>,
     pub no_pivot: bool,
     pub new_keyring: bool,
     /// The container directory's lock fd: children must not inherit the flock, or `start`
@@ -94,6 +96,7 @@ pub fn prepare(root: &Path, opts: &CreateOpts, dir: &Dir, mode: StartBy) -> Resu
     }
     rlimits::check(process.rlimits().as_deref().unwrap_or(&[]))?;
     let caps = capabilities::plan(process.capabilities().as_ref())?;
+    let landlock = landlock::plan(spec.annotations().as_ref())?;
     let seccomp = linux.seccomp().as_ref().map(|s| seccomp::load(root, s)).transpose()?;
     let preserve_fds = fds::preserved(opts.preserve_fds)?;
     fds::check_open(preserve_fds)?;
@@ -139,6 +142,7 @@ pub fn prepare(root: &Path, opts: &CreateOpts, dir: &Dir, mode: StartBy) -> Resu
         fifo,
         console,
         preserve_fds,
+        landlock,
         no_pivot: opts.no_pivot,
         new_keyring: !opts.no_new_keyring,
         lock_fd: dir.lock_fd(),

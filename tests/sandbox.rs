@@ -1,0 +1,208 @@
+//! `testudo sandbox` (issue 15): an untrusted build job in one command. What the job sees from
+//! inside, what the caller gets back (exit code, streams, report), the limits that end it, Landlock,
+//! bad options; and after every run, nothing left: no state, no cgroup, no process.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use common::{require_root, status_field, BIN};
+
+struct Job {
+    root: PathBuf,
+    workspace: PathBuf,
+    report: PathBuf,
+}
+
+impl Job {
+    fn new(name: &str) -> Job {
+        let dir = common::scratch_dir(&format!("sandbox-{name}"));
+        let workspace = dir.join("ws");
+        std::fs::create_dir(&workspace).expect("workspace");
+        Job { root: dir.join("state"), workspace, report: dir.join("report.json") }
+    }
+
+    /// `testudo sandbox --rootfs R --workspace W --report F OPTS… -- sh -c SCRIPT`.
+    fn run(&self, opts: &[&str], script: &str) -> Output {
+        let mut c = Command::new(BIN);
+        c.arg("--root").arg(&self.root).arg("sandbox").arg("--rootfs").arg(common::rootfs()).arg("--workspace").arg(&self.workspace);
+        c.arg("--report").arg(&self.report).args(opts).args(["--", "sh", "-c", script]);
+        c.stdin(Stdio::null()).output().expect("run sandbox")
+    }
+
+    fn report(&self) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(&self.report).expect("report")).expect("report json")
+    }
+
+    /// Nothing of any sandbox run is left: state, cgroups (v2 and v1), processes.
+    fn assert_nothing_left(&self) {
+        // The compiled-seccomp cache ("..seccomp", bounded) is the runtime's, not a run's.
+        let state: Vec<_> = std::fs::read_dir(&self.root).into_iter().flatten().flatten().map(|e| e.file_name()).filter(|n| n != "..seccomp").collect();
+        assert!(state.is_empty(), "state left: {state:?}");
+        let mut cgroups = Vec::new();
+        for h in std::fs::read_dir("/sys/fs/cgroup").expect("cgroupfs").flatten() {
+            for e in std::fs::read_dir(h.path().join("testudo")).into_iter().flatten().flatten() {
+                if e.file_name().to_string_lossy().starts_with("sandbox-") && !alive_owner(&e.path()) {
+                    cgroups.push(e.path());
+                }
+            }
+        }
+        assert!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
+    }
+}
+
+/// A sandbox cgroup whose sandbox process still runs (another test's, in parallel).
+fn alive_owner(cg: &Path) -> bool {
+    let pid = cg.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix("sandbox-")).and_then(|p| p.parse::<i32>().ok());
+    pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists())
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn the_job_runs_unprivileged_with_its_workspace_and_the_caller_gets_its_code_and_report() {
+    if !require_root() {
+        return;
+    }
+    let j = Job::new("basic");
+    std::fs::write(j.workspace.join("in.txt"), "hello\n").expect("input");
+    let out = j.run(
+        &[],
+        "id -u; cat /proc/self/uid_map; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; cat in.txt; \
+         echo made > out.txt; stat -c '%u' in.txt; touch /x 2>/dev/null || echo root-ro; echo to-stderr >&2; exit 3",
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout} {}", text(&out.stderr));
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("1000"), "{stdout}");
+    let map: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+    assert_eq!(map, ["0", "100000", "65536"], "{stdout}");
+    assert_eq!(status_field(&stdout, "CapEff"), Some("0000000000000000"));
+    assert_eq!(status_field(&stdout, "NoNewPrivs"), Some("1"));
+    assert_eq!(status_field(&stdout, "Seccomp"), Some("2"));
+    assert!(stdout.contains("hello\n") && stdout.contains("\n1000\n") && stdout.contains("root-ro"), "{stdout}");
+    assert_eq!(text(&out.stderr), "to-stderr\n");
+    // What the job wrote is the caller's on disk.
+    let m = std::fs::metadata(j.workspace.join("out.txt")).expect("out.txt");
+    assert_eq!((m.uid(), m.gid()), (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw()));
+    let r = j.report();
+    assert_eq!((r["exit"].as_i64(), r["reason"].as_str()), (Some(3), Some("exited")), "{r}");
+    assert_eq!(r["stderrBytes"].as_u64(), Some(10), "{r}");
+    assert_eq!(r["stdoutBytes"].as_u64(), Some(stdout.len() as u64), "{r}");
+    assert!(r["memoryPeakBytes"].as_u64().is_some_and(|m| m > 0), "{r}");
+    assert!(r["cpuSeconds"].as_f64().is_some(), "{r}");
+    j.assert_nothing_left();
+}
+
+#[test]
+fn the_timeout_the_output_limit_and_the_memory_limit_end_the_whole_job() {
+    if !require_root() {
+        return;
+    }
+    let j = Job::new("limits");
+    let t0 = std::time::Instant::now();
+    let out = j.run(&["--timeout", "1"], "sleep 60 & sleep 60");
+    assert_eq!(out.status.code(), Some(124), "{}", text(&out.stderr));
+    assert!(t0.elapsed() < std::time::Duration::from_secs(20), "the timeout did not end the job");
+    assert_eq!(j.report()["reason"], "timeout");
+    j.assert_nothing_left();
+
+    // Interrupted (SIGTERM to the sandbox): the job goes with it.
+    let mut c = Command::new(BIN)
+        .arg("--root")
+        .arg(&j.root)
+        .arg("sandbox")
+        .arg("--rootfs")
+        .arg(common::rootfs())
+        .arg("--workspace")
+        .arg(&j.workspace)
+        .arg("--report")
+        .arg(&j.report)
+        .args(["--", "sh", "-c", "echo started; sleep 60"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sandbox");
+    let mut first = [0u8; 8];
+    std::io::Read::read_exact(c.stdout.as_mut().expect("stdout"), &mut first).expect("the job started");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM).expect("kill");
+    assert_eq!(c.wait().expect("wait").code(), Some(143));
+    assert_eq!(j.report()["reason"], "interrupted");
+    j.assert_nothing_left();
+
+    let out = j.run(&["--output-limit", "4k"], "while :; do echo 0123456789abcdef; done");
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
+    assert!(out.stdout.len() <= 4096, "{} bytes passed the limit", out.stdout.len());
+    assert_eq!(j.report()["reason"], "output-limit");
+    j.assert_nothing_left();
+
+    let out = j.run(&["--memory", "32M"], "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo ${#x}");
+    assert_eq!(out.status.code(), Some(137), "{}", text(&out.stderr));
+    assert_eq!(j.report()["reason"], "oom");
+    j.assert_nothing_left();
+}
+
+#[test]
+fn landlock_keeps_writes_to_the_workspace_and_tmp() {
+    if !require_root() {
+        return;
+    }
+    let j = Job::new("landlock");
+    let script = "echo a > /workspace/a && echo ws-ok; echo b > /tmp/b && echo tmp-ok; echo c > /dev/null && echo null-ok; \
+                  echo d > /dev/shm/d 2>/dev/null && echo shm-written || echo shm-denied";
+    let out = j.run(&["--landlock"], script);
+    assert_eq!(text(&out.stdout), "ws-ok\ntmp-ok\nnull-ok\nshm-denied\n", "{}", text(&out.stderr));
+    // The same job without Landlock writes /dev/shm: the denial above is Landlock's.
+    let out = j.run(&[], script);
+    assert_eq!(text(&out.stdout), "ws-ok\ntmp-ok\nnull-ok\nshm-written\n", "{}", text(&out.stderr));
+    j.assert_nothing_left();
+}
+
+#[test]
+fn bad_options_are_clear_errors_that_leave_nothing() {
+    if !require_root() {
+        return;
+    }
+    let j = Job::new("bad");
+    let bad_profile = j.workspace.join("../profile.json");
+    std::fs::write(&bad_profile, "{\"defaultAction\": 7}").expect("profile");
+    let file = j.workspace.join("../file");
+    std::fs::write(&file, "").expect("file");
+    let inside = common::rootfs().join("etc");
+    let cases: Vec<(Vec<String>, String)> = vec![
+        (vec!["--timeout".into(), "0".into()], "--timeout 0".into()),
+        (vec!["--profile".into(), bad_profile.to_string_lossy().into()], "not an OCI linux.seccomp object".into()),
+        (vec!["--memory".into(), "lots".into()], "--memory \\\"lots\\\"".into()),
+        (vec!["--cpus".into(), "0".into()], "--cpus".into()),
+        (vec!["--net".into(), "host".into()], "--net \\\"host\\\"".into()),
+    ];
+    for (opts, needle) in cases {
+        let o: Vec<&str> = opts.iter().map(String::as_str).collect();
+        let out = j.run(&o, "true");
+        let err = text(&out.stderr);
+        assert!(!out.status.success() && err.contains(&needle), "{opts:?}: {err}");
+    }
+    for (rootfs, ws, needle) in [
+        (Path::new("/nonexistent-rootfs"), j.workspace.as_path(), "--rootfs"),
+        (file.as_path(), j.workspace.as_path(), "not a directory"),
+        (common::rootfs(), inside.as_path(), "is inside --rootfs"),
+    ] {
+        let out = Command::new(BIN)
+            .arg("--root")
+            .arg(&j.root)
+            .arg("sandbox")
+            .arg("--rootfs")
+            .arg(rootfs)
+            .arg("--workspace")
+            .arg(ws)
+            .args(["--", "true"])
+            .output()
+            .expect("run");
+        let err = text(&out.stderr);
+        assert!(!out.status.success() && err.contains(needle), "{rootfs:?} {ws:?}: {err}");
+    }
+    j.assert_nothing_left();
+}
