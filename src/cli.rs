@@ -76,6 +76,19 @@ pub enum Command {
     Check(Check),
     /// Run an untrusted build job in a hardened container, no bundle needed
     Sandbox(Sandbox),
+    /// Run a bundle once, recording its syscalls, and write the seccomp allow-list they make
+    Profile(Profile),
+}
+
+#[derive(Args, Debug)]
+pub struct Profile {
+    /// Path to the bundle directory
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Where the profile goes (OCI linux.seccomp form)
+    #[arg(short = 'o', long, default_value = "profile.json")]
+    pub output: PathBuf,
+    pub id: String,
 }
 
 #[derive(Args, Debug)]
@@ -119,6 +132,9 @@ pub struct Sandbox {
     /// Write a JSON report of the run here
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Record the job's syscalls instead of filtering them; write the allow-list profile here
+    #[arg(long)]
+    pub record: Option<PathBuf>,
     /// The job: CMD ARGS…
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
@@ -164,6 +180,9 @@ pub struct CreateOpts {
     /// Refuse to create a container that fails this audit policy (see `check`)
     #[arg(long)]
     pub policy: Option<PathBuf>,
+    /// Record the syscalls instead of enforcing linux.seccomp (`profile`, `sandbox --record`)
+    #[arg(skip)]
+    pub record: bool,
 }
 
 #[derive(Args, Debug)]

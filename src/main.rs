@@ -82,6 +82,7 @@ fn dispatch(g: &Global, c: &Command) -> (&'static str, error::Result<i32>) {
         Command::Update(u) => ("update", commands::update::run(g, u)),
         Command::Events(e) => ("events", commands::events::run(g, e)),
         Command::Check(c) => ("check", commands::check::run(c)),
+        Command::Profile(p) => ("profile", sealed(|| commands::profile::run(g, p))),
         Command::Sandbox(s) => ("sandbox", sealed(|| sandbox::plan(s).and_then(|p| sandbox::job::run(g, p)))),
     }
 }

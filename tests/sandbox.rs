@@ -3,6 +3,7 @@
 //! bad options; and after every run, nothing left: no state, no cgroup, no process.
 
 mod common;
+mod probe;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -204,5 +205,60 @@ fn bad_options_are_clear_errors_that_leave_nothing() {
         let err = text(&out.stderr);
         assert!(!out.status.success() && err.contains(needle), "{rootfs:?} {ws:?}: {err}");
     }
+    j.assert_nothing_left();
+}
+
+/// `profile` records a run's syscalls (user notifications answered with CONTINUE) and writes the
+/// allow-list; enforced, it lets the same run through and refuses a syscall the run never made
+/// with EPERM, which the same container without it makes.
+#[test]
+fn profile_records_a_run_and_its_profile_lets_that_run_through_and_nothing_else() {
+    if !require_root() {
+        return;
+    }
+    let mut b = common::Bundle::new("true");
+    if !probe::add(&mut b) {
+        return;
+    }
+    let probe_args = |args: &[&str]| {
+        let mut a = vec![probe::PATH];
+        a.extend_from_slice(args);
+        serde_json::json!(a)
+    };
+    b.config["process"]["args"] = probe_args(&["syscall", "39"]);
+    b.write();
+    let prof = b.dir.join("recorded.json");
+    let bundle = b.dir.to_str().expect("utf8").to_string();
+    let out = b.testudo(&["profile", "--bundle", &bundle, "--output", prof.to_str().expect("utf8"), &b.id]);
+    assert!(out.status.success(), "profile: {}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("OK "), "the recorded run: {}", text(&out.stdout));
+    let p: serde_json::Value = serde_json::from_slice(&std::fs::read(&prof).expect("profile written")).expect("json");
+    let names: Vec<&str> = p["syscalls"][0]["names"].as_array().expect("names").iter().filter_map(|n| n.as_str()).collect();
+    assert!(names.contains(&"getpid") && names.contains(&"execve") && !names.contains(&"unshare"), "{names:?}");
+    assert_eq!(p["defaultAction"], "SCMP_ACT_ERRNO");
+    // unshare(0) is allowed without a filter…
+    b.config["process"]["args"] = probe_args(&["syscall", "272", "0"]);
+    b.config["linux"].as_object_mut().expect("linux").remove("seccomp");
+    assert_eq!(b.run().1.trim(), "OK 0");
+    // …and refused under the recorded profile, while the recorded run passes.
+    b.config["linux"]["seccomp"] = p;
+    assert_eq!(b.run().1.trim(), "ERR 1");
+    b.config["process"]["args"] = probe_args(&["syscall", "39"]);
+    assert!(b.run_ok().starts_with("OK "));
+}
+
+/// `sandbox --record`: the same recorder for a sandboxed job.
+#[test]
+fn sandbox_record_writes_the_jobs_profile() {
+    if !require_root() {
+        return;
+    }
+    let j = Job::new("record");
+    let prof = j.workspace.join("../job-profile.json");
+    let out = j.run(&["--record", prof.to_str().expect("utf8")], "echo hi > out.txt; cat out.txt");
+    assert_eq!(text(&out.stdout), "hi\n", "{}", text(&out.stderr));
+    let p: serde_json::Value = serde_json::from_slice(&std::fs::read(&prof).expect("profile written")).expect("json");
+    let names: Vec<&str> = p["syscalls"][0]["names"].as_array().expect("names").iter().filter_map(|n| n.as_str()).collect();
+    assert!(names.contains(&"openat") && names.contains(&"write") && names.contains(&"execve"), "{names:?}");
     j.assert_nothing_left();
 }

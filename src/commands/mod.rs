@@ -9,6 +9,7 @@ pub mod features;
 pub mod kill;
 pub mod list;
 pub mod pause;
+pub mod profile;
 pub mod ps;
 pub mod run;
 pub mod spec;

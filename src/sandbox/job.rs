@@ -21,8 +21,9 @@ use crate::cli::CreateOpts;
 use crate::commands::{create, Global};
 use crate::error::{Context, Error, Result};
 use crate::linux::pidfd;
+use crate::security::seccomp::recorder::{self, Recording};
 use crate::spawn::prepare::StartBy;
-use crate::spawn::sync::Msg;
+use crate::spawn::sync::{Channel, Msg};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Reason {
@@ -55,14 +56,22 @@ impl Drop for TempBundle {
 }
 
 pub fn run(g: &Global, plan: Plan) -> Result<i32> {
-    let id = format!("sandbox-{}", std::process::id());
-    let dir = std::env::temp_dir().join(format!("testudo-{id}"));
+    let id = plan.id.clone();
+    let dir = std::env::temp_dir().join(format!("testudo-{id}-{}", std::process::id()));
     std::fs::DirBuilder::new().mode(0o700).create(&dir).with_context(|| format!("sandbox bundle {dir:?}"))?;
     let bundle = TempBundle(dir);
     let text = serde_json::to_vec_pretty(&plan.config).map_err(|e| Error::new(format!("sandbox config: {e}")))?;
     std::fs::write(bundle.0.join("config.json"), text).context("sandbox config.json")?;
-    let opts =
-        CreateOpts { bundle: bundle.0.clone(), console_socket: None, pid_file: None, no_pivot: false, no_new_keyring: false, preserve_fds: 0, policy: None };
+    let opts = CreateOpts {
+        bundle: bundle.0.clone(),
+        console_socket: None,
+        pid_file: None,
+        no_pivot: false,
+        no_new_keyring: false,
+        preserve_fds: 0,
+        policy: None,
+        record: plan.record.is_some(),
+    };
     // Interrupting the sandbox must not leave the job running: these end it like the timeout.
     let mut mask = SigSet::empty();
     for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
@@ -76,23 +85,38 @@ pub fn run(g: &Global, plan: Plan) -> Result<i32> {
     drop((out_w, err_w));
     let started = Instant::now();
     c.launched.chan.send(&Msg::Start)?;
-    if let Some(msg) = c.launched.chan.recv()? {
-        let _ = pidfd::wait(&c.launched.pidfd);
-        let facts = c.dir.facts()?;
-        crate::commands::delete::destroy(&c.dir, &facts)?;
-        return Err(match msg {
-            Msg::Fail(e) => e,
-            other => Error::new(format!("sync socket: unexpected {other:?} after start")),
-        });
-    }
+    // EOF: the job's process was executed. Recording, the init first says where its notify fd
+    // will be, and its execve then waits for our answer: the watch takes over from there.
+    let notify = match c.launched.chan.recv()? {
+        None => None,
+        Some(Msg::RecorderAt(n)) => Some(recorder::take(&c.launched.pidfd, n)?),
+        Some(msg) => {
+            let _ = pidfd::wait(&c.launched.pidfd);
+            let facts = c.dir.facts()?;
+            crate::commands::delete::destroy(&c.dir, &facts)?;
+            return Err(match msg {
+                Msg::Fail(e) => e,
+                other => Error::new(format!("sync socket: unexpected {other:?} after start")),
+            });
+        }
+    };
     let cgroup = Cgroup::at(c.prepared.cgroup.path.clone());
-    let (reason, bytes) = watch(&plan, &c.launched.pidfd, &cgroup, &sfd, [out_r, err_r], started)?;
+    let mut recording = Recording::default();
+    let watched = Watched { job: &c.launched.pidfd, cgroup: &cgroup, signals: &sfd, notify: notify.as_ref().map(|n| (n, &c.launched.chan)) };
+    let (reason, bytes, failed) = watch(&plan, &watched, [out_r, err_r], started, &mut recording)?;
     let pidfd::Exit(code) = pidfd::wait(&c.launched.pidfd)?;
     let wall = started.elapsed();
     let reason = if reason == Reason::Exited && oom_kills(&cgroup) > 0 { Reason::Oom } else { reason };
     let figures = figures(&cgroup);
     let facts = c.dir.facts()?;
     crate::commands::delete::destroy(&c.dir, &facts)?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    if let Some(path) = &plan.record {
+        let text = serde_json::to_vec_pretty(&recording.profile()).map_err(|e| Error::new(e.to_string()))?;
+        std::fs::write(path, text).with_context(|| format!("profile {path:?}"))?;
+    }
     let exit = match reason {
         Reason::Exited => code,
         Reason::Timeout => 124,
@@ -146,10 +170,24 @@ fn dup_cloexec(fd: i32) -> Result<OwnedFd> {
     Ok(unsafe { crate::linux::procfs::own(n) })
 }
 
+/// What the watch waits on: the job's init, its cgroup, our signals and, recording, the notify fd
+/// with the sync socket (on which a failed execve still reports).
+struct Watched<'a> {
+    job: &'a OwnedFd,
+    cgroup: &'a Cgroup,
+    signals: &'a SignalFd,
+    notify: Option<(&'a OwnedFd, &'a Channel)>,
+}
+
 /// Relay the job's output until it has exited and its pipes are closed; kill the cgroup at the
-/// deadline, at the output limit or on SIGINT/SIGTERM/SIGHUP. Returns why it ended and the bytes
-/// of stdout and stderr.
-fn watch(plan: &Plan, job: &OwnedFd, cgroup: &Cgroup, sfd: &SignalFd, pipes: [OwnedFd; 2], started: Instant) -> Result<(Reason, [u64; 2])> {
+/// deadline, at the output limit or on SIGINT/SIGTERM/SIGHUP; answer the recorder's
+/// notifications. Returns why it ended, the bytes of stdout and stderr, and an error the init
+/// reported after the recorder's filter went on.
+fn watch(plan: &Plan, w: &Watched, pipes: [OwnedFd; 2], started: Instant, rec: &mut Recording) -> Result<(Reason, [u64; 2], Option<Error>)> {
+    let (job, cgroup, sfd) = (w.job, w.cgroup, w.signals);
+    let mut notify_open = w.notify.is_some();
+    let mut chan_open = w.notify.is_some();
+    let mut failed = None;
     let mut reason = Reason::Exited;
     let mut bytes = [0u64; 2];
     let mut open = [true, true];
@@ -170,6 +208,10 @@ fn watch(plan: &Plan, job: &OwnedFd, cgroup: &Cgroup, sfd: &SignalFd, pipes: [Ow
         for (p, o) in pipes.iter().zip(open) {
             fds.push(PollFd::new(p.as_fd(), if o { PollFlags::POLLIN } else { PollFlags::empty() }));
         }
+        if let Some((n, chan)) = w.notify {
+            fds.push(PollFd::new(n.as_fd(), if notify_open { PollFlags::POLLIN } else { PollFlags::empty() }));
+            fds.push(PollFd::new(chan.as_fd(), if chan_open { PollFlags::POLLIN } else { PollFlags::empty() }));
+        }
         let wait = match (left, reason) {
             (Some(l), Reason::Exited) => PollTimeout::try_from(l.as_millis().clamp(1, 60_000) as i32).unwrap_or(PollTimeout::MAX),
             _ => PollTimeout::from(1000u16),
@@ -181,6 +223,17 @@ fn watch(plan: &Plan, job: &OwnedFd, cgroup: &Cgroup, sfd: &SignalFd, pipes: [Ow
         }
         let ready = |i: usize| fds.get(i).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
         let (job_done, signalled, out_ready, err_ready) = (ready(0), ready(1), ready(2), ready(3));
+        if let (Some((n, _)), true) = (w.notify, ready(4) && notify_open) {
+            let hup = fds.get(4).and_then(|f| f.revents()).is_some_and(|r| r.contains(PollFlags::POLLHUP));
+            notify_open = rec.answer(n)? && !hup;
+        }
+        if let (Some((_, chan)), true) = (w.notify, ready(5) && chan_open) {
+            match chan.recv()? {
+                None => chan_open = false,
+                Some(Msg::Fail(e)) => failed = Some(e),
+                Some(other) => return Err(Error::new(format!("sync socket: unexpected {other:?} after start"))),
+            }
+        }
         exited |= job_done;
         if signalled {
             let _ = sfd.read_signal();
@@ -204,7 +257,7 @@ fn watch(plan: &Plan, job: &OwnedFd, cgroup: &Cgroup, sfd: &SignalFd, pipes: [Ow
             }
         }
     }
-    Ok((reason, bytes))
+    Ok((reason, bytes, failed))
 }
 
 fn write_all(fd: i32, mut data: &[u8]) {

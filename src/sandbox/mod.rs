@@ -23,10 +23,14 @@ const HOST_BASE: u64 = 100_000;
 
 /// The options, checked: every error names the option.
 pub struct Plan {
+    /// The container's id under the state root.
+    pub id: String,
     pub config: Value,
     pub timeout: Option<std::time::Duration>,
     pub output_limit: Option<u64>,
     pub report: Option<PathBuf>,
+    /// Record the syscalls and write the allow-list profile here (`profile`, `--record`).
+    pub record: Option<PathBuf>,
 }
 
 pub fn plan(s: &Sandbox) -> Result<Plan> {
@@ -119,7 +123,7 @@ pub fn plan(s: &Sandbox) -> Result<Plan> {
         config["annotations"][crate::security::landlock::ANNOTATION] = json!(mode);
         config["annotations"][crate::security::landlock::RW_ANNOTATION] = json!(rw);
     }
-    Ok(Plan { config, timeout, output_limit, report: s.report.clone() })
+    Ok(Plan { id: format!("sandbox-{}", std::process::id()), config, timeout, output_limit, report: s.report.clone(), record: s.record.clone() })
 }
 
 fn dir_option(name: &str, p: &Path) -> Result<PathBuf> {

@@ -145,7 +145,7 @@ pub fn exec(i: &Identity, exe: &Path, preserve: u32, chan: &Channel, exec_fifo: 
     // "/proc/self/fd/N" path would lead out of the root. Close them, don't just mark them. The
     // two kept are a socket and a fifo: neither resolves as a directory or executes.
     let e = match fds::close_all_but(preserve, &[Some(chan.raw()), exec_fifo]) {
-        Ok(()) => after_close(i, exe, preserve),
+        Ok(()) => after_close(i, exe, preserve, chan),
         Err(e) => e,
     };
     fail(chan, e)
@@ -166,14 +166,14 @@ pub fn fail(chan: &Channel, e: Error) -> ! {
 }
 
 /// The rest of `exec`; returns only on failure.
-fn after_close(i: &Identity, exe: &Path, preserve: u32) -> Error {
-    match try_exec(i, exe, preserve) {
+fn after_close(i: &Identity, exe: &Path, preserve: u32, chan: &Channel) -> Error {
+    match try_exec(i, exe, preserve, chan) {
         Ok(never) => match never {},
         Err(e) => e,
     }
 }
 
-fn try_exec(i: &Identity, exe: &Path, preserve: u32) -> Result<std::convert::Infallible> {
+fn try_exec(i: &Identity, exe: &Path, preserve: u32, chan: &Channel) -> Result<std::convert::Infallible> {
     let p = i.process;
     fds::seal(preserve)?;
     std::env::set_current_dir(p.cwd()).with_context(|| format!("cwd {:?}", p.cwd()))?;
@@ -192,8 +192,14 @@ fn try_exec(i: &Identity, exe: &Path, preserve: u32) -> Result<std::convert::Inf
     if let Some(persona) = i.personality {
         personality::apply(persona)?;
     }
+    // A notify fd (the recorder's) must stay open until execve closes it (close-on-exec): closed
+    // any earlier, every syscall after it would fail with ENOSYS.
+    let mut _notify = None;
     if let (Some(prog), SeccompAt::Execve) = (i.seccomp, seccomp_at(i)) {
-        seccomp::install(prog)?;
+        if prog.record {
+            chan.send(&crate::spawn::sync::Msg::RecorderAt(seccomp::recorder::next_fd()?))?;
+        }
+        _notify = seccomp::install(prog)?;
     }
     nix::unistd::execve(&exe_c, &argv, &env).map_err(|e| Error::sys(format!("exec: {exe:?}"), e))
 }

@@ -97,7 +97,14 @@ pub fn prepare(root: &Path, opts: &CreateOpts, dir: &Dir, mode: StartBy) -> Resu
     rlimits::check(process.rlimits().as_deref().unwrap_or(&[]))?;
     let caps = capabilities::plan(process.capabilities().as_ref())?;
     let landlock = landlock::plan(spec.annotations().as_ref())?;
-    let seccomp = linux.seccomp().as_ref().map(|s| seccomp::load(root, s)).transpose()?;
+    let seccomp = if opts.record {
+        // Recording: every syscall is let through and noted, and the filter goes on right before
+        // the execve, which needs no_new_privileges (`seccomp::recorder`).
+        process.set_no_new_privileges(Some(true));
+        Some(seccomp::recorder::program())
+    } else {
+        linux.seccomp().as_ref().map(|s| seccomp::load(root, s)).transpose()?
+    };
     let preserve_fds = fds::preserved(opts.preserve_fds)?;
     fds::check_open(preserve_fds)?;
     if let Some(vars) = fds::listen_env() {

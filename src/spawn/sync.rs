@@ -31,6 +31,9 @@ pub enum Msg {
     State(Vec<u8>),
     /// P2 → P0, with the fd: the seccomp notify fd, for the listener.
     SeccompFd,
+    /// P2 → P0 (`profile`): the recording filter's notify fd will be this number of P2's, from
+    /// its installation right before execve (P0 takes it with pidfd_getfd).
+    RecorderAt(i32),
 }
 
 const MAP_IDS: u8 = 1;
@@ -43,6 +46,7 @@ const START: u8 = 7;
 const FD: u8 = 8;
 const STATE: u8 = 9;
 const SECCOMP_FD: u8 = 10;
+const RECORDER_AT: u8 = 11;
 
 pub struct Channel {
     fd: OwnedFd,
@@ -51,6 +55,12 @@ pub struct Channel {
 pub fn pair() -> Result<(Channel, Channel)> {
     let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).context("sync socketpair")?;
     Ok((Channel { fd: a }, Channel { fd: b }))
+}
+
+impl AsFd for Channel {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
 }
 
 impl Channel {
@@ -79,6 +89,10 @@ impl Channel {
                 buf.extend_from_slice(json);
             }
             Msg::SeccompFd => buf.push(SECCOMP_FD),
+            Msg::RecorderAt(n) => {
+                buf.push(RECORDER_AT);
+                buf.extend_from_slice(&n.to_le_bytes());
+            }
         }
         self.send_raw(&buf, None)
     }
@@ -175,6 +189,7 @@ impl Channel {
         let msg = match buf[0] {
             MAP_IDS => Msg::MapIds,
             PID if body.len() == 4 => Msg::Pid(i32::from_le_bytes([body[0], body[1], body[2], body[3]])),
+            RECORDER_AT if body.len() == 4 => Msg::RecorderAt(i32::from_le_bytes([body[0], body[1], body[2], body[3]])),
             HOOKS => Msg::Hooks,
             READY => Msg::Ready,
             FAIL => Msg::Fail(Error::decode(body)),

@@ -23,6 +23,7 @@ use std::path::Path;
 use oci_spec::runtime::LinuxSeccomp;
 
 pub use listener::Listener;
+pub mod recorder;
 
 use crate::error::{Error, Result};
 
@@ -32,6 +33,8 @@ pub struct Program {
     pub flags: libc::c_ulong,
     /// Where the notify fd goes (SCMP_ACT_NOTIFY rules).
     pub listener: Option<Listener>,
+    /// The recording filter of `profile` (`recorder`): its notify fd is P0's.
+    pub record: bool,
 }
 
 /// Compile `s`, or take it from the cache under the state root `root`.
@@ -43,7 +46,7 @@ fn build(s: &LinuxSeccomp, cache_dir: Option<&Path>) -> Result<Program> {
     let (flags, notify) = compile::flags(s)?;
     let listener =
         notify.then(|| Listener { path: s.listener_path().clone().unwrap_or_default(), metadata: s.listener_metadata().clone().unwrap_or_default() });
-    let Some(dir) = cache_dir else { return Ok(Program { filter: compile::bpf(s)?, flags, listener }) };
+    let Some(dir) = cache_dir else { return Ok(Program { filter: compile::bpf(s)?, flags, listener, record: false }) };
     let json = serde_json::to_vec(s).map_err(|e| Error::new(format!("seccomp: {e}")))?;
     let input = cache::input(&json);
     let filter = match cache::get(dir, &input) {
@@ -57,7 +60,7 @@ fn build(s: &LinuxSeccomp, cache_dir: Option<&Path>) -> Result<Program> {
             f
         }
     };
-    Ok(Program { filter, flags, listener })
+    Ok(Program { filter, flags, listener, record: false })
 }
 
 /// Instructions from their 8-byte kernel encoding.
