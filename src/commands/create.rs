@@ -27,7 +27,7 @@ pub fn create(g: &Global, opts: &CreateOpts, id: &str, mode: StartBy) -> Result<
         return Err(Error::new("--systemd-cgroup: the systemd cgroup driver is not supported yet"));
     }
     let dir = Dir::create(&g.root, id)?;
-    match build(&g.root, opts, &dir, mode) {
+    match build(g, opts, &dir, mode) {
         Ok((prepared, launched)) => Ok(Created { dir, prepared, launched }),
         Err(e) => {
             // What cleanup needs is in the directory, as for a create that was killed.
@@ -39,8 +39,8 @@ pub fn create(g: &Global, opts: &CreateOpts, id: &str, mode: StartBy) -> Result<
     }
 }
 
-fn build(root: &Path, opts: &CreateOpts, dir: &Dir, mode: StartBy) -> Result<(Prepared, Launched)> {
-    let prepared = prepare::prepare(root, opts, dir, mode)?;
+fn build(g: &Global, opts: &CreateOpts, dir: &Dir, mode: StartBy) -> Result<(Prepared, Launched)> {
+    let prepared = prepare::prepare(&g.root, g.rootless, opts, dir, mode)?;
     let launched = parent::launch(&prepared)?;
     let facts = Facts {
         id: dir.id.clone(),
@@ -49,7 +49,7 @@ fn build(root: &Path, opts: &CreateOpts, dir: &Dir, mode: StartBy) -> Result<(Pr
         pid_start: state::proc_facts(launched.pid).map(|p| p.start).ok_or_else(|| Error::new("container init vanished"))?,
         bundle: prepared.bundle.clone(),
         rootfs: prepared.rootfs.clone(),
-        cgroup: prepared.cgroup.path.clone(),
+        cgroup: prepared.cgroup.as_ref().map(|c| c.path.clone()),
         created: crate::log::rfc3339(SystemTime::now()),
         annotations: prepared.spec.annotations().clone().unwrap_or_default(),
     };

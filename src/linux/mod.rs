@@ -18,6 +18,7 @@ pub mod mounts;
 pub mod namespaces;
 pub mod personality;
 pub mod pidfd;
+pub mod pidns;
 pub mod procfs;
 pub mod rlimits;
 pub mod rootfs;
