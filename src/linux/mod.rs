@@ -23,5 +23,6 @@ pub mod procfs;
 pub mod rlimits;
 pub mod rootfs;
 pub mod sched;
+pub mod subid;
 pub mod sysctl;
 pub mod tty;

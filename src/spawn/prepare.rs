@@ -17,7 +17,7 @@ use crate::container::{self, state, CgroupRecord, Dir};
 use crate::error::{Context, Error, Result};
 use crate::linux::namespaces::{self, Plan};
 use crate::linux::procfs::Proc;
-use crate::linux::{fds, idmap, mounts, rlimits, sysctl, tty};
+use crate::linux::{fds, idmap, mounts, rlimits, subid, sysctl, tty};
 use crate::security::{capabilities, seccomp};
 
 #[derive(PartialEq, Eq, Clone, Copy)]
@@ -87,6 +87,10 @@ pub fn prepare(root: &Path, rootless: bool, opts: &CreateOpts, dir: &Dir, mode: 
 
     let ns = namespaces::plan(linux.namespaces().as_deref().unwrap_or(&[]))?;
     namespaces::check(&ns, spec)?;
+    if ns.creates(T::User) {
+        // Rootless maps beyond the caller's own id need newuidmap/newgidmap: found before any clone.
+        subid::check(linux.uid_mappings().as_deref().unwrap_or(&[]), linux.gid_mappings().as_deref().unwrap_or(&[]))?;
+    }
     if let Some(s) = linux.sysctl() {
         sysctl::check(s, &ns)?;
     }
