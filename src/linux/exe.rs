@@ -25,7 +25,7 @@ use nix::errno::Errno;
 use nix::sys::statvfs::{statvfs, FsFlags};
 
 use crate::error::{Context, Error, Result};
-use crate::linux::{exe_file, mounts};
+use crate::linux::{exe_file, exe_memfd, mounts};
 
 /// Set across the re-exec only; a second pass that still finds a writable mount fails closed
 /// instead of looping.
@@ -56,6 +56,9 @@ pub fn seal() -> Result<()> {
     if st.flags().contains(FsFlags::ST_RDONLY) {
         return Ok(());
     }
+    if sealed_before && exe_memfd::is_sealed_self() {
+        return Ok(());
+    }
     if sealed_before {
         return Err(Error::new("runtime binary: still on a writable mount after sealing it (CVE-2019-5736)"));
     }
@@ -64,9 +67,11 @@ pub fn seal() -> Result<()> {
         None => {
             let tree = match mounts::open_tree(libc::AT_FDCWD, Path::new(SELF), false) {
                 Ok(t) => t,
-                // Without CAP_SYS_ADMIN we cannot clone the mount; that is safe only if we (and
-                // so every process we start) could not write the binary anyway.
+                // Without CAP_SYS_ADMIN (rootless) we cannot clone the mount; that is safe as it is
+                // if we (and so every process we start) could not write the binary anyway, and
+                // otherwise we re-exec from a sealed copy (linux::exe_memfd).
                 Err(Errno::EPERM) if nix::unistd::access(SELF, nix::unistd::AccessFlags::W_OK).is_err() => return Ok(()),
+                Err(Errno::EPERM) => return reexec(&exe_memfd::sealed_copy()?),
                 Err(e) => return Err(Error::sys("runtime binary: clone its mount (CVE-2019-5736)", e)),
             };
             let attrs = libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV;

@@ -8,6 +8,7 @@ pub mod creds;
 pub mod devices;
 pub mod exe;
 pub mod exe_file;
+pub mod exe_memfd;
 pub mod fds;
 pub mod idmap;
 pub mod inroot;
