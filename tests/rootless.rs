@@ -413,3 +413,26 @@ fn rootless_cve_2019_5736_a_user_owned_runtime_cannot_be_overwritten() {
     assert!(out.lines().last().unwrap_or("").starts_with("ERR"), "the container reopened the runtime binary for writing: {out}");
     assert!(std::fs::read(&bin).expect("read") == before, "the user's testudo binary was changed");
 }
+
+/// Processes whose command line names `id` (a created init has not exec'd yet: its command line
+/// is still testudo's, with the id).
+fn processes_naming(id: &str) -> Vec<i32> {
+    let pids = std::fs::read_dir("/proc").expect("proc").flatten().filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()));
+    pids.filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.split(|&b| b == 0).any(|a| a == id.as_bytes()))).collect()
+}
+
+/// A create that fails after its init is up (here at the pid file) kills the init: without a
+/// cgroup, nothing else would, and it would wait on exec.fifo for ever.
+#[test]
+fn rootless_a_create_failing_after_its_init_started_leaves_no_process() {
+    if !require_root() {
+        return;
+    }
+    let b = rootless_bundle("true");
+    write(&b);
+    let _c = Cleanup(&b);
+    let e = err(&as_user(binary(), &b, &["create", "--pid-file", "/nonexistent/dir/pid", &b.id], &[]), "create");
+    assert!(e.contains("pid file"), "{e}");
+    assert!(!state_dir(&b.id).exists(), "a failed create left its state dir");
+    assert_eq!(processes_naming(&b.id), Vec::<i32>::new(), "a failed create left its init");
+}

@@ -42,6 +42,22 @@ pub fn create(g: &Global, opts: &CreateOpts, id: &str, mode: StartBy) -> Result<
 fn build(g: &Global, opts: &CreateOpts, dir: &Dir, mode: StartBy) -> Result<(Prepared, Launched)> {
     let prepared = prepare::prepare(&g.root, g.rootless, opts, dir, mode)?;
     let launched = parent::launch(&prepared)?;
+    match record(opts, dir, &prepared, &launched) {
+        Ok(()) => Ok((prepared, launched)),
+        Err(e) => {
+            // Cleanup kills what is in the container's cgroup; a rootless container without one
+            // (cgroups::rootless) has only its init to kill, which takes its pid namespace along.
+            if prepared.cgroup.is_none() {
+                let _ = crate::linux::pidfd::send_signal(&launched.pidfd, nix::sys::signal::Signal::SIGKILL);
+                let _ = crate::linux::pidfd::wait(&launched.pidfd);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// state.json and the pid file, once the init is ready.
+fn record(opts: &CreateOpts, dir: &Dir, prepared: &Prepared, launched: &Launched) -> Result<()> {
     let facts = Facts {
         id: dir.id.clone(),
         oci_version: prepared.spec.version().clone(),
@@ -57,7 +73,7 @@ fn build(g: &Global, opts: &CreateOpts, dir: &Dir, mode: StartBy) -> Result<(Pre
     if let Some(p) = &opts.pid_file {
         write_pid_file(p, launched.pid)?;
     }
-    Ok((prepared, launched))
+    Ok(())
 }
 
 /// Written atomically: the shim reads the pid file as soon as create returns.
