@@ -362,6 +362,9 @@ fn rootless_uses_a_delegated_cgroup_for_limits_pause_and_kill() {
         assert_eq!(std::fs::read_to_string(cg.join("hugetlb.2MB.max")).expect("hugetlb.2MB.max").trim(), "4194304");
     }
     ok(&inside(&["start", &b.id]), "start");
+    // An exec'd process is born in the container's cgroup, the root of its cgroup namespace.
+    let exec = ok(&inside(&["exec", &b.id, "cat", "/proc/self/cgroup"]), "exec");
+    assert!(exec.lines().any(|l| l == "0::/"), "exec'd process outside the container's cgroup: {exec}");
     ok(&inside(&["pause", &b.id]), "pause");
     assert_eq!(std::fs::read_to_string(cg.join("cgroup.freeze")).expect("freeze").trim(), "1");
     let state: serde_json::Value = serde_json::from_slice(&ok(&inside(&["state", &b.id]), "state").into_bytes()).expect("state");

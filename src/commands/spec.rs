@@ -100,6 +100,22 @@ mod tests {
     }
 
     #[test]
+    fn the_rootless_config_maps_the_caller_and_mounts_what_a_user_namespace_can() {
+        let v = super::default_config(true).expect("config");
+        let uid = nix::unistd::getuid().as_raw();
+        assert_eq!(v["linux"]["uidMappings"], serde_json::json!([{"containerID": 0, "hostID": uid, "size": 1}]));
+        assert!(v["linux"]["namespaces"].as_array().expect("namespaces").iter().any(|n| n["type"] == "user"));
+        assert!(v["linux"]["namespaces"].as_array().expect("namespaces").iter().any(|n| n["type"] == "network"), "network namespace kept");
+        assert!(v["linux"].get("resources").is_none(), "no cgroup resources");
+        let mounts = v["mounts"].as_array().expect("mounts");
+        let sys = mounts.iter().find(|m| m["destination"] == "/sys").expect("/sys");
+        assert_eq!(sys["source"], "/sys");
+        assert!(sys["options"].as_array().expect("options").iter().any(|o| o == "rbind"));
+        let opts = mounts.iter().flat_map(|m| m["options"].as_array().cloned().unwrap_or_default());
+        assert!(opts.filter_map(|o| o.as_str().map(String::from)).all(|o| !o.starts_with("uid=") && !o.starts_with("gid=")));
+    }
+
+    #[test]
     fn the_default_config_carries_the_shipped_default_seccomp_profile() {
         let shipped: serde_json::Value = serde_json::from_str(super::DEFAULT_SECCOMP).expect("json");
         for rootless in [false, true] {
