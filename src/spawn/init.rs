@@ -96,8 +96,9 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
     // A default node the spec lists itself is made once, as the spec says.
     let defaults: Vec<devices::Device> = devices::defaults().into_iter().filter(|d| !devs.iter().any(|s| s.path == d.path)).collect();
     devs.splice(0..0, defaults);
+    // In a user namespace (ours, or the one a rootless runtime runs in) mknod is refused.
     for d in &devs {
-        devices::create(&root, d, userns)?;
+        devices::create(&root, d, userns || p.rootless)?;
     }
     devices::links(&root, devices::has_devpts(&p.mounts))?;
     let pty = if p.process.terminal().unwrap_or(false) { Some(terminal(p, &root, chan)?) } else { None };

@@ -53,6 +53,9 @@ pub struct Prepared {
     /// `--console-socket`, connected.
     pub console: Option<OwnedFd>,
     pub preserve_fds: u32,
+    /// Without privilege over the host (`container::rootless`): in a user namespace already, as
+    /// under rootless podman, even when the spec makes none.
+    pub rootless: bool,
     pub no_pivot: bool,
     pub new_keyring: bool,
     /// The container directory's lock fd: children must not inherit the flock, or `start`
@@ -134,6 +137,7 @@ pub fn prepare(root: &Path, rootless: bool, opts: &CreateOpts, dir: &Dir, mode: 
         fifo,
         console,
         preserve_fds,
+        rootless,
         no_pivot: opts.no_pivot,
         new_keyring: !opts.no_new_keyring,
         lock_fd: dir.lock_fd(),
