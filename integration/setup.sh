@@ -3,8 +3,9 @@
 set -euo pipefail
 need=()
 # gcc + libc6-dev build the static probe of the security tests; libcap2-bin gives them setcap;
-# uidmap (newuidmap, newgidmap) the multi-range maps of the rootless tests.
-for pkg in busybox-static libseccomp-dev pkg-config gcc libc6-dev libcap2-bin uidmap; do
+# uidmap (newuidmap, newgidmap) the multi-range maps of the rootless tests, podman and catatonit
+# (its pause process) their rootless podman test.
+for pkg in busybox-static libseccomp-dev pkg-config gcc libc6-dev libcap2-bin uidmap podman catatonit; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -439,3 +439,65 @@ fn rootless_a_create_failing_after_its_init_started_leaves_no_process() {
     assert!(!state_dir(&b.id).exists(), "a failed create left its state dir");
     assert_eq!(processes_naming(&b.id), Vec::<i32>::new(), "a failed create left its init");
 }
+
+/// Rootless podman driving testudo (issue 14): podman runs as the user in a user namespace of
+/// its own (newuidmap with the user's subuid ranges) and calls the runtime there as root of that
+/// namespace, with a spec that makes no user namespace and no usable cgroup (cgroupfs manager).
+/// run, run -d, exec, stop and rm must all work, and the container must see podman's maps.
+#[test]
+fn rootless_podman_runs_execs_and_stops_a_container_with_testudo() {
+    if !require_root() {
+        return;
+    }
+    if !Path::new("/usr/bin/podman").exists() {
+        common::skip("podman is not installed (integration/setup.sh installs it)");
+        return;
+    }
+    let u = user();
+    let b = rootless_bundle("true");
+    let dir = b.dir.join("podman");
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).expect("podman dirs");
+    for d in [&dir, &home] {
+        chown(d, u.uid, u.gid);
+    }
+    let tar = dir.join("rootfs.tar");
+    assert!(Command::new("tar").arg("-C").arg(common::rootfs()).arg("-cf").arg(&tar).arg(".").status().expect("tar").success());
+    let d = dir.to_str().expect("utf8");
+    let (root, runroot, tmp) = (format!("{d}/root"), format!("{d}/runroot"), format!("{d}/tmp"));
+    let podman = |args: &[&str]| {
+        let mut c = Command::new("/usr/bin/setpriv");
+        c.args(["--reuid", &u.uid.to_string(), "--regid", &u.gid.to_string(), "--clear-groups", "--", "/usr/bin/podman"]);
+        c.args(["--root", &root, "--runroot", &runroot, "--tmpdir", &tmp, "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"]);
+        c.args(["--events-backend", "file", "--runtime", binary().to_str().expect("utf8")]).args(args);
+        c.current_dir(&home).env_clear().env("HOME", &home).env("XDG_RUNTIME_DIR", &u.xdg).env("PATH", "/usr/bin:/bin");
+        output(c)
+    };
+    // podman leaves a pause process holding its user namespace (its pid in --tmpdir): ended
+    // here by that pid; then the storage, written from podman's user namespace as subordinate
+    // ids, is removed by root.
+    struct Pause(PathBuf);
+    impl Drop for Pause {
+        fn drop(&mut self) {
+            if let Some(pid) = std::fs::read_to_string(self.0.join("tmp/pause.pid")).ok().and_then(|s| s.trim().parse::<i32>().ok()) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _pause = Pause(dir.clone());
+    let image = "localhost/testudo-rootless-busybox";
+    ok(&podman(&["import", tar.to_str().expect("utf8"), image]), "podman import");
+    let maps = ok(&podman(&["run", "--rm", "--network", "none", image, "cat", "/proc/self/uid_map"]), "podman run");
+    let rows: Vec<Vec<&str>> = maps.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows.first().map(|r| r[..2].to_vec()), Some(vec!["0", &*u.uid.to_string()]), "podman's map of the user: {maps}");
+    assert!(rows.iter().any(|r| r[1] == SUB_START.to_string()), "podman's map has the test's subuid range: {maps}");
+    ok(&podman(&["run", "-d", "--name", "rl", "--network", "none", image, "sleep", "1000"]), "podman run -d");
+    let runtime = ok(&podman(&["inspect", "--format", "{{.OCIRuntime}}", "rl"]), "podman inspect");
+    assert_eq!(runtime.trim(), binary().to_str().expect("utf8"), "podman used another runtime");
+    let cmdline = ok(&podman(&["exec", "rl", "cat", "/proc/1/cmdline"]), "podman exec");
+    assert_eq!(cmdline, "sleep\u{0}1000\u{0}");
+    ok(&podman(&["stop", "-t", "1", "rl"]), "podman stop");
+    ok(&podman(&["rm", "rl"]), "podman rm");
+    assert_eq!(ok(&podman(&["ps", "-a", "-q"]), "podman ps").trim(), "", "a container is left");
+}
