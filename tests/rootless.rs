@@ -44,6 +44,8 @@ fn user() -> &'static TestUser {
                 writeln!(f, "{USER}:{SUB_START}:{SUB_SIZE}").expect("write subid file");
             }
         }
+        // The user walks the scratch dir to its bundles and the shared rootfs.
+        chmod(common::scratch_dir("rootless").parent().expect("scratch root"), 0o755);
         let xdg = PathBuf::from(format!("/run/user/{uid}"));
         std::fs::create_dir_all(&xdg).expect("xdg dir");
         chown(&xdg, uid, gid);
