@@ -2,8 +2,10 @@
 # Install what testudo's build and tests need on a fresh Debian 12 machine (run as root).
 set -euo pipefail
 need=()
-# gcc + libc6-dev build the static probe of the security tests; libcap2-bin gives them setcap.
-for pkg in busybox-static libseccomp-dev pkg-config gcc libc6-dev libcap2-bin; do
+# gcc + libc6-dev build the static probe of the security tests; libcap2-bin gives them setcap;
+# uidmap (newuidmap, newgidmap) the multi-range maps of the rootless tests, podman and catatonit
+# (its pause process) their rootless podman test.
+for pkg in busybox-static libseccomp-dev pkg-config gcc libc6-dev libcap2-bin uidmap podman catatonit; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

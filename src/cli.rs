@@ -11,9 +11,9 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "testudo", about = "A minimal, hardened OCI container runtime", disable_version_flag = true)]
 pub struct Cli {
-    /// Root directory for container state
-    #[arg(long, global = true, default_value = "/run/testudo")]
-    pub root: PathBuf,
+    /// Root directory for container state (default /run/testudo; rootless, $XDG_RUNTIME_DIR/testudo)
+    #[arg(long, global = true)]
+    pub root: Option<PathBuf>,
     /// Append log records to this file (default: stderr)
     #[arg(long, global = true)]
     pub log: Option<PathBuf>,
@@ -26,7 +26,8 @@ pub struct Cli {
     /// Use the systemd cgroup driver
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
-    /// Accepted for runc compatibility (true, false or auto); before the command, as in runc
+    /// Run without privilege over the host: true, false or auto (rootless when not root, or root
+    /// only inside a user namespace); before the command, as in runc
     #[arg(long, value_name = "VALUE")]
     pub rootless: Option<String>,
     /// Accepted for runc compatibility; checkpointing is not supported
@@ -448,7 +449,7 @@ mod tests {
             "/tmp/pty.sock",
             "c1",
         ]);
-        assert_eq!(c.root, PathBuf::from("/run/containerd/runc/default"));
+        assert_eq!(c.root, Some(PathBuf::from("/run/containerd/runc/default")));
         assert_eq!(c.log_format, "json");
         let Some(Command::Create(cr)) = c.command else { panic!("not create") };
         assert_eq!(cr.id, "c1");

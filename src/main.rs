@@ -44,12 +44,12 @@ fn run() {
         eprintln!("testudo: open log {:?}: {e}", cli.log);
         std::process::exit(1);
     }
-    let Some(command) = cli.command else {
+    let Some(command) = &cli.command else {
         eprintln!("testudo: no command given (see --help)");
         std::process::exit(1);
     };
-    let g = Global { root: cli.root.clone(), systemd_cgroup: cli.systemd_cgroup };
-    let (name, result) = dispatch(&g, &command);
+    let name = command_name(command);
+    let result = global(&cli, command).and_then(|g| dispatch(&g, command));
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
@@ -64,26 +64,62 @@ fn run() {
     }
 }
 
-fn dispatch(g: &Global, c: &Command) -> (&'static str, error::Result<i32>) {
+/// The global flags resolved: rootless or not, and so the state root. `spec` and `features`
+/// touch no state, so they need no runtime directory.
+fn global(cli: &cli::Cli, c: &Command) -> error::Result<Global> {
+    let rootless = container::rootless::detect(cli.rootless.as_deref())?;
+    let stateless = matches!(c, Command::Spec(_) | Command::Features | Command::Check(_));
+    let root = if stateless {
+        cli.root.clone().unwrap_or_else(|| container::rootless::DEFAULT_ROOT.into())
+    } else {
+        container::rootless::state_root(cli.root.as_deref(), rootless)?
+    };
+    Ok(Global { root, systemd_cgroup: cli.systemd_cgroup, rootless })
+}
+
+fn command_name(c: &Command) -> &'static str {
     match c {
-        Command::Create(c) => ("create", sealed(|| commands::create::run(g, &c.opts, &c.id))),
-        Command::Start(i) => ("start", commands::start::run(g, &i.id)),
-        Command::State(i) => ("state", commands::state::run(g, &i.id)),
-        Command::Kill(k) => ("kill", commands::kill::run(g, k)),
-        Command::Delete(d) => ("delete", commands::delete::run(g, d)),
-        Command::Run(r) => ("run", sealed(|| commands::run::run(g, r))),
-        Command::Exec(e) => ("exec", sealed(|| commands::exec::run(g, e))),
-        Command::List(l) => ("list", commands::list::run(g, l)),
-        Command::Spec(s) => ("spec", commands::spec::run(s)),
-        Command::Features => ("features", commands::features::run()),
-        Command::Ps(p) => ("ps", commands::ps::run(g, p)),
-        Command::Pause(i) => ("pause", commands::pause::run(g, &i.id, true)),
-        Command::Resume(i) => ("resume", commands::pause::run(g, &i.id, false)),
-        Command::Update(u) => ("update", commands::update::run(g, u)),
-        Command::Events(e) => ("events", commands::events::run(g, e)),
-        Command::Check(c) => ("check", commands::check::run(c)),
-        Command::Profile(p) => ("profile", sealed(|| commands::profile::run(g, p))),
-        Command::Sandbox(s) => ("sandbox", sealed(|| sandbox::plan(s).and_then(|p| sandbox::job::run(g, p)))),
+        Command::Create(_) => "create",
+        Command::Start(_) => "start",
+        Command::State(_) => "state",
+        Command::Kill(_) => "kill",
+        Command::Delete(_) => "delete",
+        Command::Run(_) => "run",
+        Command::Exec(_) => "exec",
+        Command::List(_) => "list",
+        Command::Spec(_) => "spec",
+        Command::Features => "features",
+        Command::Ps(_) => "ps",
+        Command::Pause(_) => "pause",
+        Command::Resume(_) => "resume",
+        Command::Update(_) => "update",
+        Command::Events(_) => "events",
+        Command::Check(_) => "check",
+        Command::Profile(_) => "profile",
+        Command::Sandbox(_) => "sandbox",
+    }
+}
+
+fn dispatch(g: &Global, c: &Command) -> error::Result<i32> {
+    match c {
+        Command::Create(c) => sealed(|| commands::create::run(g, &c.opts, &c.id)),
+        Command::Start(i) => commands::start::run(g, &i.id),
+        Command::State(i) => commands::state::run(g, &i.id),
+        Command::Kill(k) => commands::kill::run(g, k),
+        Command::Delete(d) => commands::delete::run(g, d),
+        Command::Run(r) => sealed(|| commands::run::run(g, r)),
+        Command::Exec(e) => sealed(|| commands::exec::run(g, e)),
+        Command::List(l) => commands::list::run(g, l),
+        Command::Spec(s) => commands::spec::run(s),
+        Command::Features => commands::features::run(),
+        Command::Ps(p) => commands::ps::run(g, p),
+        Command::Pause(i) => commands::pause::run(g, &i.id, true),
+        Command::Resume(i) => commands::pause::run(g, &i.id, false),
+        Command::Update(u) => commands::update::run(g, u),
+        Command::Events(e) => commands::events::run(g, e),
+        Command::Check(c) => commands::check::run(c),
+        Command::Profile(p) => sealed(|| commands::profile::run(g, p)),
+        Command::Sandbox(s) => sealed(|| sandbox::plan(s).and_then(|p| sandbox::job::run(g, p))),
     }
 }
 

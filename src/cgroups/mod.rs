@@ -12,6 +12,7 @@ mod memory;
 mod pids;
 mod rdma;
 pub mod resources;
+pub mod rootless;
 pub mod stats;
 mod unified;
 pub mod v1;

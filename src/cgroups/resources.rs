@@ -142,6 +142,19 @@ pub fn apply(cg: &Cgroup, r: &LinuxResources, nodes: &[LinuxDevice], live: bool)
     Ok(())
 }
 
+/// The limits of `r` without its device rules, for a rootless container, which cannot load a
+/// device program (`cgroups::rootless` checked the rules instead).
+pub fn apply_limits(cg: &Cgroup, r: &LinuxResources) -> Result<()> {
+    check(r)?;
+    let legacy = cg.legacy();
+    let v2 = without_legacy(r, legacy);
+    controllers::enable(&mountpoint()?, &cg.path, &needs(&v2))?;
+    for (file, value) in plan(&v2, cg, false)? {
+        cg.write(&file, &value)?;
+    }
+    legacy.apply(r, false, None)
+}
+
 /// The resources left for the v2 hierarchy once those of v1-bound controllers are taken out.
 fn without_legacy(r: &LinuxResources, legacy: &Legacy) -> LinuxResources {
     let mut v2 = r.clone();

@@ -68,6 +68,12 @@ impl Legacy {
         let mut seen: Vec<PathBuf> = Vec::new();
         for c in CONTROLLERS {
             let Some(mount) = v1_mount(v2_root, c) else { continue };
+            // Rootless: a user cannot make directories in the host's v1 hierarchies, and is not
+            // joined to them; the limits of their controllers are then refused by v2, which
+            // lacks those controllers (cgroups::rootless).
+            if nix::unistd::access(&mount, nix::unistd::AccessFlags::W_OK).is_err() {
+                continue;
+            }
             // "cpu" and "cpuacct" are often links to one "cpu,cpuacct" hierarchy (`dir` finds
             // either name in it).
             let real = std::fs::canonicalize(&mount).unwrap_or(mount);

@@ -27,7 +27,7 @@ pub fn create(g: &Global, opts: &CreateOpts, id: &str, mode: StartBy) -> Result<
         return Err(Error::new("--systemd-cgroup: the systemd cgroup driver is not supported yet"));
     }
     let dir = Dir::create(&g.root, id)?;
-    match build(&g.root, opts, &dir, mode) {
+    match build(g, opts, &dir, mode) {
         Ok((prepared, launched)) => Ok(Created { dir, prepared, launched }),
         Err(e) => {
             // What cleanup needs is in the directory, as for a create that was killed.
@@ -39,9 +39,25 @@ pub fn create(g: &Global, opts: &CreateOpts, id: &str, mode: StartBy) -> Result<
     }
 }
 
-fn build(root: &Path, opts: &CreateOpts, dir: &Dir, mode: StartBy) -> Result<(Prepared, Launched)> {
-    let prepared = prepare::prepare(root, opts, dir, mode)?;
+fn build(g: &Global, opts: &CreateOpts, dir: &Dir, mode: StartBy) -> Result<(Prepared, Launched)> {
+    let prepared = prepare::prepare(&g.root, g.rootless, opts, dir, mode)?;
     let launched = parent::launch(&prepared)?;
+    match record(opts, dir, &prepared, &launched) {
+        Ok(()) => Ok((prepared, launched)),
+        Err(e) => {
+            // Cleanup kills what is in the container's cgroup; a rootless container without one
+            // (cgroups::rootless) has only its init to kill, which takes its pid namespace along.
+            if prepared.cgroup.is_none() {
+                let _ = crate::linux::pidfd::send_signal(&launched.pidfd, nix::sys::signal::Signal::SIGKILL);
+                let _ = crate::linux::pidfd::wait(&launched.pidfd);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// state.json and the pid file, once the init is ready.
+fn record(opts: &CreateOpts, dir: &Dir, prepared: &Prepared, launched: &Launched) -> Result<()> {
     let facts = Facts {
         id: dir.id.clone(),
         oci_version: prepared.spec.version().clone(),
@@ -49,7 +65,7 @@ fn build(root: &Path, opts: &CreateOpts, dir: &Dir, mode: StartBy) -> Result<(Pr
         pid_start: state::proc_facts(launched.pid).map(|p| p.start).ok_or_else(|| Error::new("container init vanished"))?,
         bundle: prepared.bundle.clone(),
         rootfs: prepared.rootfs.clone(),
-        cgroup: prepared.cgroup.path.clone(),
+        cgroup: prepared.cgroup.as_ref().map(|c| c.path.clone()),
         created: crate::log::rfc3339(SystemTime::now()),
         annotations: prepared.spec.annotations().clone().unwrap_or_default(),
     };
@@ -57,7 +73,7 @@ fn build(root: &Path, opts: &CreateOpts, dir: &Dir, mode: StartBy) -> Result<(Pr
     if let Some(p) = &opts.pid_file {
         write_pid_file(p, launched.pid)?;
     }
-    Ok((prepared, launched))
+    Ok(())
 }
 
 /// Written atomically: the shim reads the pid file as soon as create returns.

@@ -6,6 +6,7 @@ use crate::cli::Delete;
 use crate::commands::{open, Global};
 use crate::container::{self, hooks, state, Dir, Facts, Status};
 use crate::error::{Context, Error, Result};
+use crate::linux::{pidfd, pidns};
 
 pub fn run(g: &Global, d: &Delete) -> Result<i32> {
     container::sweep(&g.root)?;
@@ -39,12 +40,27 @@ pub fn clean_up_creating(dir: &Dir) -> Result<()> {
     dir.remove()
 }
 
+/// A rootless container without a cgroup has a pid namespace of its own (`cgroups::rootless`):
+/// its init killed, the kernel kills every other process in it.
+fn kill_init(facts: &Facts) -> Result<()> {
+    let Ok(fd) = pidfd::open(facts.pid) else { return Ok(()) };
+    // The pidfd pins the process: the same start time after opening it shows it is our init.
+    if state::proc_facts(facts.pid).map(|p| p.start) != Some(facts.pid_start) {
+        return Ok(());
+    }
+    pidfd::send_signal(&fd, nix::sys::signal::Signal::SIGKILL)?;
+    pidns::wait_exit(&fd, std::time::Duration::from_secs(10)).with_context(|| format!("container {:?}", facts.id))
+}
+
 /// Kill whatever is left, remove the cgroup if the container made it, run poststop hooks, remove
 /// the state.
 pub fn destroy(dir: &Dir, facts: &Facts) -> Result<()> {
     // A container created before cgroup.json was recorded made its cgroup.
     let made = state::read_cgroup(&dir.file(container::CGROUP_FILE))?.is_none_or(|r| r.made);
-    Cgroup::at(facts.cgroup.clone()).destroy(made)?;
+    match &facts.cgroup {
+        Some(path) => Cgroup::at(path.clone()).destroy(made)?,
+        None => kill_init(facts)?,
+    }
     if let Ok(bytes) = std::fs::read(dir.file(container::CONFIG_FILE)) {
         let spec = crate::spec::parse(&bytes).context("saved config.json")?;
         let state = super::state_json(facts, Status::Stopped).to_string();

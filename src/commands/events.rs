@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use crate::cgroups::{stats, Cgroup};
+use crate::cgroups::stats;
 use crate::cli::Events;
 use crate::commands::{peek, Global};
 use crate::container::Status;
@@ -74,7 +74,7 @@ pub fn run(g: &Global, e: &Events) -> Result<i32> {
     if super::status(&dir, Some(&facts)) == Status::Stopped {
         return Err(Error::new(format!("container {:?} is not running", e.id)));
     }
-    let cg = Cgroup::at(facts.cgroup.clone());
+    let cg = super::cgroup(&facts, "events")?;
     if e.stats {
         emit(&stats::event(&cg, &e.id))?;
         return Ok(0);

@@ -56,8 +56,9 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
         init_pid: facts.pid,
         init_pidfd,
         init_root,
-        cgroup_fd: Cgroup::at(facts.cgroup.clone()).open()?,
-        legacy_procs: Cgroup::at(facts.cgroup.clone()).legacy().open_procs()?,
+        // Rootless without a cgroup: the process stays in the caller's (cgroups::rootless).
+        cgroup_fd: facts.cgroup.clone().map(|p| Cgroup::at(p).open()).transpose()?,
+        legacy_procs: facts.cgroup.clone().map(|p| Cgroup::at(p).legacy().open_procs()).transpose()?.unwrap_or_default(),
         console: e.console_socket.as_deref().map(tty::connect).transpose()?,
         preserve_fds,
         landlock: crate::security::landlock::plan(spec.annotations().as_ref())?,

@@ -47,7 +47,10 @@ pub fn run(g: &Global, k: &Kill) -> Result<i32> {
     let facts = facts.ok_or_else(|| Error::new(format!("container {:?} is still being created", k.id)))?;
     let status = super::status(&dir, Some(&facts));
     if k.all {
-        let cg = Cgroup::at(facts.cgroup.clone());
+        let Some(path) = &facts.cgroup else {
+            return kill_pid_namespace(&facts, status, sig);
+        };
+        let cg = Cgroup::at(path.clone());
         if !cg.exists() {
             return Ok(0);
         }
@@ -71,6 +74,23 @@ pub fn run(g: &Global, k: &Kill) -> Result<i32> {
         return Err(Error::new(format!("container {:?} is not running", k.id)));
     }
     pidfd::send_signo(&fd, sig)?;
+    Ok(0)
+}
+
+/// `kill --all` of a rootless container without a cgroup, which has a pid namespace of its own
+/// (`cgroups::rootless`): every process in it. A pid is signalled through a pidfd opened first
+/// and checked to be in the namespace after, so a pid reused meanwhile is never signalled.
+fn kill_pid_namespace(facts: &crate::container::Facts, status: Status, sig: i32) -> Result<i32> {
+    if status == Status::Stopped {
+        return Ok(0);
+    }
+    let ns = std::fs::read_link(format!("/proc/{}/ns/pid", facts.pid)).ok();
+    for pid in crate::linux::pidns::members(facts.pid)? {
+        let Ok(fd) = pidfd::open(pid) else { continue };
+        if std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok() == ns {
+            let _ = pidfd::send_signo(&fd, sig);
+        }
+    }
     Ok(0)
 }
 

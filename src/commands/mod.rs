@@ -26,6 +26,8 @@ use crate::error::Result;
 pub struct Global {
     pub root: PathBuf,
     pub systemd_cgroup: bool,
+    /// Without privilege over the host (`container::rootless`).
+    pub rootless: bool,
 }
 
 /// The derived status of a container (see `container::state`).
@@ -37,9 +39,17 @@ pub fn status(dir: &Dir, facts: Option<&Facts>) -> Status {
         have_state: true,
         proc: container::state::proc_facts(f.pid),
         fifo: dir.file(container::FIFO_FILE).exists(),
-        frozen: crate::cgroups::Cgroup::at(f.cgroup.clone()).frozen(),
+        frozen: f.cgroup.as_ref().is_some_and(|p| crate::cgroups::Cgroup::at(p.clone()).frozen()),
     };
     container::state::derive(f.pid_start, &o)
+}
+
+/// The container's cgroup, for a command that cannot do without one (`verb`).
+pub fn cgroup(f: &Facts, verb: &str) -> Result<crate::cgroups::Cgroup> {
+    let path = f.cgroup.clone().ok_or_else(|| {
+        crate::error::Error::new(format!("container {:?} has no cgroup (rootless, and no cgroup was delegated to the user): {verb} needs one", f.id))
+    })?;
+    Ok(crate::cgroups::Cgroup::at(path))
 }
 
 /// Open (and lock) a container and read its facts; one still being created has none yet.

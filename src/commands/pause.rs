@@ -1,7 +1,6 @@
 //! `pause` / `resume`: freeze or thaw every process of the container through cgroup.freeze,
 //! returning only once cgroup.events says it is done.
 
-use crate::cgroups::Cgroup;
 use crate::commands::{open, Global};
 use crate::container::Status;
 use crate::error::{Error, Result};
@@ -14,6 +13,6 @@ pub fn run(g: &Global, id: &str, freeze: bool) -> Result<i32> {
     if status != want {
         return Err(Error::new(format!("cannot {verb} container {id:?}: it is {}", status.as_str())));
     }
-    Cgroup::at(facts.cgroup.clone()).freeze(freeze)?;
+    super::cgroup(&facts, verb)?.freeze(freeze)?;
     Ok(0)
 }

@@ -7,10 +7,21 @@ use crate::commands::{peek, Global};
 use crate::error::{Context, Error, Result};
 
 pub fn run(g: &Global, p: &Ps) -> Result<i32> {
-    let (_, facts) = peek(g, &p.id)?;
+    let (dir, facts) = peek(g, &p.id)?;
     let facts = facts.ok_or_else(|| Error::new(format!("container {:?} is still being created", p.id)))?;
-    let cg = Cgroup::at(facts.cgroup.clone());
-    let pids = if cg.exists() { cg.procs()? } else { Vec::new() };
+    let pids = match &facts.cgroup {
+        Some(p) => {
+            let cg = Cgroup::at(p.clone());
+            if cg.exists() {
+                cg.procs()?
+            } else {
+                Vec::new()
+            }
+        }
+        // Rootless without a cgroup: the processes of its pid namespace (cgroups::rootless).
+        None if super::status(&dir, Some(&facts)) != crate::container::Status::Stopped => crate::linux::pidns::members(facts.pid)?,
+        None => Vec::new(),
+    };
     if p.format == "json" {
         println!("{}", serde_json::to_string(&pids).map_err(|e| Error::new(e.to_string()))?);
         return Ok(0);

@@ -58,6 +58,21 @@ pub fn default_config(rootless: bool) -> Result<serde_json::Value> {
         }
         v["linux"]["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": uid, "size": 1}]);
         v["linux"]["gidMappings"] = serde_json::json!([{"containerID": 0, "hostID": gid, "size": 1}]);
+        // As runc: only the caller's ids are mapped, so uid=/gid= options (devpts gid=5) would
+        // name ids the namespace does not have; and a user namespace may mount sysfs only with
+        // a network namespace of its own, so /sys is the host's, bound read-only. Unlike runc,
+        // the network namespace stays: a container of one user needs no host network to be useful,
+        // and isolation is not dropped by default.
+        if let Some(mounts) = v["mounts"].as_array_mut() {
+            for m in mounts.iter_mut() {
+                if m["destination"] == "/sys" {
+                    *m = serde_json::json!({"destination": "/sys", "type": "none", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
+                }
+                if let Some(opts) = m["options"].as_array_mut() {
+                    opts.retain(|o| o.as_str().is_none_or(|o| !o.starts_with("uid=") && !o.starts_with("gid=")));
+                }
+            }
+        }
     }
     Ok(v)
 }
@@ -106,6 +121,22 @@ mod tests {
         let v = super::default_config(true).expect("config");
         let spec = crate::spec::parse(v.to_string().as_bytes()).expect("parse");
         crate::spec::validate(&spec).expect("valid rootless");
+    }
+
+    #[test]
+    fn the_rootless_config_maps_the_caller_and_mounts_what_a_user_namespace_can() {
+        let v = super::default_config(true).expect("config");
+        let uid = nix::unistd::getuid().as_raw();
+        assert_eq!(v["linux"]["uidMappings"], serde_json::json!([{"containerID": 0, "hostID": uid, "size": 1}]));
+        assert!(v["linux"]["namespaces"].as_array().expect("namespaces").iter().any(|n| n["type"] == "user"));
+        assert!(v["linux"]["namespaces"].as_array().expect("namespaces").iter().any(|n| n["type"] == "network"), "network namespace kept");
+        assert!(v["linux"].get("resources").is_none(), "no cgroup resources");
+        let mounts = v["mounts"].as_array().expect("mounts");
+        let sys = mounts.iter().find(|m| m["destination"] == "/sys").expect("/sys");
+        assert_eq!(sys["source"], "/sys");
+        assert!(sys["options"].as_array().expect("options").iter().any(|o| o == "rbind"));
+        let opts = mounts.iter().flat_map(|m| m["options"].as_array().cloned().unwrap_or_default());
+        assert!(opts.filter_map(|o| o.as_str().map(String::from)).all(|o| !o.starts_with("uid=") && !o.starts_with("gid=")));
     }
 
     #[test]

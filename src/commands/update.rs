@@ -5,7 +5,7 @@
 
 use oci_spec::runtime::{LinuxCpu, LinuxPids, LinuxResources};
 
-use crate::cgroups::{resources, Cgroup};
+use crate::cgroups::resources;
 use crate::cli::Update;
 use crate::commands::{open, Global};
 use crate::container::{self, Status};
@@ -33,7 +33,7 @@ pub fn run(g: &Global, u: &Update) -> Result<i32> {
     } else {
         Vec::new()
     };
-    resources::apply(&Cgroup::at(facts.cgroup), &r, &nodes, true)?;
+    resources::apply(&super::cgroup(&facts, "update")?, &r, &nodes, true)?;
     Ok(0)
 }
 

@@ -5,6 +5,7 @@
 
 pub mod hooks;
 pub mod id;
+pub mod rootless;
 pub mod state;
 
 use std::fs::File;

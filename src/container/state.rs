@@ -26,8 +26,9 @@ pub struct Facts {
     pub pid_start: u64,
     pub bundle: PathBuf,
     pub rootfs: PathBuf,
-    /// The cgroup v2 directory, absolute on the host.
-    pub cgroup: PathBuf,
+    /// The cgroup v2 directory, absolute on the host; None for a rootless container that has
+    /// none (`cgroups::rootless`).
+    pub cgroup: Option<PathBuf>,
     pub created: String,
     #[serde(default)]
     pub annotations: HashMap<String, String>,

@@ -15,7 +15,9 @@
 //! before: ~1.3 ms of CPU, 1.6-2.7 ms of wall time per create/run/exec (measured on the 2-core
 //! dev host, release build, 4 MiB static binary). Installed on a read-only mount (a read-only
 //! /usr, or `mount --bind -o ro` over its directory), testudo pays one statvfs (~20 µs) and
-//! nothing else.
+//! nothing else. Rootless, no mount can be cloned: a binary the user cannot write needs nothing
+//! (no process we start can write it either), one it can write is re-executed from a sealed
+//! memfd copy (`linux::exe_memfd`, ~4-6 ms).
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd};
@@ -25,7 +27,7 @@ use nix::errno::Errno;
 use nix::sys::statvfs::{statvfs, FsFlags};
 
 use crate::error::{Context, Error, Result};
-use crate::linux::{exe_file, mounts};
+use crate::linux::{exe_file, exe_memfd, mounts};
 
 /// Set across the re-exec only; a second pass that still finds a writable mount fails closed
 /// instead of looping.
@@ -56,6 +58,9 @@ pub fn seal() -> Result<()> {
     if st.flags().contains(FsFlags::ST_RDONLY) {
         return Ok(());
     }
+    if sealed_before && exe_memfd::is_sealed_self() {
+        return Ok(());
+    }
     if sealed_before {
         return Err(Error::new("runtime binary: still on a writable mount after sealing it (CVE-2019-5736)"));
     }
@@ -64,9 +69,11 @@ pub fn seal() -> Result<()> {
         None => {
             let tree = match mounts::open_tree(libc::AT_FDCWD, Path::new(SELF), false) {
                 Ok(t) => t,
-                // Without CAP_SYS_ADMIN we cannot clone the mount; that is safe only if we (and
-                // so every process we start) could not write the binary anyway.
+                // Without CAP_SYS_ADMIN (rootless) we cannot clone the mount; that is safe as it is
+                // if we (and so every process we start) could not write the binary anyway, and
+                // otherwise we re-exec from a sealed copy (linux::exe_memfd).
                 Err(Errno::EPERM) if nix::unistd::access(SELF, nix::unistd::AccessFlags::W_OK).is_err() => return Ok(()),
+                Err(Errno::EPERM) => return reexec(&exe_memfd::sealed_copy()?),
                 Err(e) => return Err(Error::sys("runtime binary: clone its mount (CVE-2019-5736)", e)),
             };
             let attrs = libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV;
@@ -173,7 +180,7 @@ fn drop_stale(ours: &Path) {
     }
 }
 
-/// Re-exec this command from the read-only copy (never returns on success).
+/// Re-exec this command from the read-only (or sealed) copy (never returns on success).
 fn reexec(exe: &std::os::fd::OwnedFd) -> Result<()> {
     let argv = cstrings(std::env::args_os())?;
     let mut env = cstrings(std::env::vars_os().map(|(k, v)| {
@@ -185,7 +192,7 @@ fn reexec(exe: &std::os::fd::OwnedFd) -> Result<()> {
     env.push(CString::new(format!("{MARK}=1")).map_err(|_| Error::new("runtime binary: environment"))?);
     // An ELF binary, so the close-on-exec fd may go with the exec.
     let e = nix::unistd::fexecve(exe.as_fd(), &argv, &env).unwrap_err();
-    Err(Error::sys("runtime binary: re-exec from its read-only mount", e))
+    Err(Error::sys("runtime binary: re-exec from its read-only copy", e))
 }
 
 fn cstrings(items: impl Iterator<Item = std::ffi::OsString>) -> Result<Vec<CString>> {

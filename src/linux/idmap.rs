@@ -12,6 +12,7 @@ use crate::error::{Context, Error, Result};
 use crate::linux::clone::{self, Forked};
 use crate::linux::pidfd;
 use crate::linux::procfs::Proc;
+use crate::linux::subid::{self, Kind};
 
 pub fn validate(kind: &str, maps: &[LinuxIdMapping]) -> Result<()> {
     if maps.is_empty() {
@@ -45,12 +46,21 @@ pub fn render(maps: &[LinuxIdMapping]) -> String {
 }
 
 /// Write both maps of process `pid` (in our pid namespace) through a verified procfs.
+/// Rootless, a map other than the caller's own id is written by the setuid helper (`subid`).
 pub fn write(proc: &Proc, pid: i32, uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> Result<()> {
+    if subid::needs_helper(Kind::Uid, uids) {
+        subid::write(Kind::Uid, pid, uids)?;
+    } else {
+        proc.write(&format!("{pid}/uid_map"), render(uids).as_bytes()).context("uid_map")?;
+    }
+    if subid::needs_helper(Kind::Gid, gids) {
+        return subid::write(Kind::Gid, pid, gids);
+    }
     if !nix::unistd::geteuid().is_root() {
-        // Without CAP_SETGID in the parent namespace the kernel requires setgroups to be denied first.
+        // Without CAP_SETGID in the parent namespace the kernel requires setgroups to be denied
+        // before a process writes a gid map itself.
         proc.write(&format!("{pid}/setgroups"), b"deny").context("setgroups")?;
     }
-    proc.write(&format!("{pid}/uid_map"), render(uids).as_bytes()).context("uid_map")?;
     proc.write(&format!("{pid}/gid_map"), render(gids).as_bytes()).context("gid_map")
 }
 

@@ -100,7 +100,8 @@ pub fn run(g: &Global, plan: Plan) -> Result<i32> {
             });
         }
     };
-    let cgroup = Cgroup::at(c.prepared.cgroup.path.clone());
+    // Its limits need one: create refused them already where no cgroup could be had (rootless).
+    let cgroup = Cgroup::at(c.prepared.cgroup.as_ref().map(|cg| cg.path.clone()).ok_or_else(|| Error::new("sandbox: the job has no cgroup"))?);
     let mut recording = Recording::default();
     let watched = Watched { job: &c.launched.pidfd, cgroup: &cgroup, signals: &sfd, notify: notify.as_ref().map(|n| (n, &c.launched.chan)) };
     let (reason, bytes, failed) = watch(&plan, &watched, [out_r, err_r], started, &mut recording)?;

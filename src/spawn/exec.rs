@@ -24,7 +24,7 @@ pub struct Request {
     pub init_pidfd: OwnedFd,
     /// The init's root directory (/proc/PID/root, O_PATH).
     pub init_root: OwnedFd,
-    pub cgroup_fd: OwnedFd,
+    pub cgroup_fd: Option<OwnedFd>,
     /// cgroup.procs of the container's v1 directories on a hybrid host (cgroups::v1).
     pub legacy_procs: Vec<OwnedFd>,
     pub console: Option<OwnedFd>,
@@ -64,7 +64,7 @@ pub fn launch(r: &Request) -> Result<(i32, OwnedFd)> {
     let (flags, userns) = namespaces_of(r.init_pid)?;
     let (ours, theirs) = sync::pair()?;
     nix::sys::prctl::set_dumpable(false).context("set non-dumpable")?;
-    let forked = clone::clone3(&clone::Args { flags: 0, cgroup: Some(&r.cgroup_fd), pidfd: true })?;
+    let forked = clone::clone3(&clone::Args { flags: 0, cgroup: r.cgroup_fd.as_ref(), pidfd: true })?;
     let p1_fd = match forked {
         Forked::Child => {
             drop(ours);

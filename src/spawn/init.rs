@@ -35,8 +35,7 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
     let linux = p.spec.linux().as_ref();
     // 1.
     if p.ns.creates(T::User) && direct {
-        chan.send(&Msg::MapIds)?;
-        chan.expect_ack()?;
+        crate::spawn::request_id_maps(chan)?;
     }
     let userns = p.ns.has(T::User);
     if userns {
@@ -66,8 +65,9 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
     let dev_null = rootfs::open_dev_null()?;
     let label = linux.and_then(|l| l.mount_label().as_deref());
     // On a hybrid host a `cgroup` mount shows the container's v1 cgroups too (linux::cgroupfs).
-    let hybrid = p.mounts.iter().any(|m| m.typ().as_deref() == Some("cgroup")).then(|| p.cgroup.legacy()).filter(|l| !l.dirs.is_empty());
-    let hybrid = hybrid.map(|l| cgroupfs::Hybrid { v2: &p.cgroup.path, v1: l.hierarchies() });
+    let cg = p.cgroup.as_ref().filter(|_| p.mounts.iter().any(|m| m.typ().as_deref() == Some("cgroup")));
+    let hybrid = cg.map(|c| (c, c.legacy())).filter(|(_, l)| !l.dirs.is_empty());
+    let hybrid = hybrid.map(|(c, l)| cgroupfs::Hybrid { v2: &c.path, v1: l.hierarchies() });
     let cgroup2_host = if p.ns.has(T::Cgroup) || !p.mounts.iter().any(|m| matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2"))) {
         None
     } else {
@@ -96,8 +96,9 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
     // A default node the spec lists itself is made once, as the spec says.
     let defaults: Vec<devices::Device> = devices::defaults().into_iter().filter(|d| !devs.iter().any(|s| s.path == d.path)).collect();
     devs.splice(0..0, defaults);
+    // In a user namespace (ours, or the one a rootless runtime runs in) mknod is refused.
     for d in &devs {
-        devices::create(&root, d, userns)?;
+        devices::create(&root, d, userns || p.rootless)?;
     }
     devices::links(&root, devices::has_devpts(&p.mounts))?;
     let pty = if p.process.terminal().unwrap_or(false) { Some(terminal(p, &root, chan)?) } else { None };

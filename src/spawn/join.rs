@@ -30,8 +30,7 @@ pub fn run(p: &Prepared, chan: &Channel) -> Result<()> {
     rest.remove(namespaces::flag(T::Cgroup));
     if p.ns.creates(T::User) {
         nix::sched::unshare(CloneFlags::CLONE_NEWUSER).context("unshare user namespace")?;
-        chan.send(&Msg::MapIds)?;
-        chan.expect_ack()?;
+        crate::spawn::request_id_maps(chan)?;
         rest.remove(CloneFlags::CLONE_NEWUSER);
     }
     nix::sched::unshare(rest).context("unshare namespaces")?;

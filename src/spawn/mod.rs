@@ -36,6 +36,25 @@ pub mod parent;
 pub mod prepare;
 pub mod sync;
 
+/// Ask P0 to write the id maps of the user namespace this child just made, and wait until it has.
+/// Rootless, P0 has no privilege over the /proc files of a non-dumpable process (root owns them),
+/// so the child is dumpable while P0 writes: alone in a user namespace nothing else has entered,
+/// before it has opened anything of the container's (as runc's nsexec does). Non-dumpable again
+/// before it goes on (CVE-2019-5736 family, see `parent::launch`).
+pub fn request_id_maps(chan: &sync::Channel) -> crate::error::Result<()> {
+    use crate::error::Context;
+    let rootless = !nix::unistd::geteuid().is_root();
+    if rootless {
+        nix::sys::prctl::set_dumpable(true).context("set dumpable for the id maps")?;
+    }
+    chan.send(&sync::Msg::MapIds)?;
+    chan.expect_ack()?;
+    if rootless {
+        nix::sys::prctl::set_dumpable(false).context("set non-dumpable")?;
+    }
+    Ok(())
+}
+
 /// Run `f` as the child: any error goes to the parent over `report`, and the child ends with
 /// _exit — it never returns into the parent's frames or runs its destructors.
 pub fn child_main(report: &sync::Channel, f: impl FnOnce() -> crate::error::Result<()>) -> ! {

@@ -35,7 +35,7 @@ pub fn launch(p: &Prepared) -> Result<Launched> {
     nix::sys::prctl::set_dumpable(false).context("set non-dumpable")?;
     let direct = !join::needed(&p.ns);
     let flags = if direct { clone_flags(&p.ns) } else { 0 };
-    let forked = clone::clone3(&clone::Args { flags, cgroup: Some(&p.cgroup_fd), pidfd: true })?;
+    let forked = clone::clone3(&clone::Args { flags, cgroup: p.cgroup_fd.as_ref(), pidfd: true })?;
     let (child, child_fd) = match forked {
         Forked::Child => {
             drop(ours);
@@ -100,7 +100,7 @@ fn handshake(p: &Prepared, proc: Option<&Proc>, chan: &Channel, child: i32, chil
     };
     loop {
         let Some((msg, fd)) = chan.recv_watching(init.as_ref().map(|(pid, _)| *pid)).context("container init")? else {
-            return Err(died(child_fd, direct, &p.cgroup));
+            return Err(died(child_fd, direct, p.cgroup.as_ref()));
         };
         if let Msg::SeccompFd = msg {
             let fd = fd.ok_or_else(|| Error::new("sync socket: seccomp notify message without an fd"))?;
@@ -156,10 +156,10 @@ fn dup(fd: &OwnedFd) -> Result<OwnedFd> {
 
 /// The child closed the socket without a word: say how it ended. The cgroup's memory.events
 /// tells an OOM kill from another SIGKILL.
-fn died(fd: &OwnedFd, direct: bool, cgroup: &Cgroup) -> Error {
+fn died(fd: &OwnedFd, direct: bool, cgroup: Option<&Cgroup>) -> Error {
     let who = if direct { "container init" } else { "join stage" };
     match pidfd::wait(fd) {
-        Ok(pidfd::Exit(137)) if cgroup.oom_kills().is_some_and(|n| n > 0) => {
+        Ok(pidfd::Exit(137)) if cgroup.and_then(Cgroup::oom_kills).is_some_and(|n| n > 0) => {
             Error::new(format!("{who} was killed by the OOM killer during setup (memory limit too low?)"))
         }
         Ok(pidfd::Exit(137)) => Error::new(format!("{who} was killed during setup (SIGKILL; memory limit too low?)")),

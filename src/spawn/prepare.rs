@@ -17,7 +17,7 @@ use crate::container::{self, state, CgroupRecord, Dir};
 use crate::error::{Context, Error, Result};
 use crate::linux::namespaces::{self, Plan};
 use crate::linux::procfs::Proc;
-use crate::linux::{fds, idmap, mounts, rlimits, sysctl, tty};
+use crate::linux::{fds, idmap, mounts, rlimits, subid, sysctl, tty};
 use crate::security::{capabilities, landlock, seccomp};
 
 #[derive(PartialEq, Eq, Clone, Copy)]
@@ -43,8 +43,9 @@ pub struct Prepared {
     pub ns: Plan,
     pub caps: capabilities::Plan,
     pub seccomp: Option<seccomp::Program>,
-    pub cgroup: Cgroup,
-    pub cgroup_fd: OwnedFd,
+    /// None: rootless, and no cgroup delegated to the user (`cgroups::rootless`).
+    pub cgroup: Option<Cgroup>,
+    pub cgroup_fd: Option<OwnedFd>,
     /// cgroup.procs of the container's v1 directories on a hybrid host (cgroups::v1).
     pub legacy_procs: Vec<OwnedFd>,
     /// exec.fifo opened read-write (create): init blocks reading it until `start` writes.
@@ -54,6 +55,9 @@ pub struct Prepared {
     pub preserve_fds: u32,
     /// Landlock, from the annotations (`security::landlock`).
     pub landlock: Option<landlock::Plan>,
+    /// Without privilege over the host (`container::rootless`): in a user namespace already, as
+    /// under rootless podman, even when the spec makes none.
+    pub rootless: bool,
     pub no_pivot: bool,
     pub new_keyring: bool,
     /// The container directory's lock fd: children must not inherit the flock, or `start`
@@ -76,7 +80,7 @@ impl Prepared {
     }
 }
 
-pub fn prepare(root: &Path, opts: &CreateOpts, dir: &Dir, mode: StartBy) -> Result<Prepared> {
+pub fn prepare(root: &Path, rootless: bool, opts: &CreateOpts, dir: &Dir, mode: StartBy) -> Result<Prepared> {
     let bundle = crate::spec::load(&opts.bundle)?;
     crate::spec::validate(&bundle.spec)?;
     if let Some(path) = &opts.policy {
@@ -91,6 +95,10 @@ pub fn prepare(root: &Path, opts: &CreateOpts, dir: &Dir, mode: StartBy) -> Resu
 
     let ns = namespaces::plan(linux.namespaces().as_deref().unwrap_or(&[]))?;
     namespaces::check(&ns, spec)?;
+    if ns.creates(T::User) {
+        // Rootless maps beyond the caller's own id need newuidmap/newgidmap: found before any clone.
+        subid::check(linux.uid_mappings().as_deref().unwrap_or(&[]), linux.gid_mappings().as_deref().unwrap_or(&[]))?;
+    }
     if let Some(s) = linux.sysctl() {
         sysctl::check(s, &ns)?;
     }
@@ -116,16 +124,9 @@ pub fn prepare(root: &Path, opts: &CreateOpts, dir: &Dir, mode: StartBy) -> Resu
     let console = opts.console_socket.as_deref().map(tty::connect).transpose()?;
     std::fs::write(dir.file(container::CONFIG_FILE), &bundle.bytes).context("save config.json")?;
 
-    let cg_path = cgroups::resolve(linux.cgroups_path().as_deref(), &dir.id)?;
-    // Recorded before anything is made: a create killed from here on leaves delete what to remove.
-    let made = Cgroup::claim(&cg_path)?;
-    state::write(&dir.file(container::CGROUP_FILE), &CgroupRecord { path: cg_path.clone(), made })?;
-    let cg = Cgroup::create(cg_path, made)?;
-    let cgroup_fd = cg.open()?;
-    let legacy_procs = cg.legacy().open_procs()?;
-    // Always: without device rules the device program still denies all but the default nodes.
-    let none = oci_spec::runtime::LinuxResources::default();
-    cgroups::resources::apply(&cg, linux.resources().as_ref().unwrap_or(&none), linux.devices().as_deref().unwrap_or(&[]), false)?;
+    let cg = make_cgroup(linux, dir, rootless, &ns)?;
+    let cgroup_fd = cg.as_ref().map(Cgroup::open).transpose()?;
+    let legacy_procs = cg.as_ref().map(|c| c.legacy().open_procs()).transpose()?.unwrap_or_default();
     let fifo = match mode {
         StartBy::Fifo => Some(make_fifo(&dir.file(container::FIFO_FILE))?),
         StartBy::Socket { .. } => None,
@@ -150,11 +151,39 @@ pub fn prepare(root: &Path, opts: &CreateOpts, dir: &Dir, mode: StartBy) -> Resu
         console,
         preserve_fds,
         landlock,
+        rootless,
         no_pivot: opts.no_pivot,
         new_keyring: !opts.no_new_keyring,
         lock_fd: dir.lock_fd(),
     };
     Ok(prepared)
+}
+
+/// The container's cgroup, recorded then made, with its limits; rootless, the one delegated to the
+/// user or none (`cgroups::rootless`).
+fn make_cgroup(linux: &oci_spec::runtime::Linux, dir: &Dir, rootless: bool, ns: &Plan) -> Result<Option<Cgroup>> {
+    let spec_path = linux.cgroups_path().as_deref().filter(|p| !p.as_os_str().is_empty());
+    let mut cg_path = cgroups::resolve(spec_path, &dir.id)?;
+    if rootless {
+        match cgroups::rootless::choose(cg_path, spec_path.is_some(), linux.resources().as_ref(), ns.creates(T::Pid))? {
+            Some(p) => cg_path = p,
+            None => return Ok(None),
+        }
+    }
+    // Recorded before anything is made: a create killed from here on leaves delete what to remove.
+    let made = Cgroup::claim(&cg_path)?;
+    state::write(&dir.file(container::CGROUP_FILE), &CgroupRecord { path: cg_path.clone(), made })?;
+    let cg = Cgroup::create(cg_path, made)?;
+    let none = oci_spec::runtime::LinuxResources::default();
+    let r = linux.resources().as_ref().unwrap_or(&none);
+    if rootless {
+        // No device program: a user cannot load one (cgroups::rootless checked the rules).
+        cgroups::resources::apply_limits(&cg, r)?;
+    } else {
+        // Always: without device rules the device program still denies all but the default nodes.
+        cgroups::resources::apply(&cg, r, linux.devices().as_deref().unwrap_or(&[]), false)?;
+    }
+    Ok(Some(cg))
 }
 
 /// exec.fifo, opened read-write: init blocks reading it; `start` opens it write-only and
