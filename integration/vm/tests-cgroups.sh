@@ -247,6 +247,49 @@ for c in cpuset cpu io memory hugetlb pids; do
   grep -qw $c <<<"$controllers" || { echo "not ok - the VM's cgroup2 lacks the $c controller (has: $controllers)"; exit 1; }
 done
 setup_work cgroups
+# Rootless (issue 14): a non-root user (uid 4242, no passwd entry needed) with a cgroup2 subtree
+# delegated to it, as systemd's Delegate=yes gives one. Its `spec --rootless` bundle with limits
+# and a cgroupsPath in that subtree: the limits land, the OOM killer and pids.max act, and delete
+# leaves the subtree as it found it. The user's own process sits in a leaf of the subtree first
+# (CLONE_INTO_CGROUP needs write access to the common ancestor's cgroup.procs).
+t_rootless_delegated() {
+  local uid=4242 d=/sys/fs/cgroup/testudo-rl-4242 b=$work/rl
+  local as_user=(setpriv --reuid=$uid --regid=$uid --clear-groups env XDG_RUNTIME_DIR=/run/user/$uid)
+  chmod o+x "$work"
+  mkdir -p "$d/shell" "/run/user/$uid" "$b" || return 1
+  echo "+memory +pids +cpu" > /sys/fs/cgroup/cgroup.subtree_control &&
+    echo "+memory +pids +cpu" > "$d/cgroup.subtree_control" || { fail "enable controllers in $d"; return 1; }
+  chown -R $uid:$uid "$d" "/run/user/$uid" "$b" && chmod 700 "/run/user/$uid"
+  "${as_user[@]}" "$BIN" spec --rootless --bundle "$b" || { fail "spec --rootless as uid $uid"; return 1; }
+  python3 - "$b" "$work/rootfs" <<'PY'
+import json, sys
+d, rootfs = sys.argv[1:3]
+c = json.load(open(d + "/config.json"))
+c["root"]["path"] = rootfs
+c["process"]["terminal"] = False
+c["process"]["args"] = ["sh", "-c", """id -u; cat /proc/self/uid_map; cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/cpu.max
+sh -c 'x=$(head -c 64000000 /dev/zero | tr "\\0" a); echo survived'; echo child=$?
+(for i in $(seq 1 40); do sleep 5 & done) 2>/dev/null; n=0; for p in /proc/[0-9]*; do n=$((n + 1)); done; echo forks=$n"""]
+c["linux"]["cgroupsPath"] = "/testudo-rl-4242/c1"
+c["linux"]["resources"] = {"memory": {"limit": 33554432, "swap": 33554432}, "pids": {"limit": 20}, "cpu": {"quota": 20000, "period": 100000}}
+json.dump(c, open(d + "/config.json", "w"))
+PY
+  local out rc
+  out=$(sh -c 'echo $$ > "$1/shell/cgroup.procs" && shift && exec "$@"' - "$d" "${as_user[@]}" "$BIN" run --bundle "$b" rl1 2>&1); rc=$?
+  local left; left=$(ls -d "$d"/*/ 2>/dev/null | grep -v "/shell/$")
+  rmdir "$d/shell" "$d" 2>/dev/null
+  [ $rc -eq 0 ] || { fail "run as uid $uid: exit $rc: $out"; return 1; }
+  has_line '0' "root in the user namespace" "$out" || return 1
+  grep -Eq "^ +0 +$uid +1$" <<<"$out" || { fail "uid_map: $out"; return 1; }
+  has_line '33554432' "memory.max" "$out" || return 1
+  has_line '20' "pids.max" "$out" || return 1
+  has_line '20000 100000' "cpu.max" "$out" || return 1
+  has_line 'child=137' "the allocating child was not OOM-killed" "$out" || return 1
+  local forks; forks=$(sed -n 's/^forks=//p' <<<"$out")
+  [ -n "$forks" ] && [ "$forks" -le 20 ] || { fail "pids.max 20 let $forks processes run: $out"; return 1; }
+  [ -z "$left" ] || { fail "delete left $left"; return 1; }
+}
+
 run_test "memory.max: an allocation past it is OOM-killed and events reports it" t_memory_oom
 run_test "an init OOM-killed during create is reported as such" t_oom_at_create
 run_test "pids.max: forks beyond it fail" t_pids
@@ -258,4 +301,5 @@ run_test "kill --all reaps a process tree; delete removes the cgroup" t_kill_all
 run_test "kill --all TERM reaches every process of the tree" t_kill_all_term
 run_test "cpuset, cpu burst and idle, memory.low, hugetlb, io weight and unified land in their files" t_resource_files
 run_test "events --stats reports live memory, pids and cpu" t_stats
+run_test "rootless with a delegated subtree: memory, pids and cpu limits as a non-root user" t_rootless_delegated
 finish

@@ -368,8 +368,27 @@ fn fresh(ctx: &Ctx, m: &Mount, o: &Options) -> Result<()> {
     let dest = inroot::ensure(ctx.root, m.destination(), Kind::Dir, 0o755)?;
     let source = m.source().clone().unwrap_or_else(|| PathBuf::from(fstype));
     let data = data.join(",");
-    nix::mount::mount(Some(source.as_path()), procfs::fd_path(dest.as_raw_fd()).as_str(), Some(fstype), o.flags, (!data.is_empty()).then_some(data.as_str()))
-        .context(fstype)?;
+    let data = (!data.is_empty()).then_some(data.as_str());
+    match nix::mount::mount(Some(source.as_path()), procfs::fd_path(dest.as_raw_fd()).as_str(), Some(fstype), o.flags, data) {
+        // The kernel refuses a filesystem stacked on the root of a mount of the same superblock:
+        // a rootless spec's /sys is an rbind of the host's, and on a pure cgroup v2 host its
+        // /sys/fs/cgroup is the host's cgroup2 mount, locked in place (a user namespace cannot
+        // unmount it). A tmpfs between the two hides the host's hierarchy and takes the fresh one.
+        Err(nix::errno::Errno::EBUSY) if fstype == "cgroup2" => {
+            let under = procfs::fd_path(dest.as_raw_fd());
+            nix::mount::mount(
+                Some("tmpfs"),
+                under.as_str(),
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some("mode=755,size=4k"),
+            )
+            .context("cgroup2: tmpfs over the host's cgroup mount")?;
+            let top = inroot::open(ctx.root, m.destination(), OFlag::O_PATH | OFlag::O_DIRECTORY).context("cgroup2: reopen")?;
+            nix::mount::mount(Some(source.as_path()), procfs::fd_path(top.as_raw_fd()).as_str(), Some(fstype), o.flags, data).context(fstype)?;
+        }
+        r => r.context(fstype)?,
+    }
     if o.copyup {
         // `dest` is the directory underneath the new tmpfs; "." does not cross into the mount.
         let dir = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
