@@ -13,6 +13,7 @@ mod pids;
 mod rdma;
 pub mod resources;
 pub mod stats;
+pub mod systemd;
 mod unified;
 pub mod v1;
 

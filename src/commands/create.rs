@@ -37,11 +37,8 @@ pub struct Created {
 }
 
 pub fn create(g: &Global, opts: &CreateOpts, id: &str, mode: StartBy) -> Result<Created> {
-    if g.systemd_cgroup {
-        return Err(Error::new("--systemd-cgroup: the systemd cgroup driver is not supported yet"));
-    }
     let dir = Dir::create(&g.root, id)?;
-    match build(&g.root, opts, &dir, mode) {
+    match build(&g.root, g.systemd_cgroup, opts, &dir, mode) {
         Ok((prepared, launched)) => Ok(Created { dir, prepared, launched }),
         Err(e) => {
             // What cleanup needs is in the directory, as for a create that was killed.
@@ -53,7 +50,7 @@ pub fn create(g: &Global, opts: &CreateOpts, id: &str, mode: StartBy) -> Result<
     }
 }
 
-fn build(root: &Path, opts: &CreateOpts, dir: &Dir, mode: StartBy) -> Result<(Prepared, Launched)> {
+fn build(root: &Path, systemd: bool, opts: &CreateOpts, dir: &Dir, mode: StartBy) -> Result<(Prepared, Launched)> {
     let bundle = crate::spec::load(&opts.bundle)?;
     crate::spec::validate(&bundle.spec)?;
     let spec = &bundle.spec;
@@ -82,15 +79,26 @@ fn build(root: &Path, opts: &CreateOpts, dir: &Dir, mode: StartBy) -> Result<(Pr
     let console = opts.console_socket.as_deref().map(tty::connect).transpose()?;
     std::fs::write(dir.file(container::CONFIG_FILE), &bundle.bytes).context("save config.json")?;
 
-    let cg_path = cgroups::resolve(linux.cgroups_path().as_deref(), &dir.id)?;
-    // Recorded before anything is made: a create killed from here on leaves delete what to remove.
-    let made = Cgroup::claim(&cg_path)?;
-    state::write(&dir.file(container::CGROUP_FILE), &CgroupRecord { path: cg_path.clone(), made })?;
-    let cg = Cgroup::create(cg_path, made)?;
-    let cgroup_fd = cg.open()?;
-    let legacy_procs = cg.legacy().open_procs()?;
     // Always: without device rules the device program still denies all but the default nodes.
     let none = oci_spec::runtime::LinuxResources::default();
+    // Recorded before anything is made: a create killed from here on leaves delete what to remove.
+    let (cg, placeholder) = if systemd {
+        let annotations = spec.annotations().clone().unwrap_or_default();
+        cgroups::systemd::create(
+            &dir.file(container::CGROUP_FILE),
+            linux.cgroups_path().as_deref(),
+            &dir.id,
+            linux.resources().as_ref().unwrap_or(&none),
+            &annotations,
+        )?
+    } else {
+        let cg_path = cgroups::resolve(linux.cgroups_path().as_deref(), &dir.id)?;
+        let made = Cgroup::claim(&cg_path)?;
+        state::write(&dir.file(container::CGROUP_FILE), &CgroupRecord { path: cg_path.clone(), made, unit: None })?;
+        (Cgroup::create(cg_path, made)?, None)
+    };
+    let cgroup_fd = cg.open()?;
+    let legacy_procs = cg.legacy().open_procs()?;
     cgroups::resources::apply(&cg, linux.resources().as_ref().unwrap_or(&none), linux.devices().as_deref().unwrap_or(&[]), false)?;
     let fifo = match mode {
         StartBy::Fifo => Some(make_fifo(&dir.file(container::FIFO_FILE))?),
@@ -120,6 +128,8 @@ fn build(root: &Path, opts: &CreateOpts, dir: &Dir, mode: StartBy) -> Result<(Pr
         lock_fd: dir.lock_fd(),
     };
     let launched = parent::launch(&prepared)?;
+    // P1 is in the systemd scope now: the scope no longer needs its placeholder.
+    drop(placeholder);
     let facts = Facts {
         id: dir.id.clone(),
         oci_version: prepared.spec.version().clone(),

@@ -33,7 +33,11 @@ pub fn run(g: &Global, u: &Update) -> Result<i32> {
     } else {
         Vec::new()
     };
-    resources::apply(&Cgroup::at(facts.cgroup), &r, &nodes, true)?;
+    let cg = Cgroup::at(facts.cgroup);
+    if let Some((_, unit)) = crate::cgroups::systemd::recorded_unit(&dir.file(container::CGROUP_FILE))? {
+        crate::cgroups::systemd::update(&unit, &cg, &r)?;
+    }
+    resources::apply(&cg, &r, &nodes, true)?;
     Ok(0)
 }
 

@@ -44,10 +44,6 @@ fn bus_path(addr: Option<&str>) -> Result<String> {
 }
 
 impl Conn {
-    pub fn system() -> Result<Conn> {
-        Conn::open(&system_bus_path()?)
-    }
-
     pub fn open(path: &str) -> Result<Conn> {
         let sock = UnixStream::connect(path).map_err(|e| io_error(&format!("d-bus {path}: connect"), e))?;
         let mut c = Conn { sock, bus: path.to_string(), serial: 0, buf: Vec::new(), signals: Vec::new() };
@@ -202,6 +198,7 @@ fn io_error(what: &str, e: std::io::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dbus::testbus::{fake_bus, reply};
 
     #[test]
     fn bus_address() {
@@ -226,57 +223,6 @@ mod tests {
         );
     }
 
-    /// A bus that answers one client with `script`: given each message the client sends (after
-    /// the SASL exchange), the bytes to send back.
-    fn fake_bus(name: &str, auth_reply: &'static [u8], script: fn(&Message) -> Vec<u8>) -> String {
-        let path = std::env::temp_dir().join(format!("testudo-fake-bus-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
-        std::thread::spawn(move || {
-            let (mut s, _) = listener.accept().expect("accept");
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            let mut authed = false;
-            loop {
-                let Ok(n) = s.read(&mut chunk) else { return };
-                if n == 0 {
-                    return;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                if !authed {
-                    let Some(i) = buf.windows(2).position(|w| w == b"\r\n") else { continue };
-                    assert!(buf.starts_with(b"\0AUTH EXTERNAL "), "{:?}", String::from_utf8_lossy(&buf));
-                    buf.drain(..i + 2);
-                    let _ = s.write_all(auth_reply);
-                    let Some(j) = buf.windows(2).position(|w| w == b"\r\n").or_else(|| {
-                        let n = s.read(&mut chunk).ok()?;
-                        buf.extend_from_slice(&chunk[..n]);
-                        buf.windows(2).position(|w| w == b"\r\n")
-                    }) else {
-                        return;
-                    };
-                    assert_eq!(&buf[..j], b"BEGIN");
-                    buf.drain(..j + 2);
-                    authed = true;
-                }
-                while let Ok(Some(len)) = Message::length(&buf) {
-                    if buf.len() < len {
-                        break;
-                    }
-                    let m = Message::decode(&buf[..len]).expect("client message");
-                    buf.drain(..len);
-                    let _ = s.write_all(&script(&m));
-                }
-            }
-        });
-        path.to_string_lossy().into_owned()
-    }
-
-    fn reply(to: &Message, kind: Kind, error: Option<&str>, body: Vec<Value>) -> Vec<u8> {
-        Message { kind: Some(kind), serial: 100 + to.serial, reply_serial: Some(to.serial), error_name: error.map(str::to_string), body, ..Default::default() }
-            .encode()
-    }
-
     #[test]
     fn a_bus_that_refuses_authentication() {
         let path = fake_bus("refuse", b"REJECTED EXTERNAL\r\n", |_| Vec::new());
@@ -293,14 +239,13 @@ mod tests {
     #[test]
     fn calls_replies_errors_and_signals() {
         let path = fake_bus("calls", b"OK 0123456789abcdef\r\n", |m| match m.member.as_deref() {
-            Some("Hello") => reply(m, Kind::Return, None, vec![Value::str(":1.7")]),
-            Some("Ping") => {
-                // A signal arrives before the reply and is kept for later.
-                let mut out = Message { kind: Some(Kind::Signal), serial: 1, member: Some("JobRemoved".into()), body: vec![Value::U32(3)], ..Default::default() }.encode();
-                out.extend(reply(m, Kind::Return, None, m.body.clone()));
-                out
-            }
-            _ => reply(m, Kind::Error, Some("org.example.Nope"), vec![Value::str("no such thing")]),
+            Some("Hello") => vec![reply(m, None, vec![Value::str(":1.7")])],
+            // A signal arrives before the reply and is kept for later.
+            Some("Ping") => vec![
+                Message { kind: Some(Kind::Signal), serial: 1, member: Some("JobRemoved".into()), body: vec![Value::U32(3)], ..Default::default() },
+                reply(m, None, m.body.clone()),
+            ],
+            _ => vec![reply(m, Some("org.example.Nope"), vec![Value::str("no such thing")])],
         });
         let mut c = Conn::open(&path).expect("connect");
         assert_eq!(c.call("d", "/p", "i.f", "Ping", vec![Value::U64(5)]).ok(), Some(vec![Value::U64(5)]));

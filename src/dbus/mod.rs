@@ -8,6 +8,8 @@
 
 pub mod conn;
 pub mod message;
+#[cfg(test)]
+pub mod testbus;
 pub mod wire;
 
 pub use conn::{BusError, Conn};

@@ -393,7 +393,7 @@ mod tests {
         // (sv) with a uint64: struct at 0, "Delegate"-like name, variant signature "t", pad to 8.
         let p = Value::Struct(vec![Value::str("Max"), Value::variant(Value::U64(0x0102))]);
         assert_eq!(p.signature(), "(sv)");
-        assert_eq!(encode(&[p.clone()]), b"\x03\0\0\0Max\0\x01t\0\0\0\0\0\0\x02\x01\0\0\0\0\0\0");
+        assert_eq!(encode(std::slice::from_ref(&p)), b"\x03\0\0\0Max\0\x01t\0\0\0\0\0\0\x02\x01\0\0\0\0\0\0");
         roundtrip(Value::Array("(sv)".into(), vec![p.clone(), Value::Struct(vec![Value::str("B"), Value::variant(Value::Bool(true))])]));
         roundtrip(Value::Array("(sa(sv))".into(), vec![]));
     }
@@ -429,8 +429,11 @@ mod tests {
         assert!(Reader::new(b"\xff\xff\xff\x7f", false).values("ay").is_err());
         assert!(Reader::new(b"\x02\0\0\0", false).values("b").is_err());
         assert!(Reader::new(b"\x02\0\0\0ab\x01", false).values("s").is_err(), "missing nul");
-        let nested = "v".repeat(1);
-        assert!(Reader::new(b"\x01z\0", false).values(&nested).is_err());
+        assert!(Reader::new(b"\x01z\0", false).values("v").is_err(), "unknown type in a variant");
+        let mut deep = b"\x01v\0".repeat(70);
+        deep.extend_from_slice(b"\x01y\0\x05");
+        let e = Reader::new(&deep, false).values("v").expect_err("too deep").to_string();
+        assert_eq!(e, "d-bus message nests too deep");
     }
 
     #[test]
