@@ -34,7 +34,9 @@ pub fn run(g: &Global, d: &Delete) -> Result<i32> {
 /// directory kept, so that another delete can finish the job.
 pub fn clean_up_creating(dir: &Dir) -> Result<()> {
     match state::read_cgroup(&dir.file(container::CGROUP_FILE))? {
-        Some(CgroupRecord { path, unit: Some(unit), .. }) => cgroups::systemd::destroy(&path, &unit)?,
+        Some(CgroupRecord { path, unit: Some(unit), made: true }) => cgroups::systemd::destroy(&path, &unit)?,
+        // A unit the create did not start (one of that name was there): not this container's.
+        Some(CgroupRecord { unit: Some(_), .. }) => {}
         Some(r) => Cgroup::at(r.path).destroy(r.made)?,
         None => {}
     }
@@ -45,7 +47,8 @@ pub fn clean_up_creating(dir: &Dir) -> Result<()> {
 /// the state.
 pub fn destroy(dir: &Dir, facts: &Facts) -> Result<()> {
     match state::read_cgroup(&dir.file(container::CGROUP_FILE))? {
-        Some(CgroupRecord { unit: Some(unit), .. }) => cgroups::systemd::destroy(&facts.cgroup, &unit)?,
+        Some(CgroupRecord { unit: Some(unit), made: true, .. }) => cgroups::systemd::destroy(&facts.cgroup, &unit)?,
+        Some(CgroupRecord { unit: Some(_), .. }) => {}
         // A container created before cgroup.json was recorded made its cgroup.
         r => Cgroup::at(facts.cgroup.clone()).destroy(r.is_none_or(|r| r.made))?,
     }

@@ -80,7 +80,12 @@ impl Manager {
             }
             Err(e) => return Err(e.into()),
         };
-        self.wait_job(&reply, unit, "start")
+        // The unit is ours now, whatever its job's result: a failed one is stopped and reset, so
+        // that neither the unit nor its name is left.
+        self.wait_job(&reply, unit, "start").inspect_err(|_| {
+            let _ = self.stop(unit);
+            let _ = self.reset_failed(unit);
+        })
     }
 
     /// StopUnit and wait; a unit systemd no longer knows is already gone.

@@ -7,9 +7,10 @@
 //!    DefaultDependencies=no, Slice), the resources (`properties`), the annotations
 //!    (`annotations`); every error here comes before anything exists;
 //! 2. connect to the bus (no bus is an error naming the socket);
-//! 3. record the unit and its cgroup in cgroup.json, so a create killed from here on leaves
-//!    `delete --force` what to stop;
-//! 4. fork the placeholder and StartTransientUnit with PIDs=[placeholder], wait for the job;
+//! 3. record the unit and its cgroup in cgroup.json, not yet as this container's (`made` false);
+//! 4. fork the placeholder and StartTransientUnit with PIDs=[placeholder], wait for the job,
+//!    then record the unit as this container's, so that `delete --force` after a create killed
+//!    from here on stops it;
 //! 5. check that the placeholder is in the scope's cgroup where the slice rules put it;
 //! 6. the caller applies the resources through cgroupfs as with the cgroupfs driver, opens the
 //!    scope's directory and clones P1 into it with CLONE_INTO_CGROUP, then drops the
@@ -69,6 +70,11 @@ pub fn create(
         props.push(("PIDs".into(), Value::Array("u".into(), vec![Value::U32(p.pid())])));
     }
     m.start(&unit.name, &props).map_err(|e| e.context(format!("start systemd unit {}", unit.name)))?;
+    // The unit is this container's from here on: cleanup stops it. Not before: a unit of that
+    // name that was already there (another container's) is never stopped by this one's cleanup,
+    // and a create killed before this point leaves at most a scope holding the placeholder, which
+    // dies with P0 (systemd then removes the empty scope itself).
+    state::write(record, &CgroupRecord { path: path.clone(), made: true, unit: Some(unit.name.clone()) })?;
     if let Some(p) = &placeholder {
         let want = format!("/{}", unit.cgroup.display());
         let got = p.cgroup()?;

@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# The systemd cgroup driver against a real systemd: the VM boots systemd as pid 1
+# (TESTUDO_VM_INIT=systemd, see run.sh) with the system bus, and `testudo --systemd-cgroup` puts
+# containers in transient scopes. Run on the host, it boots the VM and runs itself there. Prints
+# `ok - …` / `not ok - …` per test, timing notes, and a final `N passed, N failed`.
+set -uo pipefail
+. "$(dirname "$0")/harness.sh"
+export TESTUDO_VM_INIT=systemd
+in_vm "$0" "$@"
+
+# create/run with the driver; the other commands find the unit in the container's record.
+tsd() { "$BIN" --systemd-cgroup --root "$STATE" "$@"; }
+scope_dir() { echo "/sys/fs/cgroup/system.slice/testudo-$1.scope"; }
+# Every testudo- unit systemd still knows, loaded or not ("" when none).
+testudo_units() { systemctl list-units --all --no-legend --plain 'testudo-*' 2>&1 | grep -v '^testudo-vm' || true; }
+no_unit_left() {
+  local u; u=$(testudo_units)
+  [ -z "$u" ] || fail "units left: $u"
+}
+
+t_systemd_is_pid1() {
+  local comm state
+  comm=$(cat /proc/1/comm)
+  [ "$comm" = systemd ] || { fail "pid 1 is $comm"; return 1; }
+  [ -S /run/dbus/system_bus_socket ] || { fail "no system bus socket"; return 1; }
+  state=$(systemctl is-system-running 2>&1)
+  echo "    note: systemd $(systemctl --version | head -n 1 | cut -d' ' -f2), is-system-running: $state; failed units: $(systemctl --failed --no-legend --plain | cut -d' ' -f1 | tr '\n' ' ')"
+}
+
+# The container is in system.slice/testudo-ID.scope from its first instruction; the scope has
+# the properties; the placeholder is gone once create returns; delete leaves no unit.
+t_scope() {
+  local id=sd1 pid procs show out
+  bundle $id cgroupspath="system.slice:testudo:$id" dropns=cgroup \
+    resources='{"memory": {"limit": 67108864}, "pids": {"limit": 50}, "cpu": {"quota": 50000, "period": 100000, "cpus": "0"}}' <<'S' || return 1
+cat /proc/self/cgroup
+S
+  tsd create --bundle "$work/$id" $id > "$work/$id.out" 2> "$work/$id.err" || { fail "create: $(cat "$work/$id.err")"; return 1; }
+  pid=$(init_pid $id)
+  has_line "0::/system.slice/testudo-$id.scope" "the init's cgroup" "$(cat /proc/$pid/cgroup)" || { cleanup $id; return 1; }
+  procs=$(cat "$(scope_dir $id)/cgroup.procs")
+  [ "$procs" = "$pid" ] || { fail "the scope holds $procs, not only the init $pid (placeholder left?)"; cleanup $id; return 1; }
+  has_line 67108864 "memory.max of the scope" "$(cat "$(scope_dir $id)/memory.max")" || { cleanup $id; return 1; }
+  has_line 50 "pids.max of the scope" "$(cat "$(scope_dir $id)/pids.max")" || { cleanup $id; return 1; }
+  has_line "50000 100000" "cpu.max of the scope" "$(cat "$(scope_dir $id)/cpu.max")" || { cleanup $id; return 1; }
+  show=$(systemctl show testudo-$id.scope -p ActiveState -p Slice -p Delegate -p MemoryMax -p TasksMax -p CPUQuotaPerSecUSec -p AllowedCPUs -p DefaultDependencies -p Description)
+  for want in ActiveState=active Slice=system.slice Delegate=yes MemoryMax=67108864 TasksMax=50 CPUQuotaPerSecUSec=500ms AllowedCPUs=0 \
+    DefaultDependencies=no "Description=testudo container $id"; do
+    has_line "$want" "systemctl show" "$show" || { cleanup $id; return 1; }
+  done
+  tu start $id || { cleanup $id; return 1; }
+  wait_for 20 '[ "$(status_of $id)" = stopped ]' || { fail "did not stop"; cleanup $id; return 1; }
+  out=$(cat "$work/$id.out")
+  has_line "0::/system.slice/testudo-$id.scope" "/proc/self/cgroup inside" "$out" || { cleanup $id; return 1; }
+  tu delete $id || return 1
+  [ ! -e "$(scope_dir $id)" ] || { fail "scope cgroup left"; return 1; }
+  no_unit_left
+}
+
+# With the cgroup namespace (the default spec) the container sees its scope as /.
+t_oom() {
+  local id=sdoom out
+  bundle $id cgroupspath="system.slice:testudo:$id" resources='{"memory": {"limit": 33554432, "swap": 33554432}}' <<'S' || return 1
+sh -c 'x=$(head -c 200000000 /dev/zero | tr "\0" a); echo survived'
+echo child=$?
+cat /proc/self/cgroup /sys/fs/cgroup/memory.max
+S
+  out=$(tsd run --bundle "$work/$id" $id 2>&1); cleanup $id
+  has_line child=137 "the allocating child was not SIGKILLed" "$out" || return 1
+  has_line 0::/ "/proc/self/cgroup in a cgroup namespace" "$out" || return 1
+  has_line 33554432 "memory.max inside" "$out" || return 1
+  no_unit_left
+}
+
+# update: SetUnitProperties and the files.
+t_update() {
+  local id=sdupd show
+  bundle $id cgroupspath="system.slice:testudo:$id" resources='{"memory": {"limit": 67108864}, "pids": {"limit": 50}}' <<'S' || return 1
+sleep 100
+S
+  tsd run -d --bundle "$work/$id" $id > /dev/null 2>&1 || { fail "run -d"; cleanup $id; return 1; }
+  tu update --memory 128m --pids-limit 70 --cpu-quota 25000 --cpu-period 100000 $id || { fail "update"; cleanup $id; return 1; }
+  show=$(systemctl show testudo-$id.scope -p MemoryMax -p TasksMax -p CPUQuotaPerSecUSec)
+  for want in MemoryMax=134217728 TasksMax=70 CPUQuotaPerSecUSec=250ms; do
+    has_line "$want" "systemctl show after update" "$show" || { cleanup $id; return 1; }
+  done
+  has_line 134217728 "memory.max after update" "$(cat "$(scope_dir $id)/memory.max")" || { cleanup $id; return 1; }
+  has_line 70 "pids.max after update" "$(cat "$(scope_dir $id)/pids.max")" || { cleanup $id; return 1; }
+  [ -n "${TESTUDO_DEBUG_SD:-}" ] && { systemctl status testudo-$id.scope --no-pager; ls "$(scope_dir $id)" | head -3; cat "$(scope_dir $id)/cgroup.events"; journalctl -b --no-pager | grep -i testudo-$id | tail; }
+  tu delete --force $id || return 1
+  no_unit_left
+}
+
+# org.systemd.property.* annotations, as runc documents them.
+t_annotations() {
+  local id=sdann show
+  bundle $id annotations='{"org.systemd.property.CollectMode": "'"'inactive-or-failed'"'", "org.systemd.property.TimeoutStopSec": "7"}' <<'S' || return 1
+sleep 100
+S
+  tsd run -d --bundle "$work/$id" $id > /dev/null 2>&1 || { fail "run -d"; cleanup $id; return 1; }
+  show=$(systemctl show testudo-$id.scope -p CollectMode -p TimeoutStopUSec)
+  tu delete --force $id
+  has_line CollectMode=inactive-or-failed "systemctl show" "$show" || return 1
+  has_line TimeoutStopUSec=7s "systemctl show" "$show" || return 1
+  no_unit_left
+}
+
+# A unit of that name active (another container on the same cgroupsPath): create fails naming
+# it, leaves nothing of its own, and the first container is untouched.
+t_unit_exists() {
+  local err pid
+  bundle sdA cgroupspath="system.slice:testudo:dup" <<'S' || return 1
+sleep 100
+S
+  bundle sdB cgroupspath="system.slice:testudo:dup" <<'S' || return 1
+true
+S
+  tsd run -d --bundle "$work/sdA" sdA > /dev/null 2>&1 || { fail "run A"; cleanup sdA; return 1; }
+  pid=$(init_pid sdA)
+  err=$(tsd create --bundle "$work/sdB" sdB 2>&1) && { fail "B created"; cleanup sdA; cleanup sdB; return 1; }
+  case $err in
+    *"systemd unit testudo-dup.scope already exists and is not a failed leftover"*) ;;
+    *) fail "error: $err"; cleanup sdA; cleanup sdB; return 1 ;;
+  esac
+  [ ! -e "$STATE/sdB" ] || { fail "B's state left"; cleanup sdA; cleanup sdB; return 1; }
+  kill -0 "$pid" && has_line "0::/system.slice/testudo-dup.scope" "A's cgroup" "$(cat /proc/$pid/cgroup)" ||
+    { fail "A was disturbed"; cleanup sdA; return 1; }
+  has_line ActiveState=active "A's scope" "$(systemctl show testudo-dup.scope -p ActiveState)" || { cleanup sdA; return 1; }
+  tu delete --force sdA || return 1
+  no_unit_left
+}
+
+# A slice nobody made: systemd makes it on demand (as for runc), the scope goes in it.
+t_new_slice() {
+  local id=sdslice out
+  bundle $id cgroupspath="testudo-vm.slice:testudo:$id" dropns=cgroup <<'S' || return 1
+cat /proc/self/cgroup
+S
+  out=$(tsd run --bundle "$work/$id" $id 2>&1); cleanup $id
+  has_line "0::/testudo.slice/testudo-vm.slice/testudo-$id.scope" "/proc/self/cgroup" "$out" || return 1
+  echo "    note: after delete, the slice is $(systemctl show testudo-vm.slice -p ActiveState --value) (systemd keeps an implicit slice, as with runc)"
+  no_unit_left
+}
+
+# Bad input: each a create error naming it, nothing left.
+t_bad_input() {
+  local err id=sdbad
+  bundle $id cgroupspath="a--b.slice:testudo:$id" <<'S' || return 1
+true
+S
+  err=$(tsd create --bundle "$work/$id" $id 2>&1) && { fail "created"; cleanup $id; return 1; }
+  case $err in *'a--b.slice'*': empty component (a leading, trailing or double '"'-'"')'*) ;; *) fail "bad slice: $err"; return 1 ;; esac
+  [ ! -e "$STATE/$id" ] || { fail "state left"; return 1; }
+  id=sdbad2
+  bundle $id cgroupspath="system.slice:testudo:$id" <<'S' || return 1
+true
+S
+  err=$(DBUS_SYSTEM_BUS_ADDRESS=unix:path=/run/no-bus tsd create --bundle "$work/$id" $id 2>&1) && { fail "created without a bus"; cleanup $id; return 1; }
+  case $err in *"systemd cgroup driver: d-bus /run/no-bus: connect: no such file or directory"*) ;; *) fail "no bus: $err"; return 1 ;; esac
+  [ ! -e "$STATE/$id" ] || { fail "state left"; return 1; }
+  # A property this systemd does not know: systemd's own error, named.
+  id=sdbad3
+  bundle $id annotations='{"org.systemd.property.NoSuchPropertyX": "true"}' <<'S' || return 1
+true
+S
+  err=$(tsd create --bundle "$work/$id" $id 2>&1) && { fail "created with an unknown property"; cleanup $id; return 1; }
+  case $err in *"StartTransientUnit: org.freedesktop.DBus.Error."*"NoSuchPropertyX"*) ;; *) fail "unknown property: $err"; return 1 ;; esac
+  [ ! -e "$STATE/$id" ] || { fail "state left"; return 1; }
+  no_unit_left
+}
+
+# A create killed after its unit started (in a createRuntime hook): delete --force stops the
+# unit recorded in cgroup.json.
+t_killed_create() {
+  local id=sdkill cpid
+  bundle $id cgroupspath="system.slice:testudo:$id" <<'S' || return 1
+true
+S
+  python3 - "$work/$id/config.json" <<'PY' || return 1
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["hooks"] = {"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "12"]}]}
+json.dump(c, open(sys.argv[1], "w"))
+PY
+  tsd create --bundle "$work/$id" $id > /dev/null 2>&1 &
+  cpid=$!
+  wait_for 30 'systemctl is-active -q testudo-$id.scope' || { fail "the unit never started"; kill -9 $cpid; cleanup $id; return 1; }
+  sleep 0.5
+  kill -9 $cpid; wait $cpid 2>/dev/null
+  has_line ActiveState=active "the unit a killed create left" "$(systemctl show testudo-$id.scope -p ActiveState)" || { cleanup $id; return 1; }
+  tu delete --force $id || { fail "delete --force"; return 1; }
+  [ ! -e "$STATE/$id" ] && [ ! -e "$(scope_dir $id)" ] || { fail "state or cgroup left"; return 1; }
+  no_unit_left
+}
+
+# What the driver costs: `run` of `true`, N times each way.
+t_cost() {
+  local n=10 i t0 sd fs
+  bundle sdcost-sd cgroupspath="system.slice:testudo:sdcost" <<'S' || return 1
+true
+S
+  bundle sdcost-fs <<'S' || return 1
+true
+S
+  tu run --bundle "$work/sdcost-fs" warm >/dev/null 2>&1; cleanup warm
+  t0=$EPOCHREALTIME
+  for ((i = 0; i < n; i++)); do tsd run --bundle "$work/sdcost-sd" sdcost >/dev/null 2>&1 || { fail "systemd run $i"; return 1; }; done
+  sd=$(awk -v a="$t0" -v b="$EPOCHREALTIME" -v n=$n 'BEGIN { printf "%d", (b - a) * 1000 / n }')
+  t0=$EPOCHREALTIME
+  for ((i = 0; i < n; i++)); do tu run --bundle "$work/sdcost-fs" sdcostfs >/dev/null 2>&1 || { fail "cgroupfs run $i"; return 1; }; done
+  fs=$(awk -v a="$t0" -v b="$EPOCHREALTIME" -v n=$n 'BEGIN { printf "%d", (b - a) * 1000 / n }')
+  echo "    note: run+delete of true, mean of $n under TCG: --systemd-cgroup $sd ms, cgroupfs $fs ms"
+  # runc (the host's) on the same bundles, for scale.
+  if command -v runc >/dev/null; then
+    local rroot=/run/testudo-vm-runc-cost
+    t0=$EPOCHREALTIME
+    for ((i = 0; i < n; i++)); do runc --root $rroot --systemd-cgroup run --bundle "$work/sdcost-sd" rsd >/dev/null 2>&1 || { fail "runc systemd run $i: $(runc --root $rroot --systemd-cgroup run --bundle "$work/sdcost-sd" rsd 2>&1)"; return 1; }; done
+    sd=$(awk -v a="$t0" -v b="$EPOCHREALTIME" -v n=$n 'BEGIN { printf "%d", (b - a) * 1000 / n }')
+    t0=$EPOCHREALTIME
+    for ((i = 0; i < n; i++)); do runc --root $rroot run --bundle "$work/sdcost-fs" rfs >/dev/null 2>&1 || { fail "runc run $i"; return 1; }; done
+    fs=$(awk -v a="$t0" -v b="$EPOCHREALTIME" -v n=$n 'BEGIN { printf "%d", (b - a) * 1000 / n }')
+    echo "    note: the same with runc $(runc --version | head -n 1 | cut -d' ' -f3): --systemd-cgroup $sd ms, cgroupfs $fs ms"
+  fi
+  no_unit_left
+}
+
+setup_work systemd
+for t in systemd_is_pid1 scope oom update annotations unit_exists new_slice bad_input killed_create cost; do
+  run_test "${t//_/ }" t_$t
+done
+finish
