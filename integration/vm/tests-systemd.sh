@@ -6,7 +6,17 @@
 set -uo pipefail
 . "$(dirname "$0")/harness.sh"
 export TESTUDO_VM_INIT=systemd
-in_vm "$0" "$@"
+if [ -z "${TESTUDO_IN_VM:-}" ]; then
+  # Docker's image, built here (the layer tar takes the guest far longer).
+  img=$(mktemp -d /tmp/testudo-vm-systemd.XXXXXX)
+  trap 'rm -rf "$img"' EXIT
+  bash "$repo/integration/busybox-rootfs.sh" "$img/rootfs" >/dev/null &&
+    /usr/bin/python3 "$repo/integration/clients/mkimage.py" "$img/rootfs" "$img/image.tar" 'testudo-busybox:latest=["sh"]' >/dev/null ||
+    { echo "not ok - the image archive"; echo "0 passed, 1 failed"; exit 1; }
+  export TESTUDO_SD_IMAGE=$img/image.tar
+  (in_vm "$0" "$@")
+  exit $?
+fi
 
 # create/run with the driver; the other commands find the unit in the container's record.
 tsd() { "$BIN" --systemd-cgroup --root "$STATE" "$@"; }
@@ -86,7 +96,6 @@ S
   done
   has_line 134217728 "memory.max after update" "$(cat "$(scope_dir $id)/memory.max")" || { cleanup $id; return 1; }
   has_line 70 "pids.max after update" "$(cat "$(scope_dir $id)/pids.max")" || { cleanup $id; return 1; }
-  [ -n "${TESTUDO_DEBUG_SD:-}" ] && { systemctl status testudo-$id.scope --no-pager; ls "$(scope_dir $id)" | head -3; cat "$(scope_dir $id)/cgroup.events"; journalctl -b --no-pager | grep -i testudo-$id | tail; }
   tu delete --force $id || return 1
   no_unit_left
 }
@@ -224,8 +233,39 @@ S
   no_unit_left
 }
 
+# Docker with no cgroup-driver option: on cgroup v2 under systemd it picks the systemd driver and
+# hands testudo --systemd-cgroup and system.slice:docker:<id>.
+t_docker() {
+  local D=/run/testudo-vm-docker out rc cid pid show t0=$SECONDS
+  mkdir -p $D
+  printf '{"runtimes": {"testudo": {"path": "%s"}}, "storage-driver": "overlay2", "iptables": false, "ip6tables": false, "ip-forward": false, "ip-masq": false, "bridge": "none"}\n' "$BIN" > $D/daemon.json
+  dk() { timeout 150 /usr/bin/docker -H unix://$D/docker.sock "$@"; }
+  /usr/sbin/dockerd --config-file $D/daemon.json --data-root $D/data --exec-root $D/exec -H unix://$D/docker.sock --pidfile $D/docker.pid > $D/dockerd.log 2>&1 &
+  wait_for 90 'dk info >/dev/null 2>&1' || { fail "dockerd did not answer: $(tail -n 20 $D/dockerd.log)"; return 1; }
+  echo "    note: dockerd answered after $((SECONDS - t0)) s"
+  has_line systemd "docker info: cgroup driver" "$(dk info --format '{{.CgroupDriver}}' 2>&1)" || return 1
+  out=$(dk load -i "$TESTUDO_SD_IMAGE" 2>&1) || { fail "docker load: $out"; return 1; }
+  out=$(dk run --rm --runtime testudo --network none --memory 32m testudo-busybox sh -c 'x=$(head -c 200000000 /dev/zero | tr "\0" a); echo survived' 2>&1); rc=$?
+  [ $rc -eq 137 ] || { fail "run --memory 32m allocating 200 MB: exit $rc, not 137: $out"; return 1; }
+  cid=$(dk run -d --runtime testudo --network none --memory 48m --pids-limit 40 testudo-busybox sleep 300 2>&1) || { fail "run -d: $cid"; return 1; }
+  pid=$(dk inspect -f '{{.State.Pid}}' "$cid")
+  has_line "0::/system.slice/docker-$cid.scope" "the container's cgroup" "$(cat /proc/$pid/cgroup)" || return 1
+  show=$(systemctl show docker-$cid.scope -p ActiveState -p MemoryMax -p TasksMax -p Delegate)
+  for want in ActiveState=active MemoryMax=50331648 TasksMax=40 Delegate=yes; do
+    has_line "$want" "systemctl show docker-$cid.scope" "$show" || return 1
+  done
+  has_line 50331648 "memory.max inside (exec)" "$(dk exec "$cid" cat /sys/fs/cgroup/memory.max 2>&1)" || return 1
+  out=$(dk update --memory 64m --memory-swap 128m "$cid" 2>&1) || { fail "docker update: $out"; return 1; }
+  has_line MemoryMax=67108864 "systemctl show after docker update" "$(systemctl show docker-$cid.scope -p MemoryMax)" || return 1
+  out=$(dk rm -f "$cid" 2>&1) || { fail "docker rm -f: $out"; return 1; }
+  out=$(systemctl list-units --all --no-legend --plain 'docker-*.scope')
+  [ -z "$out" ] || { fail "scopes left after docker rm: $out"; return 1; }
+  [ ! -e /sys/fs/cgroup/system.slice/docker-$cid.scope ] || { fail "cgroup left"; return 1; }
+  kill "$(cat $D/docker.pid)"
+}
+
 setup_work systemd
-for t in systemd_is_pid1 scope oom update annotations unit_exists new_slice bad_input killed_create cost; do
+for t in systemd_is_pid1 scope oom update annotations unit_exists new_slice bad_input killed_create cost docker; do
   run_test "${t//_/ }" t_$t
 done
 finish
