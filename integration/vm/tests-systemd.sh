@@ -151,6 +151,19 @@ S
   no_unit_left
 }
 
+# A name ending in .slice is the unit itself (runc's rule): a transient slice, started empty,
+# the container cloned into its cgroup; delete stops it.
+t_slice_unit() {
+  local id=sdsl out
+  bundle $id cgroupspath="testudo.slice:ignored:testudo-sl.slice" dropns=cgroup <<'S' || return 1
+cat /proc/self/cgroup
+S
+  out=$(tsd run --bundle "$work/$id" $id 2>&1); cleanup $id
+  has_line "0::/testudo.slice/testudo-sl.slice" "/proc/self/cgroup" "$out" || return 1
+  [ ! -e /sys/fs/cgroup/testudo.slice/testudo-sl.slice ] || { fail "the slice's cgroup is left"; return 1; }
+  no_unit_left
+}
+
 # Bad input: each a create error naming it, nothing left.
 t_bad_input() {
   local err id=sdbad
@@ -265,7 +278,7 @@ t_docker() {
 }
 
 setup_work systemd
-for t in systemd_is_pid1 scope oom update annotations unit_exists new_slice bad_input killed_create cost docker; do
+for t in systemd_is_pid1 scope oom update annotations unit_exists new_slice slice_unit bad_input killed_create cost docker; do
   run_test "${t//_/ }" t_$t
 done
 finish

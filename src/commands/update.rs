@@ -35,7 +35,7 @@ pub fn run(g: &Global, u: &Update) -> Result<i32> {
         Vec::new()
     };
     let cg = Cgroup::at(facts.cgroup);
-    if let Some((_, unit)) = crate::cgroups::systemd::recorded_unit(&dir.file(container::CGROUP_FILE))? {
+    if let Some(unit) = crate::cgroups::systemd::recorded_unit(&dir.file(container::CGROUP_FILE))? {
         crate::cgroups::systemd::update(&unit, &cg, &r)?;
     }
     resources::apply(&cg, &r, &nodes, true)?;

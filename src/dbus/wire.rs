@@ -104,7 +104,8 @@ pub fn split_first(sig: &str) -> Result<(&str, &str)> {
                 } else if c == b')' || c == b'}' {
                     depth -= 1;
                     if depth == 0 {
-                        return if c == close { Ok((&sig[..=j], &sig[j + 1..])) } else { Err(bad()) };
+                        // An empty struct is not a type (and an array of it would never end).
+                        return if c == close && j > i + 1 { Ok((&sig[..=j], &sig[j + 1..])) } else { Err(bad()) };
                     }
                 }
             }
@@ -418,7 +419,7 @@ mod tests {
         assert_eq!(split_first("ssa(sv)a(sa(sv))").ok(), Some(("s", "sa(sv)a(sa(sv))")));
         assert_eq!(split_first("a(sa(sv))").ok(), Some(("a(sa(sv))", "")));
         assert_eq!(split_first("a{sv}u").ok(), Some(("a{sv}", "u")));
-        for bad in ["", "a", "(s", "(s}", "z"] {
+        for bad in ["", "a", "(s", "(s}", "z", "()", "a()"] {
             assert!(split_first(bad).is_err(), "{bad:?}");
         }
     }

@@ -35,7 +35,7 @@ mod properties;
 mod unit;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use oci_spec::runtime::LinuxResources;
 
@@ -128,9 +128,9 @@ pub fn update(unit: &str, cg: &Cgroup, r: &LinuxResources) -> Result<()> {
     Manager::connect()?.set_properties(unit, &props).map_err(|e| e.context(format!("update systemd unit {unit}")))
 }
 
-/// The unit recorded for the container whose cgroup.json is `record`, if it has one.
-pub fn recorded_unit(record: &Path) -> Result<Option<(PathBuf, String)>> {
-    Ok(state::read_cgroup(record)?.and_then(|r| r.unit.map(|u| (r.path, u))))
+/// The unit the container whose cgroup.json is `record` started, if it has one.
+pub fn recorded_unit(record: &Path) -> Result<Option<String>> {
+    Ok(state::read_cgroup(record)?.filter(|r| r.made).and_then(|r| r.unit))
 }
 
 #[cfg(test)]
