@@ -215,33 +215,36 @@ PY
   no_unit_left
 }
 
-# What the driver costs: `run` of `true`, N times each way.
+# What the driver costs: create and delete of `true`, N times each way, testudo and runc (the
+# host's), on the same bundles. Under TCG: only the differences mean something.
 t_cost() {
-  local n=10 i t0 sd fs
+  local n=10
   bundle sdcost-sd cgroupspath="system.slice:testudo:sdcost" <<'S' || return 1
 true
 S
   bundle sdcost-fs <<'S' || return 1
 true
 S
-  tu run --bundle "$work/sdcost-fs" warm >/dev/null 2>&1; cleanup warm
-  t0=$EPOCHREALTIME
-  for ((i = 0; i < n; i++)); do tsd run --bundle "$work/sdcost-sd" sdcost >/dev/null 2>&1 || { fail "systemd run $i"; return 1; }; done
-  sd=$(awk -v a="$t0" -v b="$EPOCHREALTIME" -v n=$n 'BEGIN { printf "%d", (b - a) * 1000 / n }')
-  t0=$EPOCHREALTIME
-  for ((i = 0; i < n; i++)); do tu run --bundle "$work/sdcost-fs" sdcostfs >/dev/null 2>&1 || { fail "cgroupfs run $i"; return 1; }; done
-  fs=$(awk -v a="$t0" -v b="$EPOCHREALTIME" -v n=$n 'BEGIN { printf "%d", (b - a) * 1000 / n }')
-  echo "    note: run+delete of true, mean of $n under TCG: --systemd-cgroup $sd ms, cgroupfs $fs ms"
-  # runc (the host's) on the same bundles, for scale.
+  # cost NAME RUNTIME [FLAG]: mean ms of create and of delete -f over n containers.
+  cost() {
+    local name=$1 rt=$2 flag=${3:-} b=$work/sdcost-fs i t0 t1 c=0 d=0
+    [ -n "$flag" ] && b=$work/sdcost-sd
+    for ((i = 0; i <= n; i++)); do
+      t0=$EPOCHREALTIME
+      $rt --root /run/testudo-vm-cost $flag create --bundle "$b" cost$i >/dev/null 2>&1 || { fail "$name create: $($rt --root /run/testudo-vm-cost $flag create --bundle "$b" cost$i 2>&1)"; return 1; }
+      t1=$EPOCHREALTIME
+      $rt --root /run/testudo-vm-cost delete -f cost$i >/dev/null 2>&1 || { fail "$name delete"; return 1; }
+      # The first is a warm-up.
+      [ $i -gt 0 ] || continue
+      c=$(awk -v c=$c -v a=$t0 -v b=$t1 'BEGIN { print c + b - a }'); d=$(awk -v c=$d -v a=$t1 -v b=$EPOCHREALTIME 'BEGIN { print c + b - a }')
+    done
+    echo "    note: $name: create $(awk -v c=$c -v n=$n 'BEGIN { printf "%d", c * 1000 / n }') ms, delete -f $(awk -v c=$d -v n=$n 'BEGIN { printf "%d", c * 1000 / n }') ms (mean of $n, TCG)"
+  }
+  cost "testudo cgroupfs" "$BIN" || return 1
+  cost "testudo --systemd-cgroup" "$BIN" --systemd-cgroup || return 1
   if command -v runc >/dev/null; then
-    local rroot=/run/testudo-vm-runc-cost
-    t0=$EPOCHREALTIME
-    for ((i = 0; i < n; i++)); do runc --root $rroot --systemd-cgroup run --bundle "$work/sdcost-sd" rsd >/dev/null 2>&1 || { fail "runc systemd run $i: $(runc --root $rroot --systemd-cgroup run --bundle "$work/sdcost-sd" rsd 2>&1)"; return 1; }; done
-    sd=$(awk -v a="$t0" -v b="$EPOCHREALTIME" -v n=$n 'BEGIN { printf "%d", (b - a) * 1000 / n }')
-    t0=$EPOCHREALTIME
-    for ((i = 0; i < n; i++)); do runc --root $rroot run --bundle "$work/sdcost-fs" rfs >/dev/null 2>&1 || { fail "runc run $i"; return 1; }; done
-    fs=$(awk -v a="$t0" -v b="$EPOCHREALTIME" -v n=$n 'BEGIN { printf "%d", (b - a) * 1000 / n }')
-    echo "    note: the same with runc $(runc --version | head -n 1 | cut -d' ' -f3): --systemd-cgroup $sd ms, cgroupfs $fs ms"
+    cost "runc $(runc --version | head -n 1 | cut -d' ' -f3) cgroupfs" runc || return 1
+    cost "runc --systemd-cgroup" runc --systemd-cgroup || return 1
   fi
   no_unit_left
 }
