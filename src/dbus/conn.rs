@@ -23,6 +23,8 @@ pub struct Conn {
     serial: u32,
     buf: Vec<u8>,
     signals: Vec<Message>,
+    /// Replies read while waiting for another one.
+    replies: Vec<Message>,
 }
 
 /// The socket of the system bus: `DBUS_SYSTEM_BUS_ADDRESS` (its first `unix:path=` address) or
@@ -46,25 +48,24 @@ fn bus_path(addr: Option<&str>) -> Result<String> {
 impl Conn {
     pub fn open(path: &str) -> Result<Conn> {
         let sock = UnixStream::connect(path).map_err(|e| io_error(&format!("d-bus {path}: connect"), e))?;
-        let mut c = Conn { sock, bus: path.to_string(), serial: 0, buf: Vec::new(), signals: Vec::new() };
-        c.auth()?;
-        let hello = c.call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "Hello", vec![])?;
-        if hello.first().and_then(Value::as_str).is_none() {
+        let mut c = Conn { sock, bus: path.to_string(), serial: 0, buf: Vec::new(), signals: Vec::new(), replies: Vec::new() };
+        // SASL EXTERNAL (the bus checks our uid against SO_PEERCRED), BEGIN and Hello in one
+        // write, as sd-bus does: the bus reads what follows AUTH only once it has said OK.
+        let uid = nix::unistd::getuid().as_raw().to_string();
+        let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
+        let mut bytes = format!("\0AUTH EXTERNAL {hex}\r\nBEGIN\r\n").into_bytes();
+        let (hello, encoded) = c.message("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "Hello", vec![]);
+        bytes.extend(encoded);
+        c.write_all(&bytes, "authenticate")?;
+        let line = c.read_line(Instant::now() + CALL_TIMEOUT)?;
+        if !line.starts_with("OK ") {
+            return Err(Error::new(format!("d-bus {path}: the bus refused authentication as uid {uid}: {line:?}")));
+        }
+        let name = c.reply(hello, "org.freedesktop.DBus.Hello")??;
+        if name.first().and_then(Value::as_str).is_none() {
             return Err(Error::new(format!("d-bus {path}: Hello: the reply has no unique name")));
         }
         Ok(c)
-    }
-
-    /// SASL EXTERNAL: the bus checks our uid against SO_PEERCRED.
-    fn auth(&mut self) -> Result<()> {
-        let uid = nix::unistd::getuid().as_raw().to_string();
-        let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
-        self.write_all(format!("\0AUTH EXTERNAL {hex}\r\n").as_bytes(), "authenticate")?;
-        let line = self.read_line(Instant::now() + CALL_TIMEOUT)?;
-        if !line.starts_with("OK ") {
-            return Err(Error::new(format!("d-bus {}: the bus refused authentication as uid {uid}: {line:?}", self.bus)));
-        }
-        self.write_all(b"BEGIN\r\n", "authenticate")
     }
 
     fn read_line(&mut self, deadline: Instant) -> Result<String> {
@@ -122,34 +123,52 @@ impl Conn {
         }
     }
 
-    /// Call a method and return the reply's body; an error reply is an error naming the bus,
-    /// the method, the D-Bus error name and its message.
-    pub fn call(&mut self, dest: &str, path: &str, iface: &str, member: &str, body: Vec<Value>) -> Result<Vec<Value>> {
-        Ok(self.try_call(dest, path, iface, member, body)??)
+    /// Call a method and wait for its reply: the body, or the error reply (kept apart from the
+    /// transport's errors, the outer ones, for callers that act on its name: a unit that already
+    /// exists, a unit that is not loaded). A `BusError` names the bus, the method, the D-Bus
+    /// error name and its message.
+    pub fn try_call(&mut self, dest: &str, path: &str, iface: &str, member: &str, body: Vec<Value>) -> Result<std::result::Result<Vec<Value>, BusError>> {
+        let serial = self.send(dest, path, iface, member, body)?;
+        self.reply(serial, &format!("{iface}.{member}"))
     }
 
-    /// `call`, with an error reply kept apart (the outer error is the transport's), for callers
-    /// that act on the error's name: a unit that already exists, a unit that is not loaded.
-    pub fn try_call(&mut self, dest: &str, path: &str, iface: &str, member: &str, body: Vec<Value>) -> Result<std::result::Result<Vec<Value>, BusError>> {
-        let deadline = Instant::now() + CALL_TIMEOUT;
-        let what = format!("{iface}.{member}");
+    fn message(&mut self, dest: &str, path: &str, iface: &str, member: &str, body: Vec<Value>) -> (u32, Vec<u8>) {
         self.serial += 1;
         let mut m = Message::call(dest, path, iface, member, body);
         m.serial = self.serial;
-        self.write_all(&m.encode(), &what)?;
-        loop {
-            let reply = self.next(deadline, &what)?;
-            match reply.kind {
-                Some(Kind::Signal) => self.signals.push(reply),
-                Some(Kind::Return) if reply.reply_serial == Some(m.serial) => return Ok(Ok(reply.body)),
-                Some(Kind::Error) if reply.reply_serial == Some(m.serial) => {
-                    let name = reply.error_name.unwrap_or_default();
-                    let text = reply.body.first().and_then(Value::as_str).unwrap_or_default().to_string();
-                    return Ok(Err(BusError { bus: self.bus.clone(), method: what, name, message: text }));
+        (m.serial, m.encode())
+    }
+
+    /// Send a call without waiting for its reply (several calls then cost one round trip);
+    /// returns the serial to give `reply`.
+    pub fn send(&mut self, dest: &str, path: &str, iface: &str, member: &str, body: Vec<Value>) -> Result<u32> {
+        let (serial, bytes) = self.message(dest, path, iface, member, body);
+        self.write_all(&bytes, &format!("{iface}.{member}"))?;
+        Ok(serial)
+    }
+
+    /// The reply to the call `serial` (`what` names it in errors). Replies to other calls read
+    /// meanwhile are kept for their own `reply`, signals for `wait_signal`.
+    pub fn reply(&mut self, serial: u32, what: &str) -> Result<std::result::Result<Vec<Value>, BusError>> {
+        let deadline = Instant::now() + CALL_TIMEOUT;
+        let reply = match self.replies.iter().position(|r| r.reply_serial == Some(serial)) {
+            Some(i) => self.replies.remove(i),
+            None => loop {
+                let m = self.next(deadline, what)?;
+                match m.kind {
+                    Some(Kind::Signal) => self.signals.push(m),
+                    Some(Kind::Return | Kind::Error) if m.reply_serial == Some(serial) => break m,
+                    Some(Kind::Return | Kind::Error) => self.replies.push(m),
+                    _ => {}
                 }
-                _ => {}
-            }
+            },
+        };
+        if reply.kind == Some(Kind::Error) {
+            let name = reply.error_name.unwrap_or_default();
+            let text = reply.body.first().and_then(Value::as_str).unwrap_or_default().to_string();
+            return Ok(Err(BusError { bus: self.bus.clone(), method: what.to_string(), name, message: text }));
         }
+        Ok(Ok(reply.body))
     }
 
     /// The first signal (already read, or arriving by the deadline) that `pick` accepts.
@@ -248,12 +267,20 @@ mod tests {
             _ => vec![reply(m, Some("org.example.Nope"), vec![Value::str("no such thing")])],
         });
         let mut c = Conn::open(&path).expect("connect");
-        assert_eq!(c.call("d", "/p", "i.f", "Ping", vec![Value::U64(5)]).ok(), Some(vec![Value::U64(5)]));
-        let e = c.call("d", "/p", "i.f", "Other", vec![]).expect_err("error reply").to_string();
+        assert_eq!(c.try_call("d", "/p", "i.f", "Ping", vec![Value::U64(5)]).expect("transport").ok(), Some(vec![Value::U64(5)]));
+        let e = c.try_call("d", "/p", "i.f", "Other", vec![]).expect("transport").expect_err("error reply").to_string();
         assert_eq!(e, format!("d-bus {path}: i.f.Other: org.example.Nope: no such thing"));
+        // Two calls in one round trip, their replies taken in the other order.
+        let a = c.send("d", "/p", "i.f", "Ping", vec![Value::U32(1)]).expect("send a");
+        let b = c.send("d", "/p", "i.f", "Ping", vec![Value::U32(2)]).expect("send b");
+        assert_eq!(c.reply(b, "b").expect("transport").ok(), Some(vec![Value::U32(2)]));
+        assert_eq!(c.reply(a, "a").expect("transport").ok(), Some(vec![Value::U32(1)]));
         let s = c.wait_signal(Instant::now() + Duration::from_secs(1), "wait", |m| m.member.as_deref() == Some("JobRemoved")).expect("queued signal");
         assert_eq!(s.body, vec![Value::U32(3)]);
-        let e = c.wait_signal(Instant::now() + Duration::from_millis(50), "wait for nothing", |_| true).expect_err("timeout").to_string();
+        let e = c
+            .wait_signal(Instant::now() + Duration::from_millis(50), "wait for nothing", |m| m.member.as_deref() == Some("Never"))
+            .expect_err("timeout")
+            .to_string();
         assert_eq!(e, format!("d-bus {path}: wait for nothing: no answer: connection timed out"));
     }
 }

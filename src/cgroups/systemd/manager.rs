@@ -37,13 +37,22 @@ impl Manager {
         self.conn.try_call(DEST, PATH, IFACE, member, body)
     }
 
-    fn watch_jobs(&mut self) -> Result<()> {
-        if !self.watching_jobs {
+    /// Call a manager method that queues a job, with the match for JobRemoved added first (in
+    /// the same round trip: the bus handles our messages in order, so the match is in place
+    /// before systemd sees the call).
+    fn call_with_jobs(&mut self, member: &str, body: Vec<Value>) -> Result<std::result::Result<Vec<Value>, BusError>> {
+        let matching = if self.watching_jobs {
+            None
+        } else {
             let rule = format!("type='signal',sender='{DEST}',path='{PATH}',interface='{IFACE}',member='JobRemoved'");
-            self.conn.call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "AddMatch", vec![Value::Str(rule)])?;
+            Some(self.conn.send("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "AddMatch", vec![Value::Str(rule)])?)
+        };
+        let serial = self.conn.send(DEST, PATH, IFACE, member, body)?;
+        if let Some(m) = matching {
+            self.conn.reply(m, "org.freedesktop.DBus.AddMatch")??;
             self.watching_jobs = true;
         }
-        Ok(())
+        self.conn.reply(serial, &format!("{IFACE}.{member}"))
     }
 
     /// Wait for the job `reply` names to be removed; any result but "done" is an error.
@@ -62,13 +71,12 @@ impl Manager {
     /// StartTransientUnit in mode "fail", and wait for its job. A unit of that name that
     /// exists may be a failed leftover: it is reset and the start tried once more, as by runc.
     pub fn start(&mut self, unit: &str, props: &[Property]) -> Result<()> {
-        self.watch_jobs()?;
         let body = || vec![Value::str(unit), Value::str("fail"), properties::encode(props), Value::Array("(sa(sv))".into(), vec![])];
-        let reply = match self.call("StartTransientUnit", body())? {
+        let reply = match self.call_with_jobs("StartTransientUnit", body())? {
             Ok(r) => r,
             Err(e) if e.name == UNIT_EXISTS => {
                 self.reset_failed(unit)?;
-                match self.call("StartTransientUnit", body())? {
+                match self.call_with_jobs("StartTransientUnit", body())? {
                     Ok(r) => r,
                     Err(e) if e.name == UNIT_EXISTS => {
                         return Err(Error::new(format!(
@@ -90,8 +98,7 @@ impl Manager {
 
     /// StopUnit and wait; a unit systemd no longer knows is already gone.
     pub fn stop(&mut self, unit: &str) -> Result<()> {
-        self.watch_jobs()?;
-        match self.call("StopUnit", vec![Value::str(unit), Value::str("replace")])? {
+        match self.call_with_jobs("StopUnit", vec![Value::str(unit), Value::str("replace")])? {
             Ok(reply) => self.wait_job(&reply, unit, "stop"),
             Err(e) if e.name == NO_SUCH_UNIT => Ok(()),
             Err(e) => Err(e.into()),
