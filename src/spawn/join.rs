@@ -7,10 +7,11 @@ use nix::sched::CloneFlags;
 use oci_spec::runtime::LinuxNamespaceType as T;
 
 use crate::error::{Context, Result};
+use crate::linux::fds;
 use crate::linux::namespaces::{self, Plan};
 use crate::spawn::clone::{self, Forked};
 use crate::spawn::init;
-use crate::spawn::parent::Prepared;
+use crate::spawn::parent::{self, Prepared};
 use crate::spawn::sync::{Channel, Msg};
 
 pub fn needed(ns: &Plan) -> bool {
@@ -21,6 +22,9 @@ pub fn run(p: &Prepared, chan: &Channel) -> Result<()> {
     for j in &p.ns.join {
         namespaces::setns(j)?;
     }
+    // A namespace fd of the host's is not for init to hold (a container process could reopen it
+    // through /proc/1/fd and setns into it).
+    fds::close_all_but(p.preserve_fds, &parent::child_fds(p, chan))?;
     let mut rest = p.ns.new;
     rest.remove(namespaces::flag(T::Cgroup));
     if p.ns.creates(T::User) {

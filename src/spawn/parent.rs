@@ -89,7 +89,10 @@ pub fn launch(p: &Prepared) -> Result<Launched> {
                 crate::cgroups::v1::enter(&p.legacy_procs)?;
                 // Then nothing of the host's stays open that the container does not need: the
                 // cgroup directory (used by clone3 only), the v1 cgroup.procs files, P0's /proc.
-                fds::close_all_but(p.preserve_fds, &child_fds(p, &theirs))?;
+                // The namespaces to join by path stay open for the join stage, which closes them.
+                let mut keep = child_fds(p, &theirs);
+                keep.extend(p.ns.join.iter().map(|j| Some(j.fd.as_raw_fd())));
+                fds::close_all_but(p.preserve_fds, &keep)?;
                 if direct {
                     init::run(p, &theirs, true)
                 } else {
@@ -114,7 +117,7 @@ pub fn launch(p: &Prepared) -> Result<Launched> {
 
 /// What the join stage and init use of P0's fds: the sync socket, exec.fifo, the console socket
 /// and the detached trees of idmapped mounts.
-fn child_fds(p: &Prepared, chan: &Channel) -> Vec<Option<RawFd>> {
+pub fn child_fds(p: &Prepared, chan: &Channel) -> Vec<Option<RawFd>> {
     let mut keep = vec![Some(chan.raw()), p.fifo.as_ref().map(AsRawFd::as_raw_fd), p.console.as_ref().map(AsRawFd::as_raw_fd)];
     keep.extend(p.mount_trees.iter().map(|t| t.as_ref().map(AsRawFd::as_raw_fd)));
     keep
