@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# limit: 360 (normally ~2-3 min: a boot of systemd as pid 1 and the driver's tests)
+# limit: 360 (normally ~3.5 min: a boot of systemd as pid 1, the driver's tests, Docker and the CRI)
 # The systemd cgroup driver (`--systemd-cgroup`) against a real systemd: the test VM boots
 # Debian's systemd as pid 1 with the system bus (integration/vm/run.sh, TESTUDO_VM_INIT=systemd)
 # and integration/vm/tests-systemd.sh runs containers in transient scopes there: placement,
 # properties, OOM, update, annotations, a unit that exists, a new slice, bad input, a killed
-# create, and what the driver costs. Prints every check's line and a closing `N passed, N
+# create, what the driver costs, Docker choosing the systemd driver itself, containerd's CRI with
+# SystemdCgroup = true. Prints every check's line and a closing `N passed, N
 # failed`; exits non-zero on any failure, including a VM that cannot boot.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)

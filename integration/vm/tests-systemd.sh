@@ -11,7 +11,8 @@ if [ -z "${TESTUDO_IN_VM:-}" ]; then
   img=$(mktemp -d /tmp/testudo-vm-systemd.XXXXXX)
   trap 'rm -rf "$img"' EXIT
   bash "$repo/integration/busybox-rootfs.sh" "$img/rootfs" >/dev/null &&
-    /usr/bin/python3 "$repo/integration/clients/mkimage.py" "$img/rootfs" "$img/image.tar" 'testudo-busybox:latest=["sh"]' >/dev/null ||
+    /usr/bin/python3 "$repo/integration/clients/mkimage.py" "$img/rootfs" "$img/image.tar" \
+      'testudo-busybox:latest=["sh"]' 'testudo-pause:latest=["/bin/sh","-c","trap \"exit 0\" TERM INT; while :; do sleep 1; done"]' >/dev/null ||
     { echo "not ok - the image archive"; echo "0 passed, 1 failed"; exit 1; }
   export TESTUDO_SD_IMAGE=$img/image.tar
   (in_vm "$0" "$@")
@@ -280,8 +281,60 @@ t_docker() {
   kill "$(cat $D/docker.pid)"
 }
 
+# containerd's CRI with SystemdCgroup = true, as kubeadm sets it up: the pod's cgroup parent is a
+# kubepods slice (the kubelet would make it; systemd makes it on demand), cgroupsPath
+# kubepods-besteffort-pod<uid>.slice:cri-containerd:<id>.
+t_cri() {
+  local CD=/run/testudo-vm-containerd out pod ctr st i cgp=kubepods-besteffort-podsdtest.slice
+  mkdir -p $CD/root $CD/state $CD/pods
+  cat > $CD/config.toml <<TOML
+version = 2
+root = "$CD/root"
+state = "$CD/state"
+[grpc]
+  address = "$CD/containerd.sock"
+[ttrpc]
+  address = "$CD/containerd.sock.ttrpc"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "docker.io/library/testudo-pause:latest"
+  disable_tcp_service = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  disable_apparmor = true
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "testudo"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.testudo]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.testudo.options]
+        BinaryName = "$BIN"
+        Root = "$CD/testudo-root"
+        SystemdCgroup = true
+TOML
+  containerd --config $CD/config.toml > $CD/containerd.log 2>&1 &
+  local cpid=$!
+  cri() { timeout 150 env CRI_CGROUP_PARENT=$cgp /usr/bin/python3 "$repo/integration/clients/cri.py" $CD/containerd.sock "$@"; }
+  wait_for 60 'ctr --address $CD/containerd.sock version >/dev/null 2>&1' || { fail "containerd: $(tail -n 20 $CD/containerd.log)"; kill $cpid; return 1; }
+  out=$(ctr --address $CD/containerd.sock -n k8s.io images import "$TESTUDO_SD_IMAGE" 2>&1) || { fail "import: $out"; kill $cpid; return 1; }
+  pod=$(cri runp testudo sd-pod $CD/pods 2>&1)
+  [[ $pod =~ ^[0-9a-f]{64}$ ]] || { fail "RunPodSandbox: $pod"; grep -F "grpc.v1.cri" $CD/containerd.log | tail -n 4 | cut -c1-400 >&2; kill $cpid; return 1; }
+  has_line ActiveState=active "the sandbox's scope" "$(systemctl show cri-containerd-$pod.scope -p ActiveState)" || { kill $cpid; return 1; }
+  [ -d /sys/fs/cgroup/kubepods.slice/kubepods-besteffort.slice/$cgp/cri-containerd-$pod.scope ] ||
+    { fail "no sandbox cgroup under $cgp: $(systemctl list-units --all --no-legend --plain 'cri-containerd-*')"; kill $cpid; return 1; }
+  ctr=$(CRI_MEMORY_LIMIT=33554432 cri create "$pod" sd-oom docker.io/library/testudo-busybox:latest $CD/pods sh -c 'cat /proc/self/cgroup; cat /sys/fs/cgroup/memory.max; x=$(head -c 200000000 /dev/zero | tr "\0" a)' 2>&1) &&
+    out=$(cri start "$ctr" 2>&1) || { fail "create/start: $ctr: $out"; kill $cpid; return 1; }
+  for i in $(seq 60); do st=$(cri ctrstatus "$ctr" 2>&1); [[ $st == *EXITED* ]] && break; sleep 1; done
+  [[ $st == *'"exit_code": 137, "reason": "OOMKilled"'* ]] || { fail "status: $st"; kill $cpid; return 1; }
+  has_line 33554432 "memory.max inside" "$(sed 's/^[^ ]* [^ ]* [^ ]* //' $CD/pods/sd-oom.log)" || { kill $cpid; return 1; }
+  cri rm "$ctr" > /dev/null 2>&1; cri stopp "$pod" > /dev/null 2>&1; cri rmp "$pod" > /dev/null 2>&1
+  out=$(systemctl list-units --all --no-legend --plain 'cri-containerd-*.scope')
+  kill $cpid
+  [ -z "$out" ] || { fail "scopes left: $out"; return 1; }
+}
+
 setup_work systemd
-for t in systemd_is_pid1 scope oom update annotations unit_exists new_slice slice_unit bad_input killed_create cost docker; do
+for t in systemd_is_pid1 scope oom update annotations unit_exists new_slice slice_unit bad_input killed_create cost docker cri; do
   run_test "${t//_/ }" t_$t
 done
 finish
