@@ -10,6 +10,7 @@ mod cgroups;
 mod cli;
 mod commands;
 mod container;
+mod dbus;
 mod error;
 mod linux;
 mod log;

@@ -86,7 +86,7 @@ has_line() { grep -qx -- "$1" <<<"$3" || fail "$2: $3"; }
 tu() { "$BIN" --root "$STATE" "$@"; }
 
 # bundle ID [resources=JSON] [caps=CAP,CAP] [apparmor=PROFILE] [selinux=LABEL] [mountlabel=LABEL]
-#        [writable=1] < SCRIPT: a bundle
+#        [writable=1] [cgroupspath=PATH] [dropns=TYPE] [annotations=JSON] < SCRIPT: a bundle
 # from `testudo spec` running the script (read from stdin, so it needs no quoting) as `sh -c`;
 # the root is read-only (spec's default) unless writable=1.
 bundle() {
@@ -115,6 +115,12 @@ if "selinux" in opts:
     c["process"]["selinuxLabel"] = opts["selinux"]
 if "mountlabel" in opts:
     c["linux"]["mountLabel"] = opts["mountlabel"]
+if "cgroupspath" in opts:
+    c["linux"]["cgroupsPath"] = opts["cgroupspath"]
+if "dropns" in opts:
+    c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != opts["dropns"]]
+if "annotations" in opts:
+    c.setdefault("annotations", {}).update(json.loads(opts["annotations"]))
 json.dump(c, open(d + "/config.json", "w"))
 PY
 }

@@ -26,6 +26,13 @@ TIMEOUT=${TESTUDO_VM_TIMEOUT:-900}
 MEM=${TESTUDO_VM_MEM:-2G}
 # The one major LSM the guest boots with: AppArmor (profiles loadable at once) or SELinux
 # (no policy until the command loads one: tests-selinux.sh does).
+# pid 1 of the guest: busybox (the command runs as soon as the root is up) or systemd (the command
+# runs as a unit once the basic system and the system bus are up; see guest_init).
+case ${TESTUDO_VM_INIT:-busybox} in
+  busybox) INIT_ARGS= ;;
+  systemd) INIT_ARGS="testudo.init=systemd systemd.unit=testudo-vm.target systemd.unified_cgroup_hierarchy=1" ;;
+  *) echo "TESTUDO_VM_INIT=$TESTUDO_VM_INIT: busybox or systemd" >&2; exit 2 ;;
+esac
 case ${TESTUDO_VM_LSM:-apparmor} in
   apparmor) LSM_ARGS="apparmor=1 security=apparmor" ;;
   selinux) LSM_ARGS="selinux=1 security=selinux" ;;
@@ -165,14 +172,53 @@ done
 busybox mkdir -p $r/run/testudo-vm
 busybox cp /cmd /env $r/run/testudo-vm/ || fail "no command in the initrd"
 busybox cp /bin/busybox $r/run/testudo-vm/busybox
+# The command, its report on ttyS3, and the power-off: pid 1's shell runs it, or under systemd
+# a unit.
+busybox cat > $r/run/testudo-vm/go <<'GO'
+cd / && . /run/testudo-vm/env
+read -r up _ </proc/uptime; echo "boot $up" >/dev/ttyS3
+/bin/bash /run/testudo-vm/cmd </dev/null >/dev/ttyS1 2>/dev/ttyS2
+echo "exit $?" >/dev/ttyS3
+/run/testudo-vm/busybox sync
+/run/testudo-vm/busybox poweroff -f
+GO
+case " $(busybox cat /proc/cmdline) " in
+*" testudo.init=systemd "*)
+  # systemd as pid 1 on the same root (the API filesystems above are kept; /etc and /var are
+  # the overlay's, writable): the kernel command line names testudo-vm.target, the basic system
+  # plus the bus and the command as a unit.
+  u=$r/etc/systemd/system
+  busybox mkdir -p $u || fail "mkdir $u"
+  busybox cat > $u/testudo-vm.target <<'UNIT'
+[Unit]
+Description=testudo VM: the basic system, the system bus, the test command
+Requires=basic.target
+After=basic.target
+Wants=dbus.socket dbus.service testudo-vm-test.service
+AllowIsolate=yes
+UNIT
+  busybox cat > $u/testudo-vm-test.service <<'UNIT'
+[Unit]
+Description=testudo VM test command
+Wants=dbus.service
+After=basic.target dbus.service
+[Service]
+Type=oneshot
+TimeoutStartSec=infinity
+StandardInput=null
+ExecStart=/run/testudo-vm/busybox sh /run/testudo-vm/go
+UNIT
+  # Debian's tmp.conf empties /tmp at boot ("D"): here that is the host's /tmp (the seeds the
+  # tests run from), deleted file by file into the overlay. Keep it.
+  busybox mkdir -p $r/etc/tmpfiles.d && echo 'd /tmp 1777 root root -' > $r/etc/tmpfiles.d/tmp.conf || fail "tmpfiles.d"
+  # The host may be a container: its marker would make systemd believe it runs in one (and
+  # ignore the kernel command line, among others).
+  busybox rm -f $r/.dockerenv
+  cd $r && busybox mount --move . / || fail "move the root"
+  exec busybox chroot . /lib/systemd/systemd --unit=testudo-vm.target ;;
+esac
 cd $r && busybox mount --move . / || fail "move the root"
-exec busybox chroot . /run/testudo-vm/busybox sh -c '
-  cd / && . /run/testudo-vm/env
-  read -r up _ </proc/uptime; echo "boot $up" >/dev/ttyS3
-  /bin/bash /run/testudo-vm/cmd </dev/null >/dev/ttyS1 2>/dev/ttyS2
-  echo "exit $?" >/dev/ttyS3
-  /run/testudo-vm/busybox sync
-  /run/testudo-vm/busybox poweroff -f'
+exec busybox chroot . /run/testudo-vm/busybox sh /run/testudo-vm/go
 INIT
 }
 
@@ -194,6 +240,8 @@ cleanup() {
   local p
   for p in $tail_pid $qemu_pid $vfs_pid; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  # For a look at a boot that went wrong (or a systemd boot's messages).
+  [ -z "${TESTUDO_VM_CONSOLE:-}" ] || cp "$run/console" "$TESTUDO_VM_CONSOLE" 2>/dev/null || true
   rm -rf "$run"
 }
 trap cleanup EXIT
@@ -231,7 +279,7 @@ timeout --kill-after=10 "$TIMEOUT" qemu-system-x86_64 \
   -m "$MEM" -object "memory-backend-memfd,id=mem,size=$MEM,share=on" -numa node,memdev=mem \
   -nodefaults -no-user-config -display none -no-reboot \
   -kernel "$KDIR/vmlinuz" -initrd "$run/initrd" \
-  -append "console=ttyS0 quiet loglevel=4 panic=-1 rdinit=/init cgroup_no_v1=all $LSM_ARGS random.trust_cpu=on mitigations=off" \
+  -append "console=ttyS0 quiet loglevel=4 panic=-1 rdinit=/init cgroup_no_v1=all $LSM_ARGS $INIT_ARGS random.trust_cpu=on mitigations=off" \
   -chardev "socket,id=vfs,path=$run/vfs.sock" -device vhost-user-fs-pci,chardev=vfs,tag=hostroot \
   -serial "file:$run/console" -serial "file:$run/out" -serial "file:$run/err" -serial "file:$run/status" \
   > "$run/qemu.log" 2>&1 &

@@ -14,6 +14,7 @@ mod rdma;
 pub mod resources;
 pub mod rootless;
 pub mod stats;
+pub mod systemd;
 mod unified;
 pub mod v1;
 
@@ -204,7 +205,12 @@ impl Cgroup {
         let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms as u64);
         let mut buf = [0u8; 512];
         loop {
-            let n = f.read_at(&mut buf, 0).with_context(|| format!("read {:?}", self.file("cgroup.events")))?;
+            let n = match f.read_at(&mut buf, 0) {
+                // Removed under us (systemd removes a scope's cgroup as soon as it is empty): a
+                // cgroup that is gone is not populated.
+                Err(e) if e.raw_os_error() == Some(libc::ENODEV) && key == "populated" && !want => return Ok(()),
+                r => r.with_context(|| format!("read {:?}", self.file("cgroup.events")))?,
+            };
             let text = String::from_utf8_lossy(&buf[..n]);
             if text.lines().any(|l| l.split_once(' ').is_some_and(|(k, v)| k == key && (v.trim() == "1") == want)) {
                 return Ok(());

@@ -23,8 +23,8 @@ pub struct Created {
 }
 
 pub fn create(g: &Global, opts: &CreateOpts, id: &str, mode: StartBy) -> Result<Created> {
-    if g.systemd_cgroup {
-        return Err(Error::new("--systemd-cgroup: the systemd cgroup driver is not supported yet"));
+    if g.systemd_cgroup && g.rootless {
+        return Err(Error::new("--systemd-cgroup: the systemd cgroup driver of a rootless testudo (the user's bus) is not supported yet"));
     }
     let dir = Dir::create(&g.root, id)?;
     match build(g, opts, &dir, mode) {
@@ -40,8 +40,10 @@ pub fn create(g: &Global, opts: &CreateOpts, id: &str, mode: StartBy) -> Result<
 }
 
 fn build(g: &Global, opts: &CreateOpts, dir: &Dir, mode: StartBy) -> Result<(Prepared, Launched)> {
-    let prepared = prepare::prepare(&g.root, g.rootless, opts, dir, mode)?;
+    let mut prepared = prepare::prepare(&g.root, g.rootless, g.systemd_cgroup, opts, dir, mode)?;
     let launched = parent::launch(&prepared)?;
+    // P1 is in the systemd scope now: the scope no longer needs its placeholder.
+    prepared.scope_placeholder = None;
     match record(opts, dir, &prepared, &launched) {
         Ok(()) => Ok((prepared, launched)),
         Err(e) => {

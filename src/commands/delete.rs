@@ -1,10 +1,10 @@
 //! `delete [--force]`: remove a stopped (or created) container; with --force kill a running one
 //! first. The cgroup is emptied and removed, poststop hooks run, the state dir goes.
 
-use crate::cgroups::Cgroup;
+use crate::cgroups::{self, Cgroup};
 use crate::cli::Delete;
 use crate::commands::{open, Global};
-use crate::container::{self, hooks, state, Dir, Facts, Status};
+use crate::container::{self, hooks, state, CgroupRecord, Dir, Facts, Status};
 use crate::error::{Context, Error, Result};
 use crate::linux::{pidfd, pidns};
 
@@ -34,8 +34,12 @@ pub fn run(g: &Global, d: &Delete) -> Result<i32> {
 /// write), the cgroup if the create made it, and the directory. A failure is reported and the
 /// directory kept, so that another delete can finish the job.
 pub fn clean_up_creating(dir: &Dir) -> Result<()> {
-    if let Some(r) = state::read_cgroup(&dir.file(container::CGROUP_FILE))? {
-        Cgroup::at(r.path).destroy(r.made)?;
+    match state::read_cgroup(&dir.file(container::CGROUP_FILE))? {
+        Some(CgroupRecord { path, unit: Some(unit), made: true }) => cgroups::systemd::destroy(&path, &unit)?,
+        // A unit the create did not start (one of that name was there): not this container's.
+        Some(CgroupRecord { unit: Some(_), .. }) => {}
+        Some(r) => Cgroup::at(r.path).destroy(r.made)?,
+        None => {}
     }
     dir.remove()
 }
@@ -55,11 +59,13 @@ fn kill_init(facts: &Facts) -> Result<()> {
 /// Kill whatever is left, remove the cgroup if the container made it, run poststop hooks, remove
 /// the state.
 pub fn destroy(dir: &Dir, facts: &Facts) -> Result<()> {
-    // A container created before cgroup.json was recorded made its cgroup.
-    let made = state::read_cgroup(&dir.file(container::CGROUP_FILE))?.is_none_or(|r| r.made);
-    match &facts.cgroup {
-        Some(path) => Cgroup::at(path.clone()).destroy(made)?,
-        None => kill_init(facts)?,
+    let record = state::read_cgroup(&dir.file(container::CGROUP_FILE))?;
+    match (&facts.cgroup, record) {
+        (Some(path), Some(CgroupRecord { unit: Some(unit), made: true, .. })) => cgroups::systemd::destroy(path, &unit)?,
+        (Some(_), Some(CgroupRecord { unit: Some(_), .. })) => {}
+        // A container created before cgroup.json was recorded made its cgroup.
+        (Some(path), r) => Cgroup::at(path.clone()).destroy(r.is_none_or(|r| r.made))?,
+        (None, _) => kill_init(facts)?,
     }
     if let Ok(bytes) = std::fs::read(dir.file(container::CONFIG_FILE)) {
         let spec = crate::spec::parse(&bytes).context("saved config.json")?;

@@ -25,6 +25,7 @@ pub fn run(g: &Global, u: &Update) -> Result<i32> {
         }
         None => Default::default(),
     };
+    zero_is_unchanged(&mut r);
     flags(u, &mut r)?;
     // The device program allows the spec's nodes whatever the rules say, as at create.
     let nodes = if r.devices().is_some() {
@@ -33,8 +34,30 @@ pub fn run(g: &Global, u: &Update) -> Result<i32> {
     } else {
         Vec::new()
     };
-    resources::apply(&super::cgroup(&facts, "update")?, &r, &nodes, true)?;
+    let cg = super::cgroup(&facts, "update")?;
+    if let Some(unit) = crate::cgroups::systemd::recorded_unit(&dir.file(container::CGROUP_FILE))? {
+        crate::cgroups::systemd::update(&unit, &cg, &r)?;
+    }
+    resources::apply(&cg, &r, &nodes, true)?;
     Ok(0)
+}
+
+/// In an update, 0 leaves a CPU setting as it is (runc's rule): Docker sends every field, with 0
+/// for those not asked for (`docker update --memory 64m` carries cpu period 0, which `check`
+/// refuses as a value).
+fn zero_is_unchanged(r: &mut LinuxResources) {
+    if let Some(mut c) = r.cpu().clone() {
+        if c.period() == Some(0) {
+            c.set_period(None);
+        }
+        if c.quota() == Some(0) {
+            c.set_quota(None);
+        }
+        if c.shares() == Some(0) {
+            c.set_shares(None);
+        }
+        r.set_cpu(Some(c));
+    }
 }
 
 /// A size as runc's flags take it (go-units RAMInBytes): "512m", "1.5g", "1024", "2GiB"; binary
@@ -142,6 +165,19 @@ mod tests {
         for s in ["", "m", "12x", "-5", "1..2m"] {
             assert!(ram_in_bytes("memory", s).is_err(), "{s}");
         }
+    }
+
+    #[test]
+    fn docker_update_zeros_are_unchanged() {
+        // What dockerd 20.10 sends for `docker update --memory 64m --memory-swap 128m`.
+        let mut r: LinuxResources = serde_json::from_str(
+            r#"{"memory": {"limit": 67108864, "swap": 134217728}, "cpu": {"shares": 0, "quota": 0, "period": 0, "cpus": "", "mems": ""}, "pids": {"limit": 0}, "blockIO": {"weight": 0}}"#,
+        )
+        .expect("json");
+        zero_is_unchanged(&mut r);
+        crate::cgroups::resources::check(&r).expect("accepted");
+        let c = r.cpu().clone().expect("cpu");
+        assert_eq!((c.period(), c.quota(), c.shares()), (None, None, None));
     }
 
     #[test]

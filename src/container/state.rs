@@ -41,6 +41,9 @@ pub struct Facts {
 pub struct CgroupRecord {
     pub path: PathBuf,
     pub made: bool,
+    /// The systemd unit (`--systemd-cgroup`) that owns the cgroup: delete stops it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
 }
 
 pub fn read_cgroup(path: &Path) -> Result<Option<CgroupRecord>> {

@@ -45,6 +45,9 @@ pub struct Prepared {
     pub seccomp: Option<seccomp::Program>,
     /// None: rootless, and no cgroup delegated to the user (`cgroups::rootless`).
     pub cgroup: Option<Cgroup>,
+    /// The process the systemd scope was started around (`--systemd-cgroup`), killed once P1 is
+    /// in the scope (`cgroups::systemd::placeholder`).
+    pub scope_placeholder: Option<cgroups::systemd::Placeholder>,
     pub cgroup_fd: Option<OwnedFd>,
     /// cgroup.procs of the container's v1 directories on a hybrid host (cgroups::v1).
     pub legacy_procs: Vec<OwnedFd>,
@@ -80,7 +83,7 @@ impl Prepared {
     }
 }
 
-pub fn prepare(root: &Path, rootless: bool, opts: &CreateOpts, dir: &Dir, mode: StartBy) -> Result<Prepared> {
+pub fn prepare(root: &Path, rootless: bool, systemd: bool, opts: &CreateOpts, dir: &Dir, mode: StartBy) -> Result<Prepared> {
     let bundle = crate::spec::load(&opts.bundle)?;
     crate::spec::validate(&bundle.spec)?;
     if let Some(path) = &opts.policy {
@@ -124,7 +127,12 @@ pub fn prepare(root: &Path, rootless: bool, opts: &CreateOpts, dir: &Dir, mode: 
     let console = opts.console_socket.as_deref().map(tty::connect).transpose()?;
     std::fs::write(dir.file(container::CONFIG_FILE), &bundle.bytes).context("save config.json")?;
 
-    let cg = make_cgroup(linux, dir, rootless, &ns)?;
+    let (cg, scope_placeholder) = if systemd {
+        let (cg, placeholder) = cgroups::systemd::create(&dir.file(container::CGROUP_FILE), linux, &dir.id, spec.annotations().as_ref())?;
+        (Some(cg), placeholder)
+    } else {
+        (make_cgroup(linux, dir, rootless, &ns)?, None)
+    };
     let cgroup_fd = cg.as_ref().map(Cgroup::open).transpose()?;
     let legacy_procs = cg.as_ref().map(|c| c.legacy().open_procs()).transpose()?.unwrap_or_default();
     let fifo = match mode {
@@ -145,6 +153,7 @@ pub fn prepare(root: &Path, rootless: bool, opts: &CreateOpts, dir: &Dir, mode: 
         caps,
         seccomp,
         cgroup: cg,
+        scope_placeholder,
         cgroup_fd,
         legacy_procs,
         fifo,
@@ -172,7 +181,7 @@ fn make_cgroup(linux: &oci_spec::runtime::Linux, dir: &Dir, rootless: bool, ns: 
     }
     // Recorded before anything is made: a create killed from here on leaves delete what to remove.
     let made = Cgroup::claim(&cg_path)?;
-    state::write(&dir.file(container::CGROUP_FILE), &CgroupRecord { path: cg_path.clone(), made })?;
+    state::write(&dir.file(container::CGROUP_FILE), &CgroupRecord { path: cg_path.clone(), made, unit: None })?;
     let cg = Cgroup::create(cg_path, made)?;
     let none = oci_spec::runtime::LinuxResources::default();
     let r = linux.resources().as_ref().unwrap_or(&none);

@@ -1,0 +1,340 @@
+#!/usr/bin/env bash
+# The systemd cgroup driver against a real systemd: the VM boots systemd as pid 1
+# (TESTUDO_VM_INIT=systemd, see run.sh) with the system bus, and `testudo --systemd-cgroup` puts
+# containers in transient scopes. Run on the host, it boots the VM and runs itself there. Prints
+# `ok - …` / `not ok - …` per test, timing notes, and a final `N passed, N failed`.
+set -uo pipefail
+. "$(dirname "$0")/harness.sh"
+export TESTUDO_VM_INIT=systemd
+if [ -z "${TESTUDO_IN_VM:-}" ]; then
+  # Docker's image, built here (the layer tar takes the guest far longer).
+  img=$(mktemp -d /tmp/testudo-vm-systemd.XXXXXX)
+  trap 'rm -rf "$img"' EXIT
+  bash "$repo/integration/busybox-rootfs.sh" "$img/rootfs" >/dev/null &&
+    /usr/bin/python3 "$repo/integration/clients/mkimage.py" "$img/rootfs" "$img/image.tar" \
+      'testudo-busybox:latest=["sh"]' 'testudo-pause:latest=["/bin/sh","-c","trap \"exit 0\" TERM INT; while :; do sleep 1; done"]' >/dev/null ||
+    { echo "not ok - the image archive"; echo "0 passed, 1 failed"; exit 1; }
+  export TESTUDO_SD_IMAGE=$img/image.tar
+  (in_vm "$0" "$@")
+  exit $?
+fi
+
+# create/run with the driver; the other commands find the unit in the container's record.
+tsd() { "$BIN" --systemd-cgroup --root "$STATE" "$@"; }
+scope_dir() { echo "/sys/fs/cgroup/system.slice/testudo-$1.scope"; }
+# Every testudo- unit systemd still knows, loaded or not ("" when none).
+testudo_units() { systemctl list-units --all --no-legend --plain 'testudo-*' 2>&1 | grep -v '^testudo-vm' || true; }
+no_unit_left() {
+  local u; u=$(testudo_units)
+  [ -z "$u" ] || fail "units left: $u"
+}
+
+t_systemd_is_pid1() {
+  local comm state
+  comm=$(cat /proc/1/comm)
+  [ "$comm" = systemd ] || { fail "pid 1 is $comm"; return 1; }
+  [ -S /run/dbus/system_bus_socket ] || { fail "no system bus socket"; return 1; }
+  state=$(systemctl is-system-running 2>&1)
+  echo "    note: systemd $(systemctl --version | head -n 1 | cut -d' ' -f2), is-system-running: $state; failed units: $(systemctl --failed --no-legend --plain | cut -d' ' -f1 | tr '\n' ' ')"
+}
+
+# The container is in system.slice/testudo-ID.scope from its first instruction; the scope has
+# the properties; the placeholder is gone once create returns; delete leaves no unit.
+t_scope() {
+  local id=sd1 pid procs show out
+  bundle $id cgroupspath="system.slice:testudo:$id" dropns=cgroup \
+    resources='{"memory": {"limit": 67108864}, "pids": {"limit": 50}, "cpu": {"quota": 50000, "period": 100000, "cpus": "0"}}' <<'S' || return 1
+cat /proc/self/cgroup
+S
+  tsd create --bundle "$work/$id" $id > "$work/$id.out" 2> "$work/$id.err" || { fail "create: $(cat "$work/$id.err")"; return 1; }
+  pid=$(init_pid $id)
+  has_line "0::/system.slice/testudo-$id.scope" "the init's cgroup" "$(cat /proc/$pid/cgroup)" || { cleanup $id; return 1; }
+  procs=$(cat "$(scope_dir $id)/cgroup.procs")
+  [ "$procs" = "$pid" ] || { fail "the scope holds $procs, not only the init $pid (placeholder left?)"; cleanup $id; return 1; }
+  has_line 67108864 "memory.max of the scope" "$(cat "$(scope_dir $id)/memory.max")" || { cleanup $id; return 1; }
+  has_line 50 "pids.max of the scope" "$(cat "$(scope_dir $id)/pids.max")" || { cleanup $id; return 1; }
+  has_line "50000 100000" "cpu.max of the scope" "$(cat "$(scope_dir $id)/cpu.max")" || { cleanup $id; return 1; }
+  show=$(systemctl show testudo-$id.scope -p ActiveState -p Slice -p Delegate -p MemoryMax -p TasksMax -p CPUQuotaPerSecUSec -p AllowedCPUs -p DefaultDependencies -p Description)
+  for want in ActiveState=active Slice=system.slice Delegate=yes MemoryMax=67108864 TasksMax=50 CPUQuotaPerSecUSec=500ms AllowedCPUs=0 \
+    DefaultDependencies=no "Description=testudo container $id"; do
+    has_line "$want" "systemctl show" "$show" || { cleanup $id; return 1; }
+  done
+  tu start $id || { cleanup $id; return 1; }
+  wait_for 20 '[ "$(status_of $id)" = stopped ]' || { fail "did not stop"; cleanup $id; return 1; }
+  out=$(cat "$work/$id.out")
+  has_line "0::/system.slice/testudo-$id.scope" "/proc/self/cgroup inside" "$out" || { cleanup $id; return 1; }
+  tu delete $id || return 1
+  [ ! -e "$(scope_dir $id)" ] || { fail "scope cgroup left"; return 1; }
+  no_unit_left
+}
+
+# With the cgroup namespace (the default spec) the container sees its scope as /.
+t_oom() {
+  local id=sdoom out
+  bundle $id cgroupspath="system.slice:testudo:$id" resources='{"memory": {"limit": 33554432, "swap": 33554432}}' <<'S' || return 1
+sh -c 'x=$(head -c 200000000 /dev/zero | tr "\0" a); echo survived'
+echo child=$?
+cat /proc/self/cgroup /sys/fs/cgroup/memory.max
+S
+  out=$(tsd run --bundle "$work/$id" $id 2>&1); cleanup $id
+  has_line child=137 "the allocating child was not SIGKILLed" "$out" || return 1
+  has_line 0::/ "/proc/self/cgroup in a cgroup namespace" "$out" || return 1
+  has_line 33554432 "memory.max inside" "$out" || return 1
+  no_unit_left
+}
+
+# update: SetUnitProperties and the files.
+t_update() {
+  local id=sdupd show
+  bundle $id cgroupspath="system.slice:testudo:$id" resources='{"memory": {"limit": 67108864}, "pids": {"limit": 50}}' <<'S' || return 1
+sleep 100
+S
+  tsd run -d --bundle "$work/$id" $id > /dev/null 2>&1 || { fail "run -d"; cleanup $id; return 1; }
+  tu update --memory 128m --pids-limit 70 --cpu-quota 25000 --cpu-period 100000 $id || { fail "update"; cleanup $id; return 1; }
+  show=$(systemctl show testudo-$id.scope -p MemoryMax -p TasksMax -p CPUQuotaPerSecUSec)
+  for want in MemoryMax=134217728 TasksMax=70 CPUQuotaPerSecUSec=250ms; do
+    has_line "$want" "systemctl show after update" "$show" || { cleanup $id; return 1; }
+  done
+  has_line 134217728 "memory.max after update" "$(cat "$(scope_dir $id)/memory.max")" || { cleanup $id; return 1; }
+  has_line 70 "pids.max after update" "$(cat "$(scope_dir $id)/pids.max")" || { cleanup $id; return 1; }
+  tu delete --force $id || return 1
+  no_unit_left
+}
+
+# org.systemd.property.* annotations, as runc documents them.
+t_annotations() {
+  local id=sdann show
+  bundle $id annotations='{"org.systemd.property.CollectMode": "'"'inactive-or-failed'"'", "org.systemd.property.TimeoutStopSec": "7"}' <<'S' || return 1
+sleep 100
+S
+  tsd run -d --bundle "$work/$id" $id > /dev/null 2>&1 || { fail "run -d"; cleanup $id; return 1; }
+  show=$(systemctl show testudo-$id.scope -p CollectMode -p TimeoutStopUSec)
+  tu delete --force $id
+  has_line CollectMode=inactive-or-failed "systemctl show" "$show" || return 1
+  has_line TimeoutStopUSec=7s "systemctl show" "$show" || return 1
+  no_unit_left
+}
+
+# A unit of that name active (another container on the same cgroupsPath): create fails naming
+# it, leaves nothing of its own, and the first container is untouched.
+t_unit_exists() {
+  local err pid
+  bundle sdA cgroupspath="system.slice:testudo:dup" <<'S' || return 1
+sleep 100
+S
+  bundle sdB cgroupspath="system.slice:testudo:dup" <<'S' || return 1
+true
+S
+  tsd run -d --bundle "$work/sdA" sdA > /dev/null 2>&1 || { fail "run A"; cleanup sdA; return 1; }
+  pid=$(init_pid sdA)
+  err=$(tsd create --bundle "$work/sdB" sdB 2>&1) && { fail "B created"; cleanup sdA; cleanup sdB; return 1; }
+  case $err in
+    *"systemd unit testudo-dup.scope already exists and is not a failed leftover"*) ;;
+    *) fail "error: $err"; cleanup sdA; cleanup sdB; return 1 ;;
+  esac
+  [ ! -e "$STATE/sdB" ] || { fail "B's state left"; cleanup sdA; cleanup sdB; return 1; }
+  kill -0 "$pid" && has_line "0::/system.slice/testudo-dup.scope" "A's cgroup" "$(cat /proc/$pid/cgroup)" ||
+    { fail "A was disturbed"; cleanup sdA; return 1; }
+  has_line ActiveState=active "A's scope" "$(systemctl show testudo-dup.scope -p ActiveState)" || { cleanup sdA; return 1; }
+  tu delete --force sdA || return 1
+  no_unit_left
+}
+
+# A slice nobody made: systemd makes it on demand (as for runc), the scope goes in it.
+t_new_slice() {
+  local id=sdslice out
+  bundle $id cgroupspath="testudo-vm.slice:testudo:$id" dropns=cgroup <<'S' || return 1
+cat /proc/self/cgroup
+S
+  out=$(tsd run --bundle "$work/$id" $id 2>&1); cleanup $id
+  has_line "0::/testudo.slice/testudo-vm.slice/testudo-$id.scope" "/proc/self/cgroup" "$out" || return 1
+  echo "    note: after delete, the slice is $(systemctl show testudo-vm.slice -p ActiveState --value) (systemd keeps an implicit slice, as with runc)"
+  no_unit_left
+}
+
+# A name ending in .slice is the unit itself (runc's rule): a transient slice, started empty,
+# the container cloned into its cgroup; delete stops it.
+t_slice_unit() {
+  local id=sdsl out
+  bundle $id cgroupspath="testudo.slice:ignored:testudo-sl.slice" dropns=cgroup <<'S' || return 1
+cat /proc/self/cgroup
+S
+  out=$(tsd run --bundle "$work/$id" $id 2>&1); cleanup $id
+  has_line "0::/testudo.slice/testudo-sl.slice" "/proc/self/cgroup" "$out" || return 1
+  [ ! -e /sys/fs/cgroup/testudo.slice/testudo-sl.slice ] || { fail "the slice's cgroup is left"; return 1; }
+  no_unit_left
+}
+
+# Bad input: each a create error naming it, nothing left.
+t_bad_input() {
+  local err id=sdbad
+  bundle $id cgroupspath="a--b.slice:testudo:$id" <<'S' || return 1
+true
+S
+  err=$(tsd create --bundle "$work/$id" $id 2>&1) && { fail "created"; cleanup $id; return 1; }
+  case $err in *'a--b.slice'*': empty component (a leading, trailing or double '"'-'"')'*) ;; *) fail "bad slice: $err"; return 1 ;; esac
+  [ ! -e "$STATE/$id" ] || { fail "state left"; return 1; }
+  id=sdbad2
+  bundle $id cgroupspath="system.slice:testudo:$id" <<'S' || return 1
+true
+S
+  err=$(DBUS_SYSTEM_BUS_ADDRESS=unix:path=/run/no-bus tsd create --bundle "$work/$id" $id 2>&1) && { fail "created without a bus"; cleanup $id; return 1; }
+  case $err in *"systemd cgroup driver: d-bus /run/no-bus: connect: no such file or directory"*) ;; *) fail "no bus: $err"; return 1 ;; esac
+  [ ! -e "$STATE/$id" ] || { fail "state left"; return 1; }
+  # A property this systemd does not know: systemd's own error, named.
+  id=sdbad3
+  bundle $id annotations='{"org.systemd.property.NoSuchPropertyX": "true"}' <<'S' || return 1
+true
+S
+  err=$(tsd create --bundle "$work/$id" $id 2>&1) && { fail "created with an unknown property"; cleanup $id; return 1; }
+  case $err in *"StartTransientUnit: org.freedesktop.DBus.Error."*"NoSuchPropertyX"*) ;; *) fail "unknown property: $err"; return 1 ;; esac
+  [ ! -e "$STATE/$id" ] || { fail "state left"; return 1; }
+  no_unit_left
+}
+
+# A create killed after its unit started (in a createRuntime hook): delete --force stops the
+# unit recorded in cgroup.json.
+t_killed_create() {
+  local id=sdkill cpid
+  bundle $id cgroupspath="system.slice:testudo:$id" <<'S' || return 1
+true
+S
+  python3 - "$work/$id/config.json" <<'PY' || return 1
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["hooks"] = {"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "12"]}]}
+json.dump(c, open(sys.argv[1], "w"))
+PY
+  tsd create --bundle "$work/$id" $id > /dev/null 2>&1 &
+  cpid=$!
+  wait_for 30 'systemctl is-active -q testudo-$id.scope' || { fail "the unit never started"; kill -9 $cpid; cleanup $id; return 1; }
+  sleep 0.5
+  kill -9 $cpid; wait $cpid 2>/dev/null
+  has_line ActiveState=active "the unit a killed create left" "$(systemctl show testudo-$id.scope -p ActiveState)" || { cleanup $id; return 1; }
+  tu delete --force $id || { fail "delete --force"; return 1; }
+  [ ! -e "$STATE/$id" ] && [ ! -e "$(scope_dir $id)" ] || { fail "state or cgroup left"; return 1; }
+  no_unit_left
+}
+
+# What the driver costs: create and delete of `true`, N times each way, testudo and runc (the
+# host's), on the same bundles. Under TCG: only the differences mean something.
+t_cost() {
+  local n=10
+  bundle sdcost-sd cgroupspath="system.slice:testudo:sdcost" <<'S' || return 1
+true
+S
+  bundle sdcost-fs <<'S' || return 1
+true
+S
+  # cost NAME RUNTIME [FLAG]: mean ms of create and of delete -f over n containers.
+  cost() {
+    local name=$1 rt=$2 flag=${3:-} b=$work/sdcost-fs i t0 t1 c=0 d=0
+    [ -n "$flag" ] && b=$work/sdcost-sd
+    for ((i = 0; i <= n; i++)); do
+      t0=$EPOCHREALTIME
+      $rt --root /run/testudo-vm-cost $flag create --bundle "$b" cost$i >/dev/null 2>&1 || { fail "$name create: $($rt --root /run/testudo-vm-cost $flag create --bundle "$b" cost$i 2>&1)"; return 1; }
+      t1=$EPOCHREALTIME
+      $rt --root /run/testudo-vm-cost delete -f cost$i >/dev/null 2>&1 || { fail "$name delete"; return 1; }
+      # The first is a warm-up.
+      [ $i -gt 0 ] || continue
+      c=$(awk -v c=$c -v a=$t0 -v b=$t1 'BEGIN { print c + b - a }'); d=$(awk -v c=$d -v a=$t1 -v b=$EPOCHREALTIME 'BEGIN { print c + b - a }')
+    done
+    echo "    note: $name: create $(awk -v c=$c -v n=$n 'BEGIN { printf "%d", c * 1000 / n }') ms, delete -f $(awk -v c=$d -v n=$n 'BEGIN { printf "%d", c * 1000 / n }') ms (mean of $n, TCG)"
+  }
+  cost "testudo cgroupfs" "$BIN" || return 1
+  cost "testudo --systemd-cgroup" "$BIN" --systemd-cgroup || return 1
+  if command -v runc >/dev/null; then
+    cost "runc $(runc --version | head -n 1 | cut -d' ' -f3) cgroupfs" runc || return 1
+    cost "runc --systemd-cgroup" runc --systemd-cgroup || return 1
+  fi
+  no_unit_left
+}
+
+# Docker with no cgroup-driver option: on cgroup v2 under systemd it picks the systemd driver and
+# hands testudo --systemd-cgroup and system.slice:docker:<id>.
+t_docker() {
+  local D=/run/testudo-vm-docker out rc cid pid show t0=$SECONDS
+  mkdir -p $D
+  printf '{"runtimes": {"testudo": {"path": "%s"}}, "storage-driver": "overlay2", "iptables": false, "ip6tables": false, "ip-forward": false, "ip-masq": false, "bridge": "none"}\n' "$BIN" > $D/daemon.json
+  dk() { timeout 150 /usr/bin/docker -H unix://$D/docker.sock "$@"; }
+  /usr/sbin/dockerd --config-file $D/daemon.json --data-root $D/data --exec-root $D/exec -H unix://$D/docker.sock --pidfile $D/docker.pid > $D/dockerd.log 2>&1 &
+  wait_for 90 'dk info >/dev/null 2>&1' || { fail "dockerd did not answer: $(tail -n 20 $D/dockerd.log)"; return 1; }
+  echo "    note: dockerd answered after $((SECONDS - t0)) s"
+  has_line systemd "docker info: cgroup driver" "$(dk info --format '{{.CgroupDriver}}' 2>&1)" || return 1
+  out=$(dk load -i "$TESTUDO_SD_IMAGE" 2>&1) || { fail "docker load: $out"; return 1; }
+  out=$(dk run --rm --runtime testudo --network none --memory 32m testudo-busybox sh -c 'x=$(head -c 200000000 /dev/zero | tr "\0" a); echo survived' 2>&1); rc=$?
+  [ $rc -eq 137 ] || { fail "run --memory 32m allocating 200 MB: exit $rc, not 137: $out"; return 1; }
+  cid=$(dk run -d --runtime testudo --network none --memory 48m --pids-limit 40 testudo-busybox sleep 300 2>&1) || { fail "run -d: $cid"; return 1; }
+  pid=$(dk inspect -f '{{.State.Pid}}' "$cid")
+  has_line "0::/system.slice/docker-$cid.scope" "the container's cgroup" "$(cat /proc/$pid/cgroup)" || return 1
+  show=$(systemctl show docker-$cid.scope -p ActiveState -p MemoryMax -p TasksMax -p Delegate)
+  for want in ActiveState=active MemoryMax=50331648 TasksMax=40 Delegate=yes; do
+    has_line "$want" "systemctl show docker-$cid.scope" "$show" || return 1
+  done
+  has_line 50331648 "memory.max inside (exec)" "$(dk exec "$cid" cat /sys/fs/cgroup/memory.max 2>&1)" || return 1
+  out=$(dk update --memory 64m --memory-swap 128m "$cid" 2>&1) || { fail "docker update: $out"; return 1; }
+  has_line MemoryMax=67108864 "systemctl show after docker update" "$(systemctl show docker-$cid.scope -p MemoryMax)" || return 1
+  out=$(dk rm -f "$cid" 2>&1) || { fail "docker rm -f: $out"; return 1; }
+  out=$(systemctl list-units --all --no-legend --plain 'docker-*.scope')
+  [ -z "$out" ] || { fail "scopes left after docker rm: $out"; return 1; }
+  [ ! -e /sys/fs/cgroup/system.slice/docker-$cid.scope ] || { fail "cgroup left"; return 1; }
+  kill "$(cat $D/docker.pid)"
+}
+
+# containerd's CRI with SystemdCgroup = true, as kubeadm sets it up: the pod's cgroup parent is a
+# kubepods slice (the kubelet would make it; systemd makes it on demand), cgroupsPath
+# kubepods-besteffort-pod<uid>.slice:cri-containerd:<id>.
+t_cri() {
+  local CD=/run/testudo-vm-containerd out pod ctr st i cgp=kubepods-besteffort-podsdtest.slice
+  mkdir -p $CD/root $CD/state $CD/pods
+  cat > $CD/config.toml <<TOML
+version = 2
+root = "$CD/root"
+state = "$CD/state"
+[grpc]
+  address = "$CD/containerd.sock"
+[ttrpc]
+  address = "$CD/containerd.sock.ttrpc"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "docker.io/library/testudo-pause:latest"
+  disable_tcp_service = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  disable_apparmor = true
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "testudo"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.testudo]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.testudo.options]
+        BinaryName = "$BIN"
+        Root = "$CD/testudo-root"
+        SystemdCgroup = true
+TOML
+  containerd --config $CD/config.toml > $CD/containerd.log 2>&1 &
+  local cpid=$!
+  cri() { timeout 150 env CRI_CGROUP_PARENT=$cgp /usr/bin/python3 "$repo/integration/clients/cri.py" $CD/containerd.sock "$@"; }
+  wait_for 60 'ctr --address $CD/containerd.sock version >/dev/null 2>&1' || { fail "containerd: $(tail -n 20 $CD/containerd.log)"; kill $cpid; return 1; }
+  out=$(ctr --address $CD/containerd.sock -n k8s.io images import "$TESTUDO_SD_IMAGE" 2>&1) || { fail "import: $out"; kill $cpid; return 1; }
+  pod=$(cri runp testudo sd-pod $CD/pods 2>&1)
+  [[ $pod =~ ^[0-9a-f]{64}$ ]] || { fail "RunPodSandbox: $pod"; grep -F "grpc.v1.cri" $CD/containerd.log | tail -n 4 | cut -c1-400 >&2; kill $cpid; return 1; }
+  has_line ActiveState=active "the sandbox's scope" "$(systemctl show cri-containerd-$pod.scope -p ActiveState)" || { kill $cpid; return 1; }
+  [ -d /sys/fs/cgroup/kubepods.slice/kubepods-besteffort.slice/$cgp/cri-containerd-$pod.scope ] ||
+    { fail "no sandbox cgroup under $cgp: $(systemctl list-units --all --no-legend --plain 'cri-containerd-*')"; kill $cpid; return 1; }
+  ctr=$(CRI_MEMORY_LIMIT=33554432 cri create "$pod" sd-oom docker.io/library/testudo-busybox:latest $CD/pods sh -c 'cat /proc/self/cgroup; cat /sys/fs/cgroup/memory.max; x=$(head -c 200000000 /dev/zero | tr "\0" a)' 2>&1) &&
+    out=$(cri start "$ctr" 2>&1) || { fail "create/start: $ctr: $out"; kill $cpid; return 1; }
+  for i in $(seq 60); do st=$(cri ctrstatus "$ctr" 2>&1); [[ $st == *EXITED* ]] && break; sleep 1; done
+  [[ $st == *'"exit_code": 137, "reason": "OOMKilled"'* ]] || { fail "status: $st"; kill $cpid; return 1; }
+  has_line 33554432 "memory.max inside" "$(sed 's/^[^ ]* [^ ]* [^ ]* //' $CD/pods/sd-oom.log)" || { kill $cpid; return 1; }
+  cri rm "$ctr" > /dev/null 2>&1; cri stopp "$pod" > /dev/null 2>&1; cri rmp "$pod" > /dev/null 2>&1
+  out=$(systemctl list-units --all --no-legend --plain 'cri-containerd-*.scope')
+  kill $cpid
+  [ -z "$out" ] || { fail "scopes left: $out"; return 1; }
+}
+
+setup_work systemd
+for t in systemd_is_pid1 scope oom update annotations unit_exists new_slice slice_unit bad_input killed_create cost docker cri; do
+  run_test "${t//_/ }" t_$t
+done
+finish
