@@ -165,10 +165,13 @@ impl Cgroup {
         text.lines().find_map(|l| l.split_once(' ').filter(|(k, _)| *k == key).and_then(|(_, v)| v.trim().parse().ok()))
     }
 
-    /// Processes the OOM killer killed in this cgroup (memory.events oom_kill), None without
-    /// the memory controller.
+    /// Processes the OOM killer killed in this cgroup: memory.events, or on a hybrid host the v1
+    /// memory.oom_control; None without a memory controller in either.
     pub fn oom_kills(&self) -> Option<u64> {
-        self.keyed("memory.events", "oom_kill")
+        self.keyed("memory.events", "oom_kill").or_else(|| {
+            let text = std::fs::read_to_string(self.legacy().dir("memory")?.join("memory.oom_control")).ok()?;
+            text.lines().find_map(|l| l.strip_prefix("oom_kill ").and_then(|v| v.trim().parse().ok()))
+        })
     }
 
     pub fn read(&self, name: &str) -> Result<String> {

@@ -107,7 +107,7 @@ pub fn run(g: &Global, plan: Plan) -> Result<i32> {
     let (reason, bytes, failed) = watch(&plan, &watched, [out_r, err_r], started, &mut recording)?;
     let pidfd::Exit(code) = pidfd::wait(&c.launched.pidfd)?;
     let wall = started.elapsed();
-    let reason = if reason == Reason::Exited && oom_kills(&cgroup) > 0 { Reason::Oom } else { reason };
+    let reason = if reason == Reason::Exited && cgroup.oom_kills().is_some_and(|n| n > 0) { Reason::Oom } else { reason };
     let figures = figures(&cgroup);
     let facts = c.dir.facts()?;
     crate::commands::delete::destroy(&c.dir, &facts)?;
@@ -271,17 +271,6 @@ fn write_all(fd: i32, mut data: &[u8]) {
             Err(_) => return,
         }
     }
-}
-
-/// memory.events (v2) or memory.oom_control (v1 on a hybrid host): OOM kills in the job's cgroup.
-fn oom_kills(cg: &Cgroup) -> u64 {
-    if let Some(n) = cg.oom_kills() {
-        return n;
-    }
-    let v1 = cg.legacy().dir("memory").map(|d| d.join("memory.oom_control"));
-    v1.and_then(|f| std::fs::read_to_string(f).ok())
-        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("oom_kill ").and_then(|v| v.trim().parse().ok())))
-        .unwrap_or(0)
 }
 
 struct Figures {
