@@ -2,6 +2,7 @@
 """Spawn benchmark: testudo against runc, crun and youki on one identical busybox bundle.
 
     bench.py [--iterations N] [--smoke] [--runtimes testudo,runc,crun,youki] [--json FILE]
+             [--cgroup-driver cgroupfs|systemd|both]
 
 See README.md beside this file for what is measured, how, and why. Python 3 standard library
 only; run as root. Any runtime failure (non-zero exit, time-out, container left behind) stops
@@ -143,12 +144,20 @@ CHILDREN = None
 # ---------------------------------------------------------------------------------------------
 # Runtimes
 
+# Under --cgroup-driver systemd|both, a runtime run with --systemd-cgroup is named with this
+# suffix ("runc+sd"), and compared with testudo under the same driver.
+SYSTEMD = "+sd"
+
+
 class Runtime:
-    def __init__(self, name, binary, work):
-        self.name, self.bin = name, binary
-        self.root = os.path.join(work, "state", name)
+    def __init__(self, name, binary, work, systemd=False):
+        self.name, self.bin = name + (SYSTEMD if systemd else ""), binary
+        # Each runtime's default cgroupsPath under the driver (the bundles set none):
+        # system.slice/<runtime>-<id>.scope.
+        self.flags = ["--systemd-cgroup"] if systemd else []
+        self.root = os.path.join(work, "state", self.name)
         os.makedirs(self.root)
-        self.errdir = os.path.join(work, "stderr", name)
+        self.errdir = os.path.join(work, "stderr", self.name)
         os.makedirs(self.errdir)
         self.count = 0
         self.retried = []  # failed runs of the batch that were run again (peers only)
@@ -158,13 +167,14 @@ class Runtime:
         # noticed and youki hangs, deaf to SIGTERM (it forwards it). Starting youki with SIGCHLD
         # already blocked keeps that SIGCHLD pending; it costs nothing. See README.md.
         self.block_sigchld = name == "youki" and YOUKI_SIGCHLD_WORKAROUND
+        self.count_name = name + ("-sd" if systemd else "")
 
     def new_id(self):
         self.count += 1
-        return f"tbench-{os.getpid()}-{self.name}-{self.count}"
+        return f"tbench-{os.getpid()}-{self.count_name}-{self.count}"
 
     def argv(self, *args):
-        return [self.bin, "--root", self.root, *args]
+        return [self.bin, "--root", self.root, *self.flags, *args]
 
     def start(self, *args, timeout=CALL_TIMEOUT):
         """Spawn one runtime call; return (pid, stderr path)."""
@@ -194,7 +204,7 @@ class Runtime:
         the number is the runtime's own; a fork from this Python process would report Python's."""
         cid = self.new_id()
         out = os.path.join(self.errdir, cid + ".rss")
-        argv = ["/usr/bin/time", "-f", "%M", "-o", out, self.bin, "--root", self.root, "run", "--bundle", bundle, cid]
+        argv = ["/usr/bin/time", "-f", "%M", "-o", out, *self.argv("run", "--bundle", bundle, cid)]
         err = os.path.join(self.errdir, cid + ".err")
         pid = CHILDREN.spawn(argv, err, CALL_TIMEOUT, self.block_sigchld)
         status, timed_out, _ = CHILDREN.wait(pid)
@@ -311,7 +321,9 @@ def enter_private_mounts(pure_v2):
     if libc.unshare(CLONE_NEWNS) != 0:
         raise BenchError(f"unshare(CLONE_NEWNS): {os.strerror(ctypes.get_errno())}")
     subprocess.run(["mount", "--make-rprivate", "/"], check=True)
-    if pure_v2:
+    # Where /sys/fs/cgroup is cgroup2 already (the systemd VM), the host's own mount is that view.
+    fstype = subprocess.run(["stat", "-f", "-c", "%T", "/sys/fs/cgroup"], capture_output=True, text=True).stdout.strip()
+    if pure_v2 and fstype != "cgroup2fs":
         subprocess.run(["mount", "-t", "cgroup2", "none", "/sys/fs/cgroup"], check=True)
 
 
@@ -439,10 +451,10 @@ def many(rt, bundle, total, width):
         if pid not in inflight:
             continue
         cid, err = inflight.pop(pid)
-        if status != 0 and not timed_out and rt.name != "testudo" and len(rt.retried) < 3:
+        if status != 0 and not timed_out and not rt.name.startswith("testudo") and len(rt.retried) < 3:
             # A peer's known flake (youki 0.7 under parallel load: "failed to seal
             # /proc/self/exe: EBUSY") is retried and reported, not hidden; testudo gets no retry.
-            rt.retried.append((tail(err).splitlines() or [f"exit {status}"])[0])
+            rt.retried.append((tail(err).splitlines() or [f"exit {status}"])[-1])
             rt.quiet("delete", "--force", cid)
             ids.append(cid)
             continue
@@ -509,9 +521,10 @@ def fmt(v, unit):
 
 
 def ratio(results, name, key):
-    if "testudo" not in results or name == "testudo":
-        return "—" if "testudo" in results else "n/a"
-    a, b = results["testudo"].get(key), results[name].get(key)
+    base = "testudo" + (SYSTEMD if name.endswith(SYSTEMD) else "")
+    if base not in results or name == base:
+        return "—" if base in results else "n/a"
+    a, b = results[base].get(key), results[name].get(key)
     if not a or not b:
         return "—"
     return f"{a['median'] / b['median']:.2f}"
@@ -526,7 +539,8 @@ def report(out):
                  f"cgroup view: {out['cgroups']}.")
     lines.append("Runtimes: " + "; ".join(f"{n} ({out['versions'][n]})" for n in names) + ".")
     lines.append(f"{out['iterations']} interleaved iterations after {out['warmup']} warm-up; "
-                 f"ratio = testudo median / runtime median (below 1: testudo is faster).")
+                 f"ratio = testudo median / runtime median (below 1: testudo is faster)"
+                 + (f"; `{SYSTEMD}`: with --systemd-cgroup (a transient scope over D-Bus), against testudo{SYSTEMD}." if any(n.endswith(SYSTEMD) for n in names) else "."))
     for key, title, unit in METRICS:
         lines.append("")
         lines.append(f"#### {title}")
@@ -552,6 +566,19 @@ def report(out):
         for n in names:
             s = res[n][key]
             lines.append(f"| {n} | {fmt(s['median'], 's')} | {fmt(s['p90'], 's')} | {ratio(res, n, key)} |")
+    sd = [n for n in names if n.endswith(SYSTEMD) and n[:-len(SYSTEMD)] in res]
+    if sd:
+        lines.append("")
+        lines.append("#### What the systemd driver adds: median with it − median without, ms")
+        lines.append("")
+        lines.append("| runtime | `run` | `create` | `delete` | testudo's added `run` / this runtime's |")
+        lines.append("|---|---:|---:|---:|---:|")
+        added = {n: {k: res[n][k]["median"] - res[n[:-len(SYSTEMD)]][k]["median"] for k in ("run", "create", "delete")} for n in sd}
+        base = added.get("testudo" + SYSTEMD, {}).get("run")
+        for n in sd:
+            a = added[n]
+            r = "—" if n == "testudo" + SYSTEMD or not base or a["run"] <= 0 else f"{base / a['run']:.2f}"
+            lines.append(f"| {n[:-len(SYSTEMD)]} | {a['run']:+.1f} | {a['create']:+.1f} | {a['delete']:+.1f} | {r} |")
     for n in names:
         if res[n].get("retried"):
             lines.append("")
@@ -576,6 +603,10 @@ def cleanup(runtimes, work):
                 log(f"warning: could not delete {rt.name} container {cid}")
     # cgroups the runtimes made for our containers (named after the ids) in the v2 hierarchy
     prefix = f"tbench-{os.getpid()}-"
+    if any(rt.flags for rt in runtimes):
+        # Units a failed run left (systemd removes their cgroups itself).
+        subprocess.run(["systemctl", "stop", f"*{prefix}*"], stderr=subprocess.DEVNULL)
+        subprocess.run(["systemctl", "reset-failed", f"*{prefix}*"], stderr=subprocess.DEVNULL)
     for dirpath, dirnames, _ in os.walk("/sys/fs/cgroup", topdown=False):
         for d in dirnames:
             if prefix in d:  # runc: ID; youki: :youki:ID
@@ -603,6 +634,9 @@ def main():
     ap.add_argument("--youki", metavar="PATH", help=f"youki binary (default: built once into {CACHE}/youki)")
     ap.add_argument("--host-cgroups", action="store_true",
                     help="do not enter the private pure-cgroup-v2 mount namespace (crun 1.8 fails on this host then)")
+    ap.add_argument("--cgroup-driver", choices=["cgroupfs", "systemd", "both"], default="cgroupfs",
+                    help="cgroupfs (default); systemd: every runtime with --systemd-cgroup (needs systemd as pid 1 "
+                         "and its bus: see integration/vm, TESTUDO_VM_INIT=systemd); both: each runtime both ways")
     ap.add_argument("--no-youki-workaround", action="store_true",
                     help="start youki with SIGCHLD unblocked, as a shell would (youki 0.7.0 `run` then hangs at times)")
     a = ap.parse_args()
@@ -620,6 +654,13 @@ def main():
         ap.error("counts must be positive")
     if os.geteuid() != 0:
         sys.exit("bench: must run as root")
+    drivers = {"cgroupfs": [False], "systemd": [True], "both": [False, True]}[a.cgroup_driver]
+    if True in drivers:
+        if not os.path.isdir("/run/systemd/system") or not os.path.exists("/run/dbus/system_bus_socket"):
+            sys.exit("bench: --cgroup-driver systemd needs systemd as pid 1 and the system bus "
+                     "(on this machine: TESTUDO_VM_INIT=systemd integration/vm/run.sh python3 integration/bench/bench.py …)")
+        if "youki" in names:
+            sys.exit("bench: youki is built here without its systemd feature: leave it out of --runtimes")
 
     binaries = {}
     if "testudo" in names:
@@ -650,7 +691,7 @@ def main():
         work = tempfile.mkdtemp(prefix="testudo-bench.")
         state_on_tmpfs(work)
         rootfs, bundles = make_bundles(work)
-        runtimes = [Runtime(n, binaries[n], work) for n in names]
+        runtimes = [Runtime(n, binaries[n], work, systemd=d) for d in drivers for n in names]
         samples = {rt.name: {k: [] for k, _, _ in METRICS} for rt in runtimes}
         floor_argv = {"floor": FLOOR + [rootfs, "/bin/true"], "kfloor": [build_kernel_floor(work), rootfs]}
         floors = {name: {"run": [], "rss_kib": []} for name in FLOORS}
@@ -681,7 +722,8 @@ def main():
 
         out = {
             "machine": machine(),
-            "cgroups": "host (hybrid)" if a.host_cgroups else "private mount namespace, cgroup2 on /sys/fs/cgroup",
+            "cgroups": ("host (hybrid)" if a.host_cgroups else "private mount namespace, cgroup2 on /sys/fs/cgroup")
+                       + f"; cgroup driver: {a.cgroup_driver}",
             "versions": {rt.name: rt.version for rt in runtimes},
             "binaries": {rt.name: rt.bin for rt in runtimes},
             "iterations": iters, "warmup": warm,

@@ -11,11 +11,13 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 . "$here/integration/vm/harness.sh"
 # The guest runs the host's systemd and dbus-daemon from the shared root.
-if ! dpkg -s systemd dbus >/dev/null 2>&1; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 systemd dbus >/dev/null ||
+# The engines and the bench's peers run from it too.
+pkgs="systemd dbus docker.io containerd podman catatonit runc crun time"
+if ! dpkg -s $pkgs >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 $pkgs >/dev/null ||
     { apt-get update -qq -o DPkg::Lock::Timeout=600 &&
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 systemd dbus >/dev/null; } ||
-    { echo "not ok - apt-get install systemd dbus"; echo "0 passed, 1 failed"; exit 1; }
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 $pkgs >/dev/null; } ||
+    { echo "not ok - apt-get install $pkgs"; echo "0 passed, 1 failed"; exit 1; }
 fi
 export TESTUDO_VM_TIMEOUT=${TESTUDO_VM_TIMEOUT:-300}
 vm_suite "VM systemd" "${VM_SUITE_TIMEOUT:-340}" "$here/integration/vm/tests-systemd.sh" "$@"

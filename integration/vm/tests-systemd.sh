@@ -193,7 +193,7 @@ S
 }
 
 # A create killed after its unit started (in a createRuntime hook): delete --force stops the
-# unit recorded in cgroup.json.
+# unit recorded in cgroup.json, or finds it gone, and leaves no state, unit or cgroup.
 t_killed_create() {
   local id=sdkill cpid
   bundle $id cgroupspath="system.slice:testudo:$id" <<'S' || return 1
@@ -205,48 +205,61 @@ c = json.load(open(sys.argv[1]))
 c["hooks"] = {"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "12"]}]}
 json.dump(c, open(sys.argv[1], "w"))
 PY
-  tsd create --bundle "$work/$id" $id > /dev/null 2>&1 &
+  # Not through tsd: `kill $!` would then kill a subshell, not testudo.
+  "$BIN" --systemd-cgroup --root "$STATE" create --bundle "$work/$id" $id > /dev/null 2>&1 &
   cpid=$!
   wait_for 30 'systemctl is-active -q testudo-$id.scope' || { fail "the unit never started"; kill -9 $cpid; cleanup $id; return 1; }
   sleep 0.5
   kill -9 $cpid; wait $cpid 2>/dev/null
-  has_line ActiveState=active "the unit a killed create left" "$(systemctl show testudo-$id.scope -p ActiveState)" || { cleanup $id; return 1; }
+  [ -e "$STATE/$id" ] || { fail "the killed create left no state to delete"; return 1; }
+  # The init dies with its create (parent-death signal), so systemd may stop the emptied scope
+  # before delete does: either way delete must leave nothing.
+  echo "    note: the scope after the create was killed: $(systemctl show testudo-$id.scope -p ActiveState)"
+  local t0=$EPOCHREALTIME took
   tu delete --force $id || { fail "delete --force"; return 1; }
+  # The hook (12 s) outlives the create it was forked by; delete must not wait for it.
+  took=$(awk -v a=$t0 -v b=$EPOCHREALTIME 'BEGIN { printf "%.2f", b - a }')
+  echo "    note: delete --force took $took s with the killed create's hook still running"
+  awk -v t=$took 'BEGIN { exit !(t < 6) }' || { fail "delete --force waited $took s (for the hook?)"; return 1; }
   [ ! -e "$STATE/$id" ] && [ ! -e "$(scope_dir $id)" ] || { fail "state or cgroup left"; return 1; }
   no_unit_left
 }
 
 # What the driver costs: create and delete of `true`, N times each way, testudo and runc (the
 # host's), on the same bundles. Under TCG: only the differences mean something.
-t_cost() {
-  local n=10
-  bundle sdcost-sd cgroupspath="system.slice:testudo:sdcost" <<'S' || return 1
-true
+# Short-lived containers one after another, from a private mount namespace (as the bench and
+# podman call runtimes): systemd stops an emptied scope and removes its cgroup by itself, racing
+# run's own clean-up. Before the fix, 4 to 6 of 30 such runs failed reading the vanished
+# cgroup.events (ENOENT or ENODEV); in the initial mount namespace the race was not seen.
+t_short_lived() {
+  local id=sdshort i fails
+  # No cgroupsPath: each gets the driver's default, system.slice:testudo:<id>.
+  bundle $id dropns=cgroup <<'S' || return 1
+cat /proc/self/cgroup
 S
-  bundle sdcost-fs <<'S' || return 1
-true
-S
-  # cost NAME RUNTIME [FLAG]: mean ms of create and of delete -f over n containers.
-  cost() {
-    local name=$1 rt=$2 flag=${3:-} b=$work/sdcost-fs i t0 t1 c=0 d=0
-    [ -n "$flag" ] && b=$work/sdcost-sd
-    for ((i = 0; i <= n; i++)); do
-      t0=$EPOCHREALTIME
-      $rt --root /run/testudo-vm-cost $flag create --bundle "$b" cost$i >/dev/null 2>&1 || { fail "$name create: $($rt --root /run/testudo-vm-cost $flag create --bundle "$b" cost$i 2>&1)"; return 1; }
-      t1=$EPOCHREALTIME
-      $rt --root /run/testudo-vm-cost delete -f cost$i >/dev/null 2>&1 || { fail "$name delete"; return 1; }
-      # The first is a warm-up.
-      [ $i -gt 0 ] || continue
-      c=$(awk -v c=$c -v a=$t0 -v b=$t1 'BEGIN { print c + b - a }'); d=$(awk -v c=$d -v a=$t1 -v b=$EPOCHREALTIME 'BEGIN { print c + b - a }')
+  fails=$(unshare -m --propagation private bash -c '
+    f=0
+    for ((i = 0; i < 30; i++)); do
+      "$1" --systemd-cgroup --root "$2" run --bundle "$3/$4" $4-$i > "$3/$4-$i.out" 2>&1 || f=$((f + 1))
     done
-    echo "    note: $name: create $(awk -v c=$c -v n=$n 'BEGIN { printf "%d", c * 1000 / n }') ms, delete -f $(awk -v c=$d -v n=$n 'BEGIN { printf "%d", c * 1000 / n }') ms (mean of $n, TCG)"
-  }
-  cost "testudo cgroupfs" "$BIN" || return 1
-  cost "testudo --systemd-cgroup" "$BIN" --systemd-cgroup || return 1
-  if command -v runc >/dev/null; then
-    cost "runc $(runc --version | head -n 1 | cut -d' ' -f3) cgroupfs" runc || return 1
-    cost "runc --systemd-cgroup" runc --systemd-cgroup || return 1
-  fi
+    echo $f' - "$BIN" "$STATE" "$work" $id)
+  for ((i = 0; i < 30; i++)); do
+    grep -qx "0::/system.slice/testudo-$id-$i.scope" "$work/$id-$i.out" ||
+      { fail "run $id-$i ($fails of 30 failed): $(cat "$work/$id-$i.out")"; return 1; }
+  done
+  [ "$fails" = 0 ] || { fail "$fails of 30 runs exited non-zero"; return 1; }
+  [ -z "$(ls "$STATE" | grep "^$id-")" ] || { fail "state left: $(ls "$STATE")"; return 1; }
+  no_unit_left
+}
+
+# What the driver costs: integration/bench/bench.py in smoke size, testudo, runc and crun each
+# with and without --systemd-cgroup; its table of what the driver adds is printed as notes. Any
+# runtime call that fails, or a unit or cgroup it leaves, fails the bench and so this test.
+t_cost() {
+  local out
+  out=$(python3 "$repo/integration/bench/bench.py" --smoke --testudo "$BIN" --cgroup-driver both --runtimes testudo,runc,crun \
+    --iterations 3 --batch 4 2>&1) || { fail "bench: $(echo "$out" | tail -n 15)"; return 1; }
+  echo "$out" | awk '/^#### What the systemd driver adds/ { f = 1; next } f && /^\|/ { print "    note: " $0; t = 1; next } t { exit }'
   no_unit_left
 }
 
@@ -338,8 +351,52 @@ TOML
   [ -z "$out" ] || { fail "scopes left: $out"; return 1; }
 }
 
+# podman with cgroup_manager = "systemd" (its default under systemd): conmon in a
+# scope of its own (outside a systemd unit), the container in machine.slice/libpod-<id>.scope
+# that testudo starts from cgroupsPath machine.slice:libpod:<id>.
+t_podman() {
+  local P=/run/testudo-vm-podman out rc cid pid show
+  mkdir -p $P/root $P/runroot $P/tmp
+  printf '[storage]\ndriver = "overlay"\nrunroot = "%s"\ngraphroot = "%s"\n' $P/runroot $P/root > $P/storage.conf
+  cat > $P/containers.conf <<EOF
+[containers]
+netns = "none"
+log_driver = "k8s-file"
+[engine]
+cgroup_manager = "systemd"
+events_logger = "file"
+events_logfile_path = "$P/events.log"
+tmp_dir = "$P/tmp"
+runtime_supports_json = ["crun", "runc", "$(basename "$BIN")"]
+EOF
+  pm() { timeout 150 env CONTAINERS_CONF=$P/containers.conf CONTAINERS_STORAGE_CONF=$P/storage.conf \
+    podman --root $P/root --runroot $P/runroot --storage-driver overlay --runtime "$BIN" "$@"; }
+  has_line systemd "podman info: cgroup manager" "$(pm info --format '{{.Host.CgroupManager}}' 2>&1)" || return 1
+  out=$(pm load -i "$TESTUDO_SD_IMAGE" 2>&1) || { fail "podman load: $out"; return 1; }
+  out=$(pm run --rm --network none --memory 32m testudo-busybox sh -c 'x=$(head -c 200000000 /dev/zero | tr "\0" a); echo survived' 2>&1); rc=$?
+  [ $rc -eq 137 ] || { fail "run --memory 32m allocating 200 MB: exit $rc, not 137: $out"; return 1; }
+  cid=$(pm run -d --network none --memory 48m --pids-limit 40 testudo-busybox sleep 300 2>&1) || { fail "run -d: $cid"; return 1; }
+  pid=$(pm inspect -f '{{.State.Pid}}' "$cid")
+  has_line "0::/machine.slice/libpod-$cid.scope" "the container's cgroup" "$(cat /proc/$pid/cgroup)" || { pm rm -f "$cid"; return 1; }
+  show=$(systemctl show libpod-$cid.scope -p ActiveState -p MemoryMax -p TasksMax -p Delegate)
+  for want in ActiveState=active MemoryMax=50331648 TasksMax=40 Delegate=yes; do
+    has_line "$want" "systemctl show libpod-$cid.scope" "$show" || { pm rm -f "$cid"; return 1; }
+  done
+  # (conmon stays in the test's own unit: podman makes no conmon scope when INVOCATION_ID says it
+  # runs under systemd already.)
+  has_line 50331648 "memory.max inside (exec)" "$(pm exec "$cid" cat /sys/fs/cgroup/memory.max 2>&1)" || { pm rm -f "$cid"; return 1; }
+  out=$(pm update --memory 64m "$cid" 2>&1) || { fail "podman update: $out"; pm rm -f "$cid"; return 1; }
+  has_line MemoryMax=67108864 "systemctl show after podman update" "$(systemctl show libpod-$cid.scope -p MemoryMax)" || { pm rm -f "$cid"; return 1; }
+  has_line 67108864 "memory.max after podman update" "$(cat /sys/fs/cgroup/machine.slice/libpod-$cid.scope/memory.max)" || { pm rm -f "$cid"; return 1; }
+  out=$(pm stop -t 1 "$cid" 2>&1) || { fail "podman stop: $out"; pm rm -f "$cid"; return 1; }
+  out=$(pm rm "$cid" 2>&1) || { fail "podman rm: $out"; return 1; }
+  out=$(systemctl list-units --all --no-legend --plain 'libpod-*')
+  [ -z "$out" ] || { fail "units left after podman rm: $out"; return 1; }
+  [ ! -e /sys/fs/cgroup/machine.slice/libpod-$cid.scope ] || { fail "cgroup left"; return 1; }
+}
+
 setup_work systemd
-for t in systemd_is_pid1 scope oom update annotations unit_exists new_slice slice_unit bad_input killed_create cost docker cri; do
+for t in systemd_is_pid1 scope oom update annotations unit_exists new_slice slice_unit bad_input killed_create short_lived cost docker cri podman; do
   run_test "${t//_/ }" t_$t
 done
 finish
