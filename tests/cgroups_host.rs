@@ -194,6 +194,12 @@ fn v1_hierarchy(controller: &str) -> Option<PathBuf> {
     (hierarchy() != Path::new("/sys/fs/cgroup") && !available.split_whitespace().any(|c| c == controller) && dir.join("cgroup.procs").exists()).then_some(dir)
 }
 
+/// systemd's named v1 hierarchy, on a hybrid host that mounts it (this one does).
+fn systemd_hierarchy() -> Option<PathBuf> {
+    let dir = Path::new("/sys/fs/cgroup/systemd");
+    (hierarchy() != Path::new("/sys/fs/cgroup") && dir.join("cgroup.procs").exists()).then(|| dir.to_path_buf())
+}
+
 #[test]
 fn on_a_hybrid_host_limits_of_v1_controllers_are_enforced_in_v1() {
     if !require_root() {
@@ -208,7 +214,7 @@ fn on_a_hybrid_host_limits_of_v1_controllers_are_enforced_in_v1() {
     });
     // From inside: which cgroups the shell is in, then 30 forks under pids.max 10 (ash gives up
     // at the first fork that fails, so the subshell counts what it got).
-    let mut b = Bundle::new("grep -E '^[0-9]+:[a-z,]+:' /proc/self/cgroup; (for i in $(seq 30); do sleep 5 & echo forked; done) 2>/dev/null | grep -c forked");
+    let mut b = Bundle::new("grep -E '^[0-9]+:[a-z,=]+:' /proc/self/cgroup; (for i in $(seq 30); do sleep 5 & echo forked; done) 2>/dev/null | grep -c forked");
     b.config["linux"]["resources"] = resources.clone();
     // Without a cgroup namespace, so /proc/self/cgroup shows host paths.
     let ns: Vec<serde_json::Value> =
@@ -217,13 +223,16 @@ fn on_a_hybrid_host_limits_of_v1_controllers_are_enforced_in_v1() {
     let (code, out, err) = b.run();
     assert_eq!(code, 0, "{out} {err}");
     let rel = format!("/testudo/{}", b.id);
-    for c in ["pids", "memory", "cpu", "cpuset"] {
+    // systemd's own v1 hierarchy (name=systemd), where the host has it: joined as runc does,
+    // or a hybrid systemd host files the container under its caller's unit there.
+    let named = systemd_hierarchy();
+    for c in ["pids", "memory", "cpu", "cpuset"].into_iter().chain(named.as_ref().map(|_| "name=systemd")) {
         let inside = out.lines().any(|l| l.split(':').nth(1).is_some_and(|x| x.split(',').any(|x| x == c)) && l.ends_with(&format!(":{rel}")));
         assert!(inside, "not in the v1 {c} cgroup {rel}: {out}");
     }
     let forked: usize = out.lines().last().and_then(|n| n.trim().parse().ok()).unwrap_or(99);
     assert!(forked < 10, "pids.max 10 let {forked} of 30 forks through: {out}");
-    for h in [&pids, &memory, &cpu] {
+    for h in [&pids, &memory, &cpu].into_iter().chain(named.as_ref()) {
         assert!(!h.join(&rel[1..]).exists(), "v1 cgroup left behind in {h:?} by run");
     }
 
@@ -244,11 +253,14 @@ fn on_a_hybrid_host_limits_of_v1_controllers_are_enforced_in_v1() {
     assert!(b.testudo(&["exec", "--detach", &b.id, "sleep", "100"]).status.success());
     assert_eq!(host(&pids, "cgroup.procs").lines().count(), 2, "the exec'd process is in the v1 pids cgroup too");
     assert_eq!(host(&memory, "cgroup.procs").lines().count(), 2, "the exec'd process is in the v1 memory cgroup too");
+    if let Some(named) = &named {
+        assert_eq!(host(named, "cgroup.procs").lines().count(), 2, "the init and the exec'd process in name=systemd");
+    }
     // update reaches the v1 file.
     assert!(b.testudo(&["update", "--pids-limit", "7", &b.id]).status.success());
     assert_eq!(host(&pids, "pids.max"), "7");
     assert!(b.testudo(&["delete", "--force", &b.id]).status.success());
-    for h in [&pids, &memory, &cpu] {
+    for h in [&pids, &memory, &cpu].into_iter().chain(named.as_ref()) {
         assert!(!h.join(&rel[1..]).exists(), "v1 cgroup left behind in {h:?}");
     }
 }

@@ -29,6 +29,8 @@ use crate::error::{Context, Error, Result};
 /// net_cls and net_prio exist only in v1.
 const CONTROLLERS: [&str; 9] = ["cpu", "cpuacct", "cpuset", "memory", "pids", "blkio", "devices", "net_cls", "net_prio"];
 const V1_ROOT: &str = "/sys/fs/cgroup";
+/// Where a hybrid host mounts the name=systemd hierarchy.
+const SYSTEMD_HIERARCHY: &str = "systemd";
 
 /// Where `controller` is bound to a v1 hierarchy on this host (with the v2 hierarchy at
 /// `v2_root` not offering it), the hierarchy's mount point.
@@ -82,6 +84,14 @@ impl Legacy {
             }
             seen.push(real.clone());
             dirs.push((c, real.join(rel)));
+        }
+        // systemd's own hierarchy (no controller) on a hybrid host: systemd mirrors its units
+        // there, and what reads it (systemd-cgls, a systemd inside the container, cgroup v1
+        // tools) takes a process's unit from it. Without joining it the container's processes
+        // stay in the caller's (docker.service's, containerd's) cgroup there. runc joins it too.
+        let named = Path::new(V1_ROOT).join(SYSTEMD_HIERARCHY);
+        if statfs(&named).is_ok_and(|s| s.filesystem_type() == CGROUP_SUPER_MAGIC) && nix::unistd::access(&named, nix::unistd::AccessFlags::W_OK).is_ok() {
+            dirs.push(("name=systemd", named.join(rel)));
         }
         Legacy { dirs }
     }
