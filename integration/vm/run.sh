@@ -33,6 +33,16 @@ case ${TESTUDO_VM_INIT:-busybox} in
   systemd) INIT_ARGS="testudo.init=systemd systemd.unit=testudo-vm.target systemd.unified_cgroup_hierarchy=1" ;;
   *) echo "TESTUDO_VM_INIT=$TESTUDO_VM_INIT: busybox or systemd" >&2; exit 2 ;;
 esac
+# The cgroup layout: v2 (cgroup2 alone, every controller) or, with systemd as pid 1, hybrid:
+# systemd mounts the v1 controllers and its own tracking hierarchy, cgroup2 at
+# /sys/fs/cgroup/unified (as on hosts that still boot with systemd.unified_cgroup_hierarchy=0).
+case ${TESTUDO_VM_CGROUP:-v2} in
+  v2) CGROUP_ARGS="cgroup_no_v1=all" ;;
+  hybrid)
+    [ "${TESTUDO_VM_INIT:-}" = systemd ] || { echo "TESTUDO_VM_CGROUP=hybrid needs TESTUDO_VM_INIT=systemd" >&2; exit 2; }
+    CGROUP_ARGS="testudo.cgroup=hybrid"; INIT_ARGS=${INIT_ARGS/unified_cgroup_hierarchy=1/unified_cgroup_hierarchy=0} ;;
+  *) echo "TESTUDO_VM_CGROUP=$TESTUDO_VM_CGROUP: v2 or hybrid" >&2; exit 2 ;;
+esac
 case ${TESTUDO_VM_LSM:-apparmor} in
   apparmor) LSM_ARGS="apparmor=1 security=apparmor" ;;
   selinux) LSM_ARGS="selinux=1 security=selinux" ;;
@@ -158,7 +168,10 @@ r=/newroot
 mnt() { busybox mkdir -p "$r$4" && busybox mount -t "$1" -o "$2" "$3" "$r$4" || fail "mount $1 on $4"; }
 mnt proc nosuid,nodev,noexec proc /proc
 mnt sysfs nosuid,nodev,noexec sysfs /sys
-mnt cgroup2 nosuid,nodev,noexec cgroup2 /sys/fs/cgroup
+case " $(busybox cat /proc/cmdline) " in
+*" testudo.cgroup=hybrid "*) ;;  # systemd mounts the hybrid layout itself
+*) mnt cgroup2 nosuid,nodev,noexec cgroup2 /sys/fs/cgroup ;;
+esac
 mnt securityfs nosuid,nodev,noexec securityfs /sys/kernel/security
 mnt devtmpfs nosuid,mode=0755 devtmpfs /dev
 mnt devpts nosuid,noexec,newinstance,ptmxmode=0666,mode=0620,gid=5 devpts /dev/pts
@@ -279,7 +292,7 @@ timeout --kill-after=10 "$TIMEOUT" qemu-system-x86_64 \
   -m "$MEM" -object "memory-backend-memfd,id=mem,size=$MEM,share=on" -numa node,memdev=mem \
   -nodefaults -no-user-config -display none -no-reboot \
   -kernel "$KDIR/vmlinuz" -initrd "$run/initrd" \
-  -append "console=ttyS0 quiet loglevel=4 panic=-1 rdinit=/init cgroup_no_v1=all $LSM_ARGS $INIT_ARGS random.trust_cpu=on mitigations=off" \
+  -append "console=ttyS0 quiet loglevel=4 panic=-1 rdinit=/init $CGROUP_ARGS $LSM_ARGS $INIT_ARGS random.trust_cpu=on mitigations=off" \
   -chardev "socket,id=vfs,path=$run/vfs.sock" -device vhost-user-fs-pci,chardev=vfs,tag=hostroot \
   -serial "file:$run/console" -serial "file:$run/out" -serial "file:$run/err" -serial "file:$run/status" \
   > "$run/qemu.log" 2>&1 &

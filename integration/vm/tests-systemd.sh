@@ -225,6 +225,38 @@ PY
   no_unit_left
 }
 
+# On a host that still boots systemd's hybrid layout (TESTUDO_VM_CGROUP=hybrid: v1 controllers,
+# systemd's tracking in cgroup2 at /sys/fs/cgroup/unified and in name=systemd): the container is
+# in its scope in every hierarchy systemd gives the scope, name=systemd included, its limits are
+# in the v1 files and enforced, and delete leaves no unit and no directory in any hierarchy.
+t_hybrid() {
+  local id=sdhy pid cg h out
+  [ "$(stat -f -c %T /sys/fs/cgroup/unified)" = cgroup2fs ] && [ -d /sys/fs/cgroup/memory ] || { fail "not the hybrid layout: $(mount | grep cgroup)"; return 1; }
+  bundle $id cgroupspath="system.slice:testudo:$id" dropns=cgroup resources='{"memory": {"limit": 33554432}, "pids": {"limit": 30}}' <<'S' || return 1
+grep -E '^[0-9]+:(name=systemd|memory|pids):' /proc/self/cgroup
+sh -c 'x=$(head -c 200000000 /dev/zero | tr "\0" a); echo survived'
+echo child=$?
+S
+  tsd create --bundle "$work/$id" $id > "$work/$id.out" 2> "$work/$id.err" || { fail "create: $(cat "$work/$id.err")"; return 1; }
+  pid=$(init_pid $id)
+  cg=$(cat /proc/$pid/cgroup)
+  for h in "" name=systemd memory pids; do
+    grep -q "^[0-9]*:$h:/system.slice/testudo-$id.scope\$" <<<"$cg" || { fail "the init is not in the scope in ${h:-cgroup2}: $cg"; cleanup $id; return 1; }
+  done
+  has_line 33554432 "v1 memory.limit_in_bytes" "$(cat /sys/fs/cgroup/memory/system.slice/testudo-$id.scope/memory.limit_in_bytes)" || { cleanup $id; return 1; }
+  has_line 30 "v1 pids.max" "$(cat /sys/fs/cgroup/pids/system.slice/testudo-$id.scope/pids.max)" || { cleanup $id; return 1; }
+  has_line MemoryMax=33554432 "systemctl show" "$(systemctl show testudo-$id.scope -p MemoryMax)" || { cleanup $id; return 1; }
+  tu start $id || { cleanup $id; return 1; }
+  wait_for 30 '[ "$(status_of $id)" = stopped ]' || { fail "did not stop"; cleanup $id; return 1; }
+  out=$(cat "$work/$id.out")
+  has_line child=137 "the allocating child under the v1 limit" "$out" || { cleanup $id; return 1; }
+  has_line "name=systemd:/system.slice/testudo-$id.scope" "/proc/self/cgroup inside" "$(grep name=systemd <<<"$out" | cut -d: -f2-)" || { cleanup $id; return 1; }
+  tu delete $id || { fail "delete"; return 1; }
+  out=$(ls -d /sys/fs/cgroup/*/system.slice/testudo-$id.scope 2>/dev/null)
+  [ -z "$out" ] || { fail "cgroups left: $out"; return 1; }
+  no_unit_left
+}
+
 # What the driver costs: create and delete of `true`, N times each way, testudo and runc (the
 # host's), on the same bundles. Under TCG: only the differences mean something.
 # Short-lived containers one after another, from a private mount namespace (as the bench and
@@ -396,7 +428,10 @@ EOF
 }
 
 setup_work systemd
-for t in systemd_is_pid1 scope oom update annotations unit_exists new_slice slice_unit bad_input killed_create short_lived cost docker cri podman; do
+tests="systemd_is_pid1 scope oom update annotations unit_exists new_slice slice_unit bad_input killed_create short_lived cost docker cri podman"
+# A guest booted with systemd's hybrid layout (TESTUDO_VM_CGROUP=hybrid) runs the hybrid test.
+[ "$(stat -f -c %T /sys/fs/cgroup)" = cgroup2fs ] || tests="systemd_is_pid1 hybrid"
+for t in $tests; do
   run_test "${t//_/ }" t_$t
 done
 finish
