@@ -4,7 +4,7 @@
     bench.py [--iterations N] [--smoke] [--runtimes testudo,runc,crun,youki] [--json FILE]
              [--cgroup-driver cgroupfs|systemd|both]
 
-See README.md beside this file for what is measured, how, and why. Python 3 standard library
+See "Performance" in the top-level README.md for what is measured, how, and why. Python 3 standard library
 only; run as root. Any runtime failure (non-zero exit, time-out, container left behind) stops
 the benchmark with that runtime's stderr and a non-zero exit: no numbers are printed then.
 """
@@ -165,7 +165,7 @@ class Runtime:
         # youki 0.7.0 `run` blocks signals only once the container is started, then sigwait()s
         # for SIGCHLD: a container that exits before that (/bin/true, under load) is never
         # noticed and youki hangs, deaf to SIGTERM (it forwards it). Starting youki with SIGCHLD
-        # already blocked keeps that SIGCHLD pending; it costs nothing. See README.md.
+        # already blocked keeps that SIGCHLD pending; it costs nothing.
         self.block_sigchld = name == "youki" and YOUKI_SIGCHLD_WORKAROUND
         self.count_name = name + ("-sd" if systemd else "")
 

@@ -35,7 +35,7 @@ t_systemd_is_pid1() {
   [ "$comm" = systemd ] || { fail "pid 1 is $comm"; return 1; }
   [ -S /run/dbus/system_bus_socket ] || { fail "no system bus socket"; return 1; }
   state=$(systemctl is-system-running 2>&1)
-  echo "    note: systemd $(systemctl --version | head -n 1 | cut -d' ' -f2), is-system-running: $state; failed units: $(systemctl --failed --no-legend --plain | cut -d' ' -f1 | tr '\n' ' ')"
+  echo "    note: systemd $(systemctl --version | head -n 1 | cut -d' ' -f2) booted to the tests in $(cut -d' ' -f1 /proc/uptime) s (guest clock, TCG), is-system-running: $state; failed units: $(systemctl --failed --no-legend --plain | cut -d' ' -f1 | tr '\n' ' ')"
 }
 
 # The container is in system.slice/testudo-ID.scope from its first instruction; the scope has
