@@ -16,7 +16,8 @@ here=$(cd "$(dirname "$0")/../.." && pwd)
 . "$here/integration/vm/harness.sh"
 # The guest runs the host's systemd and dbus-daemon from the shared root.
 # The engines and the bench's peers run from it too.
-pkgs="systemd dbus docker.io containerd podman catatonit runc crun time"
+# dbus-user-session: the user's bus of the rootless test's user manager; uidmap: rootless podman.
+pkgs="systemd dbus dbus-user-session uidmap docker.io containerd podman catatonit runc crun time"
 if ! dpkg -s $pkgs >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 $pkgs >/dev/null ||
     { apt-get update -qq -o DPkg::Lock::Timeout=600 &&
