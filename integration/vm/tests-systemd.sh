@@ -530,8 +530,44 @@ S
   [ -z "$(rl_units)" ] || { fail "user units left: $(rl_units)"; return 1; }
 }
 
+# Rootless podman with its default cgroup manager under systemd (systemd: it passes
+# --systemd-cgroup and user.slice:libpod:<id>), testudo as its runtime: the container in the user
+# manager's libpod-<id>.scope with its memory limit, podman rm leaves no unit.
+t_rootless_podman() {
+  local H=/home/$RL_USER out rc cid pid show base=/user.slice/user-$RL_UID.slice/user@$RL_UID.service
+  rl_user || return 1
+  install -o $RL_USER -m 600 "$TESTUDO_SD_IMAGE" $H/image.tar || return 1
+  install -d -o $RL_USER $H/.config $H/.config/containers || return 1
+  cat > $H/.config/containers/containers.conf <<EOF
+[containers]
+netns = "none"
+log_driver = "k8s-file"
+[engine]
+events_logger = "file"
+runtime_supports_json = ["crun", "runc", "$(basename "$BIN")"]
+EOF
+  chown $RL_USER $H/.config/containers/containers.conf
+  rpm() { rl timeout 150 podman --runtime "$BIN" "$@"; }
+  has_line systemd "rootless podman info: cgroup manager" "$(rpm info --format '{{.Host.CgroupManager}}' 2>&1)" || return 1
+  out=$(rpm load -i $H/image.tar 2>&1) || { fail "podman load: $out"; return 1; }
+  out=$(rpm run --rm --memory 32m testudo-busybox sh -c 'cat /sys/fs/cgroup/memory.max; x=$(head -c 200000000 /dev/zero | tr "\0" a); echo survived' 2>&1); rc=$?
+  [ $rc -eq 137 ] || { fail "run --memory 32m allocating 200 MB: exit $rc, not 137: $out"; return 1; }
+  has_line 33554432 "memory.max inside" "$out" || return 1
+  cid=$(rpm run -d --memory 48m --pids-limit 40 testudo-busybox sleep 300 2>&1) || { fail "run -d: $cid"; return 1; }
+  pid=$(rpm inspect -f '{{.State.Pid}}' "$cid")
+  has_line "0::$base/user.slice/libpod-$cid.scope" "the container's cgroup" "$(cat /proc/$pid/cgroup)" || { rpm rm -f "$cid"; return 1; }
+  show=$(rl systemctl --user show libpod-$cid.scope -p ActiveState -p MemoryMax -p TasksMax -p Delegate)
+  for want in ActiveState=active MemoryMax=50331648 TasksMax=40 Delegate=yes; do
+    has_line "$want" "systemctl --user show libpod-$cid.scope" "$show" || { rpm rm -f "$cid"; return 1; }
+  done
+  out=$(rpm rm -f "$cid" 2>&1) || { fail "podman rm -f: $out"; return 1; }
+  out=$(rl systemctl --user list-units --all --no-legend --plain 'libpod-*' 2>&1 | grep -v conmon)
+  [ -z "$out" ] || { fail "units left after podman rm: $out"; return 1; }
+  [ ! -e /sys/fs/cgroup$base/user.slice/libpod-$cid.scope ] || { fail "cgroup left"; return 1; }
+}
+
 setup_work systemd
-tests="systemd_is_pid1 scope oom update annotations unit_exists new_slice slice_unit bad_input killed_create short_lived rootless_user_bus cost docker cri podman"
+tests="systemd_is_pid1 scope oom update annotations unit_exists new_slice slice_unit bad_input killed_create short_lived rootless_user_bus cost docker cri podman rootless_podman"
 # A guest booted with systemd's hybrid layout (TESTUDO_VM_CGROUP=hybrid) runs the hybrid test.
 [ "$(stat -f -c %T /sys/fs/cgroup)" = cgroup2fs ] || tests="systemd_is_pid1 hybrid"
 for t in $tests; do
