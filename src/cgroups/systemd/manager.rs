@@ -253,6 +253,26 @@ mod tests {
     }
 
     #[test]
+    fn cgroups_from_the_control_group_properties() {
+        let bus = fake_bus("control-group", OK, |m| match (m.member.as_deref(), m.path.as_deref()) {
+            (Some("GetUnit"), _) => vec![reply(m, None, vec![Value::Path("/org/freedesktop/systemd1/unit/testudo_2dc1_2escope".into())])],
+            (Some("Get"), Some(PATH)) if m.body == [Value::str(IFACE), Value::str("ControlGroup")] => {
+                vec![reply(m, None, vec![Value::variant(Value::str("/user.slice/user-2001.slice/user@2001.service"))])]
+            }
+            (Some("Get"), Some("/org/freedesktop/systemd1/unit/testudo_2dc1_2escope")) if m.body[0] == Value::str("org.freedesktop.systemd1.Scope") => {
+                vec![reply(m, None, vec![Value::variant(Value::str("/user.slice/user-2001.slice/user@2001.service/user.slice/testudo-c1.scope"))])]
+            }
+            (Some("Get"), _) => vec![reply(m, None, vec![Value::variant(Value::str(""))])],
+            _ => common(m, "done"),
+        });
+        let mut mgr = Manager::open(&bus).expect("connect");
+        assert_eq!(mgr.control_group().expect("manager").as_str(), "/user.slice/user-2001.slice/user@2001.service");
+        assert_eq!(mgr.unit_control_group("testudo-c1.scope").expect("scope"), "/user.slice/user-2001.slice/user@2001.service/user.slice/testudo-c1.scope");
+        let e = mgr.unit_control_group("testudo-c1.slice").expect_err("no cgroup").to_string();
+        assert_eq!(e, "systemd unit testudo-c1.slice has no cgroup (its ControlGroup is empty)");
+    }
+
+    #[test]
     fn stopping_a_unit_systemd_forgot_is_done() {
         let bus = fake_bus("stop-gone", OK, |m| match m.member.as_deref() {
             Some("StopUnit" | "ResetFailedUnit") => vec![reply(m, Some(NO_SUCH_UNIT), vec![Value::str("Unit t-6.scope not loaded.")])],

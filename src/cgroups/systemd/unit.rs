@@ -1,7 +1,8 @@
 //! `linux.cgroupsPath` under the systemd driver: `slice:prefix:name`, as runc reads it.
 //!
-//! - the slice: empty means `system.slice` (`user.slice` of the user's manager, rootless); `-.slice` is the root slice; a dash nests, so
-//!   `a-b-c.slice` lives at `a.slice/a-b.slice/a-b-c.slice` (systemd's own rule);
+//! - the slice: empty means `system.slice` (`user.slice` of the user's manager, rootless);
+//!   `-.slice` is the root slice; a dash nests, so `a-b-c.slice` lives at
+//!   `a.slice/a-b.slice/a-b-c.slice` (systemd's own rule);
 //! - the unit: `<prefix>-<name>.scope`, or `name` itself when it ends in `.slice`;
 //! - the cgroup: the expanded slice, then the unit (below the user's manager's own cgroup,
 //!   rootless, where the driver reads it from systemd instead).
