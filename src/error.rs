@@ -23,6 +23,10 @@ impl Error {
         Error { msg: msg.into(), errno: Some(errno) }
     }
 
+    pub fn errno(&self) -> Option<Errno> {
+        self.errno
+    }
+
     pub fn context(self, ctx: impl fmt::Display) -> Self {
         Error { msg: format!("{ctx}: {}", self.msg), errno: self.errno }
     }

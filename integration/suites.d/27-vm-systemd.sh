@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# limit: 480 (normally ~4 min: a boot of systemd as pid 1 and the driver's tests, Docker, the CRI,
-# podman, the bench; then a boot of systemd's hybrid layout, ~40 s)
+# limit: 620 (normally ~5-6 min: a boot of systemd as pid 1 and the driver's tests, rootless on the
+# user's manager, Docker, the CRI, podman and rootless podman, the bench; then a boot of systemd's
+# hybrid layout, ~40 s)
 # The systemd cgroup driver (`--systemd-cgroup`) against a real systemd: the test VM boots
 # Debian's systemd as pid 1 with the system bus (integration/vm/run.sh, TESTUDO_VM_INIT=systemd)
 # and integration/vm/tests-systemd.sh runs containers in transient scopes there: placement,
 # properties, OOM, update, annotations, a unit that exists, a new slice, bad input, a killed
-# create, short-lived runs, what the driver costs against runc's and crun's (bench.py), Docker
+# create, short-lived runs, rootless on a user's systemd manager (the user's bus), what the driver
+# costs against runc's and crun's (bench.py), Docker
 # choosing the systemd driver itself, containerd's CRI with SystemdCgroup = true, podman with
-# cgroup_manager = "systemd". A second boot with systemd's hybrid layout (TESTUDO_VM_CGROUP=hybrid)
+# cgroup_manager = "systemd", rootless podman with it (its default). A second boot with systemd's hybrid layout (TESTUDO_VM_CGROUP=hybrid)
 # checks placement in the v1 hierarchies and name=systemd. Prints every check's line and each
 # boot's closing `N passed, N failed`; exits non-zero on any failure, including a VM that cannot
 # boot.
@@ -16,14 +18,16 @@ here=$(cd "$(dirname "$0")/../.." && pwd)
 . "$here/integration/vm/harness.sh"
 # The guest runs the host's systemd and dbus-daemon from the shared root.
 # The engines and the bench's peers run from it too.
-pkgs="systemd dbus docker.io containerd podman catatonit runc crun time"
+# dbus-user-session: the user's bus of the rootless test's user manager; uidmap: rootless podman.
+pkgs="systemd dbus dbus-user-session uidmap docker.io containerd podman catatonit runc crun time"
 if ! dpkg -s $pkgs >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 $pkgs >/dev/null ||
     { apt-get update -qq -o DPkg::Lock::Timeout=600 &&
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 $pkgs >/dev/null; } ||
     { echo "not ok - apt-get install $pkgs"; echo "0 passed, 1 failed"; exit 1; }
 fi
-export TESTUDO_VM_TIMEOUT=${TESTUDO_VM_TIMEOUT:-330}
-vm_suite "VM systemd" "${VM_SUITE_TIMEOUT:-370}" "$here/integration/vm/tests-systemd.sh" "$@"; rc=$?
+# The rootless tests add ~90 s to the ~285 s the others took on a loaded host (the bench 133 s).
+export TESTUDO_VM_TIMEOUT=${TESTUDO_VM_TIMEOUT:-450}
+vm_suite "VM systemd" "${VM_SUITE_TIMEOUT:-490}" "$here/integration/vm/tests-systemd.sh" "$@"; rc=$?
 TESTUDO_VM_CGROUP=hybrid TESTUDO_VM_TIMEOUT=90 vm_suite "VM systemd hybrid" 100 "$here/integration/vm/tests-systemd.sh" "$@" || rc=1
 exit $rc

@@ -427,8 +427,158 @@ EOF
   [ ! -e /sys/fs/cgroup/machine.slice/libpod-$cid.scope ] || { fail "cgroup left"; return 1; }
 }
 
+# Rootless --systemd-cgroup (rootless podman's default): an unprivileged user whose systemd
+# manager runs (loginctl enable-linger), testudo run by that user under its manager
+# (systemd-run --user --scope, as podman arranges) with only XDG_RUNTIME_DIR to find the user's
+# bus. The container's scope is the user manager's: below user@UID.service, in its user.slice,
+# with the memory limit in the file and in the unit; delete leaves no unit and no cgroup. Run
+# outside the manager's subtree, or with a limit whose controller is not delegated, create fails
+# saying so and leaves no state.
+RL_UID=2001 RL_USER=testudo-vm-rl
+rl_user() {
+  id -u $RL_USER >/dev/null 2>&1 && return 0
+  useradd --uid $RL_UID --create-home --shell /bin/sh $RL_USER || { fail "useradd"; return 1; }
+  echo "$RL_USER:400000:65536" >> /etc/subuid && echo "$RL_USER:400000:65536" >> /etc/subgid || return 1
+  loginctl enable-linger $RL_USER || { fail "loginctl enable-linger"; return 1; }
+  wait_for 90 'systemctl is-active -q user@$RL_UID.service && [ -S /run/user/$RL_UID/bus ]' ||
+    { fail "user@$RL_UID.service or its bus: $(systemctl status user@$RL_UID.service 2>&1 | tail -n 8)"; return 1; }
+  # The user reads the rootfs and runs the binary in the work dir (mktemp's, 0700).
+  chmod 755 "$work"
+}
+# rl CMD…: CMD as the user, with the environment a login gives it (no DBUS_SESSION_BUS_ADDRESS:
+# testudo finds the bus in XDG_RUNTIME_DIR, as sd-bus does).
+rl() {
+  setpriv --reuid $RL_UID --regid "$(id -g $RL_USER)" --init-groups \
+    env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/home/$RL_USER USER=$RL_USER XDG_RUNTIME_DIR=/run/user/$RL_UID "$@"
+}
+# rl_bundle ID RESOURCES: `testudo spec --rootless` as the user, on the shared rootfs.
+rl_bundle() {
+  mkdir -p "$work/$1" && chown $RL_USER "$work/$1" || return 1
+  rl "$BIN" spec --rootless --bundle "$work/$1" || { fail "spec --rootless"; return 1; }
+  rl python3 - "$work/$1/config.json" "$work/rootfs" "$2" <<'PY' || { fail "edit $1's config"; return 1; }
+import json, sys
+path, rootfs, resources = sys.argv[1:]
+c = json.load(open(path))
+c["root"]["path"] = rootfs
+c["process"]["terminal"] = False
+c["process"]["args"] = ["sh", "-c", "cat /proc/self/cgroup; echo hello"]
+c["linux"]["resources"] = json.loads(resources)
+json.dump(c, open(path, "w"))
+PY
+}
+# rl_create ID [DRIVER]: create as the user, from a scope of the user's manager, with
+# --systemd-cgroup (or DRIVER's flags: "" for none); prints the seconds create itself took
+# (inside the scope: systemd-run's own cost left out). Its output (and the container's) goes to
+# ID/out, its errors to ID/err.
+rl_create() {
+  rl systemd-run --user --scope --quiet bash -c '
+    t0=$EPOCHREALTIME
+    "$0" $3 create --bundle "$1" "$2" > "$1/out" 2> "$1/err" || exit 1
+    awk -v a=$t0 -v b=$EPOCHREALTIME "BEGIN { printf \"%.3f\", b - a }"' "$BIN" "$work/$1" "$1" "${2---systemd-cgroup}"
+}
+rl_status() { rl "$BIN" state "$1" 2>/dev/null | sed -n 's/.*"status": *"\([a-z]*\)".*/\1/p'; }
+rl_units() { rl systemctl --user list-units --all --no-legend --plain 'testudo-*' 2>&1 || true; }
+t_rootless_user_bus() {
+  local id=sdrl pid cg show took took2 rtook ntook out err base
+  rl_user || return 1
+  base=/user.slice/user-$RL_UID.slice/user@$RL_UID.service
+  rl_bundle $id '{"memory": {"limit": 33554432}, "pids": {"limit": 40}}' || return 1
+  took=$(rl_create $id) || { fail "create: $(cat "$work/$id/err" 2>&1)"; return 1; }
+  pid=$(rl "$BIN" state $id | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
+  [ -n "$pid" ] || { fail "no pid: $(rl "$BIN" state $id 2>&1)"; rl "$BIN" delete --force $id; return 1; }
+  cg=$(cat /proc/$pid/cgroup)
+  has_line "0::$base/user.slice/testudo-$id.scope" "the init's cgroup" "$cg" || { rl "$BIN" delete --force $id; return 1; }
+  has_line 33554432 "memory.max of the scope" "$(cat /sys/fs/cgroup$base/user.slice/testudo-$id.scope/memory.max)" || { rl "$BIN" delete --force $id; return 1; }
+  has_line 40 "pids.max of the scope" "$(cat /sys/fs/cgroup$base/user.slice/testudo-$id.scope/pids.max)" || { rl "$BIN" delete --force $id; return 1; }
+  has_line "$pid" "the scope holds only the init (the placeholder is gone)" "$(cat /sys/fs/cgroup$base/user.slice/testudo-$id.scope/cgroup.procs)" || { rl "$BIN" delete --force $id; return 1; }
+  show=$(rl systemctl --user show testudo-$id.scope -p ActiveState -p Slice -p MemoryMax -p TasksMax -p Delegate 2>&1)
+  for want in ActiveState=active Slice=user.slice MemoryMax=33554432 TasksMax=40 Delegate=yes; do
+    has_line "$want" "systemctl --user show" "$show" || { rl "$BIN" delete --force $id; return 1; }
+  done
+  grep -q '"user_bus":"/run/user/'$RL_UID'/bus"' /run/user/$RL_UID/testudo/$id/cgroup.json ||
+    { fail "cgroup.json: $(cat /run/user/$RL_UID/testudo/$id/cgroup.json)"; rl "$BIN" delete --force $id; return 1; }
+  # update goes to the same bus: systemd's property and the file.
+  out=$(rl "$BIN" update --memory 64m $id 2>&1) || { fail "update: $out"; rl "$BIN" delete --force $id; return 1; }
+  has_line MemoryMax=67108864 "systemctl --user show after update" "$(rl systemctl --user show testudo-$id.scope -p MemoryMax)" || { rl "$BIN" delete --force $id; return 1; }
+  rl "$BIN" start $id || { fail "start"; rl "$BIN" delete --force $id; return 1; }
+  wait_for 20 '[ "$(rl_status $id)" = stopped ]' || { fail "did not stop"; rl "$BIN" delete --force $id; return 1; }
+  has_line hello "the container's output" "$(cat "$work/$id/out")" || { rl "$BIN" delete --force $id; return 1; }
+  out=$(rl "$BIN" delete $id 2>&1) || { fail "delete: $out"; return 1; }
+  [ ! -e /sys/fs/cgroup$base/user.slice/testudo-$id.scope ] || { fail "scope cgroup left"; return 1; }
+  [ -z "$(rl_units)" ] || { fail "user units left: $(rl_units)"; return 1; }
+  [ ! -e /run/user/$RL_UID/testudo/$id ] || { fail "state left"; return 1; }
+  # The same create under the system manager, for the cost of the user's bus.
+  bundle sdrlroot cgroupspath="system.slice:testudo:sdrlroot" resources='{"memory": {"limit": 33554432}, "pids": {"limit": 40}}' <<'S' || return 1
+true
+S
+  local t0=$EPOCHREALTIME
+  tsd create --bundle "$work/sdrlroot" sdrlroot > /dev/null 2>&1 || { fail "root create"; cleanup sdrlroot; return 1; }
+  rtook=$(awk -v a=$t0 -v b=$EPOCHREALTIME 'BEGIN { printf "%.3f", b - a }')
+  cleanup sdrlroot
+  # Again rootless under the driver: the first create ran cold (the first in the user's manager,
+  # which may start its user.slice then; the first from this binary and rootfs).
+  rl_bundle sdrl1 '{"memory": {"limit": 33554432}, "pids": {"limit": 40}}' || return 1
+  took2=$(rl_create sdrl1) || { fail "second create: $(cat "$work/sdrl1/err")"; rl "$BIN" delete --force sdrl1; return 1; }
+  rl "$BIN" delete --force sdrl1 || { fail "delete sdrl1"; return 1; }
+  # And rootless without the driver (no limit, so no cgroup: the user namespace's own cost).
+  rl_bundle sdrl0 '{}' || return 1
+  ntook=$(rl_create sdrl0 "") || { fail "create without the driver: $(cat "$work/sdrl0/err")"; rl "$BIN" delete --force sdrl0; return 1; }
+  rl "$BIN" delete --force sdrl0 || { fail "delete sdrl0"; return 1; }
+  echo "    note: create took $took s rootless under --systemd-cgroup (user's bus; the first, cold), then $took2 s;" \
+    "$ntook s rootless without a cgroup; $rtook s as root under --systemd-cgroup (system bus); TCG"
+
+  # Outside the user's manager (here: the test's own system unit), create says what to do.
+  rl_bundle sdrl2 '{"memory": {"limit": 33554432}}' || return 1
+  err=$(rl "$BIN" --systemd-cgroup create --bundle "$work/sdrl2" sdrl2 2>&1) && { fail "created outside the manager"; rl "$BIN" delete --force sdrl2; return 1; }
+  case $err in *"outside the user's systemd manager's "*"$base"*"systemd-run --user --scope"*) ;; *) fail "outside: $err"; return 1 ;; esac
+  [ ! -e /run/user/$RL_UID/testudo/sdrl2 ] || { fail "state left"; return 1; }
+  # A limit whose controller user@.service does not delegate (io, on Debian 12): named.
+  rl_bundle sdrl3 '{"blockIO": {"weight": 500}}' || return 1
+  rl_create sdrl3 >/dev/null && { fail "created with io"; rl "$BIN" delete --force sdrl3; return 1; }
+  err=$(cat "$work/sdrl3/err")
+  case $err in *"linux.resources.blockIO needs the io controller, which is not delegated to the user's systemd manager"*) ;; *) fail "io: $err"; return 1 ;; esac
+  [ ! -e /run/user/$RL_UID/testudo/sdrl3 ] || { fail "state left"; return 1; }
+  [ -z "$(rl_units)" ] || { fail "user units left: $(rl_units)"; return 1; }
+}
+
+# Rootless podman with its default cgroup manager under systemd (systemd: it passes
+# --systemd-cgroup and user.slice:libpod:<id>), testudo as its runtime: the container in the user
+# manager's libpod-<id>.scope with its memory limit, podman rm leaves no unit.
+t_rootless_podman() {
+  local H=/home/$RL_USER out rc cid pid show base=/user.slice/user-$RL_UID.slice/user@$RL_UID.service
+  rl_user || return 1
+  install -o $RL_USER -m 600 "$TESTUDO_SD_IMAGE" $H/image.tar || return 1
+  install -d -o $RL_USER $H/.config $H/.config/containers || return 1
+  cat > $H/.config/containers/containers.conf <<EOF
+[containers]
+netns = "none"
+log_driver = "k8s-file"
+[engine]
+events_logger = "file"
+runtime_supports_json = ["crun", "runc", "$(basename "$BIN")"]
+EOF
+  chown $RL_USER $H/.config/containers/containers.conf
+  rpm() { rl timeout 150 podman --runtime "$BIN" "$@"; }
+  has_line systemd "rootless podman info: cgroup manager" "$(rpm info --format '{{.Host.CgroupManager}}' 2>&1)" || return 1
+  out=$(rpm load -i $H/image.tar 2>&1) || { fail "podman load: $out"; return 1; }
+  out=$(rpm run --rm --memory 32m testudo-busybox sh -c 'cat /sys/fs/cgroup/memory.max; x=$(head -c 200000000 /dev/zero | tr "\0" a); echo survived' 2>&1); rc=$?
+  [ $rc -eq 137 ] || { fail "run --memory 32m allocating 200 MB: exit $rc, not 137: $out"; return 1; }
+  has_line 33554432 "memory.max inside" "$out" || return 1
+  cid=$(rpm run -d --memory 48m --pids-limit 40 testudo-busybox sleep 300 2>&1) || { fail "run -d: $cid"; return 1; }
+  pid=$(rpm inspect -f '{{.State.Pid}}' "$cid")
+  has_line "0::$base/user.slice/libpod-$cid.scope" "the container's cgroup" "$(cat /proc/$pid/cgroup)" || { rpm rm -f "$cid"; return 1; }
+  show=$(rl systemctl --user show libpod-$cid.scope -p ActiveState -p MemoryMax -p TasksMax -p Delegate)
+  for want in ActiveState=active MemoryMax=50331648 TasksMax=40 Delegate=yes; do
+    has_line "$want" "systemctl --user show libpod-$cid.scope" "$show" || { rpm rm -f "$cid"; return 1; }
+  done
+  out=$(rpm rm -f "$cid" 2>&1) || { fail "podman rm -f: $out"; return 1; }
+  out=$(rl systemctl --user list-units --all --no-legend --plain 'libpod-*' 2>&1 | grep -v conmon)
+  [ -z "$out" ] || { fail "units left after podman rm: $out"; return 1; }
+  [ ! -e /sys/fs/cgroup$base/user.slice/libpod-$cid.scope ] || { fail "cgroup left"; return 1; }
+}
+
 setup_work systemd
-tests="systemd_is_pid1 scope oom update annotations unit_exists new_slice slice_unit bad_input killed_create short_lived cost docker cri podman"
+tests="systemd_is_pid1 scope oom update annotations unit_exists new_slice slice_unit bad_input killed_create short_lived rootless_user_bus cost docker cri podman rootless_podman"
 # A guest booted with systemd's hybrid layout (TESTUDO_VM_CGROUP=hybrid) runs the hybrid test.
 [ "$(stat -f -c %T /sys/fs/cgroup)" = cgroup2fs ] || tests="systemd_is_pid1 hybrid"
 for t in $tests; do

@@ -56,7 +56,7 @@ fn check_on(r: &LinuxResources, v1: &dyn Fn(&str) -> bool) -> Result<()> {
 }
 
 /// The controllers the resources need, each with the resource that asks for it.
-fn needs(r: &LinuxResources) -> Vec<Need> {
+pub fn needs(r: &LinuxResources) -> Vec<Need> {
     let mut out: Vec<Need> = Vec::new();
     let mut need = |c: &str, why: &'static str| {
         if !out.iter().any(|(have, _)| have == c) {

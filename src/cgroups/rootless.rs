@@ -72,7 +72,7 @@ fn limits(r: Option<&LinuxResources>) -> Vec<String> {
 }
 
 /// Refuse a device rule that denies less than everything (see the module doc).
-fn check_devices(rules: &[LinuxDeviceCgroup]) -> Result<()> {
+pub fn check_devices(rules: &[LinuxDeviceCgroup]) -> Result<()> {
     use oci_spec::runtime::LinuxDeviceType as T;
     for (i, d) in rules.iter().enumerate() {
         let all = matches!(d.typ(), None | Some(T::A)) && d.major().is_none_or(|m| m == -1) && d.minor().is_none_or(|m| m == -1);

@@ -23,9 +23,6 @@ pub struct Created {
 }
 
 pub fn create(g: &Global, opts: &CreateOpts, id: &str, mode: StartBy) -> Result<Created> {
-    if g.systemd_cgroup && g.rootless {
-        return Err(Error::new("--systemd-cgroup: the systemd cgroup driver of a rootless testudo (the user's bus) is not supported yet"));
-    }
     let dir = Dir::create(&g.root, id)?;
     match build(g, opts, &dir, mode) {
         Ok((prepared, launched)) => Ok(Created { dir, prepared, launched }),

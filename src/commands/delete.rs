@@ -35,7 +35,7 @@ pub fn run(g: &Global, d: &Delete) -> Result<i32> {
 /// directory kept, so that another delete can finish the job.
 pub fn clean_up_creating(dir: &Dir) -> Result<()> {
     match state::read_cgroup(&dir.file(container::CGROUP_FILE))? {
-        Some(CgroupRecord { path, unit: Some(unit), made: true }) => cgroups::systemd::destroy(&path, &unit)?,
+        Some(CgroupRecord { path, unit: Some(unit), made: true, user_bus }) => cgroups::systemd::destroy(&path, &unit, user_bus.as_deref())?,
         // A unit the create did not start (one of that name was there): not this container's.
         Some(CgroupRecord { unit: Some(_), .. }) => {}
         Some(r) => Cgroup::at(r.path).destroy(r.made)?,
@@ -61,7 +61,7 @@ fn kill_init(facts: &Facts) -> Result<()> {
 pub fn destroy(dir: &Dir, facts: &Facts) -> Result<()> {
     let record = state::read_cgroup(&dir.file(container::CGROUP_FILE))?;
     match (&facts.cgroup, record) {
-        (Some(path), Some(CgroupRecord { unit: Some(unit), made: true, .. })) => cgroups::systemd::destroy(path, &unit)?,
+        (Some(path), Some(CgroupRecord { unit: Some(unit), made: true, user_bus, .. })) => cgroups::systemd::destroy(path, &unit, user_bus.as_deref())?,
         (Some(_), Some(CgroupRecord { unit: Some(_), .. })) => {}
         // A container created before cgroup.json was recorded made its cgroup.
         (Some(path), r) => Cgroup::at(path.clone()).destroy(r.is_none_or(|r| r.made))?,

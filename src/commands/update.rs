@@ -35,8 +35,8 @@ pub fn run(g: &Global, u: &Update) -> Result<i32> {
         Vec::new()
     };
     let cg = super::cgroup(&facts, "update")?;
-    if let Some(unit) = crate::cgroups::systemd::recorded_unit(&dir.file(container::CGROUP_FILE))? {
-        crate::cgroups::systemd::update(&unit, &cg, &r)?;
+    if let Some((unit, user_bus)) = crate::cgroups::systemd::recorded_unit(&dir.file(container::CGROUP_FILE))? {
+        crate::cgroups::systemd::update(&unit, user_bus.as_deref(), &cg, &r)?;
     }
     resources::apply(&cg, &r, &nodes, true)?;
     Ok(0)

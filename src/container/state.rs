@@ -44,6 +44,10 @@ pub struct CgroupRecord {
     /// The systemd unit (`--systemd-cgroup`) that owns the cgroup: delete stops it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
+    /// The socket of the user's bus whose systemd manager owns `unit` (rootless); none, in
+    /// records before it existed too: the system bus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_bus: Option<String>,
 }
 
 pub fn read_cgroup(path: &Path) -> Result<Option<CgroupRecord>> {
@@ -144,6 +148,23 @@ mod tests {
         Observed { have_state: true, proc, fifo, frozen }
     }
     const ALIVE: Option<ProcFacts> = Some(ProcFacts { start: 42, zombie: false });
+
+    #[test]
+    fn cgroup_records_old_and_new() {
+        // Before the user's bus: a unit is the system bus's.
+        let old: CgroupRecord =
+            serde_json::from_str(r#"{"path":"/sys/fs/cgroup/system.slice/testudo-c1.scope","made":true,"unit":"testudo-c1.scope"}"#).expect("old");
+        assert_eq!((old.unit.as_deref(), old.user_bus), (Some("testudo-c1.scope"), None));
+        let cgroupfs: CgroupRecord = serde_json::from_str(r#"{"path":"/sys/fs/cgroup/testudo/c1","made":false}"#).expect("cgroupfs");
+        assert_eq!((cgroupfs.unit, cgroupfs.user_bus), (None, None));
+        let system = CgroupRecord { path: "/x".into(), made: true, unit: Some("u.scope".into()), user_bus: None };
+        assert_eq!(serde_json::to_string(&system).expect("json"), r#"{"path":"/x","made":true,"unit":"u.scope"}"#, "as before");
+        let user = CgroupRecord { user_bus: Some("/run/user/2001/bus".into()), ..system };
+        let json = serde_json::to_string(&user).expect("json");
+        assert_eq!(json, r#"{"path":"/x","made":true,"unit":"u.scope","user_bus":"/run/user/2001/bus"}"#);
+        let back: CgroupRecord = serde_json::from_str(&json).expect("back");
+        assert_eq!(back.user_bus.as_deref(), Some("/run/user/2001/bus"));
+    }
 
     #[test]
     fn status_from_facts() {

@@ -1,4 +1,5 @@
-//! A connection to the system bus: a unix socket, SASL EXTERNAL with our uid, `Hello`, then
+//! A connection to a bus (the system bus, or the user's: `address`): a unix socket, SASL EXTERNAL
+//! with our uid as the bus sees it, `Hello`, then
 //! method calls answered in order. Synchronous: a call writes its message and reads until the
 //! reply with its serial arrives; signals read meanwhile are kept for `wait_signal`. Every wait
 //! has a deadline, so a bus that stops answering is an error, never a hung create.
@@ -10,8 +11,6 @@ use std::time::{Duration, Instant};
 use super::message::{Kind, Message};
 use super::wire::Value;
 use crate::error::{Error, Result};
-
-pub const SYSTEM_BUS: &str = "/run/dbus/system_bus_socket";
 
 /// How long a call may take before the bus is declared unresponsive (libdbus uses 25 s).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(25);
@@ -27,31 +26,15 @@ pub struct Conn {
     replies: Vec<Message>,
 }
 
-/// The socket of the system bus: `DBUS_SYSTEM_BUS_ADDRESS` (its first `unix:path=` address) or
-/// the well-known path.
-pub fn system_bus_path() -> Result<String> {
-    bus_path(std::env::var("DBUS_SYSTEM_BUS_ADDRESS").ok().as_deref())
-}
-
-fn bus_path(addr: Option<&str>) -> Result<String> {
-    let Some(addr) = addr else { return Ok(SYSTEM_BUS.to_string()) };
-    for one in addr.split(';') {
-        if let Some(rest) = one.strip_prefix("unix:") {
-            if let Some(path) = rest.split(',').find_map(|kv| kv.strip_prefix("path=")) {
-                return Ok(path.to_string());
-            }
-        }
-    }
-    Err(Error::new(format!("DBUS_SYSTEM_BUS_ADDRESS {addr:?}: only unix:path= addresses are supported")))
-}
-
 impl Conn {
     pub fn open(path: &str) -> Result<Conn> {
         let sock = UnixStream::connect(path).map_err(|e| io_error(&format!("d-bus {path}: connect"), e))?;
         let mut c = Conn { sock, bus: path.to_string(), serial: 0, buf: Vec::new(), signals: Vec::new(), replies: Vec::new() };
         // SASL EXTERNAL (the bus checks our uid against SO_PEERCRED), BEGIN and Hello in one
-        // write, as sd-bus does: the bus reads what follows AUTH only once it has said OK.
-        let uid = nix::unistd::getuid().as_raw().to_string();
+        // write, as sd-bus does: the bus reads what follows AUTH only once it has said OK. The
+        // bus runs outside our user namespace (rootless podman calls us as its root): it sees
+        // the uid that ours maps to there, so that is the one to claim.
+        let uid = crate::linux::idmap::outer_uid().map_err(|e| e.context(format!("d-bus {path}: authenticate")))?.to_string();
         let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
         let mut bytes = format!("\0AUTH EXTERNAL {hex}\r\nBEGIN\r\n").into_bytes();
         let (hello, encoded) = c.message("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "Hello", vec![]);
@@ -218,14 +201,6 @@ fn io_error(what: &str, e: std::io::Error) -> Error {
 mod tests {
     use super::*;
     use crate::dbus::testbus::{fake_bus, reply};
-
-    #[test]
-    fn bus_address() {
-        assert_eq!(bus_path(Some("unix:path=/tmp/x,guid=1;tcp:host=a")).ok().as_deref(), Some("/tmp/x"));
-        assert_eq!(bus_path(Some("tcp:host=a;unix:guid=2,path=/tmp/z")).ok().as_deref(), Some("/tmp/z"));
-        assert!(bus_path(Some("unix:abstract=/tmp/y")).expect_err("abstract").to_string().contains("only unix:path= addresses"));
-        assert_eq!(bus_path(None).ok().as_deref(), Some(SYSTEM_BUS));
-    }
 
     #[test]
     fn an_error_reply_names_bus_method_error_and_message() {

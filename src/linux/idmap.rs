@@ -1,6 +1,6 @@
 //! User namespace id maps: validated at create, written by the parent into /proc/<pid>/uid_map
 //! and gid_map (the child cannot write a map naming ids it does not own); the user namespaces of
-//! idmapped mounts.
+//! idmapped mounts; the id this process has outside its own user namespace.
 
 use std::os::fd::OwnedFd;
 
@@ -39,6 +39,25 @@ pub fn validate(kind: &str, maps: &[LinuxIdMapping]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// This process's uid as the parent user namespace sees it (as a bus reading SO_PEERCRED on the
+/// host does): the uid itself in the initial namespace, else mapped through /proc/self/uid_map.
+pub fn outer_uid() -> Result<u32> {
+    let uid = nix::unistd::getuid().as_raw();
+    let map = std::fs::read_to_string("/proc/self/uid_map").context("read /proc/self/uid_map")?;
+    outer(&map, uid).ok_or_else(|| Error::new(format!("/proc/self/uid_map maps no outer id for uid {uid}")))
+}
+
+/// The id `map` (a uid_map or gid_map as read from /proc: inside, outside, count per line) gives
+/// `id` outside.
+pub fn outer(map: &str, id: u32) -> Option<u32> {
+    map.lines().find_map(|l| {
+        let f: Vec<u64> = l.split_whitespace().map(str::parse).collect::<std::result::Result<_, _>>().ok()?;
+        let [inside, outside, n] = f[..] else { return None };
+        let id = u64::from(id);
+        (inside <= id && id < inside + n).then(|| u32::try_from(outside + (id - inside)).ok()).flatten()
+    })
 }
 
 pub fn render(maps: &[LinuxIdMapping]) -> String {
@@ -105,6 +124,19 @@ mod tests {
     fn accepts_several_disjoint_ranges() {
         assert!(validate("uid", &[m(0, 100000, 1000), m(1000, 1000, 1), m(1001, 101001, 64535)]).is_ok());
         assert_eq!(render(&[m(0, 100000, 65536)]), "0 100000 65536\n");
+    }
+
+    #[test]
+    fn the_outer_id_through_a_map() {
+        assert_eq!(outer("         0          0 4294967295\n", 1000), Some(1000), "the initial namespace");
+        // Rootless podman's namespace: root is the user, the rest its subordinate range.
+        let podman = "         0       1000          1\n         1     100000      65536\n";
+        assert_eq!(outer(podman, 0), Some(1000));
+        assert_eq!(outer(podman, 1), Some(100000));
+        assert_eq!(outer(podman, 65536), Some(165535));
+        assert_eq!(outer(podman, 65537), None, "unmapped");
+        assert_eq!(outer("", 0), None);
+        assert_eq!(outer("garbage\n0 2001 1\n", 0), Some(2001));
     }
 
     #[test]

@@ -128,7 +128,7 @@ pub fn prepare(root: &Path, rootless: bool, systemd: bool, opts: &CreateOpts, di
     std::fs::write(dir.file(container::CONFIG_FILE), &bundle.bytes).context("save config.json")?;
 
     let (cg, scope_placeholder) = if systemd {
-        let (cg, placeholder) = cgroups::systemd::create(&dir.file(container::CGROUP_FILE), linux, &dir.id, spec.annotations().as_ref())?;
+        let (cg, placeholder) = cgroups::systemd::create(&dir.file(container::CGROUP_FILE), linux, &dir.id, spec.annotations().as_ref(), rootless)?;
         (Some(cg), placeholder)
     } else {
         (make_cgroup(linux, dir, rootless, &ns)?, None)
@@ -181,7 +181,7 @@ fn make_cgroup(linux: &oci_spec::runtime::Linux, dir: &Dir, rootless: bool, ns: 
     }
     // Recorded before anything is made: a create killed from here on leaves delete what to remove.
     let made = Cgroup::claim(&cg_path)?;
-    state::write(&dir.file(container::CGROUP_FILE), &CgroupRecord { path: cg_path.clone(), made, unit: None })?;
+    state::write(&dir.file(container::CGROUP_FILE), &CgroupRecord { path: cg_path.clone(), made, unit: None, user_bus: None })?;
     let cg = Cgroup::create(cg_path, made)?;
     let none = oci_spec::runtime::LinuxResources::default();
     let r = linux.resources().as_ref().unwrap_or(&none);

@@ -1,5 +1,6 @@
-//! org.freedesktop.systemd1.Manager over the system bus: the four calls the driver makes, each
-//! followed, when it queues a job, by a wait for that job's JobRemoved signal. The match for the
+//! org.freedesktop.systemd1.Manager over the system bus (the host's systemd) or the user's bus
+//! (the user's systemd manager, rootless): the calls the driver makes, each followed, when it
+//! queues a job, by a wait for that job's JobRemoved signal. The match for the
 //! signal is added before the call, so a job that finishes before its reply is read is not
 //! missed (`Conn` keeps signals read while waiting for a reply).
 
@@ -24,9 +25,16 @@ pub struct Manager {
     watching_jobs: bool,
 }
 
+const PROPERTIES: &str = "org.freedesktop.DBus.Properties";
+
 impl Manager {
-    pub fn connect() -> Result<Manager> {
-        Manager::open(&crate::dbus::conn::system_bus_path()?)
+    /// The manager on the user's bus at `user_bus`, or the host's on the system bus (None).
+    pub fn connect(user_bus: Option<&str>) -> Result<Manager> {
+        let Some(path) = user_bus else { return Manager::open(&crate::dbus::address::system_bus_path()?) };
+        Manager::open(path).map_err(|e| match e.errno() {
+            Some(nix::errno::Errno::ENOENT | nix::errno::Errno::ECONNREFUSED) => e.context(no_user_manager(path)),
+            _ => e,
+        })
     }
 
     fn open(bus: &str) -> Result<Manager> {
@@ -53,6 +61,36 @@ impl Manager {
             self.watching_jobs = true;
         }
         self.conn.reply(serial, &format!("{IFACE}.{member}"))
+    }
+
+    /// Properties.Get of a string property: `iface`'s `name` on the object `path`.
+    fn get_str(&mut self, path: &str, iface: &str, name: &str) -> Result<String> {
+        let body = self.conn.try_call(DEST, path, PROPERTIES, "Get", vec![Value::str(iface), Value::str(name)])??;
+        match body.first() {
+            Some(Value::Variant(v)) if v.as_str().is_some() => Ok(v.as_str().unwrap_or_default().to_string()),
+            other => Err(Error::new(format!("d-bus {}: {PROPERTIES}.Get {iface}.{name} of {path}: not a string: {other:?}", self.conn.bus))),
+        }
+    }
+
+    /// The manager's own cgroup (`ControlGroup` of the Manager): the root of what it may manage,
+    /// `/user.slice/user-UID.slice/user@UID.service` for a user's manager, relative to the
+    /// hierarchy root.
+    pub fn control_group(&mut self) -> Result<String> {
+        self.get_str(PATH, IFACE, "ControlGroup")
+    }
+
+    /// The cgroup of a started unit (its `ControlGroup`, relative to the hierarchy root): the
+    /// object path from GetUnit, then the property of its type's interface (Scope or Slice).
+    pub fn unit_control_group(&mut self, unit: &str) -> Result<String> {
+        let object = self.call("GetUnit", vec![Value::str(unit)])??;
+        let object =
+            object.first().and_then(Value::as_str).ok_or_else(|| Error::new(format!("systemd GetUnit {unit}: the reply names no object")))?.to_string();
+        let iface = if unit.ends_with(".slice") { "org.freedesktop.systemd1.Slice" } else { "org.freedesktop.systemd1.Scope" };
+        let cg = self.get_str(&object, iface, "ControlGroup")?;
+        if cg.is_empty() {
+            return Err(Error::new(format!("systemd unit {unit} has no cgroup (its ControlGroup is empty)")));
+        }
+        Ok(cg)
     }
 
     /// Wait for the job `reply` names to be removed; any result but "done" is an error.
@@ -119,6 +157,16 @@ impl Manager {
         self.call("SetUnitProperties", vec![Value::str(unit), Value::Bool(true), properties::encode(props)])??;
         Ok(())
     }
+}
+
+/// What to do when the user's bus is not there: the user has no systemd manager running.
+fn no_user_manager(path: &str) -> String {
+    let uid = crate::linux::idmap::outer_uid().map_or_else(|_| "UID".to_string(), |u| u.to_string());
+    format!(
+        "rootless --systemd-cgroup: the user's bus {path} does not answer, so no systemd user manager (user@{uid}.service) is there to own the container's scope: \
+         run in a login session of this user, or let its manager run without one (loginctl enable-linger <user>), and set XDG_RUNTIME_DIR=/run/user/{uid}; \
+         or use the cgroupfs driver (no --systemd-cgroup)"
+    )
 }
 
 #[cfg(test)]
@@ -202,6 +250,26 @@ mod tests {
             e,
             format!("d-bus {bus}: org.freedesktop.systemd1.Manager.StartTransientUnit: org.freedesktop.DBus.Error.PropertyReadOnly: Cannot set property AllowedCPUs, or unknown property.")
         );
+    }
+
+    #[test]
+    fn cgroups_from_the_control_group_properties() {
+        let bus = fake_bus("control-group", OK, |m| match (m.member.as_deref(), m.path.as_deref()) {
+            (Some("GetUnit"), _) => vec![reply(m, None, vec![Value::Path("/org/freedesktop/systemd1/unit/testudo_2dc1_2escope".into())])],
+            (Some("Get"), Some(PATH)) if m.body == [Value::str(IFACE), Value::str("ControlGroup")] => {
+                vec![reply(m, None, vec![Value::variant(Value::str("/user.slice/user-2001.slice/user@2001.service"))])]
+            }
+            (Some("Get"), Some("/org/freedesktop/systemd1/unit/testudo_2dc1_2escope")) if m.body[0] == Value::str("org.freedesktop.systemd1.Scope") => {
+                vec![reply(m, None, vec![Value::variant(Value::str("/user.slice/user-2001.slice/user@2001.service/user.slice/testudo-c1.scope"))])]
+            }
+            (Some("Get"), _) => vec![reply(m, None, vec![Value::variant(Value::str(""))])],
+            _ => common(m, "done"),
+        });
+        let mut mgr = Manager::open(&bus).expect("connect");
+        assert_eq!(mgr.control_group().expect("manager").as_str(), "/user.slice/user-2001.slice/user@2001.service");
+        assert_eq!(mgr.unit_control_group("testudo-c1.scope").expect("scope"), "/user.slice/user-2001.slice/user@2001.service/user.slice/testudo-c1.scope");
+        let e = mgr.unit_control_group("testudo-c1.slice").expect_err("no cgroup").to_string();
+        assert_eq!(e, "systemd unit testudo-c1.slice has no cgroup (its ControlGroup is empty)");
     }
 
     #[test]

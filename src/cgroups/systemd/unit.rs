@@ -1,9 +1,11 @@
 //! `linux.cgroupsPath` under the systemd driver: `slice:prefix:name`, as runc reads it.
 //!
-//! - the slice: empty means `system.slice`; `-.slice` is the root slice; a dash nests, so
-//!   `a-b-c.slice` lives at `a.slice/a-b.slice/a-b-c.slice` (systemd's own rule);
+//! - the slice: empty means `system.slice` (`user.slice` of the user's manager, rootless);
+//!   `-.slice` is the root slice; a dash nests, so `a-b-c.slice` lives at
+//!   `a.slice/a-b.slice/a-b-c.slice` (systemd's own rule);
 //! - the unit: `<prefix>-<name>.scope`, or `name` itself when it ends in `.slice`;
-//! - the cgroup: the expanded slice, then the unit.
+//! - the cgroup: the expanded slice, then the unit (below the user's manager's own cgroup,
+//!   rootless, where the driver reads it from systemd instead).
 //!
 //! An empty cgroupsPath is `:testudo:<id>`.
 
@@ -21,14 +23,16 @@ pub struct Unit {
     pub cgroup: PathBuf,
 }
 
-const DEFAULT_SLICE: &str = "system.slice";
+/// The slice of a scope whose cgroupsPath names none, on the system bus.
+pub const DEFAULT_SLICE: &str = "system.slice";
 
 impl Unit {
     pub fn is_slice(&self) -> bool {
         self.name.ends_with(".slice")
     }
 
-    pub fn parse(cgroups_path: Option<&str>, id: &str) -> Result<Unit> {
+    /// `default_slice`: the slice when cgroupsPath names none (the manager's, see the module doc).
+    pub fn parse(cgroups_path: Option<&str>, id: &str, default_slice: &str) -> Result<Unit> {
         let path = cgroups_path.filter(|p| !p.is_empty());
         let (slice, prefix, name) = match path {
             None => ("", "testudo", id),
@@ -49,7 +53,7 @@ impl Unit {
         if name.contains('/') || prefix.contains('/') {
             return Err(Error::new(format!("{}: a unit name cannot contain '/'", what())));
         }
-        let slice = if slice.is_empty() { DEFAULT_SLICE } else { slice };
+        let slice = if slice.is_empty() { default_slice } else { slice };
         let unit = if name.ends_with(".slice") { name.to_string() } else { format!("{prefix}-{name}.scope") };
         let cgroup = expand(slice).map_err(|e| e.context(what()))?.join(&unit);
         Ok(Unit { slice: slice.to_string(), name: unit, cgroup })
@@ -85,7 +89,7 @@ mod tests {
     use super::*;
 
     fn unit(p: &str) -> Unit {
-        Unit::parse(Some(p), "c1").expect(p)
+        Unit::parse(Some(p), "c1", DEFAULT_SLICE).expect(p)
     }
 
     #[test]
@@ -114,24 +118,26 @@ mod tests {
         let u = unit("a.slice:ignored:a-pod.slice");
         assert!(u.is_slice());
         assert_eq!((u.name.as_str(), u.cgroup.to_str()), ("a-pod.slice", Some("a.slice/a-pod.slice")));
-        let u = Unit::parse(None, "c1").expect("default");
+        let u = Unit::parse(None, "c1", DEFAULT_SLICE).expect("default");
         assert_eq!(u.cgroup, PathBuf::from("system.slice/testudo-c1.scope"));
-        assert_eq!(Unit::parse(Some(""), "c1").ok(), Some(u));
+        assert_eq!(Unit::parse(Some(""), "c1", DEFAULT_SLICE).ok(), Some(u));
+        let u = Unit::parse(Some(":podman:abc"), "c1", "user.slice").expect("the user's manager");
+        assert_eq!((u.slice.as_str(), u.cgroup.to_str()), ("user.slice", Some("user.slice/podman-abc.scope")), "rootless: user.slice, as runc");
     }
 
     #[test]
     fn what_runc_refuses() {
-        let e = Unit::parse(Some("/sys/fs/cgroup/x"), "c1").expect_err("a path").to_string();
+        let e = Unit::parse(Some("/sys/fs/cgroup/x"), "c1", DEFAULT_SLICE).expect_err("a path").to_string();
         assert_eq!(e, "cgroupsPath \"/sys/fs/cgroup/x\": with --systemd-cgroup it must have the form slice:prefix:name (as \"system.slice:docker:<id>\")");
-        assert!(Unit::parse(Some("a:b:c:d"), "c1").is_err());
+        assert!(Unit::parse(Some("a:b:c:d"), "c1", DEFAULT_SLICE).is_err());
         assert_eq!(
-            Unit::parse(Some("system.slice:p:"), "c1").expect_err("no name").to_string(),
+            Unit::parse(Some("system.slice:p:"), "c1", DEFAULT_SLICE).expect_err("no name").to_string(),
             "cgroupsPath \"system.slice:p:\": the name (after the second colon) is empty"
         );
         assert_eq!(
-            Unit::parse(Some("system:p:n"), "c1").expect_err("not a slice").to_string(),
+            Unit::parse(Some("system:p:n"), "c1", DEFAULT_SLICE).expect_err("not a slice").to_string(),
             "cgroupsPath \"system:p:n\": slice \"system\": a slice name ends in \".slice\""
         );
-        assert!(Unit::parse(Some("system.slice:p:a/b"), "c1").is_err());
+        assert!(Unit::parse(Some("system.slice:p:a/b"), "c1", DEFAULT_SLICE).is_err());
     }
 }
