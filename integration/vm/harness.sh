@@ -52,7 +52,10 @@ vm_suite() {
   timeout --kill-after=20 "$bound" bash "$@" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
   if ! grep -Eq '^[0-9]+ passed, [0-9]+ failed' "$log"; then
-    if [ "$rc" -eq 124 ]; then echo "not ok - the $name suite ran past $bound s"
+    # run.sh exits 124 too when the guest hits its own TESTUDO_VM_TIMEOUT, saying so first.
+    if grep -q '^vm: the guest ran past' "$log"; then
+      echo "not ok - the $name guest ran past its own timeout (TESTUDO_VM_TIMEOUT ${TESTUDO_VM_TIMEOUT:-900} s)"
+    elif [ "$rc" -eq 124 ]; then echo "not ok - the $name suite ran past $bound s"
     else echo "not ok - the $name run ended (status $rc) without its closing line"; fi
     echo "0 passed, 1 failed"
     [ "$rc" -ne 0 ] || rc=1

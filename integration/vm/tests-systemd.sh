@@ -451,18 +451,21 @@ rl() {
   setpriv --reuid $RL_UID --regid "$(id -g $RL_USER)" --init-groups \
     env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/home/$RL_USER USER=$RL_USER XDG_RUNTIME_DIR=/run/user/$RL_UID "$@"
 }
-# rl_bundle ID RESOURCES: `testudo spec --rootless` as the user, on the shared rootfs.
+# rl_bundle ID RESOURCES [CGROUPS_PATH]: `testudo spec --rootless` as the user, on the shared
+# rootfs.
 rl_bundle() {
   mkdir -p "$work/$1" && chown $RL_USER "$work/$1" || return 1
   rl "$BIN" spec --rootless --bundle "$work/$1" || { fail "spec --rootless"; return 1; }
-  rl python3 - "$work/$1/config.json" "$work/rootfs" "$2" <<'PY' || { fail "edit $1's config"; return 1; }
+  rl python3 - "$work/$1/config.json" "$work/rootfs" "$2" "${3-}" <<'PY' || { fail "edit $1's config"; return 1; }
 import json, sys
-path, rootfs, resources = sys.argv[1:]
+path, rootfs, resources, cgroups_path = sys.argv[1:]
 c = json.load(open(path))
 c["root"]["path"] = rootfs
 c["process"]["terminal"] = False
 c["process"]["args"] = ["sh", "-c", "cat /proc/self/cgroup; echo hello"]
 c["linux"]["resources"] = json.loads(resources)
+if cgroups_path:
+    c["linux"]["cgroupsPath"] = cgroups_path
 json.dump(c, open(path, "w"))
 PY
 }
@@ -541,6 +544,40 @@ S
   [ -z "$(rl_units)" ] || { fail "user units left: $(rl_units)"; return 1; }
 }
 
+# Rootless, the slice rules on the user's manager: a slice nobody made is made on demand below
+# user@UID.service (nested by its dashes), and a name ending in .slice is a transient slice unit
+# of the user's manager that the container is cloned into; delete stops the scope or the slice
+# unit, and leaves no cgroup of either.
+t_rootless_slices() {
+  local id=sdrlsl pid out base=/user.slice/user-$RL_UID.slice/user@$RL_UID.service
+  rl_user || return 1
+  rl_bundle $id '{"pids": {"limit": 30}}' "testudo-rl.slice:testudo:$id" || return 1
+  rl_create $id >/dev/null || { fail "create in a new slice: $(cat "$work/$id/err")"; return 1; }
+  pid=$(rl "$BIN" state $id | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
+  has_line "0::$base/testudo.slice/testudo-rl.slice/testudo-$id.scope" "the init's cgroup" "$(cat /proc/$pid/cgroup)" ||
+    { rl "$BIN" delete --force $id; return 1; }
+  has_line 30 "pids.max of the scope" "$(cat /sys/fs/cgroup$base/testudo.slice/testudo-rl.slice/testudo-$id.scope/pids.max)" ||
+    { rl "$BIN" delete --force $id; return 1; }
+  out=$(rl "$BIN" delete --force $id 2>&1) || { fail "delete: $out"; return 1; }
+  [ ! -e /sys/fs/cgroup$base/testudo.slice/testudo-rl.slice/testudo-$id.scope ] || { fail "scope cgroup left"; return 1; }
+  echo "    note: after delete, the user's slice is $(rl systemctl --user show testudo-rl.slice -p ActiveState --value) (kept, as the system manager keeps one)"
+  rl systemctl --user stop testudo-rl.slice
+  id=sdrlslu
+  rl_bundle $id '{"pids": {"limit": 31}}' "testudo.slice:ignored:testudo-rlsl.slice" || return 1
+  rl_create $id >/dev/null || { fail "create as a slice unit: $(cat "$work/$id/err")"; return 1; }
+  pid=$(rl "$BIN" state $id | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
+  has_line "0::$base/testudo.slice/testudo-rlsl.slice" "the init's cgroup" "$(cat /proc/$pid/cgroup)" ||
+    { rl "$BIN" delete --force $id; return 1; }
+  has_line 31 "pids.max of the slice" "$(cat /sys/fs/cgroup$base/testudo.slice/testudo-rlsl.slice/pids.max)" ||
+    { rl "$BIN" delete --force $id; return 1; }
+  has_line ActiveState=active "systemctl --user show testudo-rlsl.slice" "$(rl systemctl --user show testudo-rlsl.slice -p ActiveState)" ||
+    { rl "$BIN" delete --force $id; return 1; }
+  out=$(rl "$BIN" delete --force $id 2>&1) || { fail "delete: $out"; return 1; }
+  [ ! -e /sys/fs/cgroup$base/testudo.slice/testudo-rlsl.slice ] || { fail "the slice's cgroup is left"; return 1; }
+  [ -z "$(rl_units)" ] || { fail "user units left: $(rl_units)"; return 1; }
+  [ ! -e /run/user/$RL_UID/testudo/$id ] || { fail "state left"; return 1; }
+}
+
 # Rootless podman with its default cgroup manager under systemd (systemd: it passes
 # --systemd-cgroup and user.slice:libpod:<id>), testudo as its runtime: the container in the user
 # manager's libpod-<id>.scope with its memory limit, podman rm leaves no unit.
@@ -578,7 +615,7 @@ EOF
 }
 
 setup_work systemd
-tests="systemd_is_pid1 scope oom update annotations unit_exists new_slice slice_unit bad_input killed_create short_lived rootless_user_bus cost docker cri podman rootless_podman"
+tests="systemd_is_pid1 scope oom update annotations unit_exists new_slice slice_unit bad_input killed_create short_lived rootless_user_bus rootless_slices cost docker cri podman rootless_podman"
 # A guest booted with systemd's hybrid layout (TESTUDO_VM_CGROUP=hybrid) runs the hybrid test.
 [ "$(stat -f -c %T /sys/fs/cgroup)" = cgroup2fs ] || tests="systemd_is_pid1 hybrid"
 for t in $tests; do
