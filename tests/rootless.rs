@@ -367,6 +367,23 @@ fn rootless_uses_a_delegated_cgroup_for_limits_pause_and_kill() {
     // An exec'd process is born in the container's cgroup, the root of its cgroup namespace.
     let exec = ok(&inside(&["exec", &b.id, "cat", "/proc/self/cgroup"]), "exec");
     assert!(exec.lines().any(|l| l == "0::/"), "exec'd process outside the container's cgroup: {exec}");
+    // From outside the delegated subtree the kernel refuses the clone into the container's
+    // cgroup (the common ancestor is root's): an error naming both cgroups and what to do, and
+    // no process of the exec is left anywhere.
+    let procs = || std::fs::read_to_string(cg.join("cgroup.procs")).expect("cgroup.procs");
+    let before = procs();
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid", &u.uid.to_string(), "--regid", &u.gid.to_string(), "--clear-groups", "--", "env"])
+        .arg(format!("XDG_RUNTIME_DIR={}", u.xdg.display()))
+        .arg(binary())
+        .args(["exec", &b.id, "true"])
+        .current_dir(&b.dir);
+    let e = err(&output(c), "exec from outside the delegated cgroup");
+    // The log line escapes the quotes of the paths.
+    assert!(e.contains(&format!("into cgroup \\\"{}\\\" from cgroup \\\"/", cg.display())), "{e}");
+    assert!(e.contains("writing to their common ancestor's cgroup.procs is not allowed"), "{e}");
+    assert!(e.contains("permission denied"), "{e}");
+    assert_eq!(procs(), before, "the refused exec changed the container's cgroup");
     ok(&inside(&["pause", &b.id]), "pause");
     assert_eq!(std::fs::read_to_string(cg.join("cgroup.freeze")).expect("freeze").trim(), "1");
     let state: serde_json::Value = serde_json::from_slice(&ok(&inside(&["state", &b.id]), "state").into_bytes()).expect("state");

@@ -46,7 +46,13 @@ pub fn clone3(a: &Args) -> Result<Forked> {
     // child only returns into our own code, which ends in execve or _exit.
     let r = unsafe { libc::syscall(libc::SYS_clone3, &mut args as *mut libc::clone_args, std::mem::size_of::<libc::clone_args>()) };
     match r {
-        -1 => Err(Error::sys(describe(flags), Errno::last())),
+        -1 => {
+            let e = Errno::last();
+            match a.cgroup {
+                Some(fd) if e == Errno::EACCES => Err(Error::sys(into_cgroup_denied(describe(flags), fd), e)),
+                _ => Err(Error::sys(describe(flags), e)),
+            }
+        }
         0 => Ok(Forked::Child),
         pid => Ok(Forked::Parent {
             pid: pid as i32,
@@ -54,6 +60,19 @@ pub fn clone3(a: &Args) -> Result<Forked> {
             pidfd: a.pidfd.then(|| unsafe { procfs::own(pidfd) }),
         }),
     }
+}
+
+/// CLONE_INTO_CGROUP refused with EACCES: the kernel's cgroup v2 delegation rule (a process may
+/// move one only where it can write cgroup.procs of the common ancestor of both cgroups), which
+/// a user meets only below what was delegated to it. Named with both cgroups and the way out.
+fn into_cgroup_denied(what: String, fd: &OwnedFd) -> String {
+    let target = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).map_or_else(|_| "?".into(), |p| p.display().to_string());
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok().and_then(|t| t.lines().find_map(|l| l.strip_prefix("0::")).map(str::to_string));
+    format!(
+        "{what} into cgroup {target:?} from cgroup {:?}: writing to their common ancestor's cgroup.procs is not allowed; \
+         run from within what owns that cgroup (for a user's systemd manager: systemd-run --user --scope testudo ...)",
+        own.unwrap_or_else(|| "?".into())
+    )
 }
 
 fn describe(flags: u64) -> String {
