@@ -257,6 +257,45 @@ S
   no_unit_left
 }
 
+# Rootless --systemd-cgroup on the hybrid layout: the user's manager has its subtree in cgroup2
+# (/sys/fs/cgroup/unified, no controller) and in name=systemd, both chowned to the user, and no
+# v1 controller. The container is in its scope in both (as a root one is in every hierarchy its
+# scope has), an exec'd process too; a limit is refused naming the controller the user's
+# manager lacks; delete leaves no unit and no directory in either hierarchy.
+t_hybrid_rootless() {
+  local id=sdhyrl pid err h cg base=/user.slice/user-$RL_UID.slice/user@$RL_UID.service
+  rl_user || return 1
+  rl_bundle $id '{}' || return 1
+  rl python3 -c 'import json, sys; c = json.load(open(sys.argv[1])); c["process"]["args"] = ["sleep", "300"]; json.dump(c, open(sys.argv[1], "w"))' \
+    "$work/$id/config.json" || return 1
+  rl_create $id >/dev/null || { fail "create: $(cat "$work/$id/err")"; return 1; }
+  pid=$(rl "$BIN" state $id | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
+  cg=$(cat /proc/$pid/cgroup)
+  for h in "" name=systemd; do
+    grep -q "^[0-9]*:$h:$base/user.slice/testudo-$id.scope\$" <<<"$cg" ||
+      { fail "the init is not in the scope in ${h:-cgroup2}: $cg"; rl "$BIN" delete --force $id; return 1; }
+  done
+  # An exec'd process joins the same (inside, its cgroup namespace shows both as /); exec runs
+  # under the user's manager too (as create: it clones into the scope). Into a running
+  # container: while created, the init is testudo's and not dumpable, and a user cannot open its
+  # /proc/PID/ns.
+  rl "$BIN" start $id || { fail "start"; rl "$BIN" delete --force $id; return 1; }
+  cg=$(rl systemd-run --user --scope --quiet "$BIN" exec $id cat /proc/self/cgroup 2>&1)
+  for h in "" name=systemd; do
+    grep -q "^[0-9]*:$h:/\$" <<<"$cg" || { fail "the exec'd process is not in the scope in ${h:-cgroup2}: $cg"; rl "$BIN" delete --force $id; return 1; }
+  done
+  err=$(rl "$BIN" delete --force $id 2>&1) || { fail "delete: $err"; return 1; }
+  err=$(ls -d /sys/fs/cgroup/*$base/user.slice/testudo-$id.scope 2>/dev/null)
+  [ -z "$err" ] || { fail "cgroups left: $err"; return 1; }
+  id=sdhyrl2
+  rl_bundle $id '{"pids": {"limit": 30}}' || return 1
+  rl_create $id >/dev/null && { fail "created with a pids limit"; rl "$BIN" delete --force $id; return 1; }
+  err=$(cat "$work/$id/err")
+  case $err in *"linux.resources.pids needs the pids controller, which is not delegated to the user's systemd manager"*"has: none"*) ;; *) fail "pids: $err"; return 1 ;; esac
+  [ ! -e /run/user/$RL_UID/testudo/$id ] || { fail "state left"; return 1; }
+  [ -z "$(rl_units)" ] || { fail "user units left: $(rl_units)"; return 1; }
+}
+
 # What the driver costs: create and delete of `true`, N times each way, testudo and runc (the
 # host's), on the same bundles. Under TCG: only the differences mean something.
 # Short-lived containers one after another, from a private mount namespace (as the bench and
@@ -617,7 +656,7 @@ EOF
 setup_work systemd
 tests="systemd_is_pid1 scope oom update annotations unit_exists new_slice slice_unit bad_input killed_create short_lived rootless_user_bus rootless_slices cost docker cri podman rootless_podman"
 # A guest booted with systemd's hybrid layout (TESTUDO_VM_CGROUP=hybrid) runs the hybrid test.
-[ "$(stat -f -c %T /sys/fs/cgroup)" = cgroup2fs ] || tests="systemd_is_pid1 hybrid"
+[ "$(stat -f -c %T /sys/fs/cgroup)" = cgroup2fs ] || tests="systemd_is_pid1 hybrid hybrid_rootless"
 for t in $tests; do
   run_test "${t//_/ }" t_$t
 done

@@ -39,6 +39,14 @@ pub fn mountpoint() -> Result<PathBuf> {
     Err(Error::new("no cgroup v2 hierarchy mounted at /sys/fs/cgroup or /sys/fs/cgroup/unified"))
 }
 
+/// Whether this process may make (or use) cgroup directory `path`: the nearest directory of it
+/// that exists is writable. What a user was delegated (a subtree chowned to it) passes.
+fn may_make(path: &Path) -> bool {
+    use nix::unistd::AccessFlags as A;
+    let existing = path.ancestors().find(|p| p.exists());
+    existing.is_some_and(|p| nix::unistd::access(p, A::W_OK | A::X_OK).is_ok())
+}
+
 /// `linux.cgroupsPath` (absolute, or relative to the hierarchy root) or `/testudo/<id>`.
 pub fn resolve(spec_path: Option<&Path>, id: &str) -> Result<PathBuf> {
     let rel = relative(spec_path, id)?;

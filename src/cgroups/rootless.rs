@@ -15,7 +15,7 @@
 //! open on the host anyway. Rules that deny everything or allow something need nothing more;
 //! a rule denying one device could not be enforced and is refused.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
 
@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 /// The cgroup to use, or None to run without one (see the module doc). `explicit`: the spec gave
 /// `linux.cgroupsPath`.
 pub fn choose(path: PathBuf, explicit: bool, r: Option<&LinuxResources>, own_pid_ns: bool) -> Result<Option<PathBuf>> {
-    let delegated = writable(&path);
+    let delegated = super::may_make(&path);
     decide(path, explicit, delegated, r, own_pid_ns)
 }
 
@@ -47,13 +47,6 @@ fn decide(path: PathBuf, explicit: bool, delegated: bool, r: Option<&LinuxResour
         )));
     }
     Ok(None)
-}
-
-/// Whether this user may make `path`: the nearest directory of it that exists is writable.
-fn writable(path: &Path) -> bool {
-    use nix::unistd::AccessFlags as A;
-    let existing = path.ancestors().find(|p| p.exists());
-    existing.is_some_and(|p| nix::unistd::access(p, A::W_OK | A::X_OK).is_ok())
 }
 
 /// The limits `r` asks for, as `linux.resources.FIELD`, devices left out.

@@ -89,8 +89,11 @@ impl Legacy {
         // there, and what reads it (systemd-cgls, a systemd inside the container, cgroup v1
         // tools) takes a process's unit from it. Without joining it the container's processes
         // stay in the caller's (docker.service's, containerd's) cgroup there. runc joins it too.
+        // Unlike a controller's hierarchy, systemd delegates this one to a user with the v2
+        // subtree (it chowns user@UID.service's directory in both), so a rootless container
+        // whose place there is its user's joins it as well.
         let named = Path::new(V1_ROOT).join(SYSTEMD_HIERARCHY);
-        if statfs(&named).is_ok_and(|s| s.filesystem_type() == CGROUP_SUPER_MAGIC) && nix::unistd::access(&named, nix::unistd::AccessFlags::W_OK).is_ok() {
+        if statfs(&named).is_ok_and(|s| s.filesystem_type() == CGROUP_SUPER_MAGIC) && super::may_make(&named.join(rel)) {
             dirs.push(("name=systemd", named.join(rel)));
         }
         Legacy { dirs }
