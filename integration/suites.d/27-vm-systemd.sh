@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# limit: 620 (normally ~5-6 min: a boot of systemd as pid 1 and the driver's tests, rootless on the
+# limit: 700 (normally ~5-6 min: a boot of systemd as pid 1 and the driver's tests, rootless on the
 # user's manager, Docker, the CRI, podman and rootless podman, the bench; then a boot of systemd's
-# hybrid layout, ~40 s)
+# hybrid layout, root and rootless, ~60 s)
 # The systemd cgroup driver (`--systemd-cgroup`) against a real systemd: the test VM boots
 # Debian's systemd as pid 1 with the system bus (integration/vm/run.sh, TESTUDO_VM_INIT=systemd)
 # and integration/vm/tests-systemd.sh runs containers in transient scopes there: placement,
@@ -10,7 +10,7 @@
 # costs against runc's and crun's (bench.py), Docker
 # choosing the systemd driver itself, containerd's CRI with SystemdCgroup = true, podman with
 # cgroup_manager = "systemd", rootless podman with it (its default). A second boot with systemd's hybrid layout (TESTUDO_VM_CGROUP=hybrid)
-# checks placement in the v1 hierarchies and name=systemd. Prints every check's line and each
+# checks placement in the v1 hierarchies and name=systemd, as root and rootless. Prints every check's line and each
 # boot's closing `N passed, N failed`; exits non-zero on any failure, including a VM that cannot
 # boot.
 set -uo pipefail
@@ -29,5 +29,5 @@ fi
 # The rootless tests add ~90 s to the ~285 s the others took on a loaded host (the bench 133 s).
 export TESTUDO_VM_TIMEOUT=${TESTUDO_VM_TIMEOUT:-450}
 vm_suite "VM systemd" "${VM_SUITE_TIMEOUT:-490}" "$here/integration/vm/tests-systemd.sh" "$@"; rc=$?
-TESTUDO_VM_CGROUP=hybrid TESTUDO_VM_TIMEOUT=90 vm_suite "VM systemd hybrid" 100 "$here/integration/vm/tests-systemd.sh" "$@" || rc=1
+TESTUDO_VM_CGROUP=hybrid TESTUDO_VM_TIMEOUT=150 vm_suite "VM systemd hybrid" 170 "$here/integration/vm/tests-systemd.sh" "$@" || rc=1
 exit $rc
