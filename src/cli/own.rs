@@ -1,0 +1,77 @@
+//! The arguments of testudo's own subcommands (no runc equivalent): check, sandbox, profile.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+#[derive(Args, Debug)]
+pub struct Profile {
+    /// Path to the bundle directory
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Where the profile goes (OCI linux.seccomp form)
+    #[arg(short = 'o', long, default_value = "profile.json")]
+    pub output: PathBuf,
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct Sandbox {
+    /// The job's root filesystem (read-only)
+    #[arg(long)]
+    pub rootfs: PathBuf,
+    /// The job's working directory, at /workspace (DIR:rw, the default, or DIR:ro)
+    #[arg(long)]
+    pub workspace: String,
+    /// Also bind SRC read-only at DST
+    #[arg(long = "ro-bind", value_name = "SRC:DST")]
+    pub ro_bind: Vec<String>,
+    /// Memory limit (e.g. 2G; default 2G)
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// Most processes and threads at once
+    #[arg(long, default_value_t = 512)]
+    pub pids: i64,
+    /// CPUs (e.g. 1.5; default: a half share)
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// Wall-clock limit in seconds: the job is killed and the exit code is 124
+    #[arg(long)]
+    pub timeout: Option<u64>,
+    /// Most bytes of stdout and stderr together (and of any one file): killed, exit 125
+    #[arg(long = "output-limit")]
+    pub output_limit: Option<String>,
+    /// Size of the job's /tmp
+    #[arg(long = "tmp-size", default_value = "256m")]
+    pub tmp_size: String,
+    /// none, or host-loopback-only (the same: a network namespace with only lo)
+    #[arg(long, default_value = "none")]
+    pub net: String,
+    /// Seccomp: build (seccomp-profiles/build-sandbox.json), default, or a file in OCI form
+    #[arg(long, default_value = "build")]
+    pub profile: String,
+    /// Landlock: write only beneath /workspace and /tmp (required, or best-effort)
+    #[arg(long, num_args = 0..=1, default_missing_value = "required", value_parser = ["required", "best-effort"])]
+    pub landlock: Option<String>,
+    /// Write a JSON report of the run here
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Record the job's syscalls instead of filtering them; write the allow-list profile here
+    #[arg(long)]
+    pub record: Option<PathBuf>,
+    /// The job: CMD ARGS…
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct Check {
+    /// Path to the bundle directory
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
+    /// Exit 1 when a rule of this severity or higher fails
+    #[arg(long = "fail-on", default_value = "high", value_parser = ["high", "medium", "low"])]
+    pub fail_on: String,
+}
