@@ -55,11 +55,12 @@ def socket_rules():
 
 def derive(default):
     out = {k: default[k] for k in ("defaultAction", "defaultErrnoRet", "architectures")}
-    base = default["syscalls"][0]
-    assert base["action"] == "SCMP_ACT_ALLOW" and "args" not in base
+    base = next(r for r in default["syscalls"] if r["action"] == "SCMP_ACT_ALLOW" and "args" not in r)
     allow = [n for n in base["names"] if n not in DENY and n != "socket"]
     rules = [{"names": allow, "action": "SCMP_ACT_ALLOW"}]
-    for r in default["syscalls"][1:]:
+    for r in default["syscalls"]:
+        if r is base:
+            continue
         # Keep the argument-narrowed rules (personality, clone without namespace flags) and the
         # clone3 ENOSYS rule; drop what default.json allows outright by name.
         if any(n in DENY for n in r["names"]):

@@ -61,8 +61,48 @@ def convert(src):
         if rule.get("args"):
             r["args"] = rule["args"]
         syscalls.append(r)
-    out["syscalls"] = syscalls
+    # ioctl is allowed by argument (ioctl_rules), never outright.
+    for r in syscalls:
+        if r["action"] == "SCMP_ACT_ALLOW" and "args" not in r and "ioctl" in r["names"]:
+            r["names"] = [n for n in r["names"] if n != "ioctl"]
+    out["syscalls"] = syscalls + ioctl_rules()
     return out
+
+
+# ioctl requests that push bytes into a terminal's input queue or paste its selection: a process
+# that reaches the caller's terminal types commands into the caller's shell (CVE-2017-5226,
+# CVE-2016-7545 class). The kernel refuses them on a tty that is not the caller's controlling one
+# unless it holds CAP_SYS_ADMIN in the host's user namespace; the profile refuses them outright.
+TIOCSTI, TIOCLINUX = 0x5412, 0x541C
+DENIED_IOCTLS = (TIOCSTI, TIOCLINUX)
+
+
+def ioctl_rules():
+    """ioctl allowed for every request but DENIED_IOCTLS, compared on the low 32 bits only: the
+    kernel takes the request as an unsigned int, so a request with high bits set must not slip
+    past (and musl sign-extends requests with bit 31 set, so high bits cannot simply be refused).
+    libseccomp cannot say "allow ioctl but not these": an unconditional rule swallows any
+    conditional one for the same syscall, a rule whose action is the default is dropped, and a
+    rule may compare an argument once. So the allowed set is written as a union of masked
+    compares: a request is allowed when one of the bits on which every denied request agrees
+    differs from it, or when it is one of the values that agree on those bits and are not denied.
+    """
+    cmd = lambda mask, v: {"names": ["ioctl"], "action": "SCMP_ACT_ALLOW",
+                           "args": [{"index": 1, "value": mask, "valueTwo": v, "op": "SCMP_CMP_MASKED_EQ"}]}
+    full = 0xFFFFFFFF
+    differ = 0
+    for d in DENIED_IOCTLS:
+        differ |= d ^ DENIED_IOCTLS[0]
+    same = full & ~differ
+    rules = [cmd(1 << b, ~DENIED_IOCTLS[0] & (1 << b)) for b in range(32) if same >> b & 1]
+    free = [b for b in range(32) if differ >> b & 1]
+    for n in range(1 << len(free)):
+        v = DENIED_IOCTLS[0] & same
+        for i, b in enumerate(free):
+            v |= (n >> i & 1) << b
+        if v not in DENIED_IOCTLS:
+            rules.append(cmd(full, v))
+    return rules
 
 
 if __name__ == "__main__":

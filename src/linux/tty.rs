@@ -71,9 +71,20 @@ pub fn mount_console(root: &OwnedFd, slave: &OwnedFd) -> Result<()> {
     mounts::move_mount(&tree, &target).context("bind /dev/console")
 }
 
+/// A session of this process's own, with no controlling terminal. Every container and exec
+/// process gets one: left in the caller's session, a process whose stdio is the caller's
+/// terminal has it as its controlling tty, and TIOCSTI on it types commands into the caller's
+/// shell (CVE-2017-5226, CVE-2016-7545 class); without it, the kernel refuses TIOCSTI to any
+/// process not holding CAP_SYS_ADMIN in the host's user namespace (the seccomp profiles deny it
+/// by argument for those that do).
+pub fn new_session() -> Result<()> {
+    nix::unistd::setsid().context("setsid")?;
+    Ok(())
+}
+
 /// Make the slave this process's controlling terminal and stdio.
 pub fn make_controlling(slave: &OwnedFd) -> Result<()> {
-    nix::unistd::setsid().context("setsid")?;
+    new_session()?;
     // SAFETY: TIOCSCTTY with argument 0 on an fd we own.
     if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } < 0 {
         return Err(crate::error::last_os("set controlling terminal"));

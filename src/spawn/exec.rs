@@ -178,6 +178,9 @@ fn process(r: &Request, chan: &Channel, userns: bool) -> Result<()> {
         let sock = r.console.as_ref().ok_or_else(|| Error::new("exec --tty needs --console-socket"))?;
         tty::send_fd(sock.as_raw_fd(), pty.master.as_raw_fd(), tty::name(&pty.master)?.as_bytes())?;
         tty::make_controlling(&pty.slave)?;
+    } else {
+        // Never the caller's session (tty::new_session).
+        tty::new_session()?;
     }
     rlimits::apply(r.process.rlimits().as_deref().unwrap_or(&[]))?;
     let id = finish::Identity {

@@ -4,7 +4,7 @@
 //!  2. cgroup namespace (now that we are inside our cgroup), hostname, domainname, rlimits,
 //!     a session keyring of its own
 //!  3. rootfs: non-shared /, rootfs bind, `mounts[]` in order, each resolved inside the root
-//!  4. devices and /dev links; the terminal and /dev/console
+//!  4. devices and /dev links; a session of its own: the terminal and /dev/console, or none
 //!  5. hooks: prestart + createRuntime in P0, createContainer here
 //!  6. sysctl and oom_score_adj through our own verified procfs
 //!  7. maskedPaths, readonlyPaths, the cwd, root.readonly
@@ -101,7 +101,13 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
         devices::create(&root, d, userns || p.rootless)?;
     }
     devices::links(&root, devices::has_devpts(&p.mounts))?;
-    let pty = if p.process.terminal().unwrap_or(false) { Some(terminal(p, &root, chan)?) } else { None };
+    // A session of its own either way, never the caller's (tty::new_session).
+    let pty = if p.process.terminal().unwrap_or(false) {
+        Some(terminal(p, &root, chan)?)
+    } else {
+        tty::new_session()?;
+        None
+    };
     // 5.
     let state = create_hooks(p, chan)?;
     // 6.

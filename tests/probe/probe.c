@@ -16,6 +16,8 @@
 #include <dirent.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -253,6 +255,15 @@ int main(int argc, char **argv) {
             }
         }
         return 0;
+    }
+    if (!strcmp(c, "tiocsti")) {
+        /* tiocsti FD TEXT [high]: push TEXT into the terminal's input, one byte a call; "high"
+         * sets bit 32 of the request, which the kernel truncates away (a filter must mask it). */
+        unsigned long req = TIOCSTI | (argc > 4 && !strcmp(argv[4], "high") ? 1UL << 32 : 0);
+        for (const char *p = argv[3]; *p; p++)
+            if (syscall(SYS_ioctl, (int)num(argv[2]), req, p) < 0)
+                return report(-1);
+        return report(0);
     }
     if (!strcmp(c, "stop-execs"))
         stop_execs();
