@@ -196,47 +196,6 @@ fn detached_run_with_a_console_socket_returns_and_the_container_runs_on_the_pty(
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Run `testudo ARGS…` the way an interactive shell does: its stdio is a pty that is the caller's
-/// controlling terminal (a session of the test's own, the pty's slave made its ctty). Returns the
-/// exit code and everything the terminal showed.
-fn on_callers_terminal(b: &Bundle, args: &[&str]) -> (i32, String) {
-    use std::os::unix::process::CommandExt;
-    let pty = nix::pty::openpty(None, None).expect("openpty");
-    let mut c = b.cmd(args);
-    c.stdin(std::process::Stdio::from(pty.slave.try_clone().expect("dup")));
-    c.stdout(std::process::Stdio::from(pty.slave.try_clone().expect("dup")));
-    c.stderr(std::process::Stdio::from(pty.slave.try_clone().expect("dup")));
-    // SAFETY: only async-signal-safe calls (setsid, ioctl) between fork and exec.
-    unsafe {
-        c.pre_exec(|| {
-            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = c.spawn().expect("testudo on a pty");
-    drop(pty.slave);
-    let mut seen = String::new();
-    let mut buf = [0u8; 4096];
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        assert!(Instant::now() < deadline, "testudo on a pty did not finish: {seen:?}");
-        let mut fds = [PollFd::new(pty.master.as_fd(), PollFlags::POLLIN)];
-        if poll(&mut fds, PollTimeout::from(200u16)).expect("poll") == 0 {
-            if child.try_wait().expect("wait").is_some() {
-                break;
-            }
-            continue;
-        }
-        match nix::unistd::read(&pty.master, &mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
-        }
-    }
-    (child.wait().expect("wait").code().unwrap_or(-1), seen)
-}
-
 /// The probe's TIOCSTI result on the container's stdin (the caller's terminal), plus the
 /// container process's controlling tty (field 7 of /proc/self/stat: 0 is none).
 const TIOCSTI_SCRIPT: &str = "awk '{print \"tty_nr=\" $7}' /proc/self/stat; /dev/probe tiocsti 0 'id>/tmp/pwned'; /dev/probe tiocsti 0 x high";
@@ -260,7 +219,7 @@ fn a_container_on_the_callers_terminal_is_in_a_session_of_its_own_and_cannot_typ
     b.config["linux"].as_object_mut().expect("linux").remove("seccomp");
     b.write();
     let bundle = b.dir.to_str().expect("utf8").to_string();
-    let (_, seen) = on_callers_terminal(&b, &["run", "--bundle", &bundle, &b.id]);
+    let (_, seen) = common::on_callers_terminal(b.cmd(&["run", "--bundle", &bundle, &b.id]));
     assert!(seen.contains("tty_nr=0"), "the container has no controlling terminal: {seen:?}");
     assert_eq!(probe_lines(&seen), ["ERR 1", "ERR 1"], "TIOCSTI into the caller's terminal is refused: {seen:?}");
     assert!(!seen.contains("id>/tmp/pwned"), "nothing was typed into the caller's terminal: {seen:?}");
@@ -270,7 +229,7 @@ fn a_container_on_the_callers_terminal_is_in_a_session_of_its_own_and_cannot_typ
     assert!(probe::add(&mut b));
     b.config["linux"].as_object_mut().expect("linux").remove("seccomp");
     b.start();
-    let (_, seen) = on_callers_terminal(&b, &["exec", &b.id, "sh", "-c", TIOCSTI_SCRIPT]);
+    let (_, seen) = common::on_callers_terminal(b.cmd(&["exec", &b.id, "sh", "-c", TIOCSTI_SCRIPT]));
     assert!(seen.contains("tty_nr=0"), "the exec'd process has no controlling terminal: {seen:?}");
     assert_eq!(probe_lines(&seen), ["ERR 1", "ERR 1"], "exec: TIOCSTI refused: {seen:?}");
 }
@@ -293,6 +252,6 @@ fn the_default_profile_refuses_tiocsti_to_a_container_with_cap_sys_admin() {
     assert!(b.config["linux"]["seccomp"].is_object(), "the default spec has the default profile");
     b.write();
     let bundle = b.dir.to_str().expect("utf8").to_string();
-    let (_, seen) = on_callers_terminal(&b, &["run", "--bundle", &bundle, &b.id]);
+    let (_, seen) = common::on_callers_terminal(b.cmd(&["run", "--bundle", &bundle, &b.id]));
     assert_eq!(probe_lines(&seen), ["ERR 1", "ERR 1"], "TIOCSTI refused by the profile: {seen:?}");
 }

@@ -26,11 +26,15 @@ impl Job {
     }
 
     /// `testudo sandbox --rootfs R --workspace W --report F OPTS… -- sh -c SCRIPT`.
-    fn run(&self, opts: &[&str], script: &str) -> Output {
+    fn command(&self, opts: &[&str], script: &str) -> Command {
         let mut c = Command::new(BIN);
         c.arg("--root").arg(&self.root).arg("sandbox").arg("--rootfs").arg(common::rootfs()).arg("--workspace").arg(&self.workspace);
         c.arg("--report").arg(&self.report).args(opts).args(["--", "sh", "-c", script]);
-        c.stdin(Stdio::null()).output().expect("run sandbox")
+        c
+    }
+
+    fn run(&self, opts: &[&str], script: &str) -> Output {
+        self.command(opts, script).stdin(Stdio::null()).output().expect("run sandbox")
     }
 
     fn report(&self) -> serde_json::Value {
@@ -260,5 +264,37 @@ fn sandbox_record_writes_the_jobs_profile() {
     let p: serde_json::Value = serde_json::from_slice(&std::fs::read(&prof).expect("profile written")).expect("json");
     let names: Vec<&str> = p["syscalls"][0]["names"].as_array().expect("names").iter().filter_map(|n| n.as_str()).collect();
     assert!(names.contains(&"openat") && names.contains(&"write") && names.contains(&"execve"), "{names:?}");
+    j.assert_nothing_left();
+}
+
+/// Issue 22 item 1 (CVE-2017-5226 class): a job started from the caller's terminal gets neither
+/// the terminal nor the caller's session, so it can neither read what the caller types nor push
+/// input into the caller's shell: its stdin is /dev/null, it has no controlling tty, /dev/tty
+/// does not open. `--stdin` passes a pipe through and refuses a terminal.
+#[test]
+fn the_job_never_gets_the_callers_terminal_or_session() {
+    if !require_root() {
+        return;
+    }
+    let j = Job::new("tty");
+    let script = "readlink /proc/self/fd/0; awk '{print \"tty_nr=\" $7}' /proc/self/stat; (exec 3</dev/tty) 2>/dev/null && echo has-dev-tty || echo no-dev-tty";
+    let (code, seen) = common::on_callers_terminal(j.command(&[], script));
+    assert_eq!(code, 0, "{seen}");
+    assert!(seen.contains("/dev/null\r\n"), "stdin is /dev/null, not the caller's terminal: {seen:?}");
+    assert!(seen.contains("tty_nr=0\r\n"), "no controlling terminal: {seen:?}");
+    assert!(seen.contains("no-dev-tty"), "/dev/tty leads nowhere: {seen:?}");
+    j.assert_nothing_left();
+
+    let (code, seen) = common::on_callers_terminal(j.command(&["--stdin"], "echo ran"));
+    assert_ne!(code, 0, "{seen}");
+    assert!(seen.contains("standard input is a terminal") && !seen.contains("ran"), "{seen:?}");
+    j.assert_nothing_left();
+
+    let mut c = j.command(&["--stdin"], "readlink /proc/self/fd/0 | cut -d: -f1; cat");
+    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("sandbox");
+    use std::io::Write;
+    child.stdin.take().expect("stdin").write_all(b"piped-in\n").expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(text(&out.stdout), "pipe\npiped-in\n", "{}", text(&out.stderr));
     j.assert_nothing_left();
 }

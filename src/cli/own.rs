@@ -53,6 +53,10 @@ pub struct Sandbox {
     /// Landlock: write only beneath /workspace and /tmp (required, or best-effort)
     #[arg(long, num_args = 0..=1, default_missing_value = "required", value_parser = ["required", "best-effort"])]
     pub landlock: Option<String>,
+    /// Give the job the caller's standard input (a pipe or a file, never a terminal); without
+    /// it the job reads /dev/null
+    #[arg(long)]
+    pub stdin: bool,
     /// Write a JSON report of the run here
     #[arg(long)]
     pub report: Option<PathBuf>,

@@ -81,7 +81,8 @@ pub fn run(g: &Global, plan: Plan) -> Result<i32> {
     let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).context("signalfd")?;
     let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("stdout pipe")?;
     let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("stderr pipe")?;
-    let c = with_stdio(&out_w, &err_w, || create::create(g, &opts, &id, StartBy::Socket { detach: true }))?;
+    let stdin = job_stdin(plan.stdin)?;
+    let c = with_stdio([&stdin, &out_w, &err_w], || create::create(g, &opts, &id, StartBy::Socket { detach: true }))?;
     drop((out_w, err_w));
     let started = Instant::now();
     c.launched.chan.send(&Msg::Start)?;
@@ -143,20 +144,44 @@ pub fn run(g: &Global, plan: Plan) -> Result<i32> {
     Ok(exit)
 }
 
-/// Run `f` with fds 1 and 2 replaced by the pipes' write ends (the container inherits them),
-/// then put the caller's back.
-fn with_stdio<T>(out: &OwnedFd, err: &OwnedFd, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    let saved = [dup_cloexec(1)?, dup_cloexec(2)?];
-    for (from, to) in [(out.as_raw_fd(), 1), (err.as_raw_fd(), 2)] {
+/// The job's stdin: /dev/null, or with `--stdin` the caller's, which must not be a terminal. The
+/// job never holds the caller's terminal: with it, it could read what the caller types and, with
+/// TIOCSTI, type into the caller's shell (CVE-2017-5226 class).
+fn job_stdin(callers: bool) -> Result<OwnedFd> {
+    if !callers {
+        return nix::fcntl::open("/dev/null", nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+            .context("sandbox: open /dev/null for the job's stdin");
+    }
+    if nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
+        return Err(Error::new("--stdin: standard input is a terminal, which the job never gets: pipe the input in (… | testudo sandbox --stdin …)"));
+    }
+    dup_cloexec(0)
+}
+
+/// Run `f` with fds 0, 1 and 2 replaced by `fds` (the container inherits them), then put the
+/// caller's back (closed again where the caller had none: CI may run us without stdin).
+fn with_stdio<T>(fds: [&OwnedFd; 3], f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let mut saved = Vec::with_capacity(3);
+    for fd in 0..3 {
+        saved.push(match dup_cloexec(fd) {
+            Err(e) if e.errno() == Some(Errno::EBADF) => None,
+            other => Some(other?),
+        });
+    }
+    for (to, from) in fds.iter().enumerate() {
         // SAFETY: dup2 onto our own stdio numbers; the old ones are saved above.
-        if unsafe { libc::dup2(from, to) } < 0 {
+        if unsafe { libc::dup2(from.as_raw_fd(), to as i32) } < 0 {
             return Err(crate::error::last_os("sandbox: redirect stdio"));
         }
     }
     let r = f();
-    for (from, to) in [(saved[0].as_raw_fd(), 1), (saved[1].as_raw_fd(), 2)] {
-        // SAFETY: as above, putting the saved descriptors back.
-        unsafe { libc::dup2(from, to) };
+    for (to, from) in saved.iter().enumerate() {
+        match from {
+            // SAFETY: as above, putting the saved descriptors back.
+            Some(from) => unsafe { libc::dup2(from.as_raw_fd(), to as i32) },
+            // SAFETY: closing our own stdio number, which the caller did not have open.
+            None => unsafe { libc::close(to as i32) },
+        };
     }
     r
 }

@@ -31,6 +31,8 @@ pub struct Plan {
     pub report: Option<PathBuf>,
     /// Record the syscalls and write the allow-list profile here (`profile`, `--record`).
     pub record: Option<PathBuf>,
+    /// The caller's stdin goes to the job (`--stdin`); else /dev/null.
+    pub stdin: bool,
 }
 
 pub fn plan(s: &Sandbox) -> Result<Plan> {
@@ -123,7 +125,15 @@ pub fn plan(s: &Sandbox) -> Result<Plan> {
         config["annotations"][crate::security::landlock::ANNOTATION] = json!(mode);
         config["annotations"][crate::security::landlock::RW_ANNOTATION] = json!(rw);
     }
-    Ok(Plan { id: format!("sandbox-{}", std::process::id()), config, timeout, output_limit, report: s.report.clone(), record: s.record.clone() })
+    Ok(Plan {
+        id: format!("sandbox-{}", std::process::id()),
+        config,
+        timeout,
+        output_limit,
+        report: s.report.clone(),
+        record: s.record.clone(),
+        stdin: s.stdin,
+    })
 }
 
 fn dir_option(name: &str, p: &Path) -> Result<PathBuf> {

@@ -233,3 +233,44 @@ pub fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// Run `c` the way an interactive shell does: its stdio is a pty that is the caller's
+/// controlling terminal (a session of the test's own, the pty's slave made its ctty). Returns the
+/// exit code and everything the terminal showed.
+pub fn on_callers_terminal(mut c: Command) -> (i32, String) {
+    use std::os::fd::AsFd;
+    use std::os::unix::process::CommandExt;
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    c.stdin(Stdio::from(pty.slave.try_clone().expect("dup")));
+    c.stdout(Stdio::from(pty.slave.try_clone().expect("dup")));
+    c.stderr(Stdio::from(pty.slave.try_clone().expect("dup")));
+    // SAFETY: only async-signal-safe calls (setsid, ioctl) between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = c.spawn().expect("testudo on a pty");
+    drop(pty.slave);
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        assert!(std::time::Instant::now() < deadline, "testudo on a pty did not finish: {seen:?}");
+        let mut fds = [nix::poll::PollFd::new(pty.master.as_fd(), nix::poll::PollFlags::POLLIN)];
+        if nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(200u16)).expect("poll") == 0 {
+            if child.try_wait().expect("wait").is_some() {
+                break;
+            }
+            continue;
+        }
+        match nix::unistd::read(&pty.master, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    (child.wait().expect("wait").code().unwrap_or(-1), seen)
+}
