@@ -298,3 +298,42 @@ fn the_job_never_gets_the_callers_terminal_or_session() {
     assert_eq!(text(&out.stdout), "pipe\npiped-in\n", "{}", text(&out.stderr));
     j.assert_nothing_left();
 }
+
+/// Issue 22 item 2: the workspace maps the job to the caller (root here) on disk, so a setuid file
+/// the job made there would be a setuid-root executable on the host, whatever nosuid does inside.
+/// Every call that can set S_ISUID or S_ISGID is refused under the build and the default profile
+/// (EPERM, or ENOSYS where the mode is out of a filter's sight); plain modes still work.
+#[test]
+fn the_job_cannot_leave_a_setuid_or_setgid_file_in_the_workspace() {
+    use std::os::unix::fs::PermissionsExt;
+    if !require_root() {
+        return;
+    }
+    let Some(probe) = probe::binary() else { return };
+    let j = Job::new("setid");
+    let script = "for how in chmod fchmodat fchmod; do touch f-$how; ./probe setid $how f-$how; ./probe setid $how f-$how 02755; done; \
+                  for how in open openat creat mknod openat2; do ./probe setid $how n-$how; done; \
+                  touch plain; chmod 4750 plain 2>/dev/null; chmod 750 plain && echo plain-ok";
+    for profile in ["build", "default"] {
+        std::fs::copy(probe, j.workspace.join("probe")).expect("probe");
+        std::fs::set_permissions(j.workspace.join("probe"), std::fs::Permissions::from_mode(0o755)).expect("chmod probe");
+        let out = j.run(&["--profile", profile], script);
+        let stdout = text(&out.stdout);
+        let results: Vec<&str> = stdout.lines().filter(|l| l.starts_with("OK") || l.starts_with("ERR")).collect();
+        assert_eq!(results.len(), 11, "{profile}: {stdout} {}", text(&out.stderr));
+        for (i, r) in results.iter().enumerate() {
+            let want = if i == 10 { "ERR 38" } else { "ERR 1" };
+            assert_eq!(*r, want, "{profile}: call {i} of {stdout}");
+        }
+        assert!(stdout.contains("plain-ok"), "{profile}: {stdout}");
+        for e in std::fs::read_dir(&j.workspace).expect("workspace").flatten() {
+            let m = e.metadata().expect("stat").mode();
+            assert_eq!(m & 0o6000, 0, "{profile}: {:?} has mode {m:o} on the host", e.file_name());
+            if e.file_name() == "plain" {
+                assert_eq!(m & 0o7777, 0o750, "{profile}: plain modes still work");
+            }
+            std::fs::remove_file(e.path()).expect("clean");
+        }
+        j.assert_nothing_left();
+    }
+}

@@ -7,6 +7,7 @@
 //! never holds the caller's host uid. `job` runs it and watches the time, the output and the exit.
 
 pub mod job;
+mod suid;
 
 use std::path::{Path, PathBuf};
 
@@ -74,6 +75,7 @@ pub fn plan(s: &Sandbox) -> Result<Plan> {
             v
         }
     };
+    suid::deny_set_id_modes(&mut config["linux"]["seccomp"])?;
     let r = &mut config["linux"]["resources"];
     r["memory"] = json!({"limit": s.memory.as_deref().map(|v| size_option("--memory", v)).transpose()?.unwrap_or(2 << 30)});
     r["pids"] = json!({"limit": s.pids});

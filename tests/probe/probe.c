@@ -231,6 +231,33 @@ int main(int argc, char **argv) {
         return report(int80(num(argv[2]), argc > 3 ? num(argv[3]) : 0, argc > 4 ? num(argv[4]) : 0));
     if (!strcmp(c, "open"))
         return report(open(argv[2], (int)num(argv[3])));
+    if (!strcmp(c, "setid")) {
+        /* setid HOW PATH: give PATH the mode 04755 (S_ISUID) or 02755 by one call each way. */
+        const char *how = argv[2], *p = argv[3];
+        mode_t m = argc > 4 ? (mode_t)num(argv[4]) : 04755;
+        if (!strcmp(how, "chmod"))
+            return report(syscall(SYS_chmod, p, m));
+        if (!strcmp(how, "fchmodat"))
+            return report(syscall(SYS_fchmodat, AT_FDCWD, p, m));
+        if (!strcmp(how, "fchmod")) {
+            int fd = open(p, O_RDONLY);
+            return report(fd < 0 ? fd : syscall(SYS_fchmod, fd, m));
+        }
+        if (!strcmp(how, "open"))
+            return report(syscall(SYS_open, p, O_CREAT | O_WRONLY, m));
+        if (!strcmp(how, "openat"))
+            return report(syscall(SYS_openat, AT_FDCWD, p, O_CREAT | O_WRONLY, m));
+        if (!strcmp(how, "creat"))
+            return report(syscall(SYS_creat, p, m));
+        if (!strcmp(how, "mknod"))
+            return report(syscall(SYS_mknodat, AT_FDCWD, p, S_IFREG | m, 0));
+        if (!strcmp(how, "openat2")) {
+            struct { unsigned long long flags, mode, resolve; } h = {O_CREAT | O_WRONLY, m, 0};
+            return report(syscall(437, AT_FDCWD, p, &h, sizeof h));
+        }
+        fprintf(stderr, "probe: setid: unknown way %s\n", how);
+        return 2;
+    }
     if (!strcmp(c, "mkdir"))
         return report(mkdir(argv[2], 0755));
     if (!strcmp(c, "ptrace"))

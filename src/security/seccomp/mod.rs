@@ -13,7 +13,7 @@
 //! cached by input (`cache`), so a profile costs one compile per state root, not one per spawn.
 
 mod cache;
-mod compile;
+pub(crate) mod compile;
 mod enosys;
 mod listener;
 
