@@ -109,10 +109,12 @@ pub fn prepare(root: &Path, rootless: bool, systemd: bool, opts: &CreateOpts, di
     let caps = capabilities::plan(process.capabilities().as_ref())?;
     let landlock = landlock::plan(spec.annotations().as_ref())?;
     let seccomp = if opts.record {
-        // Recording: every syscall is let through and noted, and the filter goes on right before
-        // the execve, which needs no_new_privileges (`seccomp::recorder`).
+        // Recording: every syscall the profile allows is noted (what it denies stays denied), and
+        // the filter goes on right before the execve, which needs no_new_privileges
+        // (`seccomp::recorder`).
         process.set_no_new_privileges(Some(true));
-        Some(seccomp::recorder::program())
+        let enforced = linux.seccomp().as_ref().map(|s| seccomp::load(root, s)).transpose()?;
+        Some(seccomp::recorder::program(enforced)?)
     } else {
         linux.seccomp().as_ref().map(|s| seccomp::load(root, s)).transpose()?
     };
