@@ -486,3 +486,25 @@ fn setenv_chdir_bind_tmpfs_and_hostname_as_seen_from_inside() {
     }
     j.assert_nothing_left();
 }
+
+/// Item 24's last part: `profile --output` into a directory the container writes, where it plants
+/// a symlink to a host file: the link is replaced by the profile, the host file is untouched.
+#[test]
+fn profile_output_is_not_written_through_a_symlink_the_container_planted() {
+    if !require_root() {
+        return;
+    }
+    let out_dir = common::scratch_dir("profile-planted");
+    let host = out_dir.join("../profile-planted-host");
+    std::fs::write(&host, "precious\n").expect("host file");
+    let mut b = common::Bundle::new(&format!("ln -s {} /out/profile.json", s(&host)));
+    b.mount(serde_json::json!({"destination": "/out", "type": "bind", "source": out_dir, "options": ["rbind", "rw"]}));
+    b.write();
+    let prof = out_dir.join("profile.json");
+    let bundle = b.dir.to_str().expect("utf8").to_string();
+    let out = b.testudo(&["profile", "--bundle", &bundle, "--output", s(&prof), &b.id]);
+    assert!(out.status.success(), "profile: {}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&host).expect("host file"), "precious\n", "the profile went through the container's symlink");
+    let p: serde_json::Value = serde_json::from_slice(&std::fs::read(&prof).expect("profile")).expect("json");
+    assert_eq!(p["defaultAction"], "SCMP_ACT_ERRNO");
+}
