@@ -35,8 +35,9 @@ pub fn host_path(opt: &str, p: &Path, dir: bool) -> Result<(PathBuf, OwnedFd)> {
 
 /// A path inside the job given to `opt` (as `arg`): absolute, no "..", and clear of `RESERVED`.
 pub fn destination(opt: &str, arg: &str, d: &Path) -> Result<PathBuf> {
-    if !d.is_absolute() || d.components().any(|c| c == Component::ParentDir) {
-        return Err(Error::new(format!("{opt} {arg:?}: {d:?} must be an absolute path without \"..\"")));
+    // ':' separates the Landlock annotation's paths.
+    if !d.is_absolute() || d.components().any(|c| c == Component::ParentDir) || d.as_os_str().as_encoded_bytes().contains(&b':') {
+        return Err(Error::new(format!("{opt} {arg:?}: {d:?} must be an absolute path without \"..\" or ':'")));
     }
     let d: PathBuf = d.components().collect();
     if opt == "--chdir" {
@@ -59,7 +60,7 @@ mod tests {
     fn destinations_clear_of_the_jobs_own_mounts() {
         assert_eq!(destination("--bind", "x", Path::new("/cache/")).expect("ok"), Path::new("/cache"));
         assert!(destination("--bind", "x", Path::new("/workspacex")).is_ok());
-        for bad in ["/workspace", "/workspace/sub", "/proc", "/dev/shm", "/sys/fs", "/", "relative", "/a/../proc"] {
+        for bad in ["/workspace", "/workspace/sub", "/proc", "/dev/shm", "/sys/fs", "/", "relative", "/a/../proc", "/a:b"] {
             assert!(destination("--ro-bind", "x", Path::new(bad)).is_err(), "{bad}");
         }
         let e = destination("--ro-bind", "S:/proc", Path::new("/proc")).err().map(|e| e.to_string()).unwrap_or_default();
