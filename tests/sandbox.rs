@@ -158,9 +158,9 @@ fn landlock_keeps_writes_to_the_workspace_and_tmp() {
     let j = Job::new("landlock");
     let script = "echo a > /workspace/a && echo ws-ok; echo b > /tmp/b && echo tmp-ok; echo c > /dev/null && echo null-ok; \
                   echo d > /dev/shm/d 2>/dev/null && echo shm-written || echo shm-denied";
+    // /dev/shm is the job's own tmpfs (item 17: Python's multiprocessing needs sem_open there).
     let out = j.run(&["--landlock"], script);
-    assert_eq!(text(&out.stdout), "ws-ok\ntmp-ok\nnull-ok\nshm-denied\n", "{}", text(&out.stderr));
-    // The same job without Landlock writes /dev/shm: the denial above is Landlock's.
+    assert_eq!(text(&out.stdout), "ws-ok\ntmp-ok\nnull-ok\nshm-written\n", "{}", text(&out.stderr));
     let out = j.run(&[], script);
     assert_eq!(text(&out.stdout), "ws-ok\ntmp-ok\nnull-ok\nshm-written\n", "{}", text(&out.stderr));
     j.assert_nothing_left();
@@ -336,4 +336,250 @@ fn the_job_cannot_leave_a_setuid_or_setgid_file_in_the_workspace() {
         }
         j.assert_nothing_left();
     }
+}
+
+/// `testudo --root STATE sandbox --rootfs ROOTFS --workspace WS OPTS… -- sh -c SCRIPT`, with no
+/// report unless asked for in OPTS.
+fn sandbox(state: &Path, rootfs: &Path, ws: &Path, opts: &[&str], script: &str) -> Output {
+    let mut c = Command::new(BIN);
+    c.arg("--root").arg(state).arg("sandbox").arg("--rootfs").arg(rootfs).arg("--workspace").arg(ws);
+    c.args(opts).args(["--", "sh", "-c", script]);
+    c.stdin(Stdio::null()).output().expect("run sandbox")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf8 path")
+}
+
+/// Item 11: `--report` and `--record` inside the workspace, where the job plants a symlink to a
+/// host file (or swaps the directory for a symlink to a host directory) while it runs: root
+/// replaces the link, never writes through it.
+#[test]
+fn report_and_record_paths_the_job_planted_symlinks_at_are_not_followed() {
+    if !require_root() {
+        return;
+    }
+    let j = Job::new("planted-report");
+    let host = j.workspace.join("../host");
+    std::fs::create_dir(&host).expect("host dir");
+    for f in ["a", "b"] {
+        std::fs::write(host.join(f), "precious\n").expect("host file");
+    }
+    let (report, record) = (j.workspace.join("report.json"), j.workspace.join("rec.json"));
+    let script = format!("ln -s {} /workspace/report.json; ln -s {} /workspace/rec.json", s(&host.join("a")), s(&host.join("b")));
+    let out = sandbox(&j.root, common::rootfs(), &j.workspace, &["--report", s(&report), "--record", s(&record)], &script);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for f in ["a", "b"] {
+        assert_eq!(std::fs::read_to_string(host.join(f)).expect("host file"), "precious\n", "host file {f} was written through the job's symlink");
+    }
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).expect("report")).expect("report json");
+    assert_eq!(r["reason"], "exited");
+    assert!(!std::fs::symlink_metadata(&record).expect("record").file_type().is_symlink());
+    let p: serde_json::Value = serde_json::from_slice(&std::fs::read(&record).expect("record")).expect("profile json");
+    assert_eq!(p["defaultAction"], "SCMP_ACT_ERRNO");
+
+    // The report's directory swapped for a symlink to a host directory mid-run.
+    std::fs::create_dir(j.workspace.join("sub")).expect("sub");
+    let report = j.workspace.join("sub/report.json");
+    let script = format!("mv /workspace/sub /workspace/sub.old && ln -s {} /workspace/sub", s(&host));
+    let out = sandbox(&j.root, common::rootfs(), &j.workspace, &["--report", s(&report)], &script);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!host.join("report.json").exists(), "the report went through the job's symlink into the host directory");
+    assert!(j.workspace.join("sub.old/report.json").is_file(), "the report is in the directory opened before the run");
+    j.assert_nothing_left();
+}
+
+/// Item 22: a workspace (rootfs, bind source) that is or passes through a symlink a job planted
+/// is refused, so no later run makes a host directory the job's.
+#[test]
+fn a_workspace_rootfs_or_bind_source_through_a_symlink_is_refused() {
+    if !require_root() {
+        return;
+    }
+    let j = Job::new("planted-ws");
+    let host = j.workspace.join("../hostdir");
+    std::fs::create_dir_all(host.join("sub")).expect("host dir");
+    std::os::unix::fs::symlink(&host, j.workspace.join("out")).expect("symlink");
+    for ws in [j.workspace.join("out"), j.workspace.join("out/sub")] {
+        let out = sandbox(&j.root, common::rootfs(), &ws, &[], "touch /workspace/pwned");
+        let err = text(&out.stderr);
+        assert!(!out.status.success() && err.contains("symlink"), "{ws:?}: {err}");
+        assert!(!host.join("pwned").exists() && !host.join("sub/pwned").exists(), "the job wrote the host directory");
+    }
+    let link = j.workspace.join("../rootfs-link");
+    std::os::unix::fs::symlink(common::rootfs(), &link).expect("symlink");
+    let out = sandbox(&j.root, &link, &j.workspace, &[], "true");
+    assert!(!out.status.success() && text(&out.stderr).contains("--rootfs"), "{}", text(&out.stderr));
+    let bind = format!("{}:/src", s(&j.workspace.join("out")));
+    let out = sandbox(&j.root, common::rootfs(), &j.workspace, &["--ro-bind", &bind], "ls /src");
+    assert!(!out.status.success() && text(&out.stderr).contains("symlink"), "{}", text(&out.stderr));
+    j.assert_nothing_left();
+}
+
+/// Every file of a tree with its type, mode and mtime (the directories' too).
+fn listing(dir: &Path) -> String {
+    let out = Command::new("find").arg(dir).args(["-printf", "%P %y %m %U %T@ %l\n"]).output().expect("find");
+    let mut lines: Vec<&str> = std::str::from_utf8(&out.stdout).expect("utf8").lines().collect();
+    lines.sort_unstable();
+    lines.join("\n")
+}
+
+/// Items 23 and 13: mount points go on the sandbox's own layer, never into the rootfs: a rootfs
+/// whose /opt leads to a host directory gets nothing made there, a rootfs is byte for byte the
+/// same after a run with binds, and a rootfs with nothing but busybox runs.
+#[test]
+fn the_rootfs_is_left_as_it_was_and_mount_points_never_follow_its_symlinks() {
+    if !require_root() {
+        return;
+    }
+    let j = Job::new("rootfs-untouched");
+    let rootfs = j.workspace.join("../rootfs");
+    let st = Command::new("bash").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("integration/busybox-rootfs.sh")).arg(&rootfs).status().expect("rootfs");
+    assert!(st.success());
+    let host = j.workspace.join("../host-opt");
+    std::fs::create_dir(&host).expect("host dir");
+    std::os::unix::fs::symlink(&host, rootfs.join("opt")).expect("symlink");
+    let src = j.workspace.join("../src");
+    std::fs::create_dir(&src).expect("src");
+    std::fs::write(src.join("f"), "from-src\n").expect("src file");
+    let before = listing(&rootfs);
+    let bind = format!("{}:/opt/x", s(&src));
+    let out = sandbox(&j.root, &rootfs, &j.workspace, &["--ro-bind", &bind], "cat /opt/x/f");
+    assert_eq!(std::fs::read_dir(&host).expect("host").count(), 0, "a mount point was made in the host directory: {}", text(&out.stderr));
+    assert!(!out.status.success() && text(&out.stderr).contains("symlink"), "{}", text(&out.stderr));
+    let binds = [format!("{}:/new/deeper", s(&src)), format!("{}:/etc/extra", s(&src.join("f"))), format!("{}:/usr/share/src", s(&src))];
+    let mut opts = Vec::new();
+    for b in &binds {
+        opts.extend(["--ro-bind", b.as_str()]);
+    }
+    let out = sandbox(&j.root, &rootfs, &j.workspace, &opts, "cat /new/deeper/f /etc/extra /usr/share/src/f; ls /etc/passwd");
+    assert_eq!(text(&out.stdout), "from-src\nfrom-src\nfrom-src\n/etc/passwd\n", "{}", text(&out.stderr));
+    assert_eq!(listing(&rootfs), before, "the run changed the rootfs");
+
+    let bare = j.workspace.join("../bare");
+    std::fs::create_dir_all(bare.join("bin")).expect("bare");
+    std::fs::copy(rootfs.join("bin/busybox"), bare.join("bin/busybox")).expect("busybox");
+    std::os::unix::fs::symlink("busybox", bare.join("bin/sh")).expect("sh");
+    let before = listing(&bare);
+    let out = sandbox(&j.root, &bare, &j.workspace, &[], "/bin/busybox ls / | /bin/busybox tr '\\n' ' '");
+    assert_eq!(text(&out.stdout), "bin dev proc sys tmp workspace ", "{}", text(&out.stderr));
+    assert_eq!(listing(&bare), before, "the run changed the bare rootfs");
+    j.assert_nothing_left();
+}
+
+/// Item 24: recording does not lift the sandbox's filter: what the profile denies stays denied
+/// (EPERM) and is not in the recorded allow-list.
+#[test]
+fn recording_keeps_the_profile_enforced() {
+    if !require_root() {
+        return;
+    }
+    let j = Job::new("record-enforced");
+    let prof = j.workspace.join("../p.json");
+    let out = j.run(&["--record", s(&prof)], "grep '^Seccomp:' /proc/self/status; unshare -U true 2>/dev/null && echo unshared || echo refused");
+    assert_eq!(text(&out.stdout), "Seccomp:\t2\nrefused\n", "{}", text(&out.stderr));
+    let p: serde_json::Value = serde_json::from_slice(&std::fs::read(&prof).expect("profile written")).expect("json");
+    let names: Vec<&str> = p["syscalls"][0]["names"].as_array().expect("names").iter().filter_map(|n| n.as_str()).collect();
+    assert!(names.contains(&"execve") && names.contains(&"write") && !names.contains(&"unshare"), "{names:?}");
+    j.assert_nothing_left();
+}
+
+/// Items 14, 15, 16: a bind source under a 0700 directory (opened by the caller, not by the
+/// job's root), a single file bound, and a workspace that holds the rootfs refused.
+#[test]
+fn binds_from_private_directories_and_of_single_files_and_a_workspace_holding_the_rootfs() {
+    if !require_root() {
+        return;
+    }
+    let j = Job::new("private-binds");
+    let private = j.workspace.join("../private");
+    std::fs::create_dir_all(private.join("tools")).expect("private");
+    std::fs::write(private.join("tools/t"), "tool\n").expect("tool");
+    std::fs::write(private.join("one"), "one\n").expect("one");
+    assert!(Command::new("chmod").arg("700").arg(&private).status().expect("chmod").success());
+    let (d, f) = (format!("{}:/opt/tools", s(&private.join("tools"))), format!("{}:/etc/one", s(&private.join("one"))));
+    let out = j.run(&["--ro-bind", &d, "--ro-bind", &f], "cat /opt/tools/t /etc/one; test -f /etc/one && echo file");
+    assert_eq!(text(&out.stdout), "tool\none\nfile\n", "{}", text(&out.stderr));
+    let outer = j.workspace.join("../outer");
+    std::fs::create_dir_all(outer.join("root")).expect("outer");
+    let out = sandbox(&j.root, &outer.join("root"), &outer, &[], "true");
+    assert!(!out.status.success() && text(&out.stderr).contains("is inside --workspace"), "{}", text(&out.stderr));
+    j.assert_nothing_left();
+}
+
+/// Item 12: a workspace owned by someone else: its owner is the job's uid inside, and what the
+/// job writes belongs to that owner.
+#[test]
+fn the_workspace_owner_is_the_job_and_owns_its_output() {
+    if !require_root() {
+        return;
+    }
+    let j = Job::new("owner");
+    std::fs::write(j.workspace.join("in.txt"), "x").expect("input");
+    nix::unistd::chown(&j.workspace, Some(nix::unistd::Uid::from_raw(4242)), Some(nix::unistd::Gid::from_raw(4343))).expect("chown");
+    nix::unistd::chown(&j.workspace.join("in.txt"), Some(nix::unistd::Uid::from_raw(4242)), Some(nix::unistd::Gid::from_raw(4343))).expect("chown");
+    let out = j.run(&[], "stat -c '%u %g' in.txt; echo made > out.txt && echo wrote");
+    assert_eq!(text(&out.stdout), "1000 1000\nwrote\n", "{}", text(&out.stderr));
+    let m = std::fs::metadata(j.workspace.join("out.txt")).expect("out.txt");
+    assert_eq!((m.uid(), m.gid()), (4242, 4343));
+    j.assert_nothing_left();
+}
+
+/// bubblewrap's flags: --setenv, --chdir, --bind (read-write, nosuid, nodev, the source's owner is
+/// the job), --tmpfs (sized), --hostname; and binds that would hide the job's own mounts refused.
+#[test]
+fn setenv_chdir_bind_tmpfs_and_hostname_as_seen_from_inside() {
+    if !require_root() {
+        return;
+    }
+    let j = Job::new("flags");
+    let cache = j.workspace.join("../cache");
+    std::fs::create_dir(&cache).expect("cache");
+    std::fs::create_dir(j.workspace.join("sub")).expect("sub");
+    let bind = format!("{}:/cache", s(&cache));
+    let opts =
+        ["--setenv", "FOO=bar baz", "--setenv", "HOME=/tmp", "--chdir", "/workspace/sub", "--bind", &bind, "--tmpfs", "/scratch:8m", "--hostname", "buildbox"];
+    let script = "echo \"$FOO|$HOME\"; pwd; hostname; echo c > /cache/c && echo cache-ok; echo s > /scratch/s && echo scratch-ok; \
+                  grep -E ' /(cache|scratch) ' /proc/self/mountinfo | cut -d' ' -f5,6 | sort; df -k /scratch | tail -1 | tr -s ' ' | cut -d' ' -f2";
+    let out = j.run(&opts, script);
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(&lines[..5], ["bar baz|/tmp", "/workspace/sub", "buildbox", "cache-ok", "scratch-ok"], "{stdout} {}", text(&out.stderr));
+    assert!(lines[5].starts_with("/cache rw,nosuid,nodev") && lines[6].starts_with("/scratch rw,nosuid,nodev"), "{stdout}");
+    assert_eq!(lines[7], "8192", "{stdout}");
+    let m = std::fs::metadata(cache.join("c")).expect("cache file");
+    assert_eq!((m.uid(), m.gid()), (0, 0), "the cache's owner (root, the caller) owns what the job wrote");
+    for (opt, arg, needle) in [
+        ("--ro-bind", bind.replace("/cache", "/workspace"), "/workspace"),
+        ("--bind", bind.replace("/cache", "/proc"), "/proc"),
+        ("--tmpfs", "/dev".into(), "/dev"),
+        ("--tmpfs", "/sys/x".into(), "/sys"),
+    ] {
+        let out = j.run(&[opt, &arg], "true");
+        let err = text(&out.stderr);
+        assert!(!out.status.success() && err.contains(opt) && err.contains(needle), "{opt} {arg}: {err}");
+    }
+    j.assert_nothing_left();
+}
+
+/// Item 24's last part: `profile --output` into a directory the container writes, where it plants
+/// a symlink to a host file: the link is replaced by the profile, the host file is untouched.
+#[test]
+fn profile_output_is_not_written_through_a_symlink_the_container_planted() {
+    if !require_root() {
+        return;
+    }
+    let out_dir = common::scratch_dir("profile-planted");
+    let host = out_dir.join("../profile-planted-host");
+    std::fs::write(&host, "precious\n").expect("host file");
+    let mut b = common::Bundle::new(&format!("ln -s {} /out/profile.json", s(&host)));
+    b.mount(serde_json::json!({"destination": "/out", "type": "bind", "source": out_dir, "options": ["rbind", "rw"]}));
+    b.write();
+    let prof = out_dir.join("profile.json");
+    let bundle = b.dir.to_str().expect("utf8").to_string();
+    let out = b.testudo(&["profile", "--bundle", &bundle, "--output", s(&prof), &b.id]);
+    assert!(out.status.success(), "profile: {}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&host).expect("host file"), "precious\n", "the profile went through the container's symlink");
+    let p: serde_json::Value = serde_json::from_slice(&std::fs::read(&prof).expect("profile")).expect("json");
+    assert_eq!(p["defaultAction"], "SCMP_ACT_ERRNO");
 }

@@ -26,6 +26,21 @@ pub struct Sandbox {
     /// Also bind SRC read-only at DST
     #[arg(long = "ro-bind", value_name = "SRC:DST")]
     pub ro_bind: Vec<String>,
+    /// Bind SRC read-write at DST (nosuid, nodev; SRC's owner is the job's uid there, as in the workspace)
+    #[arg(long = "bind", value_name = "SRC:DST")]
+    pub bind: Vec<String>,
+    /// A tmpfs at DST (nosuid, nodev; SIZE defaults to 64m)
+    #[arg(long = "tmpfs", value_name = "DST[:SIZE]")]
+    pub tmpfs: Vec<String>,
+    /// Set an environment variable of the job
+    #[arg(long = "setenv", value_name = "KEY=VALUE")]
+    pub setenv: Vec<String>,
+    /// The job's working directory, inside (default /workspace)
+    #[arg(long)]
+    pub chdir: Option<String>,
+    /// The job's hostname (default sandbox)
+    #[arg(long)]
+    pub hostname: Option<String>,
     /// Memory limit (e.g. 2G; default 2G)
     #[arg(long)]
     pub memory: Option<String>,

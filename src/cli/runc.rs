@@ -35,6 +35,10 @@ pub struct CreateOpts {
     /// Record the syscalls instead of enforcing linux.seccomp (`profile`, `sandbox --record`)
     #[arg(skip)]
     pub record: bool,
+    /// `sandbox`: every bind source opened by P0 without following a symlink, and the root a
+    /// private layer over the rootfs (`linux::layer`)
+    #[arg(skip)]
+    pub sandbox: bool,
 }
 
 #[derive(Args, Debug)]

@@ -20,6 +20,15 @@ pub fn run(g: &Global, p: &Profile) -> Result<i32> {
         }
     }
     config["process"]["terminal"] = serde_json::json!(false);
-    let plan = Plan { id: p.id.clone(), config, timeout: None, output_limit: None, report: None, record: Some(p.output.clone()), stdin: false };
+    let plan = Plan {
+        id: p.id.clone(),
+        config,
+        timeout: None,
+        output_limit: None,
+        report: None,
+        record: Some(crate::sandbox::outfile::OutFile::open("--output", &p.output)?),
+        sandbox: false,
+        stdin: false,
+    };
     job::run(g, plan)
 }

@@ -221,13 +221,23 @@ pub fn wants_idmap(m: &Mount) -> bool {
 /// source's superblock belongs to the host's user namespace, and only a process privileged there
 /// may idmap it (from a container's user namespace mount_setattr is EPERM). Init inherits the fd
 /// and only attaches it.
-pub fn detached_bind(m: &Mount, userns: &OwnedFd) -> Result<OwnedFd> {
+///
+/// `opened`: the source, already opened by the caller (`nofollow`, for a sandbox's binds: made
+/// here with the caller's credentials, and never looked up by path again). `userns`: None for a
+/// bind that is not idmapped.
+pub fn detached_bind(m: &Mount, opened: Option<&OwnedFd>, userns: Option<&OwnedFd>) -> Result<OwnedFd> {
     let mut o = parse(m.typ().as_deref(), m.options().as_deref().unwrap_or(&[]));
-    // Mappings without "idmap" or "ridmap" still ask for an idmapped mount (non-recursive).
-    o.idmap = Some(o.idmap.unwrap_or(false));
+    if userns.is_some() {
+        // Mappings without "idmap" or "ridmap" still ask for an idmapped mount (non-recursive).
+        o.idmap = Some(o.idmap.unwrap_or(false));
+    }
     let source = checked_source(m, &o)?;
-    let tree = open_tree(libc::AT_FDCWD, source, o.recursive).with_context(|| format!("open_tree {source:?}"))?;
-    set_attributes(&tree, &o, Some(userns.as_raw_fd()))?;
+    let tree = match opened {
+        Some(fd) => open_tree(fd.as_raw_fd(), Path::new(""), o.recursive),
+        None => open_tree(libc::AT_FDCWD, source, o.recursive),
+    }
+    .with_context(|| format!("open_tree {source:?}"))?;
+    set_attributes(&tree, &o, userns.map(|u| u.as_raw_fd()))?;
     Ok(tree)
 }
 
@@ -244,7 +254,6 @@ fn checked_source<'m>(m: &'m Mount, o: &Options) -> Result<&'m Path> {
 
 fn bind(ctx: &Ctx, m: &Mount, o: &Options, prepared: Option<&OwnedFd>) -> Result<()> {
     let source = checked_source(m, o)?;
-    let is_dir = std::fs::metadata(source).with_context(|| format!("source {source:?}"))?.is_dir();
     let own;
     let tree = match prepared {
         Some(t) => t,
@@ -254,6 +263,9 @@ fn bind(ctx: &Ctx, m: &Mount, o: &Options, prepared: Option<&OwnedFd>) -> Result
             &own
         }
     };
+    // The tree made by P0, not the path: under a directory the container's root may not search
+    // (a 0700 home), only the caller could look the source up.
+    let is_dir = nix::sys::stat::fstat(tree).with_context(|| format!("source {source:?}"))?.st_mode & libc::S_IFMT == libc::S_IFDIR;
     let kind = if is_dir { Kind::Dir } else { Kind::File };
     let dest = inroot::ensure(ctx.root, m.destination(), kind, if is_dir { 0o755 } else { 0o644 })?;
     move_mount(tree, &dest).context("move_mount")
@@ -297,6 +309,17 @@ pub fn open_tree(dirfd: RawFd, path: &Path, recursive: bool) -> std::result::Res
     }
     // SAFETY: open_tree reads the NUL-terminated path and returns a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_open_tree, dirfd, c.as_ptr(), flags) };
+    Errno::result(fd)?;
+    // SAFETY: a new fd from the kernel, owned by nobody else.
+    Ok(unsafe { procfs::own(fd as RawFd) })
+}
+
+/// A detached copy (recursive) of the entry `name` of directory `dirfd`, which must not be a
+/// symlink.
+pub fn open_tree_nofollow(dirfd: RawFd, name: &std::ffi::CStr) -> std::result::Result<OwnedFd, Errno> {
+    let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_RECURSIVE as u32 | libc::AT_SYMLINK_NOFOLLOW as u32;
+    // SAFETY: open_tree reads the NUL-terminated name and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, dirfd, name.as_ptr(), flags) };
     Errno::result(fd)?;
     // SAFETY: a new fd from the kernel, owned by nobody else.
     Ok(unsafe { procfs::own(fd as RawFd) })

@@ -26,6 +26,17 @@ pub fn propagation(name: Option<&str>) -> Result<MsFlags> {
 /// In the new mount namespace: stop mount events flowing back to the host, make the rootfs a
 /// mount point of its own, and return an fd to its root.
 pub fn prepare(rootfs: &Path, prop: MsFlags) -> Result<OwnedFd> {
+    non_shared(prop)?;
+    nix::mount::mount(Some(rootfs), rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).map_err(|e| match e {
+        // In a user namespace the path is walked as the container's root, an unprivileged host id.
+        nix::errno::Errno::EACCES => Error::sys(format!("bind rootfs {rootfs:?} (every directory above it must be searchable by the container's root)"), e),
+        e => Error::sys(format!("bind rootfs {rootfs:?}"), e),
+    })?;
+    nix::fcntl::open(rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()).with_context(|| format!("open rootfs {rootfs:?}"))
+}
+
+/// The first step in a new mount namespace, before anything is mounted.
+pub fn non_shared(prop: MsFlags) -> Result<()> {
     // Nothing we mount may propagate to the host: recursive slave (or private) on the whole tree
     // first. Shared and unbindable wait for `apply_propagation`, after the switch: pivot_root
     // refuses a shared new root, and an unbindable rootfs cannot be bound onto itself (EINVAL).
@@ -34,13 +45,7 @@ pub fn prepare(rootfs: &Path, prop: MsFlags) -> Result<OwnedFd> {
         MsFlags::MS_UNBINDABLE => MsFlags::MS_PRIVATE,
         other => other,
     };
-    nix::mount::mount(None::<&str>, "/", None::<&str>, first | MsFlags::MS_REC, None::<&str>).context("make / non-shared")?;
-    nix::mount::mount(Some(rootfs), rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).map_err(|e| match e {
-        // In a user namespace the path is walked as the container's root, an unprivileged host id.
-        nix::errno::Errno::EACCES => Error::sys(format!("bind rootfs {rootfs:?} (every directory above it must be searchable by the container's root)"), e),
-        e => Error::sys(format!("bind rootfs {rootfs:?}"), e),
-    })?;
-    nix::fcntl::open(rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()).with_context(|| format!("open rootfs {rootfs:?}"))
+    nix::mount::mount(None::<&str>, "/", None::<&str>, first | MsFlags::MS_REC, None::<&str>).context("make / non-shared")
 }
 
 /// Without a mount namespace the container runs in the host's, chrooted into its rootfs, as

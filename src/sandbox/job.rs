@@ -71,6 +71,7 @@ pub fn run(g: &Global, plan: Plan) -> Result<i32> {
         preserve_fds: 0,
         policy: None,
         record: plan.record.is_some(),
+        sandbox: plan.sandbox,
     };
     // Interrupting the sandbox must not leave the job running: these end it like the timeout.
     let mut mask = SigSet::empty();
@@ -115,9 +116,8 @@ pub fn run(g: &Global, plan: Plan) -> Result<i32> {
     if let Some(e) = failed {
         return Err(e);
     }
-    if let Some(path) = &plan.record {
-        let text = serde_json::to_vec_pretty(&recording.profile()).map_err(|e| Error::new(e.to_string()))?;
-        std::fs::write(path, text).with_context(|| format!("profile {path:?}"))?;
+    if let Some(out) = &plan.record {
+        out.write(&serde_json::to_vec_pretty(&recording.profile()).map_err(|e| Error::new(e.to_string()))?)?;
     }
     let exit = match reason {
         Reason::Exited => code,
@@ -126,7 +126,7 @@ pub fn run(g: &Global, plan: Plan) -> Result<i32> {
         Reason::Oom => 137,
         Reason::Interrupted => code.max(128 + 15),
     };
-    if let Some(path) = &plan.report {
+    if let Some(out) = &plan.report {
         let report = json!({
             "exit": exit,
             "jobExit": code,
@@ -139,7 +139,7 @@ pub fn run(g: &Global, plan: Plan) -> Result<i32> {
             "stdoutBytes": bytes[0],
             "stderrBytes": bytes[1],
         });
-        std::fs::write(path, serde_json::to_vec_pretty(&report).map_err(|e| Error::new(e.to_string()))?).with_context(|| format!("--report {path:?}"))?;
+        out.write(&serde_json::to_vec_pretty(&report).map_err(|e| Error::new(e.to_string()))?)?;
     }
     Ok(exit)
 }

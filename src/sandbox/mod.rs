@@ -7,6 +7,8 @@
 //! never holds the caller's host uid. `job` runs it and watches the time, the output and the exit.
 
 pub mod job;
+pub mod outfile;
+mod paths;
 mod suid;
 
 use std::path::{Path, PathBuf};
@@ -14,7 +16,9 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use crate::cli::Sandbox;
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
+use outfile::OutFile;
+use paths::{destination, host_path};
 
 /// seccomp-profiles/build-sandbox.json, built in.
 const BUILD_PROFILE: &str = include_str!("../../seccomp-profiles/build-sandbox.json");
@@ -29,34 +33,58 @@ pub struct Plan {
     pub config: Value,
     pub timeout: Option<std::time::Duration>,
     pub output_limit: Option<u64>,
-    pub report: Option<PathBuf>,
+    /// Opened before the job runs (`outfile`).
+    pub report: Option<OutFile>,
     /// Record the syscalls and write the allow-list profile here (`profile`, `--record`).
-    pub record: Option<PathBuf>,
+    pub record: Option<OutFile>,
+    /// A sandbox's config (not a bundle's, for `profile`): its binds opened by P0 without
+    /// following symlinks, its root a private layer (`linux::layer`).
+    pub sandbox: bool,
     /// The caller's stdin goes to the job (`--stdin`); else /dev/null.
     pub stdin: bool,
 }
 
 pub fn plan(s: &Sandbox) -> Result<Plan> {
-    let rootfs = dir_option("--rootfs", &s.rootfs)?;
+    // Paths a job may have written are opened without following symlinks (`linux::nofollow`);
+    // P0 opens them again the same way when it makes the mounts.
+    let (rootfs, _) = host_path("--rootfs", &s.rootfs, true)?;
     let (ws, ws_rw) = match s.workspace.rsplit_once(':') {
         Some((p, "rw")) => (p, true),
         Some((p, "ro")) => (p, false),
         _ => (s.workspace.as_str(), true),
     };
-    let workspace = dir_option("--workspace", Path::new(ws))?;
+    let (workspace, ws_fd) = host_path("--workspace", Path::new(ws), true)?;
     if workspace.starts_with(&rootfs) {
         return Err(Error::new(format!("--workspace {workspace:?} is inside --rootfs {rootfs:?}: the job's root would not be read-only")));
+    }
+    if rootfs.starts_with(&workspace) {
+        return Err(Error::new(format!("--rootfs {rootfs:?} is inside --workspace {workspace:?}: the job could change its own root for the next run")));
     }
     let timeout = match s.timeout {
         Some(0) => return Err(Error::new("--timeout 0: give a number of seconds above 0")),
         t => t.map(std::time::Duration::from_secs),
     };
+    let report = s.report.as_deref().map(|p| OutFile::open("--report", p)).transpose()?;
+    let record = s.record.as_deref().map(|p| OutFile::open("--record", p)).transpose()?;
     let mut config = crate::commands::spec::hardened_config()?;
     config["root"]["path"] = json!(rootfs);
     config["process"]["terminal"] = json!(false);
     config["process"]["args"] = json!(s.command);
-    config["process"]["cwd"] = json!("/workspace");
-    config["hostname"] = json!("sandbox");
+    let cwd = match &s.chdir {
+        Some(d) => destination("--chdir", d, Path::new(d))?,
+        None => PathBuf::from("/workspace"),
+    };
+    config["process"]["cwd"] = json!(cwd);
+    config["hostname"] = json!(hostname(s.hostname.as_deref())?);
+    let env = config["process"]["env"].as_array_mut().ok_or_else(|| Error::new("hardened spec: process.env"))?;
+    for kv in &s.setenv {
+        let key = match kv.split_once('=') {
+            Some((k, _)) if !k.is_empty() => k,
+            _ => return Err(Error::new(format!("--setenv {kv:?}: expected KEY=VALUE"))),
+        };
+        env.retain(|e| e.as_str().and_then(|e| e.split_once('=')).is_none_or(|(k, _)| k != key));
+        env.push(json!(kv));
+    }
     let mut rlimits = vec![json!({"type": "RLIMIT_CORE", "hard": 0, "soft": 0}), json!({"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024})];
     let output_limit = s.output_limit.as_deref().map(|v| size_option("--output-limit", v)).transpose()?;
     if let Some(limit) = output_limit {
@@ -68,7 +96,7 @@ pub fn plan(s: &Sandbox) -> Result<Plan> {
         "build" => serde_json::from_str(BUILD_PROFILE).map_err(|e| Error::new(format!("built-in build profile: {e}")))?,
         "default" => config["linux"]["seccomp"].take(),
         file => {
-            let bytes = std::fs::read(file).with_context(|| format!("--profile {file:?}"))?;
+            let bytes = std::fs::read(file).map_err(|e| Error::new(format!("--profile {file:?}: {e}")))?;
             let v: Value = serde_json::from_slice(&bytes).map_err(|e| Error::new(format!("--profile {file:?}: {e}")))?;
             serde_json::from_value::<oci_spec::runtime::LinuxSeccomp>(v.clone())
                 .map_err(|e| Error::new(format!("--profile {file:?}: not an OCI linux.seccomp object: {e}")))?;
@@ -92,29 +120,41 @@ pub fn plan(s: &Sandbox) -> Result<Plan> {
     mounts.retain(|m| m["destination"] != "/tmp");
     mounts
         .push(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777", format!("size={}", s.tmp_size)]}));
-    let caller = (nix::unistd::getuid().as_raw() as u64, nix::unistd::getgid().as_raw() as u64);
+    // The workspace's owner is the job's uid inside (podman's keep-id): the caller's own
+    // directory, or one the caller (root) runs a job in for another user, is written as its owner.
+    let owner = |fd: &std::os::fd::OwnedFd| nix::sys::stat::fstat(fd).map(|st| (st.st_uid as u64, st.st_gid as u64));
+    let ws_owner = owner(&ws_fd).map_err(|e| Error::sys(format!("--workspace {workspace:?}"), e))?;
     let job = |host: u64| json!([{"containerID": host, "hostID": HOST_BASE + JOB_ID, "size": 1}]);
     mounts.push(json!({
         "destination": "/workspace", "type": "bind", "source": workspace,
         "options": ["rbind", "nosuid", "nodev", if ws_rw { "rw" } else { "ro" }],
-        "uidMappings": job(caller.0), "gidMappings": job(caller.1),
+        "uidMappings": job(ws_owner.0), "gidMappings": job(ws_owner.1),
     }));
-    for b in &s.ro_bind {
-        let (src, dst) = b.split_once(':').ok_or_else(|| Error::new(format!("--ro-bind {b:?}: expected SRC:DST")))?;
-        let src = std::fs::canonicalize(src).with_context(|| format!("--ro-bind {b:?}"))?;
-        if !dst.starts_with('/') {
-            return Err(Error::new(format!("--ro-bind {b:?}: DST must be absolute")));
-        }
-        mounts.push(json!({"destination": dst, "type": "bind", "source": src, "options": ["rbind", "ro", "nosuid", "nodev"]}));
+    let mut writable = vec![PathBuf::from("/tmp"), PathBuf::from("/dev/shm")];
+    if ws_rw {
+        writable.insert(0, PathBuf::from("/workspace"));
     }
-    // Mount points the rootfs lacks are made here, by the caller: inside, the container's root is
-    // an unprivileged host id that may not write the rootfs.
-    let dests: Vec<String> = mounts.iter().filter_map(|m| m["destination"].as_str().map(str::to_string)).collect();
-    for d in dests.iter().filter(|d| d.as_str() == "/workspace" || s.ro_bind.iter().any(|b| b.ends_with(&format!(":{d}")))) {
-        let at = rootfs.join(d.trim_start_matches('/'));
-        if !at.exists() {
-            std::fs::create_dir_all(&at).with_context(|| format!("--rootfs {rootfs:?}: make the mount point {d}"))?;
+    for (opt, list, rw) in [("--ro-bind", &s.ro_bind, false), ("--bind", &s.bind, true)] {
+        for b in list {
+            let (src, dst) = b.split_once(':').ok_or_else(|| Error::new(format!("{opt} {b:?}: expected SRC:DST")))?;
+            let dst = destination(opt, b, Path::new(dst))?;
+            let (src, fd) = host_path(opt, Path::new(src), false).map_err(|e| Error::new(format!("{opt} {b:?}: {e}")))?;
+            let mut m = json!({"destination": dst, "type": "bind", "source": src, "options": ["rbind", if rw { "rw" } else { "ro" }, "nosuid", "nodev"]});
+            if rw {
+                let o = owner(&fd).map_err(|e| Error::sys(format!("{opt} {b:?}"), e))?;
+                m["uidMappings"] = job(o.0);
+                m["gidMappings"] = job(o.1);
+                writable.push(dst);
+            }
+            mounts.push(m);
         }
+    }
+    for t in &s.tmpfs {
+        let (dst, size) = t.split_once(':').unwrap_or((t, "64m"));
+        size_option("--tmpfs", size)?;
+        let dst = destination("--tmpfs", t, Path::new(dst))?;
+        mounts.push(json!({"destination": dst, "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777", format!("size={size}")]}));
+        writable.push(dst);
     }
     match s.net.as_str() {
         // The hardened spec's own network namespace has only lo, and lo is up: a job may talk to
@@ -123,27 +163,21 @@ pub fn plan(s: &Sandbox) -> Result<Plan> {
         other => return Err(Error::new(format!("--net {other:?}: expected none or host-loopback-only"))),
     }
     if let Some(mode) = &s.landlock {
-        let rw = if ws_rw { "/workspace:/tmp" } else { "/tmp" };
+        // /dev/shm is the job's own tmpfs: sem_open (Python's multiprocessing) needs it.
+        let rw: Vec<String> = writable.iter().map(|p| p.to_string_lossy().into_owned()).collect();
         config["annotations"][crate::security::landlock::ANNOTATION] = json!(mode);
-        config["annotations"][crate::security::landlock::RW_ANNOTATION] = json!(rw);
+        config["annotations"][crate::security::landlock::RW_ANNOTATION] = json!(rw.join(":"));
     }
-    Ok(Plan {
-        id: format!("sandbox-{}", std::process::id()),
-        config,
-        timeout,
-        output_limit,
-        report: s.report.clone(),
-        record: s.record.clone(),
-        stdin: s.stdin,
-    })
+    Ok(Plan { id: format!("sandbox-{}", std::process::id()), config, timeout, output_limit, report, record, sandbox: true, stdin: s.stdin })
 }
 
-fn dir_option(name: &str, p: &Path) -> Result<PathBuf> {
-    let real = std::fs::canonicalize(p).with_context(|| format!("{name} {p:?}"))?;
-    if !real.is_dir() {
-        return Err(Error::new(format!("{name} {p:?}: not a directory")));
+/// `--hostname`: a name as sethostname(2) takes it, letters, digits, '-' and '.'.
+fn hostname(h: Option<&str>) -> Result<&str> {
+    let h = h.unwrap_or("sandbox");
+    if h.is_empty() || h.len() > 64 || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') {
+        return Err(Error::new(format!("--hostname {h:?}: 1 to 64 letters, digits, '-' or '.'")));
     }
-    Ok(real)
+    Ok(h)
 }
 
 /// "64M", "2G", "512k", "1048576": bytes.

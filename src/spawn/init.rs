@@ -25,7 +25,7 @@ use oci_spec::runtime::LinuxNamespaceType as T;
 use crate::container::hooks;
 use crate::error::{Context, Error, Result};
 use crate::linux::procfs::Proc;
-use crate::linux::{cgroupfs, devices, inroot, keyring, mempolicy, mounts, rlimits, rootfs, sysctl, tty};
+use crate::linux::{cgroupfs, devices, inroot, keyring, layer, mempolicy, mounts, rlimits, rootfs, sysctl, tty};
 use crate::security::selinux;
 use crate::spawn::finish;
 use crate::spawn::prepare::Prepared;
@@ -60,7 +60,17 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
     // would need it) and step 8 is a chroot.
     let own_mnt = p.ns.has(T::Mount);
     let prop = rootfs::propagation(linux.and_then(|l| l.rootfs_propagation().as_deref()))?;
-    let root = if own_mnt { rootfs::prepare(&p.rootfs, prop)? } else { rootfs::open_in_host_ns(&p.rootfs, p.no_pivot)? };
+    let root = if !own_mnt {
+        rootfs::open_in_host_ns(&p.rootfs, p.no_pivot)?
+    } else if p.layer {
+        // `sandbox`: the caller's rootfs stays as it is; mount points go on a layer of our own.
+        rootfs::non_shared(prop)?;
+        let mut points: Vec<&Path> = p.mounts.iter().map(|m| m.destination().as_path()).collect();
+        points.push(p.process.cwd());
+        layer::attach(&p.rootfs, &points)?
+    } else {
+        rootfs::prepare(&p.rootfs, prop)?
+    };
     // Opened here, in our own mount namespace (a mount of another namespace cannot be cloned).
     let dev_null = rootfs::open_dev_null()?;
     let label = linux.and_then(|l| l.mount_label().as_deref());

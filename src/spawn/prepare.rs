@@ -63,6 +63,8 @@ pub struct Prepared {
     pub rootless: bool,
     pub no_pivot: bool,
     pub new_keyring: bool,
+    /// `sandbox`: the root is a private layer over the rootfs (`linux::layer`).
+    pub layer: bool,
     /// The container directory's lock fd: children must not inherit the flock, or `start`
     /// would wait on a lock held by the very init it is to start.
     pub lock_fd: std::os::fd::RawFd,
@@ -109,10 +111,12 @@ pub fn prepare(root: &Path, rootless: bool, systemd: bool, opts: &CreateOpts, di
     let caps = capabilities::plan(process.capabilities().as_ref())?;
     let landlock = landlock::plan(spec.annotations().as_ref())?;
     let seccomp = if opts.record {
-        // Recording: every syscall is let through and noted, and the filter goes on right before
-        // the execve, which needs no_new_privileges (`seccomp::recorder`).
+        // Recording: every syscall the profile allows is noted (what it denies stays denied), and
+        // the filter goes on right before the execve, which needs no_new_privileges
+        // (`seccomp::recorder`).
         process.set_no_new_privileges(Some(true));
-        Some(seccomp::recorder::program())
+        let enforced = linux.seccomp().as_ref().map(|s| seccomp::load(root, s)).transpose()?;
+        Some(seccomp::recorder::program(enforced)?)
     } else {
         linux.seccomp().as_ref().map(|s| seccomp::load(root, s)).transpose()?
     };
@@ -140,7 +144,7 @@ pub fn prepare(root: &Path, rootless: bool, systemd: bool, opts: &CreateOpts, di
         StartBy::Socket { .. } => None,
     };
     let mounts = absolute_mounts(spec, &bundle.dir);
-    let mount_trees = idmapped_trees(spec, &mounts, &ns)?;
+    let mount_trees = idmapped_trees(spec, &mounts, &ns, opts.sandbox)?;
     let prepared = Prepared {
         id: dir.id.clone(),
         spec: bundle.spec,
@@ -163,6 +167,7 @@ pub fn prepare(root: &Path, rootless: bool, systemd: bool, opts: &CreateOpts, di
         rootless,
         no_pivot: opts.no_pivot,
         new_keyring: !opts.no_new_keyring,
+        layer: opts.sandbox,
         lock_fd: dir.lock_fd(),
     };
     Ok(prepared)
@@ -204,16 +209,23 @@ fn make_fifo(path: &Path) -> Result<OwnedFd> {
 
 /// The detached trees of idmapped bind mounts, one entry per mount. A mount's own mappings, or
 /// for "idmap"/"ridmap" alone the container's (the same maps give the same idmapping).
-pub fn idmapped_trees(spec: &Spec, mounts: &[Mount], ns: &Plan) -> Result<Vec<Option<OwnedFd>>> {
+/// `sandbox`: every bind gets its tree here, its source opened with the caller's credentials and
+/// without following a symlink (`nofollow`: a job may have planted one in its workspace).
+pub fn idmapped_trees(spec: &Spec, mounts: &[Mount], ns: &Plan, sandbox: bool) -> Result<Vec<Option<OwnedFd>>> {
     let mut proc = None;
     let mut out = Vec::with_capacity(mounts.len());
     let linux = spec.linux().as_ref();
     for m in mounts {
+        let what = || format!("mount {:?}", m.destination());
+        let is_bind = mounts::parse(m.typ().as_deref(), m.options().as_deref().unwrap_or(&[])).bind;
+        let opened = match m.source() {
+            Some(src) if sandbox && is_bind => Some(crate::linux::nofollow::open(&what(), src, OFlag::O_PATH)?),
+            _ => None,
+        };
         if !mounts::wants_idmap(m) {
-            out.push(None);
+            out.push(opened.map(|fd| mounts::detached_bind(m, Some(&fd), None).with_context(what)).transpose()?);
             continue;
         }
-        let what = || format!("mount {:?}", m.destination());
         let (uids, gids) = match (m.uid_mappings(), m.gid_mappings()) {
             (Some(u), Some(g)) => (u.clone(), g.clone()),
             _ if ns.creates(T::User) => {
@@ -226,7 +238,7 @@ pub fn idmapped_trees(spec: &Spec, mounts: &[Mount], ns: &Plan) -> Result<Vec<Op
         }
         let proc = proc.as_ref().ok_or_else(|| Error::new("/proc"))?;
         let userns = idmap::mount_userns(proc, &uids, &gids).with_context(what)?;
-        out.push(Some(mounts::detached_bind(m, &userns).with_context(what)?));
+        out.push(Some(mounts::detached_bind(m, opened.as_ref(), Some(&userns)).with_context(what)?));
     }
     Ok(out)
 }

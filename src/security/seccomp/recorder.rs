@@ -4,6 +4,17 @@
 //! Record only: P0 never decides anything on a notification (the flag's own documentation warns
 //! that a decision taken on one can be raced), it only notes (architecture, number).
 //!
+//! Recording never lifts the container's own filter (an untrusted job recorded would otherwise
+//! run with no filter at all: unshare, mount, keyctl, io_uring, ptrace). The recording filter is
+//! the enforced profile itself, compiled as usual, with every return that lets a syscall run
+//! (ALLOW, LOG) turned into USER_NOTIF: what the profile denies (ERRNO, KILL, TRAP, the ENOSYS
+//! stub) is still denied by the kernel and never reaches us, and what it allows is noted and
+//! continued. One filter, not the recorder stacked on the profile: the second of two filters
+//! would itself be installed through the first (a notification nobody could answer yet, or a
+//! seccomp(2) the profile denies), and the kernel's precedence across filters (ERRNO before
+//! USER_NOTIF) gives the same answers as the rewrite does. Denied calls are not in the recording,
+//! so the profile written never allows them.
+//!
 //! The filter goes on as the init's last step, right before its execve (the process runs with
 //! no_new_privileges), so what is recorded is the job's and not the runtime's; the execve itself
 //! is the first notification. P0 takes the notify fd from the init with pidfd_getfd: the init
@@ -24,10 +35,35 @@ const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 const AUDIT_ARCH_I386: u32 = 0x4000_0003;
 const X32_BIT: i32 = 0x4000_0000;
 
-/// `ret SECCOMP_RET_USER_NOTIF`, for every syscall of every architecture.
-pub fn program() -> Program {
-    let ret = libc::sock_filter { code: (libc::BPF_RET | libc::BPF_K) as u16, jt: 0, jf: 0, k: libc::SECCOMP_RET_USER_NOTIF };
-    Program { filter: vec![ret], flags: libc::SECCOMP_FILTER_FLAG_NEW_LISTENER, listener: None, record: true }
+const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+const RET_A: u16 = (libc::BPF_RET | libc::BPF_A) as u16;
+
+/// The recording filter: `enforced` (the container's compiled profile) with its allowing returns
+/// turned into notifications, or without a profile `ret SECCOMP_RET_USER_NOTIF` for every
+/// syscall of every architecture.
+pub fn program(enforced: Option<Program>) -> Result<Program> {
+    let Some(p) = enforced else {
+        let ret = libc::sock_filter { code: RET_K, jt: 0, jf: 0, k: libc::SECCOMP_RET_USER_NOTIF };
+        return Ok(Program { filter: vec![ret], flags: libc::SECCOMP_FILTER_FLAG_NEW_LISTENER, listener: None, record: true });
+    };
+    if p.listener.is_some() {
+        return Err(Error::new("recorder: the profile has SCMP_ACT_NOTIFY rules (a listener of its own): it cannot be recorded"));
+    }
+    let mut filter = p.filter;
+    for ins in &mut filter {
+        if ins.code == RET_A {
+            return Err(Error::new("recorder: the compiled profile returns a computed action, which cannot be rewritten"));
+        }
+        if ins.code == RET_K && matches!(ins.k & libc::SECCOMP_RET_ACTION_FULL, libc::SECCOMP_RET_ALLOW | libc::SECCOMP_RET_LOG) {
+            ins.k = libc::SECCOMP_RET_USER_NOTIF;
+        }
+    }
+    let mut flags = p.flags | libc::SECCOMP_FILTER_FLAG_NEW_LISTENER;
+    if flags & libc::SECCOMP_FILTER_FLAG_TSYNC != 0 {
+        // TSYNC and a listener together only with TSYNC_ESRCH (the kernel refuses the pair).
+        flags |= libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
+    }
+    Ok(Program { filter, flags, listener: None, record: true })
 }
 
 /// The lowest free fd number: the one the kernel gives the notify fd when nothing is opened in
@@ -118,5 +154,30 @@ impl Recording {
             "architectures": archs,
             "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}],
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_profile_stays_enforced_and_only_what_it_allows_is_notified() {
+        let ret = |k| libc::sock_filter { code: RET_K, jt: 0, jf: 0, k };
+        let ld = libc::sock_filter { code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16, jt: 0, jf: 0, k: 0 };
+        let errno = libc::SECCOMP_RET_ERRNO | 1;
+        let enforced = Program {
+            filter: vec![ld, ret(libc::SECCOMP_RET_ALLOW), ret(errno), ret(libc::SECCOMP_RET_LOG), ret(libc::SECCOMP_RET_KILL_PROCESS)],
+            flags: libc::SECCOMP_FILTER_FLAG_TSYNC,
+            listener: None,
+            record: false,
+        };
+        let p = program(Some(enforced)).expect("recorder");
+        let ks: Vec<u32> = p.filter.iter().skip(1).map(|i| i.k).collect();
+        assert_eq!(ks, [libc::SECCOMP_RET_USER_NOTIF, errno, libc::SECCOMP_RET_USER_NOTIF, libc::SECCOMP_RET_KILL_PROCESS]);
+        assert_eq!(p.filter[0].k, 0, "only returns change");
+        let want = libc::SECCOMP_FILTER_FLAG_TSYNC | libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH | libc::SECCOMP_FILTER_FLAG_NEW_LISTENER;
+        assert_eq!(p.flags, want);
+        assert!(p.record);
     }
 }
