@@ -43,7 +43,9 @@ impl Error {
             return Error::new("malformed error record from the container");
         }
         let code = i32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-        let msg = String::from_utf8_lossy(&bytes[4..]).into_owned();
+        // The sender may be a setup process the container can ptrace: its text reaches the
+        // caller's terminal and log, so control characters (escape sequences) are spelled out.
+        let msg = String::from_utf8_lossy(&bytes[4..]).chars().flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] }).collect();
         Error { msg, errno: (code != 0).then(|| Errno::from_raw(code)) }
     }
 }
@@ -116,6 +118,15 @@ pub fn last_os(what: impl fmt::Display) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_from_the_container_cannot_carry_terminal_escapes() {
+        let mut wire = 1i32.to_le_bytes().to_vec();
+        wire.extend_from_slice(b"bad \x1b]0;owned\x07 \x1b[2J\nline");
+        let e = Error::decode(&wire);
+        assert!(!e.to_string().chars().any(char::is_control), "{e}");
+        assert!(e.to_string().starts_with("bad \\u{1b}]0;owned"), "{e}");
+    }
 
     #[test]
     fn display_keeps_context_and_errno_lower_case() {
