@@ -40,7 +40,7 @@ fn the_hardened_spec_runs_and_the_container_sees_what_check_audits() {
     );
     let (code, out) = check(&b, &["--fail-on", "low"]);
     assert_eq!(code, 0, "the hardened spec fails a rule:\n{out}");
-    assert!(out.contains("17 rules, 17 passed, 0 failed") && out.starts_with("CIS Docker Benchmark v1.6.0 numbering"), "{out}");
+    assert!(out.contains("22 rules, 22 passed, 0 failed") && out.starts_with("CIS Docker Benchmark v1.6.0 numbering"), "{out}");
     let out = b.run_ok();
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("1000"), "{out}");
@@ -76,7 +76,7 @@ fn check_exits_at_its_severity_and_its_json_names_every_rule() {
     assert_eq!(v["failedAtFailOn"], 1, "{out}");
     assert_eq!(v["failedBySeverity"]["high"], 1, "{out}");
     assert_eq!(v["benchmark"], "CIS Docker Benchmark v1.6.0");
-    assert_eq!(findings.len(), 17);
+    assert_eq!(findings.len(), 22);
     let net = findings.iter().find(|f| f["cis"] == "5.9").expect("5.9");
     assert_eq!((net["passed"].as_bool(), net["severity"].as_str()), (Some(false), Some("high")), "{net}");
     assert_eq!(net["found"], "shares the host's network namespace");
@@ -181,6 +181,16 @@ fn a_global_policy_refuses_each_false_negative_by_name() {
             "5.4",
             "every device allowed",
             Box::new(|v| v["linux"]["resources"]["devices"] = serde_json::json!([{"allow": true, "type": "a", "major": -1, "minor": -1, "access": "rwm"}])),
+        ),
+        (
+            "5.4",
+            "writable by host root: /proc/sys /proc/sysrq-trigger",
+            Box::new(|v| {
+                v["linux"]["namespaces"].as_array_mut().expect("ns").retain(|n| n["type"] != "user");
+                v["linux"].as_object_mut().expect("linux").retain(|k, _| k != "uidMappings" && k != "gidMappings");
+                v["linux"]["readonlyPaths"] = serde_json::json!([]);
+                v["process"]["user"]["uid"] = 0.into();
+            }),
         ),
         ("5.10", "MemoryMax=infinity", Box::new(|v| v["annotations"] = serde_json::json!({"org.systemd.property.MemoryMax": "infinity"}))),
         ("5.28", "TasksMax=infinity", Box::new(|v| v["annotations"] = serde_json::json!({"org.systemd.property.TasksMax": "infinity"}))),

@@ -3,14 +3,13 @@
 //! a running container through the Docker API; the runtime sees the config itself, so it can
 //! audit before anything runs (`check`) and refuse what a policy forbids (`policy`).
 //!
-//! Items are numbered as in the CIS Docker Benchmark v1.6.0 (`numbering` maps v1.7.0's).
-//! Not audited: 5.1 and 5.2 (an AppArmor profile, SELinux options). Whether a label can be set is
-//! a property of the host (create refuses a label the host cannot apply), so a finding there would
-//! say nothing about the bundle.
+//! Items are numbered as in the CIS Docker Benchmark v1.6.0 (`numbering` maps v1.7.0's). 5.1 and
+//! 5.2 judge the profile and label the bundle sets (`confinement`), not the host's.
 //!
 //! A finding that follows from another failed item says so (`because`): one `--privileged` fails
 //! 5.4, and the capabilities (5.3), devices (5.17) and seccomp (5.21) it brings are derived from it.
 
+mod confinement;
 mod devices;
 mod limits;
 mod namespaces;
@@ -88,9 +87,9 @@ pub fn audit(spec: &Spec) -> Vec<Finding> {
     let v = serde_json::to_value(spec).unwrap_or_default();
     let mut findings: Vec<Finding> = rules::ALL.iter().map(|r| r(&v)).collect();
     if devices::every_device_allowed(&v) {
-        // What --privileged brings along with every device: all capabilities, no seccomp, the
-        // host's device nodes.
-        for f in findings.iter_mut().filter(|f| !f.passed && ["5.3", "5.17", "5.21"].contains(&f.cis)) {
+        // What --privileged brings along with every device: all capabilities, no AppArmor or
+        // SELinux confinement, no seccomp, the host's device nodes.
+        for f in findings.iter_mut().filter(|f| !f.passed && ["5.1", "5.2", "5.3", "5.17", "5.21"].contains(&f.cis)) {
             f.because = Some("5.4");
         }
     }
@@ -190,6 +189,8 @@ mod tests {
                     v["linux"]["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 0, "size": 65536}]);
                 }),
             ),
+            ("5.1", with(&|v| v["process"]["apparmorProfile"] = "unconfined".into())),
+            ("5.2", with(&|v| v["process"]["selinuxLabel"] = "system_u:system_r:spc_t:s0".into())),
             ("5.3", with(&|v| v["process"]["capabilities"]["bounding"] = serde_json::json!(["CAP_SYS_PTRACE"]))),
             ("5.4", with(&|v| v["linux"]["resources"]["devices"] = serde_json::json!([{"allow": true, "access": "rwm"}]))),
             ("5.5", with(&|v| v["mounts"].as_array_mut().expect("mounts").push(bind("/etc")))),
@@ -200,8 +201,11 @@ mod tests {
             ("5.15", ns_without("pid")),
             ("5.16", ns_without("ipc")),
             ("5.17", with(&|v| v["linux"]["devices"] = serde_json::json!([{"path": "/dev/sda", "type": "b", "major": 8, "minor": 0}]))),
+            ("5.18", with(&|v| v["process"]["rlimits"] = serde_json::json!([{"type": "RLIMIT_NPROC", "hard": u64::MAX, "soft": u64::MAX}]))),
+            ("5.19", with(&|v| v["linux"]["rootfsPropagation"] = "rshared".into())),
             ("5.20", ns_without("uts")),
             ("5.21", with(&|v| v["linux"].as_object_mut().expect("linux").retain(|k, _| k != "seccomp"))),
+            ("5.24", with(&|v| v["linux"]["cgroupsPath"] = "/".into())),
             ("5.25", with(&|v| v["process"]["noNewPrivileges"] = false.into())),
             ("5.28", with(&|v| v["linux"]["resources"]["pids"] = serde_json::json!({"limit": 0}))),
             ("5.31", with(&|v| v["mounts"].as_array_mut().expect("mounts").push(bind("/var/run/docker.sock")))),

@@ -219,7 +219,9 @@ mod tests {
         let p = |j: &str| Policy::parse(Path::new("p"), j.as_bytes());
         assert_eq!(p(r#"{"failOn": "high", "ignore": ["5.10"]}"#).expect("v1.6").ignore, ["5.10"]);
         assert_eq!(p(r#"{"failOn": "high", "numbering": "v1.7.0", "ignore": ["5.11", "4.1"]}"#).expect("v1.7").ignore, ["5.10", "4.1"]);
-        assert!(p(r#"{"failOn": "high", "numbering": "v1.7.0", "ignore": ["5.3"]}"#).is_err(), "5.3 of v1.7.0 is SELinux");
+        assert_eq!(p(r#"{"failOn": "high", "numbering": "v1.7.0", "ignore": ["5.3"]}"#).expect("SELinux").ignore, ["5.2"]);
+        assert!(p(r#"{"failOn": "high", "numbering": "v1.7.0", "ignore": ["5.1"]}"#).is_err(), "5.1 of v1.7.0 is swarm mode");
+        assert!(p(r#"{"failOn": "high", "ignore": ["5.8"]}"#).is_err(), "not audited");
         assert!(p(r#"{"failOn": "high", "numbering": "v2"}"#).is_err());
     }
 

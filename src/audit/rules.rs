@@ -4,12 +4,14 @@
 
 use serde_json::Value;
 
-use super::{devices, limits, namespaces, paths, Finding, Severity};
+use super::{confinement, devices, limits, namespaces, paths, Finding, Severity};
 
 pub type Rule = fn(&Value) -> Finding;
 
-pub const ALL: [Rule; 17] = [
+pub const ALL: [Rule; 22] = [
     namespaces::non_root,
+    confinement::apparmor,
+    confinement::selinux,
     capabilities,
     devices::privileged,
     paths::sensitive_mounts,
@@ -21,8 +23,11 @@ pub const ALL: [Rule; 17] = [
     namespaces::host_pid,
     namespaces::host_ipc,
     devices::devices,
+    confinement::rlimits,
+    confinement::propagation,
     namespaces::host_uts,
     seccomp,
+    confinement::cgroup_parent,
     no_new_privileges,
     limits::pids,
     paths::runtime_socket,
