@@ -10,7 +10,8 @@
 //!
 //! A policy named, or present at the default path, that cannot be used is an error, never "no
 //! policy": missing (when named), unreadable, not a regular file, not owned by root when testudo
-//! runs as root, writable by group or others, or not a valid policy.
+//! runs as root, writable by group or others, or not a valid policy; and no default file is "no
+//! default" only while /etc/testudo (if it exists) is root's alone.
 //!
 //! `create` records the policies with the container (`policy.json` in its state directory);
 //! `exec` audits the new process and `update` the resources it would leave, under the recorded
@@ -118,7 +119,8 @@ pub fn in_force(global: Option<&Path>, command: Option<&Path>) -> Result<Vec<Nam
     let mut out = Vec::new();
     let default = Path::new(DEFAULT_PATH);
     match std::fs::symlink_metadata(default) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        // No default, unless someone other than root could have removed it.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => trusted_dir(default)?,
         _ => out.push(Named { path: default.into(), policy: load(default)? }),
     }
     for path in [global, command].into_iter().flatten() {
@@ -127,6 +129,20 @@ pub fn in_force(global: Option<&Path>, command: Option<&Path>) -> Result<Vec<Nam
         }
     }
     Ok(out)
+}
+
+/// The directory of the default policy, where it exists, is root's alone: whoever else could write
+/// it could remove the policy, and "no file" would then mean "no policy".
+fn trusted_dir(default: &Path) -> Result<()> {
+    let Some(dir) = default.parent() else { return Ok(()) };
+    match std::fs::metadata(dir) {
+        Ok(md) if nix::unistd::geteuid().is_root() && (md.uid() != 0 || md.mode() & 0o022 != 0) => Err(Error::new(format!(
+            "policy directory {dir:?}: owned by uid {} with mode {:o}: anyone who can write it can remove {default:?}",
+            md.uid(),
+            md.mode() & 0o7777
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Record the policies a container is created under (in its 0700 state directory).
@@ -254,6 +270,13 @@ mod tests {
         std::os::unix::fs::symlink(&f, &link).expect("symlink");
         assert!(load(&link).is_err(), "a symlink is not followed");
         assert!(in_force(None, Some(&dir.join("missing.json"))).is_err(), "a named policy that is missing");
+        if nix::unistd::geteuid().is_root() {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+            let e = trusted_dir(&dir.join("policy.json")).expect_err("a writable directory").to_string();
+            assert!(e.contains("can remove"), "{e}");
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+            assert!(trusted_dir(&dir.join("policy.json")).is_ok());
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
