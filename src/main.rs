@@ -75,7 +75,7 @@ fn global(cli: &cli::Cli, c: &Command) -> error::Result<Global> {
     } else {
         container::rootless::state_root(cli.root.as_deref(), rootless)?
     };
-    Ok(Global { root, systemd_cgroup: cli.systemd_cgroup, rootless })
+    Ok(Global { root, systemd_cgroup: cli.systemd_cgroup, rootless, policy: cli.policy.clone() })
 }
 
 fn command_name(c: &Command) -> &'static str {

@@ -271,6 +271,9 @@ containerd_main() {
   like "ctr images import of the image archive" 'testudo-busybox:latest' "$out"
   out=$(cr -n k8s.io images import "$T/image.tar" 2>&1)
   like "ctr -n k8s.io images import (the CRI's namespace, with the pause image)" 'testudo-pause:latest' "$out"
+  policy_file
+  containerd_policy_checks
+  if [ "$ONLY" = policy ]; then stop_pid "$CONTAINERD_PID"; return; fi
   ctr_checks
   cri_checks
   note "not applicable with ctr 1.6: restart, update (no 'ctr task update'), --pids-limit, --init, run --user (exec --user is checked), --cap-drop ALL (ctr wants CAP_-prefixed names)"

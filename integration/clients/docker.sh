@@ -16,7 +16,10 @@ docker_start() {
   mkdir -p "$D/data" "$D/exec"
   cat > "$D/daemon.json" <<EOF
 {
-  "runtimes": { "testudo": { "path": "$WRAP" } },
+  "runtimes": {
+    "testudo": { "path": "$WRAP" },
+    "testudo-policy": { "path": "$RUNTIME", "runtimeArgs": ["--policy", "$T/policy.json"] }
+  },
   "default-runtime": "testudo",
   "exec-opts": ["native.cgroupdriver=cgroupfs"],
   "cgroup-parent": "/testudo-clients-$$-docker",
@@ -68,6 +71,10 @@ docker_main() {
   local out want
   out=$(dk load -i "$T/image.tar" 2>&1)
   like "docker load of the image archive" 'Loaded image: (docker.io/library/)?testudo-busybox:latest' "$out"
+
+  policy_file
+  docker_policy_checks
+  if [ "$ONLY" = policy ]; then stop_pid "$DOCKERD_PID"; return; fi
 
   # the engine reports the runtime
   out=$(dk info --format '{{json .Runtimes}} default={{.DefaultRuntime}}' 2>&1)

@@ -75,6 +75,9 @@ podman_main() {
   local out want
   out=$(pm load -i "$T/image.tar" 2>&1)
   like "podman load of the image archive" 'Loaded image.*testudo-busybox:latest' "$out"
+  policy_file
+  podman_policy_checks
+  [ "$ONLY" = policy ] && return
   out=$(pm info --format '{{.Host.OCIRuntime.Path}}|{{.Host.OCIRuntime.Version}}' 2>&1)
   want=$("$RUNTIME" --version 2>/dev/null | head -1)
   is "podman info: OCI runtime path is the one given" "$WRAP" "${out%%|*}"

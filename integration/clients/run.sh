@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # The client suite: containerd (ctr and CRI), Docker and podman driving an OCI runtime.
-#   integration/clients/run.sh [--runtime PATH] [--keep] [--out DIR] [containerd|docker|podman|all]...
+#   integration/clients/run.sh [--runtime PATH] [--keep] [--out DIR] [--only policy] [containerd|docker|podman|all]...
 # Each engine's daemon is started here with all its state under a scratch directory and stopped
 # by pid at exit. Prints "ok - ..." / "not ok - ..." / "SKIP - ... : reason" per check and closes
 # with "N passed, N failed, N skipped"; exits non-zero on any failure. With TESTUDO_IN_VM=1 a
 # SKIP counts as a failure. The runtime defaults to $TESTUDO_RUNTIME, else /usr/sbin/runc.
+# --only policy: each engine's audit-policy checks alone (policy.sh), a minute instead of several.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 RUNTIME=${TESTUDO_RUNTIME:-/usr/sbin/runc}
 CALL_TIMEOUT=${TESTUDO_CLIENTS_CALL_TIMEOUT:-90}   # bound on each daemon/CLI call, seconds
 OUT=/tmp/testudo-clients-last
 KEEP=
+ONLY=
 engines=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -18,9 +20,10 @@ while [ $# -gt 0 ]; do
     --runtime=*) RUNTIME=${1#*=}; shift ;;
     --keep) KEEP=1; shift ;;
     --out) OUT=$2; shift 2 ;;
+    --only) ONLY=$2; shift 2 ;;
     containerd|docker|podman) engines+=("$1"); shift ;;
     all) engines+=(containerd docker podman); shift ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -65,6 +68,7 @@ declare -A TIMING
 for engine in "${engines[@]}"; do
   ENGINE=$engine
   . "$HERE/cli-checks.sh"
+  . "$HERE/policy.sh"
   . "$HERE/$engine.sh"
   start=$SECONDS
   "${engine}_main"

@@ -1,20 +1,31 @@
 //! The container-runtime items of the CIS Docker Benchmark (section 5, with 4.1's non-root user),
 //! checked against the exact config.json a container would be created from. Docker Bench audits
 //! a running container through the Docker API; the runtime sees the config itself, so it can
-//! audit before anything runs (`check`) and refuse what a policy forbids (`create --policy`).
+//! audit before anything runs (`check`) and refuse what a policy forbids (`policy`).
 //!
-//! Not audited: 5.1 and 5.2 (an AppArmor profile, SELinux options). Whether a label can be set is
-//! a property of the host (create refuses a label the host cannot apply), so a finding there would
-//! say nothing about the bundle.
+//! Items are numbered as in the CIS Docker Benchmark v1.6.0 (`numbering` maps v1.7.0's). 5.1 and
+//! 5.2 judge the profile and label the bundle sets (`confinement`), not the host's.
+//!
+//! A finding that follows from another failed item says so (`because`): one `--privileged` fails
+//! 5.4, and the capabilities (5.3), devices (5.17) and seccomp (5.21) it brings are derived from it.
 
+mod confinement;
+mod devices;
+mod limits;
+mod namespaces;
+pub mod numbering;
+mod paths;
+pub mod policy;
 mod rules;
-
-use std::path::Path;
 
 use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
+
+/// The benchmark whose numbering the findings use.
+pub const BENCHMARK: &str = "CIS Docker Benchmark v1.6.0";
+pub const BENCHMARK_VERSION: &str = "v1.6.0";
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
@@ -46,7 +57,7 @@ impl Severity {
 /// One rule's verdict on one config.
 #[derive(Serialize, Debug, Clone)]
 pub struct Finding {
-    /// The CIS Docker Benchmark item, e.g. "5.3".
+    /// The CIS Docker Benchmark item (v1.6.0 numbering), e.g. "5.3".
     pub cis: &'static str,
     pub rule: &'static str,
     pub severity: Severity,
@@ -54,12 +65,35 @@ pub struct Finding {
     /// What the config says (for a failed rule, the offending part).
     pub found: String,
     pub fix: &'static str,
+    /// The failed item this finding follows from (a derived finding), e.g. "5.4".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub because: Option<&'static str>,
+    /// Failed because the config names something (a namespace by path) that cannot be resolved
+    /// here: not shown to be safe, so not passed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unverified: bool,
 }
 
-/// Every rule, in CIS order.
+impl Finding {
+    /// `5.3 capabilities restricted (high: adds CAP_SYS_ADMIN)`, with its cause if derived.
+    pub fn summary(&self) -> String {
+        let because = self.because.map(|b| format!(", because of {b}")).unwrap_or_default();
+        format!("{} {} ({}: {}{because})", self.cis, self.rule, self.severity.as_str(), self.found)
+    }
+}
+
+/// Every rule, in CIS order, with derived findings marked.
 pub fn audit(spec: &Spec) -> Vec<Finding> {
     let v = serde_json::to_value(spec).unwrap_or_default();
-    rules::ALL.iter().map(|r| r(&v)).collect()
+    let mut findings: Vec<Finding> = rules::ALL.iter().map(|r| r(&v)).collect();
+    if devices::every_device_allowed(&v) {
+        // What --privileged brings along with every device: all capabilities, no AppArmor or
+        // SELinux confinement, no seccomp, the host's device nodes.
+        for f in findings.iter_mut().filter(|f| !f.passed && ["5.1", "5.2", "5.3", "5.17", "5.21"].contains(&f.cis)) {
+            f.because = Some("5.4");
+        }
+    }
+    findings
 }
 
 /// The CIS items audited.
@@ -72,45 +106,25 @@ pub fn failures<'a>(findings: &'a [Finding], at: Severity, ignore: &[String]) ->
     findings.iter().filter(|f| !f.passed && f.severity >= at && !ignore.iter().any(|i| i == f.cis)).collect()
 }
 
-/// `create --policy FILE`: `{"failOn": "high|medium|low", "ignore": ["5.12", …]}`.
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub struct Policy {
-    #[serde(rename = "failOn")]
-    pub fail_on: Severity,
-    #[serde(default)]
-    pub ignore: Vec<String>,
-}
-
-impl Policy {
-    pub fn load(path: &Path) -> Result<Policy> {
-        let bytes = std::fs::read(path).with_context(|| format!("policy {path:?}"))?;
-        let p: Policy = serde_json::from_slice(&bytes).map_err(|e| Error::new(format!("policy {path:?}: {e}")))?;
-        let known = items();
-        if let Some(bad) = p.ignore.iter().find(|i| !known.contains(&i.as_str())) {
-            return Err(Error::new(format!("policy {path:?}: ignore: {bad:?} is not an item testudo audits ({})", known.join(", "))));
-        }
-        Ok(p)
-    }
-
-    /// The one error of a create the policy refuses, naming every failed item.
-    pub fn enforce(&self, path: &Path, spec: &Spec) -> Result<()> {
-        let findings = audit(spec);
-        let failed = failures(&findings, self.fail_on, &self.ignore);
-        if failed.is_empty() {
-            return Ok(());
-        }
-        let list: Vec<String> = failed.iter().map(|f| format!("{} {} ({}: {})", f.cis, f.rule, f.severity.as_str(), f.found)).collect();
-        Err(Error::new(format!("policy {path:?} refuses this container: {}", list.join("; "))))
-    }
+/// Failed findings per severity: `{"high": 1, "medium": 4, "low": 1}`.
+pub fn failed_by_severity(findings: &[Finding]) -> serde_json::Value {
+    let n = |s: Severity| findings.iter().filter(|f| !f.passed && f.severity == s).count();
+    serde_json::json!({"high": n(Severity::High), "medium": n(Severity::Medium), "low": n(Severity::Low)})
 }
 
 /// One line per rule: `PASS|FAIL  5.3  high    capabilities …: found — fix`.
 pub fn text(findings: &[Finding]) -> String {
-    let mut out = String::new();
+    let mut out = format!("{BENCHMARK} numbering (v1.7.0 numbers section 5 one higher)\n");
     for f in findings {
-        let verdict = if f.passed { "PASS" } else { "FAIL" };
+        let verdict = match (f.passed, f.unverified) {
+            (true, _) => "PASS",
+            (false, false) => "FAIL",
+            (false, true) => "UNVERIFIED",
+        };
         out.push_str(&format!("{verdict}  {:<5} {:<6}  {}: {}", f.cis, f.severity.as_str(), f.rule, f.found));
+        if let Some(b) = f.because {
+            out.push_str(&format!(" (because of {b})"));
+        }
         if !f.passed {
             out.push_str(&format!(" — fix: {}", f.fix));
         }
@@ -127,6 +141,22 @@ mod tests {
 
     fn spec(json: serde_json::Value) -> Spec {
         serde_json::from_value(json).expect("spec")
+    }
+
+    #[test]
+    fn json_counts_every_failure_and_marks_what_privileged_brings() {
+        // Docker's --privileged: every device, every capability, no seccomp, no masks.
+        let mut v = crate::commands::spec::default_config(false).expect("default");
+        v["linux"]["resources"]["devices"] = serde_json::json!([{"allow": true, "type": "a", "major": -1, "minor": -1, "access": "rwm"}]);
+        v["process"]["capabilities"]["bounding"] = serde_json::json!(["CAP_SYS_ADMIN", "CAP_MKNOD"]);
+        v["linux"]["devices"] = serde_json::json!([{"path": "/dev/sda", "type": "b", "major": 8, "minor": 0}]);
+        v["linux"].as_object_mut().expect("linux").remove("seccomp");
+        let f = audit(&spec(v));
+        let failed: Vec<(&str, Option<&str>)> = f.iter().filter(|f| !f.passed && f.severity == Severity::High).map(|f| (f.cis, f.because)).collect();
+        assert_eq!(failed, [("5.3", Some("5.4")), ("5.4", None), ("5.21", Some("5.4"))]);
+        let by = failed_by_severity(&f);
+        assert_eq!(by["high"], 3, "{by}");
+        assert!(f.iter().any(|x| x.cis == "5.17" && x.because == Some("5.4")));
     }
 
     #[test]
@@ -159,6 +189,8 @@ mod tests {
                     v["linux"]["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 0, "size": 65536}]);
                 }),
             ),
+            ("5.1", with(&|v| v["process"]["apparmorProfile"] = "unconfined".into())),
+            ("5.2", with(&|v| v["process"]["selinuxLabel"] = "system_u:system_r:spc_t:s0".into())),
             ("5.3", with(&|v| v["process"]["capabilities"]["bounding"] = serde_json::json!(["CAP_SYS_PTRACE"]))),
             ("5.4", with(&|v| v["linux"]["resources"]["devices"] = serde_json::json!([{"allow": true, "access": "rwm"}]))),
             ("5.5", with(&|v| v["mounts"].as_array_mut().expect("mounts").push(bind("/etc")))),
@@ -169,14 +201,17 @@ mod tests {
             ("5.15", ns_without("pid")),
             ("5.16", ns_without("ipc")),
             ("5.17", with(&|v| v["linux"]["devices"] = serde_json::json!([{"path": "/dev/sda", "type": "b", "major": 8, "minor": 0}]))),
+            ("5.18", with(&|v| v["process"]["rlimits"] = serde_json::json!([{"type": "RLIMIT_NPROC", "hard": u64::MAX, "soft": u64::MAX}]))),
+            ("5.19", with(&|v| v["linux"]["rootfsPropagation"] = "rshared".into())),
             ("5.20", ns_without("uts")),
             ("5.21", with(&|v| v["linux"].as_object_mut().expect("linux").retain(|k, _| k != "seccomp"))),
+            ("5.24", with(&|v| v["linux"]["cgroupsPath"] = "/".into())),
             ("5.25", with(&|v| v["process"]["noNewPrivileges"] = false.into())),
             ("5.28", with(&|v| v["linux"]["resources"]["pids"] = serde_json::json!({"limit": 0}))),
             ("5.31", with(&|v| v["mounts"].as_array_mut().expect("mounts").push(bind("/var/run/docker.sock")))),
         ];
         let mut covered: Vec<&str> = cases.iter().map(|(c, _)| *c).collect();
-        // 5.7 needs the host's network and CAP_NET_BIND_SERVICE: 5.9 and 5.3's allowed set fail or pass with it.
+        // 5.7 needs the host's network and a usable CAP_NET_BIND_SERVICE: 5.9 fails with it.
         covered.push("5.7");
         covered.sort();
         let mut all = items();
@@ -187,21 +222,8 @@ mod tests {
             assert_eq!(failed, [item], "{item}");
         }
         let mut ports = ns_without("network");
-        ports["process"]["capabilities"]["bounding"] = serde_json::json!(["CAP_NET_BIND_SERVICE"]);
+        ports["process"]["capabilities"]["ambient"] = serde_json::json!(["CAP_NET_BIND_SERVICE"]);
         let failed: Vec<&str> = audit(&spec(ports)).iter().filter(|f| !f.passed).map(|f| f.cis).collect();
         assert_eq!(failed, ["5.7", "5.9"]);
-    }
-
-    #[test]
-    fn a_policy_refuses_at_its_severity_and_ignores_what_it_lists() {
-        let s = spec(crate::commands::spec::default_config(false).expect("default"));
-        let path = Path::new("p.json");
-        let high = Policy { fail_on: Severity::High, ignore: vec![] };
-        assert!(high.enforce(path, &s).is_ok(), "the default spec has no high finding");
-        let medium = Policy { fail_on: Severity::Medium, ignore: vec![] };
-        let e = medium.enforce(path, &s).expect_err("medium").to_string();
-        assert!(e.contains("5.10 memory limit") && e.contains("5.28 pids limit"), "{e}");
-        let ignore: Vec<String> = audit(&s).iter().filter(|f| !f.passed).map(|f| f.cis.to_string()).collect();
-        assert!(Policy { fail_on: Severity::Low, ignore }.enforce(path, &s).is_ok());
     }
 }

@@ -36,6 +36,11 @@ pub struct Cli {
     /// only inside a user namespace); before the command, as in runc
     #[arg(long, value_name = "VALUE")]
     pub rootless: Option<String>,
+    /// Refuse to create (run, exec, update) what fails this audit policy, on top of
+    /// /etc/testudo/policy.json when that exists; before the command, where engines put runtime
+    /// arguments (see `check`)
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
     /// Accepted for runc compatibility; checkpointing is not supported
     #[arg(long, global = true, hide = true)]
     pub criu: Option<String>,
@@ -244,6 +249,16 @@ mod tests {
         assert!(k.all);
         let Some(Command::Delete(d)) = parse(&["testudo", "delete", "c1", "-f"]).command else { panic!() };
         assert!(d.force);
+    }
+
+    #[test]
+    fn policy_is_a_global_option_and_a_create_option() {
+        let c = parse(&["testudo", "--root", "/r", "--policy", "/p.json", "create", "--bundle", "/b", "c1"]);
+        assert_eq!(c.policy.as_deref(), Some(std::path::Path::new("/p.json")));
+        let c = parse(&["testudo", "-policy=/p.json", "exec", "--process", "/x.json", "c1"]);
+        assert_eq!(c.policy.as_deref(), Some(std::path::Path::new("/p.json")));
+        let Some(Command::Create(cr)) = parse(&["testudo", "create", "--policy", "/q.json", "c1"]).command else { panic!() };
+        assert_eq!(cr.opts.policy.as_deref(), Some(std::path::Path::new("/q.json")));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::SystemTime;
 
+use crate::audit::policy;
 use crate::cli::CreateOpts;
 use crate::commands::Global;
 use crate::container::{self, state, Dir, Facts};
@@ -37,7 +38,10 @@ pub fn create(g: &Global, opts: &CreateOpts, id: &str, mode: StartBy) -> Result<
 }
 
 fn build(g: &Global, opts: &CreateOpts, dir: &Dir, mode: StartBy) -> Result<(Prepared, Launched)> {
-    let mut prepared = prepare::prepare(&g.root, g.rootless, g.systemd_cgroup, opts, dir, mode)?;
+    // Recorded before anything runs: exec and update enforce it for the container's lifetime.
+    let policies = policy::in_force(g.policy.as_deref(), opts.policy.as_deref())?;
+    policy::record(&dir.path, &policies)?;
+    let mut prepared = prepare::prepare(&g.root, g.rootless, g.systemd_cgroup, opts, dir, mode, &policies)?;
     let launched = parent::launch(&prepared)?;
     // P1 is in the systemd scope now: the scope no longer needs its placeholder.
     prepared.scope_placeholder = None;

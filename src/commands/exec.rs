@@ -30,6 +30,7 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
     }
     let spec = crate::spec::parse(&std::fs::read(dir.file(container::CONFIG_FILE)).context("read saved config.json")?)?;
     let process = process(e, spec.process().as_ref())?;
+    crate::audit::policy::enforce_exec(&crate::audit::policy::of_container(&dir.path, g.policy.as_deref())?, &spec, &process)?;
     let terminal = process.terminal().unwrap_or(false);
     tty::require_socket_or_foreground(terminal, e.console_socket.is_some(), true)?;
     rlimits::check(process.rlimits().as_deref().unwrap_or(&[]))?;

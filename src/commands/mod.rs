@@ -28,6 +28,8 @@ pub struct Global {
     pub systemd_cgroup: bool,
     /// Without privilege over the host (`container::rootless`).
     pub rootless: bool,
+    /// The global `--policy FILE` (`audit::policy`).
+    pub policy: Option<PathBuf>,
 }
 
 /// The derived status of a container (see `container::state`).

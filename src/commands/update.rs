@@ -27,13 +27,15 @@ pub fn run(g: &Global, u: &Update) -> Result<i32> {
     };
     zero_is_unchanged(&mut r);
     flags(u, &mut r)?;
+    let policies = crate::audit::policy::of_container(&dir.path, g.policy.as_deref())?;
+    let saved =
+        || -> Result<oci_spec::runtime::Spec> { crate::spec::parse(&std::fs::read(dir.file(container::CONFIG_FILE)).context("read the saved config.json")?) };
+    if !policies.is_empty() {
+        // A container created under a policy keeps it: no update lifts a limit it requires.
+        crate::audit::policy::enforce_update(&policies, &saved()?, &r)?;
+    }
     // The device program allows the spec's nodes whatever the rules say, as at create.
-    let nodes = if r.devices().is_some() {
-        let spec = crate::spec::parse(&std::fs::read(dir.file(container::CONFIG_FILE)).context("read the saved config.json")?)?;
-        spec.linux().as_ref().and_then(|l| l.devices().clone()).unwrap_or_default()
-    } else {
-        Vec::new()
-    };
+    let nodes = if r.devices().is_some() { saved()?.linux().as_ref().and_then(|l| l.devices().clone()).unwrap_or_default() } else { Vec::new() };
     let cg = super::cgroup(&facts, "update")?;
     if let Some((unit, user_bus)) = crate::cgroups::systemd::recorded_unit(&dir.file(container::CGROUP_FILE))? {
         crate::cgroups::systemd::update(&unit, user_bus.as_deref(), &cg, &r)?;

@@ -11,6 +11,7 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use oci_spec::runtime::{LinuxNamespaceType as T, Mount, Process, Spec};
 
+use crate::audit::policy;
 use crate::cgroups::{self, Cgroup};
 use crate::cli::CreateOpts;
 use crate::container::{self, state, CgroupRecord, Dir};
@@ -85,12 +86,10 @@ impl Prepared {
     }
 }
 
-pub fn prepare(root: &Path, rootless: bool, systemd: bool, opts: &CreateOpts, dir: &Dir, mode: StartBy) -> Result<Prepared> {
+pub fn prepare(root: &Path, rootless: bool, systemd: bool, opts: &CreateOpts, dir: &Dir, mode: StartBy, policies: &[policy::Named]) -> Result<Prepared> {
     let bundle = crate::spec::load(&opts.bundle)?;
     crate::spec::validate(&bundle.spec)?;
-    if let Some(path) = &opts.policy {
-        crate::audit::Policy::load(path)?.enforce(path, &bundle.spec)?;
-    }
+    policy::enforce(policies, &bundle.spec, "this container")?;
     let spec = &bundle.spec;
     let mut process = spec.process().clone().ok_or_else(|| Error::new("config.json: process is missing"))?;
     let linux = spec.linux().as_ref().ok_or_else(|| Error::new("config.json: linux is missing"))?;
