@@ -155,6 +155,27 @@ fn kill_sends_real_time_signals() {
     }
 }
 
+/// `kill ID 0` (and `kill --all ID 0`) is runc's liveness probe: it succeeds while the container
+/// runs, changes nothing in it, and fails once it has stopped (issue 24).
+#[test]
+fn kill_with_signal_zero_only_asks_whether_the_container_runs() {
+    if !require_root() {
+        return;
+    }
+    let b = Bundle::new("trap 'echo got >> /dev/shm/got' HUP INT TERM USR1; echo ready > /dev/shm/ready; while :; do sleep 0.05; done");
+    b.start();
+    wait_for("the traps", || b.exec(&["cat", "/dev/shm/ready"]).1 == "ready\n");
+    for args in [&["kill", &b.id, "0"][..], &["kill", "--all", &b.id, "0"]] {
+        let k = b.testudo(args);
+        assert!(k.status.success(), "{args:?}: {}", String::from_utf8_lossy(&k.stderr));
+    }
+    assert_eq!(b.status(), "running");
+    assert_eq!(b.exec(&["sh", "-c", "cat /dev/shm/got 2>/dev/null; echo end"]).1, "end\n", "signal 0 reached no handler");
+    assert!(b.testudo(&["kill", &b.id, "KILL"]).status.success());
+    wait_for("the container to stop", || b.status() == "stopped");
+    assert!(!b.testudo(&["kill", &b.id, "0"]).status.success(), "a stopped container is not alive");
+}
+
 #[test]
 fn delete_force_kills_a_running_container_and_its_children() {
     if !require_root() {

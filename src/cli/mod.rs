@@ -262,6 +262,21 @@ mod tests {
     }
 
     #[test]
+    fn update_takes_negative_limits_as_separate_arguments() {
+        let Some(Command::Update(u)) =
+            parse(&["testudo", "update", "--memory", "-1", "--memory-swap", "-1", "--pids-limit", "-1", "--cpu-quota", "-1", "c1"]).command
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (u.memory.as_deref(), u.memory_swap.as_deref(), u.pids_limit, u.cpu_quota, u.id.as_str()),
+            (Some("-1"), Some("-1"), Some(-1), Some(-1), "c1")
+        );
+        let Some(Command::Kill(k)) = parse(&["testudo", "kill", "c1", "0"]).command else { panic!() };
+        assert_eq!(k.signal.as_deref(), Some("0"));
+    }
+
+    #[test]
     fn exec_keeps_the_containers_argv() {
         let Some(Command::Exec(e)) = parse(&["testudo", "exec", "-t", "c1", "sh", "-c", "ls -la", "-detach"]).command else { panic!() };
         assert_eq!(e.command, ["sh", "-c", "ls -la", "-detach"]);

@@ -156,22 +156,23 @@ pub struct Ps {
     pub ps_args: Vec<String>,
 }
 
+/// -1 is "unlimited" in every limit, as runc takes it: `--memory -1` as well as `--memory=-1`.
 #[derive(Args, Debug)]
 pub struct Update {
     /// OCI linux.resources JSON: a file, or - for stdin
     #[arg(short = 'r', long)]
     pub resources: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub memory: Option<String>,
-    #[arg(long = "memory-reservation")]
+    #[arg(long = "memory-reservation", allow_negative_numbers = true)]
     pub memory_reservation: Option<String>,
-    #[arg(long = "memory-swap")]
+    #[arg(long = "memory-swap", allow_negative_numbers = true)]
     pub memory_swap: Option<String>,
-    #[arg(long = "kernel-memory", hide = true)]
+    #[arg(long = "kernel-memory", hide = true, allow_negative_numbers = true)]
     pub kernel_memory: Option<String>,
-    #[arg(long = "pids-limit")]
+    #[arg(long = "pids-limit", allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
-    #[arg(long = "cpu-quota")]
+    #[arg(long = "cpu-quota", allow_negative_numbers = true)]
     pub cpu_quota: Option<i64>,
     #[arg(long = "cpu-period")]
     pub cpu_period: Option<u64>,
@@ -179,7 +180,7 @@ pub struct Update {
     pub cpu_shares: Option<u64>,
     #[arg(long = "cpu-rt-period")]
     pub cpu_rt_period: Option<u64>,
-    #[arg(long = "cpu-rt-runtime")]
+    #[arg(long = "cpu-rt-runtime", allow_negative_numbers = true)]
     pub cpu_rt_runtime: Option<i64>,
     #[arg(long = "cpuset-cpus")]
     pub cpuset_cpus: Option<String>,

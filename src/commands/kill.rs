@@ -15,12 +15,13 @@ use crate::linux::pidfd;
 const RTMIN: i32 = 34;
 const RTMAX: i32 = 64;
 
-/// A signal as runc takes it: a number 1..=64, or a name with or without `SIG`, in any case,
+/// A signal as runc takes it: a number 0..=64 (0 sends nothing and only asks whether the process
+/// is there, a client's liveness probe), or a name with or without `SIG`, in any case,
 /// including `RTMIN`, `RTMIN+n` and `RTMAX-n` (Docker's `STOPSIGNAL SIGRTMIN+3`).
 pub fn parse_signal(s: &str) -> Result<i32> {
     let invalid = || Error::new(format!("invalid signal {s:?}"));
     if let Ok(n) = s.parse::<i32>() {
-        return if (1..=RTMAX).contains(&n) { Ok(n) } else { Err(invalid()) };
+        return if (0..=RTMAX).contains(&n) { Ok(n) } else { Err(invalid()) };
     }
     let up = s.to_ascii_uppercase();
     let name = up.strip_prefix("SIG").unwrap_or(&up);
@@ -105,7 +106,8 @@ mod tests {
         }
         assert_eq!(parse_signal("9").ok(), Some(libc::SIGKILL));
         assert_eq!(parse_signal("KILL").ok(), Some(libc::SIGKILL));
-        for s in ["NOPE", "99", "0", "-1", "65", "SIG", ""] {
+        assert_eq!(parse_signal("0").ok(), Some(0), "runc's liveness probe");
+        for s in ["NOPE", "99", "-1", "65", "SIG", "SIG0", ""] {
             assert!(parse_signal(s).is_err(), "{s}");
         }
     }
