@@ -37,8 +37,8 @@ RUN echo never > /never.txt
 EOF
   out=$("${BLD[@]}" --network none -t "localhost/testudo-failed-$ENGINE:1" -f "$ctx/fail/Containerfile" "$ctx/fail" 2>&1)
   rc=$?
-  if [ "$rc" -ne 0 ]; then ok "build: a failing RUN fails the build (exit $rc)"; else notok "build: a failing RUN fails the build" "$out"; fi
-  like "build: a failing RUN's exit code 7 is reported" 'exit status 7' "$out"
+  is "build: a failing RUN's exit code 7 is the build's exit code" 7 "$rc" "$out"
+  like "build: a failing RUN's exit code 7 is in the build's error" 'exit status 7' "$out"
   contains "build: the failing RUN's own output is shown" "failing now" "$out"
   unlike "build: no step after the failing RUN ran" 'STEP 4/4|STEP 4:' "$out"
   if img_exists "localhost/testudo-failed-$ENGINE:1"; then notok "build: a failed build tags no image" "the image exists"
