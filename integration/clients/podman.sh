@@ -89,6 +89,17 @@ podman_main() {
 
   out=$(pm run --rm --network none --runtime /nonexistent/runtime "$IMAGE" true 2>&1)
   like "--runtime with a missing binary is refused" 'nonexistent/runtime' "$out"
+  # podman build (buildah inside podman) with podman's --runtime: the RUN steps are the runtime's.
+  img_cat() {
+    local m
+    m=$(pm image mount "$1" 2>&1) || { echo "podman image mount $1: $m"; return 1; }
+    cat "$m$2"
+    pm image unmount "$1" >/dev/null 2>&1
+  }
+  img_exists() { pm image exists "$1"; }
+  BLD=(pm build --isolation oci --pull=never)
+  build_checks
+
   pm rm -af >/dev/null 2>&1
   out=$(pm ps -aq 2>&1)
   is "podman rm -af leaves no container" "" "$out"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The client suite: containerd (ctr and CRI), Docker and podman driving an OCI runtime.
-#   integration/clients/run.sh [--runtime PATH] [--keep] [--out DIR] [--only policy] [containerd|docker|podman|all]...
+#   integration/clients/run.sh [--runtime PATH] [--keep] [--out DIR] [--only policy] [containerd|docker|podman|buildah|all]...
 # Each engine's daemon is started here with all its state under a scratch directory and stopped
 # by pid at exit. Prints "ok - ..." / "not ok - ..." / "SKIP - ... : reason" per check and closes
 # with "N passed, N failed, N skipped"; exits non-zero on any failure. With TESTUDO_IN_VM=1 a
@@ -21,8 +21,8 @@ while [ $# -gt 0 ]; do
     --keep) KEEP=1; shift ;;
     --out) OUT=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
-    containerd|docker|podman) engines+=("$1"); shift ;;
-    all) engines+=(containerd docker podman); shift ;;
+    containerd|docker|podman|buildah) engines+=("$1"); shift ;;
+    all) engines+=(containerd docker podman buildah); shift ;;
     -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -69,6 +69,7 @@ for engine in "${engines[@]}"; do
   ENGINE=$engine
   . "$HERE/cli-checks.sh"
   . "$HERE/policy.sh"
+  . "$HERE/build-checks.sh"
   . "$HERE/$engine.sh"
   start=$SECONDS
   "${engine}_main"

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Install what the client suite needs from Debian 12: the three engines, catatonit (podman's
+# Install what the client suite needs from Debian 12: the three engines and buildah, catatonit (podman's
 # --init), expect (real ptys), python3-grpcio (the CRI client), busybox-static (the image).
 # Debian's docker.io is used by full path (/usr/bin/docker, /usr/sbin/dockerd): a newer docker
 # CLI elsewhere on PATH (e.g. /usr/local/bin/docker) is left alone and not used.
 set -euo pipefail
 need=()
-for pkg in containerd docker.io podman catatonit expect python3-grpcio busybox-static; do
+for pkg in containerd docker.io podman buildah catatonit expect python3-grpcio busybox-static; do
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
   [ "$status" = "install ok installed" ] || need+=("$pkg")
 done

@@ -56,6 +56,9 @@ pub struct Sandbox {
     /// Most bytes of stdout and stderr together (and of any one file): killed, exit 125
     #[arg(long = "output-limit")]
     pub output_limit: Option<String>,
+    /// A disk quota for the workspace: refused for now (README: "No workspace disk quota")
+    #[arg(long, value_name = "SIZE")]
+    pub disk: Option<String>,
     /// Size of the job's /tmp
     #[arg(long = "tmp-size", default_value = "256m")]
     pub tmp_size: String,

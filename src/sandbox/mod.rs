@@ -53,6 +53,16 @@ pub fn plan(s: &Sandbox) -> Result<Plan> {
         Some((p, "ro")) => (p, false),
         _ => (s.workspace.as_str(), true),
     };
+    if let Some(d) = &s.disk {
+        // A bound that is not enforced must not look enforced (issue 22 item 25): the only sound
+        // bound on a directory the caller owns is a project quota, which this build does not set.
+        size_option("--disk", d)?;
+        return Err(Error::new(format!(
+            "--disk {d:?}: not supported: a workspace quota needs project quotas on the workspace's filesystem \
+             (ext4 with the quota and project features, or xfs with pquota), which testudo does not set up; \
+             give the job a workspace on a filesystem of the size wanted instead"
+        )));
+    }
     let (workspace, ws_fd) = host_path("--workspace", Path::new(ws), true)?;
     if workspace.starts_with(&rootfs) {
         return Err(Error::new(format!("--workspace {workspace:?} is inside --rootfs {rootfs:?}: the job's root would not be read-only")));
