@@ -35,6 +35,9 @@ pub struct CreateOpts {
     /// Record the syscalls instead of enforcing linux.seccomp (`profile`, `sandbox --record`)
     #[arg(skip)]
     pub record: bool,
+    /// `sandbox`'s init, die-with-parent and loopback (never a flag of `create` or `run`)
+    #[arg(skip)]
+    pub lifecycle: crate::spawn::prepare::Lifecycle,
 }
 
 #[derive(Args, Debug)]

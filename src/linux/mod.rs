@@ -17,6 +17,7 @@ pub mod keyring;
 pub mod mempolicy;
 pub mod mounts;
 pub mod namespaces;
+pub mod netdev;
 pub mod personality;
 pub mod pidfd;
 pub mod pidns;

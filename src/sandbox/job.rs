@@ -71,6 +71,7 @@ pub fn run(g: &Global, plan: Plan) -> Result<i32> {
         preserve_fds: 0,
         policy: None,
         record: plan.record.is_some(),
+        lifecycle: Default::default(),
     };
     // Interrupting the sandbox must not leave the job running: these end it like the timeout.
     let mut mask = SigSet::empty();
