@@ -20,6 +20,15 @@ pub fn run(g: &Global, p: &Profile) -> Result<i32> {
         }
     }
     config["process"]["terminal"] = serde_json::json!(false);
-    let plan = Plan { id: p.id.clone(), config, timeout: None, output_limit: None, report: None, record: Some(p.output.clone()) };
+    let plan = Plan {
+        id: p.id.clone(),
+        config,
+        timeout: None,
+        kill_after: None,
+        output_limit: None,
+        report: None,
+        record: Some(p.output.clone()),
+        lifecycle: Default::default(),
+    };
     job::run(g, plan)
 }
