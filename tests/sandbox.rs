@@ -378,6 +378,20 @@ fn the_init_reaps_orphans_and_the_job_dies_of_its_signals() {
     assert_ne!(text(&out.stdout), "1\n");
     let out = j.run(&["--as-pid-1"], "echo $$");
     assert_eq!(text(&out.stdout), "1\n");
+    // The init as the job sees it: the job's identity, and nothing of the host's to read
+    // (no exe, fds or environ: non-dumpable; an empty command line, not testudo's).
+    let out = j.run(
+        &[],
+        "grep -E '^(Uid|CapEff|NoNewPrivs):' /proc/1/status; tr -d '\\0' < /proc/1/cmdline | wc -c; \
+                          for f in exe cwd root; do readlink /proc/1/$f || echo $f-denied; done; ls /proc/1/fd || echo fd-denied; \
+                          cat /proc/1/environ || echo environ-denied",
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(status_field(&stdout, "Uid"), Some("1000\t1000\t1000\t1000"), "{stdout}");
+    assert_eq!(status_field(&stdout, "CapEff"), Some("0000000000000000"));
+    assert_eq!(status_field(&stdout, "NoNewPrivs"), Some("1"));
+    let rest: Vec<&str> = stdout.lines().skip(3).collect();
+    assert_eq!(rest, ["0", "exe-denied", "cwd-denied", "root-denied", "fd-denied", "environ-denied"], "{stdout}");
     j.assert_nothing_left();
 }
 

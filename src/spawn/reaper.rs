@@ -15,6 +15,7 @@
 //! job's seccomp filter (the filter is the child's, installed right before its execve, as the
 //! recorder needs), which gives the job nothing: it can only signal it, as before. The
 //! die-with-parent signal set before the fork stays with it (a fork's child does not inherit it).
+//! Its command line, which /proc/1/cmdline shows to anyone, is blanked: it is P0's, with host paths.
 
 use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
 use nix::unistd::ForkResult;
@@ -37,6 +38,7 @@ pub fn fork_job() -> Result<()> {
 }
 
 fn reap(job: i32) -> ! {
+    blank_cmdline();
     // SAFETY: close_range takes numbers only; none of these fds is used again in this process.
     if unsafe { libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32) } != 0 {
         // Keeping the sync socket would hang P0, keeping the caller's pipes would hold them open:
@@ -74,4 +76,23 @@ fn reap(job: i32) -> ! {
             }
         }
     }
+}
+
+/// Zero our argv strings: /proc/PID/cmdline reads them from our memory without the ptrace check
+/// that guards environ, exe, fd and mem, and they are P0's (the state root, the rootfs, the
+/// report). Their bounds come from the kernel (/proc/self/stat, fields 48 and 49); without a
+/// /proc nothing is read, and nothing is blanked (a job without /proc cannot read it either).
+fn blank_cmdline() {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return };
+    // Fields after ")" start at field 3; comm (field 2) may hold spaces, never ")" last.
+    let Some((_, rest)) = stat.rsplit_once(')') else { return };
+    let field = |n: usize| rest.split_whitespace().nth(n - 3).and_then(|v| v.parse::<usize>().ok());
+    let (Some(start), Some(end)) = (field(48), field(49)) else { return };
+    if start == 0 || end <= start {
+        return;
+    }
+    // SAFETY: [start, end) is this process's argv area as the kernel set it up at execve: mapped
+    // and writable (the initial stack). Nothing here reads argv again (std took its copies), and
+    // this process never returns into code that would.
+    unsafe { std::ptr::write_bytes(start as *mut u8, 0, end - start) };
 }
