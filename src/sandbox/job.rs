@@ -99,6 +99,9 @@ pub fn run(g: &Global, plan: Plan) -> Result<i32> {
         Reason::Exited if cgroup.oom_kills().is_some_and(|n| n > 0) => Reason::Oom,
         // RLIMIT_FSIZE is set only with an output limit; past it the writer gets SIGXFSZ.
         Reason::Exited if plan.output_limit.is_some() && code == 128 + libc::SIGXFSZ => Reason::FileSizeLimit,
+        // The reader went away while the job was ending on its own (`echo hi | head -c 1`): the
+        // kill came too late to be what ended it.
+        Reason::OutputClosed if code != 128 + libc::SIGKILL => Reason::Exited,
         r => r,
     };
     let figures = report::figures(&cgroup);
@@ -229,8 +232,8 @@ impl Ending<'_> {
 }
 
 /// Relay the job's output until it has exited and its pipes are closed; end the job at the
-/// deadline, at the output limit, on SIGINT/SIGTERM/SIGHUP or when the caller's stdout or stderr
-/// is closed; answer the recorder's notifications. Returns why it ended, the bytes relayed to
+/// deadline, at the output limit, on SIGINT/SIGTERM/SIGHUP or when its output finds the caller's
+/// stdout or stderr closed; answer the recorder's notifications. Returns why it ended, the bytes relayed to
 /// stdout and to stderr, and an error the init reported after the recorder's filter went on.
 fn watch(plan: &Plan, w: &Watched, pipes: &[(OwnedFd, i32)], started: Instant, rec: &mut Recording) -> Result<(Reason, [u64; 2], Option<Error>)> {
     let mut notify_open = w.notify.is_some();
@@ -239,7 +242,11 @@ fn watch(plan: &Plan, w: &Watched, pipes: &[(OwnedFd, i32)], started: Instant, r
     let mut end = Ending { w, reason: Reason::Exited, kill_at: None };
     let mut bytes = [0u64; 2];
     let mut open = vec![true; pipes.len()];
-    // The caller's stdout and stderr, still read by someone.
+    // The caller's stdout and stderr, and whether someone still reads them. As in a shell
+    // pipeline, a job learns that nobody does when it next writes: a quiet job is not killed
+    // for what it may never write (`echo hi | head -c 1` exits 0, always).
+    // SAFETY: our own stdio numbers, which live for the whole process.
+    let sinks = unsafe { [BorrowedFd::borrow_raw(1), BorrowedFd::borrow_raw(2)] };
     let mut sink_open = [true, true];
     let mut exited = false;
     let mut buf = vec![0u8; 64 << 10];
@@ -261,11 +268,6 @@ fn watch(plan: &Plan, w: &Watched, pipes: &[(OwnedFd, i32)], started: Instant, r
         let idle = w.signals.as_fd();
         let slot = |fd, events, live| slot(fd, idle, events, live);
         let mut fds = vec![PollFd::new(w.job.as_fd(), PollFlags::POLLIN), PollFd::new(w.signals.as_fd(), PollFlags::POLLIN)];
-        // No events asked: a pipe whose reader is gone still reports POLLERR, a hung-up socket or
-        // terminal POLLHUP; a file reports nothing.
-        // SAFETY: our own stdio numbers, which live for the whole process.
-        let sinks = unsafe { [BorrowedFd::borrow_raw(1), BorrowedFd::borrow_raw(2)] };
-        fds.extend(sinks.iter().zip(sink_open).map(|(s, o)| slot(*s, PollFlags::empty(), o)));
         fds.extend(pipes.iter().zip(&open).map(|((p, _), o)| slot(p.as_fd(), PollFlags::POLLIN, *o)));
         let at = fds.len();
         if let Some((n, chan)) = w.notify {
@@ -295,14 +297,8 @@ fn watch(plan: &Plan, w: &Watched, pipes: &[(OwnedFd, i32)], started: Instant, r
                 end.now(Reason::Interrupted(info.ssi_signo as i32));
             }
         }
-        for (i, open) in sink_open.iter_mut().enumerate() {
-            if *open && revents(2 + i).intersects(PollFlags::POLLERR | PollFlags::POLLHUP) {
-                *open = false;
-                end.now(Reason::OutputClosed);
-            }
-        }
         for (i, (pipe, to)) in pipes.iter().enumerate() {
-            if !ready(4 + i) || !open[i] {
+            if !ready(2 + i) || !open[i] {
                 continue;
             }
             let k = (*to - 1) as usize;

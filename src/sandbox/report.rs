@@ -9,7 +9,7 @@
 //! | 126   | setup-failed     | testudo could not run the job (a bad option, a failed setup step) |
 //! | 137   | oom              | the memory limit's OOM killer ended it                            |
 //! | 129, 130, 143 | interrupted | testudo got SIGHUP, SIGINT or SIGTERM (128 + the signal)    |
-//! | 141   | output-closed    | the caller's stdout or stderr was closed (a pipe with no reader)  |
+//! | 141   | output-closed    | the job wrote to the caller's closed stdout or stderr (EPIPE)     |
 
 use std::path::Path;
 
