@@ -60,7 +60,8 @@ fn run() {
             if log::to_file() {
                 eprintln!("testudo: {msg}");
             }
-            std::process::exit(1);
+            // `sandbox` keeps 1 for a job's own failure: its own is 126, as timeout(1) has it.
+            std::process::exit(if matches!(command, Command::Sandbox(_)) { sandbox::report::SETUP_FAILED } else { 1 });
         }
     }
 }
@@ -120,7 +121,7 @@ fn dispatch(g: &Global, c: &Command) -> error::Result<i32> {
         Command::Events(e) => commands::events::run(g, e),
         Command::Check(c) => commands::check::run(c),
         Command::Profile(p) => sealed(|| commands::profile::run(g, p)),
-        Command::Sandbox(s) => sealed(|| sandbox::plan(s).and_then(|p| sandbox::job::run(g, p))),
+        Command::Sandbox(s) => sealed(|| sandbox::run(g, s)),
     }
 }
 

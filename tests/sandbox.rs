@@ -26,15 +26,16 @@ impl Job {
     }
 
     /// `testudo sandbox --rootfs R --workspace W --report F OPTS… -- sh -c SCRIPT`.
-    fn command(&self, opts: &[&str], script: &str) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg("--root").arg(&self.root).arg("sandbox").arg("--rootfs").arg(common::rootfs()).arg("--workspace").arg(&self.workspace);
-        c.arg("--report").arg(&self.report).args(opts).args(["--", "sh", "-c", script]);
-        c
+    fn run(&self, opts: &[&str], script: &str) -> Output {
+        self.command(opts, &["sh", "-c", script]).stdin(Stdio::null()).output().expect("run sandbox")
     }
 
-    fn run(&self, opts: &[&str], script: &str) -> Output {
-        self.command(opts, script).stdin(Stdio::null()).output().expect("run sandbox")
+    /// `testudo sandbox --rootfs R --workspace W --report F OPTS… -- JOB…`, to be started.
+    fn command(&self, opts: &[&str], job: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--root").arg(&self.root).arg("sandbox").arg("--rootfs").arg(common::rootfs()).arg("--workspace").arg(&self.workspace);
+        c.arg("--report").arg(&self.report).args(opts).arg("--").args(job);
+        c
     }
 
     fn report(&self) -> serde_json::Value {
@@ -49,7 +50,10 @@ impl Job {
         let mut cgroups = Vec::new();
         for h in std::fs::read_dir("/sys/fs/cgroup").expect("cgroupfs").flatten() {
             for e in std::fs::read_dir(h.path().join("testudo")).into_iter().flatten().flatten() {
-                if e.file_name().to_string_lossy().starts_with("sandbox-") && !alive_owner(&e.path()) {
+                // Still there once its owner is known to be gone: a sandbox removes its cgroup
+                // before it exits.
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with("sandbox-") && !alive_owner(&e.path()) && !KILLED.lock().is_ok_and(|k| k.contains(&name)) && e.path().exists() {
                     cgroups.push(e.path());
                 }
             }
@@ -58,10 +62,55 @@ impl Job {
     }
 }
 
-/// A sandbox cgroup whose sandbox process still runs (another test's, in parallel).
+/// The job of a sandbox a test killed on purpose, whose cgroups stay until that test deletes it.
+static KILLED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// A sandbox cgroup (`sandbox-PID-RANDOM`) whose sandbox process still runs (another test's, in
+/// parallel).
 fn alive_owner(cg: &Path) -> bool {
-    let pid = cg.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix("sandbox-")).and_then(|p| p.parse::<i32>().ok());
+    let name = cg.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let pid = name.strip_prefix("sandbox-").and_then(|r| r.split_once('-')).and_then(|(p, _)| p.parse::<i32>().ok());
     pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists())
+}
+
+impl Job {
+    /// The sandbox, started with stdout piped (stdin null, stderr inherited).
+    fn spawn(&self, opts: &[&str], script: &str) -> std::process::Child {
+        self.command(opts, &["sh", "-c", script]).stdin(Stdio::null()).stdout(Stdio::piped()).spawn().expect("sandbox")
+    }
+
+    /// The one container under the state root (the job of a running sandbox).
+    fn only_container(&self) -> String {
+        let ids: Vec<String> = std::fs::read_dir(&self.root)
+            .expect("state root")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("sandbox-"))
+            .collect();
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        ids[0].clone()
+    }
+}
+
+/// Every process in the container's cgroups, in every hierarchy (v1 and v2).
+fn cgroup_procs(id: &str) -> Vec<String> {
+    let mut procs = Vec::new();
+    for h in std::fs::read_dir("/sys/fs/cgroup").expect("cgroupfs").flatten() {
+        if let Ok(s) = std::fs::read_to_string(h.path().join("testudo").join(id).join("cgroup.procs")) {
+            procs.extend(s.lines().map(str::to_string));
+        }
+    }
+    procs
+}
+
+/// Read the first line the job prints.
+fn first_line(c: &mut std::process::Child) -> String {
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    while std::io::Read::read(c.stdout.as_mut().expect("stdout"), &mut b).expect("read") == 1 && b[0] != b'\n' {
+        line.push(b[0]);
+    }
+    text(&line)
 }
 
 fn text(b: &[u8]) -> String {
@@ -100,6 +149,8 @@ fn the_job_runs_unprivileged_with_its_workspace_and_the_caller_gets_its_code_and
     assert_eq!(r["stdoutBytes"].as_u64(), Some(stdout.len() as u64), "{r}");
     assert!(r["memoryPeakBytes"].as_u64().is_some_and(|m| m > 0), "{r}");
     assert!(r["cpuSeconds"].as_f64().is_some(), "{r}");
+    // From v1's pids.peak on a hybrid host: sh and its children.
+    assert!(r["pidsPeak"].as_u64().is_some_and(|p| p >= 2), "{r}");
     j.assert_nothing_left();
 }
 
@@ -116,27 +167,15 @@ fn the_timeout_the_output_limit_and_the_memory_limit_end_the_whole_job() {
     assert_eq!(j.report()["reason"], "timeout");
     j.assert_nothing_left();
 
-    // Interrupted (SIGTERM to the sandbox): the job goes with it.
-    let mut c = Command::new(BIN)
-        .arg("--root")
-        .arg(&j.root)
-        .arg("sandbox")
-        .arg("--rootfs")
-        .arg(common::rootfs())
-        .arg("--workspace")
-        .arg(&j.workspace)
-        .arg("--report")
-        .arg(&j.report)
-        .args(["--", "sh", "-c", "echo started; sleep 60"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("sandbox");
-    let mut first = [0u8; 8];
-    std::io::Read::read_exact(c.stdout.as_mut().expect("stdout"), &mut first).expect("the job started");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM).expect("kill");
-    assert_eq!(c.wait().expect("wait").code(), Some(143));
-    assert_eq!(j.report()["reason"], "interrupted");
-    j.assert_nothing_left();
+    // Interrupted: the job goes with it, and the code is 128 + the signal, as a shell says.
+    for (sig, code) in [(nix::sys::signal::Signal::SIGTERM, 143), (nix::sys::signal::Signal::SIGINT, 130), (nix::sys::signal::Signal::SIGHUP, 129)] {
+        let mut c = j.spawn(&[], "echo started; sleep 60");
+        assert_eq!(first_line(&mut c), "started");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), sig).expect("kill");
+        assert_eq!(c.wait().expect("wait").code(), Some(code), "{sig}");
+        assert_eq!(j.report()["reason"], "interrupted");
+        j.assert_nothing_left();
+    }
 
     let out = j.run(&["--output-limit", "4k"], "while :; do echo 0123456789abcdef; done");
     assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
@@ -178,7 +217,8 @@ fn bad_options_are_clear_errors_that_leave_nothing() {
     std::fs::write(&file, "").expect("file");
     let inside = common::rootfs().join("etc");
     let cases: Vec<(Vec<String>, String)> = vec![
-        (vec!["--timeout".into(), "0".into()], "--timeout 0".into()),
+        (vec!["--timeout".into(), "0".into()], "--timeout \\\"0\\\"".into()),
+        (vec!["--kill-after".into(), "5s".into()], "needs a --timeout".into()),
         (vec!["--profile".into(), bad_profile.to_string_lossy().into()], "not an OCI linux.seccomp object".into()),
         (vec!["--memory".into(), "lots".into()], "--memory \\\"lots\\\"".into()),
         (vec!["--cpus".into(), "0".into()], "--cpus".into()),
@@ -267,6 +307,194 @@ fn sandbox_record_writes_the_jobs_profile() {
     j.assert_nothing_left();
 }
 
+/// `testudo sandbox … | head -c 1`: the reader goes, testudo must not die of SIGPIPE with the job
+/// running on. The job's next output is EPIPE on the relay: it is killed (reason output-closed,
+/// exit 141) and nothing is left, for a fast writer and for a slow one.
+#[test]
+fn a_closed_output_ends_the_job_and_leaves_nothing() {
+    if !require_root() {
+        return;
+    }
+    let j = Job::new("epipe");
+    for script in ["echo first; while :; do echo more; done", "echo first; while :; do sleep 0.5; echo more; done"] {
+        let mut c = j.spawn(&[], script);
+        assert_eq!(first_line(&mut c), "first");
+        drop(c.stdout.take());
+        let st = c.wait().expect("wait");
+        assert_eq!(st.code(), Some(141), "{script}: {st:?}");
+        let r = j.report();
+        assert_eq!((r["reason"].as_str(), r["exit"].as_i64()), (Some("output-closed"), Some(141)), "{r}");
+        j.assert_nothing_left();
+    }
+}
+
+/// SIGKILL to testudo: the init's die-with-parent signal ends the job (its cgroups empty while
+/// the state is still there), and `delete --force` removes the rest, bundle included: the bundle
+/// lives in the container's directory under the state root, named with the pid and a random part.
+#[test]
+fn a_killed_sandbox_takes_its_job_along_and_delete_removes_the_rest() {
+    if !require_root() {
+        return;
+    }
+    let j = Job::new("killed");
+    let mut c = j.spawn(&[], "sleep 600 & echo started; while :; do date > /workspace/beat; sleep 0.1; done");
+    assert_eq!(first_line(&mut c), "started");
+    let id = j.only_container();
+    let rest = id.strip_prefix(&format!("sandbox-{}-", c.id())).expect("sandbox-PID-RANDOM");
+    assert!(rest.len() == 16 && rest.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+    assert!(j.root.join(&id).join("bundle/config.json").exists(), "the bundle is not in the state dir");
+    assert!(!std::env::temp_dir().join(format!("testudo-sandbox-{}-{}", c.id(), c.id())).exists());
+    assert!(!cgroup_procs(&id).is_empty());
+    KILLED.lock().expect("lock").push(id.clone());
+    c.kill().expect("SIGKILL");
+    c.wait().expect("wait");
+    common::wait_for("the job's processes to go", || cgroup_procs(&id).is_empty());
+    let out = Command::new(BIN).arg("--root").arg(&j.root).args(["delete", "--force", &id]).output().expect("delete");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    j.assert_nothing_left();
+}
+
+/// The default init: orphans are reaped (100 double forks fit in --pids 32), the job's own
+/// signals act as they would anywhere (not pid 1's, which the kernel drops), its status is the
+/// exit code. `--as-pid-1` runs the job as pid 1 itself.
+#[test]
+fn the_init_reaps_orphans_and_the_job_dies_of_its_signals() {
+    if !require_root() {
+        return;
+    }
+    let j = Job::new("init");
+    // xargs waits for its own child only: the orphans are pid 1's to reap. Unreaped, their
+    // zombies fill --pids and the forks fail ("can't fork").
+    let out = j.run(&["--pids", "32"], "seq 100 > /tmp/n; exec xargs -n1 sh -c '(true &) && echo ok' < /tmp/n");
+    assert_eq!((out.status.code(), text(&out.stdout).lines().count(), text(&out.stderr)), (Some(0), 100, String::new()));
+    let out = j.run(&[], "kill -SEGV $$; echo survived");
+    assert_eq!((out.status.code(), text(&out.stdout)), (Some(139), String::new()));
+    let r = j.report();
+    assert_eq!((r["reason"].as_str(), r["signal"].as_i64()), (Some("exited"), Some(11)), "{r}");
+    let out = j.run(&[], "kill -TERM $$; echo survived");
+    assert_eq!((out.status.code(), text(&out.stdout)), (Some(143), String::new()));
+    let out = j.run(&[], "echo $$");
+    assert_ne!(text(&out.stdout), "1\n");
+    let out = j.run(&["--as-pid-1"], "echo $$");
+    assert_eq!(text(&out.stdout), "1\n");
+    // The init as the job sees it: the job's identity, and nothing of the host's to read
+    // (no exe, fds or environ: non-dumpable; an empty command line, not testudo's).
+    let out = j.run(
+        &[],
+        "grep -E '^(Uid|CapEff|NoNewPrivs):' /proc/1/status; tr -d '\\0' < /proc/1/cmdline | wc -c; \
+                          for f in exe cwd root; do readlink /proc/1/$f || echo $f-denied; done; ls /proc/1/fd || echo fd-denied; \
+                          cat /proc/1/environ || echo environ-denied",
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(status_field(&stdout, "Uid"), Some("1000\t1000\t1000\t1000"), "{stdout}");
+    assert_eq!(status_field(&stdout, "CapEff"), Some("0000000000000000"));
+    assert_eq!(status_field(&stdout, "NoNewPrivs"), Some("1"));
+    let rest: Vec<&str> = stdout.lines().skip(3).collect();
+    assert_eq!(rest, ["0", "exe-denied", "cwd-denied", "root-denied", "fd-denied", "environ-denied"], "{stdout}");
+    j.assert_nothing_left();
+}
+
+/// A test server on 127.0.0.1 inside the job: lo is up in the job's network namespace.
+#[test]
+fn the_job_can_serve_and_connect_on_loopback() {
+    if !require_root() {
+        return;
+    }
+    let j = Job::new("loopback");
+    // The client retries until the server listens; with lo down it never connects (and the
+    // server is stopped, not waited for).
+    let script = "nc -l -p 8080 > /tmp/got & s=$!; n=0; until echo hello | nc 127.0.0.1 8080; do n=$((n+1)); [ $n -gt 100 ] && kill $s && break; \
+                  sleep 0.1; done; wait; cat /tmp/got; ip link show lo";
+    let out = j.run(&[], script);
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("hello\n") && stdout.contains(",UP,"), "{stdout} {}", text(&out.stderr));
+    j.assert_nothing_left();
+}
+
+/// testudo's own failures: 126, not a job's 1, and the report still says what went wrong.
+#[test]
+fn a_failed_setup_exits_126_and_still_reports() {
+    if !require_root() {
+        return;
+    }
+    let j = Job::new("setup");
+    // Bad options, and a job that cannot be executed (known at setup).
+    for (opts, job, needle) in
+        [(&["--memory", "lots"][..], &["true"][..], "--memory"), (&["--pids", "0"], &["true"], "--pids 0"), (&[], &["/no/such/tool"], "/no/such/tool")]
+    {
+        let out = j.command(opts, job).stdin(Stdio::null()).output().expect("run");
+        assert_eq!(out.status.code(), Some(126), "{opts:?}: {}", text(&out.stderr));
+        let r = j.report();
+        assert_eq!(r["reason"], "setup-failed", "{r}");
+        assert!(r["error"].as_str().is_some_and(|e| e.contains(needle)), "{r}");
+    }
+    j.assert_nothing_left();
+}
+
+/// Durations, sizes, and --kill-after: SIGTERM at the timeout (the job's trap runs), the kill later.
+#[test]
+fn timeouts_take_durations_and_kill_after_sends_sigterm_first() {
+    if !require_root() {
+        return;
+    }
+    let j = Job::new("durations");
+    for t in ["500ms", "0.5", "1s"] {
+        let out = j.run(&["--timeout", t], "sleep 60");
+        assert_eq!(out.status.code(), Some(124), "{t}: {}", text(&out.stderr));
+    }
+    let out = j.run(&["--timeout", "300ms", "--kill-after", "30s"], "trap 'echo got-term; exit 7' TERM; while :; do sleep 0.1; done");
+    assert_eq!((out.status.code(), text(&out.stdout)), (Some(124), "got-term\n".to_string()), "{}", text(&out.stderr));
+    let r = j.report();
+    assert_eq!((r["reason"].as_str(), r["jobExit"].as_i64()), (Some("timeout"), Some(7)), "{r}");
+    // The grace ends with the kill when the job ignores SIGTERM.
+    let out = j.run(&["--timeout", "300ms", "--kill-after", "300ms"], "trap '' TERM; sleep 60");
+    assert_eq!(out.status.code(), Some(124));
+    assert_eq!(j.report()["jobExit"], 137);
+    for m in ["1T", "2GiB", "512MiB"] {
+        let out = j.run(&["--memory", m], "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max");
+        assert!(out.status.success(), "{m}: {}", text(&out.stderr));
+    }
+    j.assert_nothing_left();
+}
+
+/// `2>&1`: one file for both, one pipe for both, the order kept.
+#[test]
+fn merged_output_keeps_its_order() {
+    if !require_root() {
+        return;
+    }
+    let j = Job::new("merged");
+    let (r, w) = nix::unistd::pipe().expect("pipe");
+    let w2 = w.try_clone().expect("dup");
+    let mut c = j.command(&[], &["sh", "-c", "for i in $(seq 200); do echo out$i; echo err$i >&2; done"]);
+    let mut child = c.stdin(Stdio::null()).stdout(Stdio::from(w)).stderr(Stdio::from(w2)).spawn().expect("sandbox");
+    // Our copies of the write ends, or the read below would never see EOF.
+    drop(c);
+    let mut all = String::new();
+    std::io::Read::read_to_string(&mut std::fs::File::from(r), &mut all).expect("read");
+    assert!(child.wait().expect("wait").success());
+    let want: String = (1..=200).map(|i| format!("out{i}\nerr{i}\n")).collect();
+    assert!(all == want, "out of order: {}", &all[..all.len().min(300)]);
+    assert_eq!(j.report()["outputMerged"], true);
+    j.assert_nothing_left();
+}
+
+/// RLIMIT_FSIZE from --output-limit: the file stops at the limit, the writer dies of SIGXFSZ,
+/// and that is the output limit too.
+#[test]
+fn a_file_past_the_output_limit_is_cut_and_reported() {
+    if !require_root() {
+        return;
+    }
+    let j = Job::new("fsize");
+    let out = j.run(&["--output-limit", "4k"], "head -c 100000 /dev/zero > /workspace/big");
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
+    let r = j.report();
+    assert_eq!((r["reason"].as_str(), r["jobExit"].as_i64()), (Some("file-size-limit"), Some(153)), "{r}");
+    assert_eq!(std::fs::metadata(j.workspace.join("big")).expect("big").len(), 4096);
+    j.assert_nothing_left();
+}
+
 /// Issue 22 item 1 (CVE-2017-5226 class): a job started from the caller's terminal gets neither
 /// the terminal nor the caller's session, so it can neither read what the caller types nor push
 /// input into the caller's shell: its stdin is /dev/null, it has no controlling tty, /dev/tty
@@ -278,19 +506,19 @@ fn the_job_never_gets_the_callers_terminal_or_session() {
     }
     let j = Job::new("tty");
     let script = "readlink /proc/self/fd/0; awk '{print \"tty_nr=\" $7}' /proc/self/stat; (exec 3</dev/tty) 2>/dev/null && echo has-dev-tty || echo no-dev-tty";
-    let (code, seen) = common::on_callers_terminal(j.command(&[], script));
+    let (code, seen) = common::on_callers_terminal(j.command(&[], &["sh", "-c", script]));
     assert_eq!(code, 0, "{seen}");
     assert!(seen.contains("/dev/null\r\n"), "stdin is /dev/null, not the caller's terminal: {seen:?}");
     assert!(seen.contains("tty_nr=0\r\n"), "no controlling terminal: {seen:?}");
     assert!(seen.contains("no-dev-tty"), "/dev/tty leads nowhere: {seen:?}");
     j.assert_nothing_left();
 
-    let (code, seen) = common::on_callers_terminal(j.command(&["--stdin"], "echo ran"));
+    let (code, seen) = common::on_callers_terminal(j.command(&["--stdin"], &["sh", "-c", "echo ran"]));
     assert_ne!(code, 0, "{seen}");
     assert!(seen.contains("standard input is a terminal") && !seen.contains("ran"), "{seen:?}");
     j.assert_nothing_left();
 
-    let mut c = j.command(&["--stdin"], "readlink /proc/self/fd/0 | cut -d: -f1; cat");
+    let mut c = j.command(&["--stdin"], &["sh", "-c", "readlink /proc/self/fd/0 | cut -d: -f1; cat"]);
     let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("sandbox");
     use std::io::Write;
     child.stdin.take().expect("stdin").write_all(b"piped-in\n").expect("write");

@@ -41,19 +41,24 @@ pub struct Sandbox {
     /// The job's hostname (default sandbox)
     #[arg(long)]
     pub hostname: Option<String>,
-    /// Memory limit (e.g. 2G; default 2G)
+    /// Memory limit (e.g. 512M, 2G, 2GiB, 1T; binary units; default 2G)
     #[arg(long)]
     pub memory: Option<String>,
-    /// Most processes and threads at once
-    #[arg(long, default_value_t = 512)]
+    /// Most processes and threads at once (above 0)
+    #[arg(long, default_value_t = 512, allow_negative_numbers = true)]
     pub pids: i64,
     /// CPUs (e.g. 1.5; default: a half share)
     #[arg(long)]
     pub cpus: Option<String>,
-    /// Wall-clock limit in seconds: the job is killed and the exit code is 124
+    /// Wall-clock limit (1.5, 2s, 500ms, 1m; plain numbers are seconds): the job is killed, exit 124
     #[arg(long)]
-    pub timeout: Option<u64>,
-    /// Most bytes of stdout and stderr together (and of any one file): killed, exit 125
+    pub timeout: Option<String>,
+    /// At the timeout send SIGTERM first, and kill the job this long after (e.g. 10s)
+    #[arg(long = "kill-after", value_name = "DURATION")]
+    pub kill_after: Option<String>,
+    /// Most bytes of stdout and stderr together: past it the job is killed, exit 125. Also the
+    /// largest file the job may write (RLIMIT_FSIZE): the file stops at the limit, the write fails
+    /// (EFBIG) and the writer gets SIGXFSZ; a job that dies of SIGXFSZ exits 125 too
     #[arg(long = "output-limit")]
     pub output_limit: Option<String>,
     /// A disk quota for the workspace: refused for now (README: "No workspace disk quota")
@@ -78,6 +83,10 @@ pub struct Sandbox {
     /// Write a JSON report of the run here
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Run the job as pid 1 itself, without testudo's minimal init (which reaps orphans, forwards
+    /// signals and exits with the job's status)
+    #[arg(long = "as-pid-1")]
+    pub as_pid_1: bool,
     /// Record the job's syscalls instead of filtering them; write the allow-list profile here
     #[arg(long)]
     pub record: Option<PathBuf>,

@@ -39,6 +39,9 @@ pub struct CreateOpts {
     /// private layer over the rootfs (`linux::layer`)
     #[arg(skip)]
     pub sandbox: bool,
+    /// `sandbox`'s init, die-with-parent and loopback (never a flag of `create` or `run`)
+    #[arg(skip)]
+    pub lifecycle: crate::spawn::prepare::Lifecycle,
 }
 
 #[derive(Args, Debug)]

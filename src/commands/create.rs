@@ -24,7 +24,12 @@ pub struct Created {
 }
 
 pub fn create(g: &Global, opts: &CreateOpts, id: &str, mode: StartBy) -> Result<Created> {
-    let dir = Dir::create(&g.root, id)?;
+    create_in(g, opts, Dir::create(&g.root, id)?, mode)
+}
+
+/// `create` in a container directory the caller made (and may have written: `sandbox` keeps its
+/// bundle there, so that whatever removes the container removes the bundle too).
+pub fn create_in(g: &Global, opts: &CreateOpts, dir: Dir, mode: StartBy) -> Result<Created> {
     match build(g, opts, &dir, mode) {
         Ok((prepared, launched)) => Ok(Created { dir, prepared, launched }),
         Err(e) => {

@@ -24,11 +24,12 @@ pub fn run(g: &Global, p: &Profile) -> Result<i32> {
         id: p.id.clone(),
         config,
         timeout: None,
+        kill_after: None,
         output_limit: None,
-        report: None,
         record: Some(crate::sandbox::outfile::OutFile::open("--output", &p.output)?),
         sandbox: false,
         stdin: false,
+        lifecycle: Default::default(),
     };
-    job::run(g, plan)
+    job::run(g, plan, None)
 }

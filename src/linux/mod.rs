@@ -18,6 +18,7 @@ pub mod layer;
 pub mod mempolicy;
 pub mod mounts;
 pub mod namespaces;
+pub mod netdev;
 pub mod nofollow;
 pub mod personality;
 pub mod pidfd;

@@ -1,12 +1,13 @@
-//! The job: created from the plan's config like `run` does, its stdout and stderr relayed through
-//! pipes (so their bytes are counted), its time bounded, the whole cgroup killed at the timeout,
-//! at the output limit or when the caller is interrupted; then its figures read from the cgroup,
-//! the container deleted (no process, cgroup, mount or state left) and the exit code returned:
-//! the job's own, 124 at the timeout and 137 after an OOM kill (as timeout(1) and shells say),
-//! 125 at the output limit.
+//! The job: created from the plan's config like `run` does, in a container directory that also
+//! holds its bundle (under the root-only state root: whatever removes the container removes the
+//! bundle). Its stdout and stderr are relayed through pipes (so their bytes are counted; one pipe
+//! when the caller's are one file, so `2>&1` keeps its order), its time bounded, the whole cgroup
+//! killed at the timeout, at the output limit, when the caller is interrupted or stops reading;
+//! then its figures read from the cgroup, the container deleted (no process, cgroup, mount, state
+//! or bundle left) and the exit code returned (`report`). If testudo itself is killed, the init's
+//! die-with-parent signal takes the job with it, and `delete --force ID` removes the rest.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -15,55 +16,44 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use serde_json::json;
 
+use super::outfile::OutFile;
+use super::report::{self, Reason};
 use super::Plan;
 use crate::cgroups::Cgroup;
 use crate::cli::CreateOpts;
 use crate::commands::{create, Global};
+use crate::container::Dir;
 use crate::error::{Context, Error, Result};
 use crate::linux::pidfd;
 use crate::security::seccomp::recorder::{self, Recording};
 use crate::spawn::prepare::StartBy;
 use crate::spawn::sync::{Channel, Msg};
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Reason {
-    Exited,
-    Timeout,
-    OutputLimit,
-    Oom,
-    Interrupted,
-}
-
-impl Reason {
-    fn as_str(self) -> &'static str {
-        match self {
-            Reason::Exited => "exited",
-            Reason::Timeout => "timeout",
-            Reason::OutputLimit => "output-limit",
-            Reason::Oom => "oom",
-            Reason::Interrupted => "interrupted",
-        }
+/// Run the job; the report goes to `report` (opened by the caller, who also writes one when this
+/// fails).
+pub fn run(g: &Global, plan: Plan, report: Option<&OutFile>) -> Result<i32> {
+    // Interrupting the sandbox must not leave the job running: these end it like the timeout.
+    let mut ending = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        ending.add(s);
     }
-}
-
-/// The bundle directory, removed however the job ends.
-struct TempBundle(std::path::PathBuf);
-
-impl Drop for TempBundle {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+    // SIGPIPE too is blocked, not left to kill us with the job running on: a closed output is
+    // EPIPE on the relay, and ends the job. Blocked rather than ignored: an ignored signal stays
+    // ignored across execve for the job, a blocked one is unblocked by init before it.
+    let mut blocked = ending;
+    blocked.add(Signal::SIGPIPE);
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked), None).context("block signals")?;
+    let sfd = SignalFd::with_flags(&ending, SfdFlags::SFD_CLOEXEC).context("signalfd")?;
+    // Before the container's directory exists: a refusal here leaves nothing to clean.
+    let stdin = job_stdin(plan.stdin)?;
+    let dir = Dir::create(&g.root, &plan.id)?;
+    let bundle = dir.file("bundle");
+    if let Err(e) = write_bundle(&bundle, &plan.config) {
+        let _ = crate::commands::delete::clean_up_creating(&dir);
+        return Err(e);
     }
-}
-
-pub fn run(g: &Global, plan: Plan) -> Result<i32> {
-    let id = plan.id.clone();
-    let dir = std::env::temp_dir().join(format!("testudo-{id}-{}", std::process::id()));
-    std::fs::DirBuilder::new().mode(0o700).create(&dir).with_context(|| format!("sandbox bundle {dir:?}"))?;
-    let bundle = TempBundle(dir);
-    let text = serde_json::to_vec_pretty(&plan.config).map_err(|e| Error::new(format!("sandbox config: {e}")))?;
-    std::fs::write(bundle.0.join("config.json"), text).context("sandbox config.json")?;
     let opts = CreateOpts {
-        bundle: bundle.0.clone(),
+        bundle,
         console_socket: None,
         pid_file: None,
         no_pivot: false,
@@ -72,26 +62,28 @@ pub fn run(g: &Global, plan: Plan) -> Result<i32> {
         policy: None,
         record: plan.record.is_some(),
         sandbox: plan.sandbox,
+        lifecycle: plan.lifecycle,
     };
-    // Interrupting the sandbox must not leave the job running: these end it like the timeout.
-    let mut mask = SigSet::empty();
-    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        mask.add(s);
-    }
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).context("block signals")?;
-    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).context("signalfd")?;
+    // The caller's 1 and 2 one file (`2>&1`): one pipe, or the order of the lines would be lost.
+    let merged = same_file(1, 2);
     let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("stdout pipe")?;
-    let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("stderr pipe")?;
-    let stdin = job_stdin(plan.stdin)?;
-    let c = with_stdio([&stdin, &out_w, &err_w], || create::create(g, &opts, &id, StartBy::Socket { detach: true }))?;
-    drop((out_w, err_w));
+    let err = if merged { None } else { Some(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("stderr pipe")?) };
+    let err_w = err.as_ref().map_or(&out_w, |(_, w)| w);
+    let c = with_stdio([&stdin, &out_w, err_w], || create::create_in(g, &opts, dir, StartBy::Socket { detach: true }))?;
+    let mut pipes = vec![(out_r, 1)];
+    pipes.extend(err.map(|(r, _)| (r, 2)));
+    drop(out_w);
     let started = Instant::now();
     c.launched.chan.send(&Msg::Start)?;
-    // EOF: the job's process was executed. Recording, the init first says where its notify fd
+    // EOF: the job's process was executed. Recording, the job first says where its notify fd
     // will be, and its execve then waits for our answer: the watch takes over from there.
     let notify = match c.launched.chan.recv()? {
         None => None,
-        Some(Msg::RecorderAt(n)) => Some(recorder::take(&c.launched.pidfd, n)?),
+        Some(Msg::RecorderAt(n)) => {
+            // Under the reaper the filter is on the job's process, the init's one child.
+            let job = if plan.lifecycle.reaper { job_process(c.launched.pid)? } else { c.launched.pidfd.try_clone().context("dup pidfd")? };
+            Some(recorder::take(&job, n)?)
+        }
         Some(msg) => {
             let _ = pidfd::wait(&c.launched.pidfd);
             let facts = c.dir.facts()?;
@@ -106,11 +98,19 @@ pub fn run(g: &Global, plan: Plan) -> Result<i32> {
     let cgroup = Cgroup::at(c.prepared.cgroup.as_ref().map(|cg| cg.path.clone()).ok_or_else(|| Error::new("sandbox: the job has no cgroup"))?);
     let mut recording = Recording::default();
     let watched = Watched { job: &c.launched.pidfd, cgroup: &cgroup, signals: &sfd, notify: notify.as_ref().map(|n| (n, &c.launched.chan)) };
-    let (reason, bytes, failed) = watch(&plan, &watched, [out_r, err_r], started, &mut recording)?;
+    let (reason, bytes, failed) = watch(&plan, &watched, &pipes, started, &mut recording)?;
     let pidfd::Exit(code) = pidfd::wait(&c.launched.pidfd)?;
     let wall = started.elapsed();
-    let reason = if reason == Reason::Exited && cgroup.oom_kills().is_some_and(|n| n > 0) { Reason::Oom } else { reason };
-    let figures = figures(&cgroup);
+    let reason = match reason {
+        Reason::Exited if cgroup.oom_kills().is_some_and(|n| n > 0) => Reason::Oom,
+        // RLIMIT_FSIZE is set only with an output limit; past it the writer gets SIGXFSZ.
+        Reason::Exited if plan.output_limit.is_some() && code == 128 + libc::SIGXFSZ => Reason::FileSizeLimit,
+        // The reader went away while the job was ending on its own (`echo hi | head -c 1`): the
+        // kill came too late to be what ended it.
+        Reason::OutputClosed if code != 128 + libc::SIGKILL => Reason::Exited,
+        r => r,
+    };
+    let figures = report::figures(&cgroup);
     let facts = c.dir.facts()?;
     crate::commands::delete::destroy(&c.dir, &facts)?;
     if let Some(e) = failed {
@@ -119,29 +119,54 @@ pub fn run(g: &Global, plan: Plan) -> Result<i32> {
     if let Some(out) = &plan.record {
         out.write(&serde_json::to_vec_pretty(&recording.profile()).map_err(|e| Error::new(e.to_string()))?)?;
     }
-    let exit = match reason {
-        Reason::Exited => code,
-        Reason::Timeout => 124,
-        Reason::OutputLimit => 125,
-        Reason::Oom => 137,
-        Reason::Interrupted => code.max(128 + 15),
-    };
-    if let Some(out) = &plan.report {
-        let report = json!({
-            "exit": exit,
-            "jobExit": code,
-            "signal": (code > 128).then_some(code - 128),
-            "reason": reason.as_str(),
-            "wallSeconds": wall.as_secs_f64(),
-            "cpuSeconds": figures.cpu_usec.map(|u| u as f64 / 1e6),
-            "memoryPeakBytes": figures.memory_peak,
-            "pidsPeak": figures.pids_peak,
-            "stdoutBytes": bytes[0],
-            "stderrBytes": bytes[1],
-        });
-        out.write(&serde_json::to_vec_pretty(&report).map_err(|e| Error::new(e.to_string()))?)?;
+    let exit = reason.exit(code);
+    if let Some(out) = report {
+        report::write(
+            out,
+            &json!({
+                "exit": exit,
+                "jobExit": code,
+                "signal": (code > 128).then_some(code - 128),
+                "reason": reason.as_str(),
+                "wallSeconds": wall.as_secs_f64(),
+                "cpuSeconds": figures.cpu_usec.map(|u| u as f64 / 1e6),
+                "memoryPeakBytes": figures.memory_peak,
+                "pidsPeak": figures.pids_peak,
+                "stdoutBytes": bytes[0],
+                // One pipe for both: what came from which is not known.
+                "stderrBytes": (!merged).then_some(bytes[1]),
+                "outputMerged": merged,
+            }),
+        )?;
     }
     Ok(exit)
+}
+
+fn write_bundle(bundle: &std::path::Path, config: &serde_json::Value) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().mode(0o700).create(bundle).with_context(|| format!("sandbox bundle {bundle:?}"))?;
+    let text = serde_json::to_vec_pretty(config).map_err(|e| Error::new(format!("sandbox config: {e}")))?;
+    std::fs::write(bundle.join("config.json"), text).context("sandbox config.json")
+}
+
+/// The job's process under the reaper: the init's only child (`spawn::reaper`), which the init
+/// does not reap, so its pid is not reused, before it has exited.
+fn job_process(init: i32) -> Result<OwnedFd> {
+    let path = format!("/proc/{init}/task/{init}/children");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("recorder: read {path}"))?;
+    let pid = text.split_whitespace().next().and_then(|p| p.parse().ok()).ok_or_else(|| Error::new(format!("recorder: {path}: the init has no child")))?;
+    pidfd::open(pid)
+}
+
+/// Whether fds `a` and `b` are one open file: the same inode, and the same status flags.
+fn same_file(a: i32, b: i32) -> bool {
+    // SAFETY: our own stdio numbers, borrowed for the calls only.
+    let (a, b) = unsafe { (BorrowedFd::borrow_raw(a), BorrowedFd::borrow_raw(b)) };
+    let flags = |fd| nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL).ok();
+    match (nix::sys::stat::fstat(a), nix::sys::stat::fstat(b)) {
+        (Ok(x), Ok(y)) => (x.st_dev, x.st_ino) == (y.st_dev, y.st_ino) && flags(a) == flags(b),
+        _ => false,
+    }
 }
 
 /// The job's stdin: /dev/null, or with `--stdin` the caller's, which must not be a terminal. The
@@ -205,112 +230,150 @@ struct Watched<'a> {
     notify: Option<(&'a OwnedFd, &'a Channel)>,
 }
 
-/// Relay the job's output until it has exited and its pipes are closed; kill the cgroup at the
-/// deadline, at the output limit or on SIGINT/SIGTERM/SIGHUP; answer the recorder's
-/// notifications. Returns why it ended, the bytes of stdout and stderr, and an error the init
-/// reported after the recorder's filter went on.
-fn watch(plan: &Plan, w: &Watched, pipes: [OwnedFd; 2], started: Instant, rec: &mut Recording) -> Result<(Reason, [u64; 2], Option<Error>)> {
-    let (job, cgroup, sfd) = (w.job, w.cgroup, w.signals);
+/// How the job is being ended: the first reason wins; the cgroup is killed at once, or with
+/// `--kill-after` at the timeout the job gets SIGTERM and the cgroup is killed after the grace.
+struct Ending<'a> {
+    w: &'a Watched<'a>,
+    reason: Reason,
+    kill_at: Option<Instant>,
+}
+
+impl Ending<'_> {
+    fn now(&mut self, why: Reason) {
+        if self.reason == Reason::Exited {
+            self.reason = why;
+        }
+        self.kill_at = None;
+        let _ = self.w.cgroup.kill();
+    }
+
+    fn timeout(&mut self, grace: Option<Duration>) {
+        match grace {
+            Some(g) if self.reason == Reason::Exited => {
+                self.reason = Reason::Timeout;
+                self.kill_at = Some(Instant::now() + g);
+                // To the init: the reaper forwards it to the job.
+                let _ = pidfd::send_signal(self.w.job, Signal::SIGTERM);
+            }
+            _ => self.now(Reason::Timeout),
+        }
+    }
+}
+
+/// Relay the job's output until it has exited and its pipes are closed; end the job at the
+/// deadline, at the output limit, on SIGINT/SIGTERM/SIGHUP or when its output finds the caller's
+/// stdout or stderr closed; answer the recorder's notifications. Returns why it ended, the bytes relayed to
+/// stdout and to stderr, and an error the init reported after the recorder's filter went on.
+fn watch(plan: &Plan, w: &Watched, pipes: &[(OwnedFd, i32)], started: Instant, rec: &mut Recording) -> Result<(Reason, [u64; 2], Option<Error>)> {
     let mut notify_open = w.notify.is_some();
     let mut chan_open = w.notify.is_some();
     let mut failed = None;
-    let mut reason = Reason::Exited;
+    let mut end = Ending { w, reason: Reason::Exited, kill_at: None };
     let mut bytes = [0u64; 2];
-    let mut open = [true, true];
+    let mut open = vec![true; pipes.len()];
+    // The caller's stdout and stderr, and whether someone still reads them. As in a shell
+    // pipeline, a job learns that nobody does when it next writes: a quiet job is not killed
+    // for what it may never write (`echo hi | head -c 1` exits 0, always).
+    // SAFETY: our own stdio numbers, which live for the whole process.
+    let sinks = unsafe { [BorrowedFd::borrow_raw(1), BorrowedFd::borrow_raw(2)] };
+    let mut sink_open = [true, true];
     let mut exited = false;
     let mut buf = vec![0u8; 64 << 10];
-    let kill = |why: Reason, reason: &mut Reason| {
-        if *reason == Reason::Exited {
-            *reason = why;
-            let _ = cgroup.kill();
-        }
-    };
     while !exited || open.iter().any(|o| *o) {
-        let left = plan.timeout.map(|t| t.saturating_sub(started.elapsed()));
-        if left == Some(Duration::ZERO) {
-            kill(Reason::Timeout, &mut reason);
+        let now = Instant::now();
+        let deadline = plan.timeout.map(|t| started + t).filter(|_| end.reason == Reason::Exited);
+        if deadline.is_some_and(|d| now >= d) {
+            end.timeout(plan.kill_after);
         }
-        let mut fds = vec![PollFd::new(job.as_fd(), PollFlags::POLLIN), PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
-        for (p, o) in pipes.iter().zip(open) {
-            fds.push(PollFd::new(p.as_fd(), if o { PollFlags::POLLIN } else { PollFlags::empty() }));
+        if end.kill_at.is_some_and(|k| now >= k) {
+            end.now(Reason::Timeout);
         }
-        if let Some((n, chan)) = w.notify {
-            fds.push(PollFd::new(n.as_fd(), if notify_open { PollFlags::POLLIN } else { PollFlags::empty() }));
-            fds.push(PollFd::new(chan.as_fd(), if chan_open { PollFlags::POLLIN } else { PollFlags::empty() }));
-        }
-        let wait = match (left, reason) {
-            (Some(l), Reason::Exited) => PollTimeout::try_from(l.as_millis().clamp(1, 60_000) as i32).unwrap_or(PollTimeout::MAX),
-            _ => PollTimeout::from(1000u16),
+        let next = [plan.timeout.map(|t| started + t).filter(|_| end.reason == Reason::Exited), end.kill_at].into_iter().flatten().min();
+        let wait = match next {
+            Some(at) => PollTimeout::try_from(at.saturating_duration_since(now).as_millis().clamp(1, 60_000) as i32).unwrap_or(PollTimeout::MAX),
+            None if end.reason != Reason::Exited => PollTimeout::from(1000u16),
+            None => PollTimeout::NONE,
         };
+        let idle = w.signals.as_fd();
+        let slot = |fd, events, live| slot(fd, idle, events, live);
+        let mut fds = vec![PollFd::new(w.job.as_fd(), PollFlags::POLLIN), PollFd::new(w.signals.as_fd(), PollFlags::POLLIN)];
+        fds.extend(pipes.iter().zip(&open).map(|((p, _), o)| slot(p.as_fd(), PollFlags::POLLIN, *o)));
+        let at = fds.len();
+        if let Some((n, chan)) = w.notify {
+            fds.push(slot(n.as_fd(), PollFlags::POLLIN, notify_open));
+            fds.push(slot(chan.as_fd(), PollFlags::POLLIN, chan_open));
+        }
         match poll(&mut fds, wait) {
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(Error::sys("sandbox: poll", e)),
             Ok(_) => {}
         }
-        let ready = |i: usize| fds.get(i).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
-        let (job_done, signalled, out_ready, err_ready) = (ready(0), ready(1), ready(2), ready(3));
-        if let (Some((n, _)), true) = (w.notify, ready(4) && notify_open) {
-            let hup = fds.get(4).and_then(|f| f.revents()).is_some_and(|r| r.contains(PollFlags::POLLHUP));
-            notify_open = rec.answer(n)? && !hup;
+        let revents = |i: usize| fds.get(i).and_then(|f| f.revents()).unwrap_or(PollFlags::empty());
+        let ready = |i: usize| !revents(i).is_empty();
+        if let (Some((n, _)), true) = (w.notify, ready(at) && notify_open) {
+            notify_open = rec.answer(n)? && !revents(at).contains(PollFlags::POLLHUP);
         }
-        if let (Some((_, chan)), true) = (w.notify, ready(5) && chan_open) {
+        if let (Some((_, chan)), true) = (w.notify, ready(at + 1) && chan_open) {
             match chan.recv()? {
                 None => chan_open = false,
                 Some(Msg::Fail(e)) => failed = Some(e),
                 Some(other) => return Err(Error::new(format!("sync socket: unexpected {other:?} after start"))),
             }
         }
-        exited |= job_done;
-        if signalled {
-            let _ = sfd.read_signal();
-            kill(Reason::Interrupted, &mut reason);
+        exited |= ready(0);
+        if ready(1) {
+            if let Ok(Some(info)) = w.signals.read_signal() {
+                end.now(Reason::Interrupted(info.ssi_signo as i32));
+            }
         }
-        for (i, r) in [out_ready, err_ready].into_iter().enumerate() {
-            if !r || !open[i] {
+        for (i, (pipe, to)) in pipes.iter().enumerate() {
+            if !ready(2 + i) || !open[i] {
                 continue;
             }
-            match nix::unistd::read(&pipes[i], &mut buf) {
+            let k = (*to - 1) as usize;
+            match nix::unistd::read(pipe, &mut buf) {
                 Ok(0) | Err(_) => open[i] = false,
                 Ok(n) => {
-                    bytes[i] += n as u64;
+                    bytes[k] += n as u64;
                     let total = bytes[0] + bytes[1];
                     let keep = plan.output_limit.map_or(n as u64, |l| (n as u64).min(l.saturating_sub(total - n as u64)));
-                    write_all(if i == 0 { 1 } else { 2 }, &buf[..keep as usize]);
+                    if sink_open[k] && write_all(sinks[k], &buf[..keep as usize]).is_err() {
+                        sink_open[k] = false;
+                        end.now(Reason::OutputClosed);
+                    }
                     if plan.output_limit.is_some_and(|l| total > l) {
-                        kill(Reason::OutputLimit, &mut reason);
+                        end.now(Reason::OutputLimit);
                     }
                 }
             }
         }
     }
-    Ok((reason, bytes, failed))
+    Ok((end.reason, bytes, failed))
 }
 
-fn write_all(fd: i32, mut data: &[u8]) {
-    // SAFETY: our own stdio fd, which lives for the whole process.
-    let to = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+/// What is done with stays in its slot as `idle` (the signalfd) asking for nothing, which reports
+/// nothing: a drained pipe would report POLLHUP for ever, and the loop would spin.
+fn slot<'a>(fd: BorrowedFd<'a>, idle: BorrowedFd<'a>, events: PollFlags, live: bool) -> PollFd<'a> {
+    if live {
+        PollFd::new(fd, events)
+    } else {
+        PollFd::new(idle, PollFlags::empty())
+    }
+}
+
+/// Write it all; an error only when nobody reads any more (EPIPE, ECONNRESET). A caller's
+/// non-blocking fd is waited on, not dropped from; another failure loses this chunk only.
+fn write_all(to: BorrowedFd, mut data: &[u8]) -> std::result::Result<(), Errno> {
     while !data.is_empty() {
         match nix::unistd::write(to, data) {
             Ok(n) => data = &data[n..],
             Err(Errno::EINTR) => {}
-            Err(_) => return,
+            Err(Errno::EAGAIN) => {
+                let _ = poll(&mut [PollFd::new(to, PollFlags::POLLOUT)], PollTimeout::NONE);
+            }
+            Err(e @ (Errno::EPIPE | Errno::ECONNRESET)) => return Err(e),
+            Err(_) => return Ok(()),
         }
     }
-}
-
-struct Figures {
-    cpu_usec: Option<u64>,
-    memory_peak: Option<u64>,
-    pids_peak: Option<u64>,
-}
-
-/// CPU time, peak memory and peak pids from the v2 files, or the v1 ones on a hybrid host.
-fn figures(cg: &Cgroup) -> Figures {
-    let v1 = |ctrl: &str, file: &str| cg.legacy().dir(ctrl).and_then(|d| std::fs::read_to_string(d.join(file)).ok()).and_then(|s| s.trim().parse::<u64>().ok());
-    let v2 = |file: &str| cg.read(file).ok().and_then(|s| s.trim().parse::<u64>().ok());
-    Figures {
-        cpu_usec: cg.keyed("cpu.stat", "usage_usec").or_else(|| v1("cpuacct", "cpuacct.usage").map(|ns| ns / 1000)),
-        memory_peak: v2("memory.peak").or_else(|| v1("memory", "memory.max_usage_in_bytes")),
-        pids_peak: v2("pids.peak"),
-    }
+    Ok(())
 }

@@ -9,14 +9,18 @@
 pub mod job;
 pub mod outfile;
 mod paths;
+pub mod report;
 mod suid;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::cli::Sandbox;
+use crate::commands::Global;
 use crate::error::{Error, Result};
+use crate::spawn::prepare::Lifecycle;
 use outfile::OutFile;
 use paths::{destination, host_path};
 
@@ -31,17 +35,32 @@ pub struct Plan {
     /// The container's id under the state root.
     pub id: String,
     pub config: Value,
-    pub timeout: Option<std::time::Duration>,
+    pub timeout: Option<Duration>,
+    /// With a timeout: SIGTERM at the timeout, the cgroup killed this much later.
+    pub kill_after: Option<Duration>,
     pub output_limit: Option<u64>,
-    /// Opened before the job runs (`outfile`).
-    pub report: Option<OutFile>,
-    /// Record the syscalls and write the allow-list profile here (`profile`, `--record`).
+    /// Record the syscalls and write the allow-list profile here (`profile`, `--record`), in a
+    /// directory opened before the job runs (`outfile`).
     pub record: Option<OutFile>,
     /// A sandbox's config (not a bundle's, for `profile`): its binds opened by P0 without
     /// following symlinks, its root a private layer (`linux::layer`).
     pub sandbox: bool,
     /// The caller's stdin goes to the job (`--stdin`); else /dev/null.
     pub stdin: bool,
+    pub lifecycle: Lifecycle,
+}
+
+/// `sandbox`. A failure of testudo's own (a bad option, a setup step, the cleanup) still writes
+/// the report, reason "setup-failed", and `main` exits `report::SETUP_FAILED` for it. The report's
+/// directory is opened first, before anything of the job runs (`outfile`).
+pub fn run(g: &Global, s: &Sandbox) -> Result<i32> {
+    let report = s.report.as_deref().map(|p| OutFile::open("--report", p)).transpose()?;
+    let r = plan(s).and_then(|p| job::run(g, p, report.as_ref()));
+    if let (Err(e), Some(out)) = (&r, &report) {
+        let failed = json!({"exit": report::SETUP_FAILED, "reason": "setup-failed", "error": e.to_string()});
+        report::write(out, &failed).map_err(|re| Error::new(format!("{e} (and the report: {re})")))?;
+    }
+    r
 }
 
 pub fn plan(s: &Sandbox) -> Result<Plan> {
@@ -70,11 +89,14 @@ pub fn plan(s: &Sandbox) -> Result<Plan> {
     if rootfs.starts_with(&workspace) {
         return Err(Error::new(format!("--rootfs {rootfs:?} is inside --workspace {workspace:?}: the job could change its own root for the next run")));
     }
-    let timeout = match s.timeout {
-        Some(0) => return Err(Error::new("--timeout 0: give a number of seconds above 0")),
-        t => t.map(std::time::Duration::from_secs),
-    };
-    let report = s.report.as_deref().map(|p| OutFile::open("--report", p)).transpose()?;
+    let timeout = s.timeout.as_deref().map(|t| duration_option("--timeout", t)).transpose()?;
+    let kill_after = s.kill_after.as_deref().map(|t| duration_option("--kill-after", t)).transpose()?;
+    if kill_after.is_some() && timeout.is_none() {
+        return Err(Error::new("--kill-after: needs a --timeout"));
+    }
+    if s.pids <= 0 {
+        return Err(Error::new(format!("--pids {}: give a number of processes above 0", s.pids)));
+    }
     let record = s.record.as_deref().map(|p| OutFile::open("--record", p)).transpose()?;
     let mut config = crate::commands::spec::hardened_config()?;
     config["root"]["path"] = json!(rootfs);
@@ -167,8 +189,9 @@ pub fn plan(s: &Sandbox) -> Result<Plan> {
         writable.push(dst);
     }
     match s.net.as_str() {
-        // The hardened spec's own network namespace has only lo, and lo is up: a job may talk to
-        // itself (test servers), never to the host or beyond.
+        // The hardened spec's own network namespace has only lo, which init brings up
+        // (`Lifecycle::loopback`): a job may talk to itself (test servers), never to the host or
+        // beyond.
         "none" | "host-loopback-only" => {}
         other => return Err(Error::new(format!("--net {other:?}: expected none or host-loopback-only"))),
     }
@@ -178,7 +201,32 @@ pub fn plan(s: &Sandbox) -> Result<Plan> {
         config["annotations"][crate::security::landlock::ANNOTATION] = json!(mode);
         config["annotations"][crate::security::landlock::RW_ANNOTATION] = json!(rw.join(":"));
     }
-    Ok(Plan { id: format!("sandbox-{}", std::process::id()), config, timeout, output_limit, report, record, sandbox: true, stdin: s.stdin })
+    let lifecycle = Lifecycle { reaper: !s.as_pid_1, die_with_parent: true, loopback: true };
+    Ok(Plan { id: unique_id()?, config, timeout, kill_after, output_limit, record, sandbox: true, stdin: s.stdin, lifecycle })
+}
+
+/// `sandbox-PID-RANDOM`: the pid alone repeats across pid namespaces (two CI runners in
+/// containers of their own) and is known in advance; the pid stays so that one can tell whose
+/// container it is.
+fn unique_id() -> Result<String> {
+    let mut r = [0u8; 8];
+    // SAFETY: getrandom writes at most `r.len()` bytes into `r`.
+    let n = unsafe { libc::getrandom(r.as_mut_ptr().cast(), r.len(), 0) };
+    if n != r.len() as isize {
+        return Err(crate::error::last_os("sandbox id: getrandom"));
+    }
+    Ok(format!("sandbox-{}-{:016x}", std::process::id(), u64::from_ne_bytes(r)))
+}
+
+/// "1.5" (seconds), "2s", "500ms", "1m", "1h": above zero.
+pub fn duration_option(name: &str, v: &str) -> Result<Duration> {
+    let bad = || Error::new(format!("{name} {v:?}: expected a duration above 0 such as 1.5, 2s, 500ms or 1m"));
+    let (num, unit) = [("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)].iter().find_map(|(s, u)| v.strip_suffix(s).map(|n| (n, *u))).unwrap_or((v, 1.0));
+    if !num.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(bad());
+    }
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    Duration::try_from_secs_f64(n * unit).ok().filter(|d| !d.is_zero()).ok_or_else(bad)
 }
 
 /// `--hostname`: a name as sethostname(2) takes it, letters, digits, '-' and '.'.
@@ -190,15 +238,21 @@ fn hostname(h: Option<&str>) -> Result<&str> {
     Ok(h)
 }
 
-/// "64M", "2G", "512k", "1048576": bytes.
+/// "64M", "2G", "512k", "1T", "2GiB", "512MiB", "1048576": bytes (the units are binary).
 pub fn size_option(name: &str, v: &str) -> Result<u64> {
-    let bad = || Error::new(format!("{name} {v:?}: expected a size such as 512M or 2G"));
-    let (num, mult) = match v.char_indices().last() {
-        Some((i, 'k' | 'K')) => (&v[..i], 1u64 << 10),
-        Some((i, 'm' | 'M')) => (&v[..i], 1 << 20),
-        Some((i, 'g' | 'G')) => (&v[..i], 1 << 30),
+    let bad = || Error::new(format!("{name} {v:?}: expected a size such as 512M, 2G or 2GiB"));
+    let unit = v.strip_suffix("iB").unwrap_or(v);
+    let (num, mult) = match unit.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&unit[..i], 1u64 << 10),
+        Some((i, 'm' | 'M')) => (&unit[..i], 1 << 20),
+        Some((i, 'g' | 'G')) => (&unit[..i], 1 << 30),
+        Some((i, 't' | 'T')) => (&unit[..i], 1 << 40),
+        _ if unit.len() != v.len() => return Err(bad()),
         _ => (v, 1),
     };
+    if !num.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
     let n: u64 = num.parse().map_err(|_| bad())?;
     n.checked_mul(mult).filter(|&b| b > 0).ok_or_else(bad)
 }
@@ -212,8 +266,29 @@ mod tests {
         assert_eq!(size_option("--memory", "2G").expect("2G"), 2 << 30);
         assert_eq!(size_option("--memory", "64M").expect("64M"), 64 << 20);
         assert_eq!(size_option("--memory", "4096").expect("bytes"), 4096);
-        for bad in ["", "G", "-1M", "1.5G", "0", "99999999999999999999G"] {
+        assert_eq!(size_option("--memory", "1T").expect("1T"), 1 << 40);
+        assert_eq!(size_option("--memory", "2GiB").expect("2GiB"), 2 << 30);
+        assert_eq!(size_option("--memory", "512MiB").expect("512MiB"), 512 << 20);
+        assert_eq!(size_option("--memory", "4KiB").expect("4KiB"), 4096);
+        for bad in ["", "G", "-1M", "+1M", "1.5G", "0", "0G", "99999999999999999999G", "1iB", "2GB", "iB", "16777216T"] {
             assert!(size_option("--memory", bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn durations() {
+        let ms = |v: &str| duration_option("--timeout", v).expect(v).as_millis();
+        assert_eq!((ms("1.5"), ms("2s"), ms("500ms"), ms("1m"), ms("1h"), ms("3")), (1500, 2000, 500, 60_000, 3_600_000, 3000));
+        for bad in ["", "0", "0s", "-1", "1e3", "inf", "nan", "s", "1d", "1.5.5", "99999999999999999999999h"] {
+            assert!(duration_option("--timeout", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ids_are_unique_and_carry_the_pid() {
+        let (a, b) = (unique_id().expect("id"), unique_id().expect("id"));
+        assert_ne!(a, b);
+        assert!(a.starts_with(&format!("sandbox-{}-", std::process::id())), "{a}");
+        crate::container::id::validate(&a).expect("a valid container id");
     }
 }

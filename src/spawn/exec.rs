@@ -202,6 +202,7 @@ fn process(r: &Request, chan: &Channel, userns: bool) -> Result<()> {
         userns,
         personality: r.personality.as_ref(),
         landlock: r.landlock.as_ref(),
+        reaper: false,
     };
     finish::identity(&id, chan)?;
     let exe = finish::resolve_executable(&r.process)?;

@@ -24,6 +24,8 @@ pub struct Identity<'a> {
     pub personality: Option<&'a LinuxPersonality>,
     /// Landlock, applied once no_new_privileges is set and before seccomp.
     pub landlock: Option<&'a landlock::Plan>,
+    /// Fork the process from a reaper that stays pid 1 (`spawn::reaper`), right before seccomp.
+    pub reaper: bool,
 }
 
 fn nnp(p: &Process) -> bool {
@@ -182,6 +184,9 @@ fn try_exec(i: &Identity, exe: &Path, preserve: u32, chan: &Channel) -> Result<s
         _ => return Err(Error::new(format!("cwd {:?} is outside the container's root", p.cwd()))),
     }
     creds::umask(p.user());
+    if i.reaper {
+        crate::spawn::reaper::fork_job()?;
+    }
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None).context("reset signal mask")?;
     let argv = cstrings(p.args().as_deref().unwrap_or(&[]))?;
     let mut env = cstrings(p.env().as_deref().unwrap_or(&[]))?;

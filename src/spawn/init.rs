@@ -1,17 +1,19 @@
 //! P2, the container's init: the setup checklist, in this order and no other.
 //!
 //!  1. user namespace: wait for the id maps, become root in it
-//!  2. cgroup namespace (now that we are inside our cgroup), hostname, domainname, rlimits,
-//!     a session keyring of its own
+//!  2. cgroup namespace (now that we are inside our cgroup), hostname, domainname, lo up
+//!     (sandbox), rlimits, a session keyring of its own
 //!  3. rootfs: non-shared /, rootfs bind, `mounts[]` in order, each resolved inside the root
 //!  4. devices and /dev links; a session of its own: the terminal and /dev/console, or none
 //!  5. hooks: prestart + createRuntime in P0, createContainer here
 //!  6. sysctl and oom_score_adj through our own verified procfs
 //!  7. maskedPaths, readonlyPaths, the cwd, root.readonly
 //!  8. pivot_root (or move + chroot; chroot alone without a mount namespace)
-//!  9. memory policy, labels, seccomp (when no_new_privileges is off), bounding set, uid/gid, capabilities, nnp
+//!  9. memory policy, labels, seccomp (when no_new_privileges is off), bounding set, uid/gid, capabilities, nnp;
+//!     then (sandbox) die-with-parent
 //! 10. args[0] must resolve: "not found" is a create-time error
-//! 11. Ready → wait for start → startContainer hooks → close fds, cwd, seccomp, execve
+//! 11. Ready → wait for start → startContainer hooks → close fds, cwd, (sandbox) fork off the
+//!     reaper, seccomp, execve
 
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -51,6 +53,9 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
     }
     if let Some(d) = p.spec.domainname() {
         setdomainname(d)?;
+    }
+    if p.lifecycle.loopback && p.ns.creates(T::Network) {
+        crate::linux::netdev::loopback_up()?;
     }
     rlimits::apply(p.process.rlimits().as_deref().unwrap_or(&[]))?;
     if p.new_keyring {
@@ -165,8 +170,16 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
         userns,
         personality,
         landlock: p.landlock.as_ref(),
+        reaper: p.lifecycle.reaper,
     };
     finish::identity(&id, chan)?;
+    if p.lifecycle.die_with_parent {
+        // After the last credential change, which clears it (commit_creds), and tied to P0, our
+        // parent (also with a join stage: CLONE_PARENT). getppid cannot tell whether P0 died
+        // before this (a parent outside our pid namespace reads as 0); the Ready and Start round
+        // trip below does: a P0 gone by then fails it, and one that dies later kills us.
+        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).context("die with parent")?;
+    }
     // 10.
     let exe = finish::resolve_executable(&p.process)?;
     chan.send(&Msg::Ready)?;

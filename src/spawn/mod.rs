@@ -34,6 +34,7 @@ pub mod init;
 pub mod join;
 pub mod parent;
 pub mod prepare;
+pub mod reaper;
 pub mod sync;
 
 /// Ask P0 to write the id maps of the user namespace this child just made, and wait until it has.

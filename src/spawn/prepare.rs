@@ -29,6 +29,18 @@ pub enum StartBy {
     Socket { detach: bool },
 }
 
+/// What only `sandbox` asks of the spawn path: never read from config.json nor set by runc's
+/// flags, so `create` and `run` of an OCI bundle behave as runc's do.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Lifecycle {
+    /// pid 1 is a reaper and the process its only child (`spawn::reaper`).
+    pub reaper: bool,
+    /// The init gets SIGKILL when P0 dies (PR_SET_PDEATHSIG), and its pid namespace goes with it.
+    pub die_with_parent: bool,
+    /// `lo` is brought up in the container's new network namespace.
+    pub loopback: bool,
+}
+
 /// What the children need, all of it checked, computed or opened by P0.
 pub struct Prepared {
     pub id: String,
@@ -66,6 +78,7 @@ pub struct Prepared {
     pub new_keyring: bool,
     /// `sandbox`: the root is a private layer over the rootfs (`linux::layer`).
     pub layer: bool,
+    pub lifecycle: Lifecycle,
     /// The container directory's lock fd: children must not inherit the flock, or `start`
     /// would wait on a lock held by the very init it is to start.
     pub lock_fd: std::os::fd::RawFd,
@@ -167,6 +180,7 @@ pub fn prepare(root: &Path, rootless: bool, systemd: bool, opts: &CreateOpts, di
         no_pivot: opts.no_pivot,
         new_keyring: !opts.no_new_keyring,
         layer: opts.sandbox,
+        lifecycle: opts.lifecycle,
         lock_fd: dir.lock_fd(),
     };
     Ok(prepared)
