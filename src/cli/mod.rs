@@ -87,7 +87,7 @@ pub enum Command {
     /// Audit a bundle's config.json against the CIS Docker Benchmark's container items
     Check(Check),
     /// Run an untrusted build job in a hardened container, no bundle needed
-    Sandbox(Sandbox),
+    Sandbox(Box<Sandbox>),
     /// Run a bundle once, recording its syscalls, and write the seccomp allow-list they make
     Profile(Profile),
 }
