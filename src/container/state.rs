@@ -48,6 +48,10 @@ pub struct CgroupRecord {
     /// records before it existed too: the system bus.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_bus: Option<String>,
+    /// The parent directories this create made for the cgroup (in v2 and each v1 hierarchy,
+    /// deepest first): delete removes those that are empty (issue 25 item 6).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parents: Vec<PathBuf>,
 }
 
 pub fn read_cgroup(path: &Path) -> Result<Option<CgroupRecord>> {
