@@ -187,7 +187,9 @@ fn make_cgroup(linux: &oci_spec::runtime::Linux, dir: &Dir, rootless: bool, ns: 
     // Issue 25: not inside another container's cgroup (its ancestors are refused by `claim`).
     let root = dir.path.parent().unwrap_or(Path::new("/"));
     if let Some((other, its)) = container::cgroup_owner(root, &dir.id, &cg_path)? {
-        return Err(Error::new(format!("cgroup {cg_path:?} is inside {its:?}, the cgroup of container {other:?}: a container cannot be nested in another's cgroup")));
+        return Err(Error::new(format!(
+            "cgroup {cg_path:?} is inside {its:?}, the cgroup of container {other:?}: a container cannot be nested in another's cgroup"
+        )));
     }
     // Recorded before anything is made: a create killed from here on leaves delete what to remove.
     let made = Cgroup::claim(&cg_path)?;
