@@ -161,7 +161,7 @@ mod tests {
         assert_eq!((old.unit.as_deref(), old.user_bus), (Some("testudo-c1.scope"), None));
         let cgroupfs: CgroupRecord = serde_json::from_str(r#"{"path":"/sys/fs/cgroup/testudo/c1","made":false}"#).expect("cgroupfs");
         assert_eq!((cgroupfs.unit, cgroupfs.user_bus), (None, None));
-        let system = CgroupRecord { path: "/x".into(), made: true, unit: Some("u.scope".into()), user_bus: None };
+        let system = CgroupRecord { path: "/x".into(), made: true, unit: Some("u.scope".into()), user_bus: None, parents: Vec::new() };
         assert_eq!(serde_json::to_string(&system).expect("json"), r#"{"path":"/x","made":true,"unit":"u.scope"}"#, "as before");
         let user = CgroupRecord { user_bus: Some("/run/user/2001/bus".into()), ..system };
         let json = serde_json::to_string(&user).expect("json");

@@ -28,14 +28,22 @@ use crate::error::{Error, Result};
 /// One argument comparison: index, operator (with its mask), datum.
 pub(super) type Cmp = (u32, ScmpCompareOp, u64);
 
+/// What one syscall's rules cost.
+struct Syscall<'a> {
+    name: &'a str,
+    /// A rule of it has no argument comparison: libseccomp drops the conditional ones.
+    unconditional: bool,
+    sets: HashSet<Vec<Cmp>>,
+    cmps: HashSet<Cmp>,
+}
+
 /// The rules libseccomp will be asked to add, without exact repeats, and what they cost.
 #[derive(Default)]
 pub(super) struct Plan<'a> {
     /// (rule index in the profile, name, action, syscall, comparisons sorted by argument).
     pub rules: Vec<(usize, &'a str, ScmpAction, ScmpSyscall, Vec<Cmp>)>,
     seen: HashSet<(ScmpSyscall, ScmpAction, Vec<Cmp>)>,
-    /// Per syscall: its name, whether a rule of it is unconditional, its argument sets, its comparisons.
-    per_syscall: HashMap<ScmpSyscall, (&'a str, bool, HashSet<Vec<Cmp>>, HashSet<Cmp>)>,
+    per_syscall: HashMap<ScmpSyscall, Syscall<'a>>,
     /// Names looked up, once each: a profile may repeat a name in thousands of rules.
     pub known: HashMap<&'a str, Option<ScmpSyscall>>,
     /// Rules in the profile after expanding names, repeats included (for the error).
@@ -46,12 +54,12 @@ impl<'a> Plan<'a> {
     pub fn add(&mut self, index: usize, name: &'a str, act: ScmpAction, sc: ScmpSyscall, mut cmps: Vec<Cmp>) {
         self.expanded += 1;
         cmps.sort_unstable_by_key(|c| c.0);
-        let e = self.per_syscall.entry(sc).or_insert_with(|| (name, false, HashSet::new(), HashSet::new()));
+        let e = self.per_syscall.entry(sc).or_insert_with(|| Syscall { name, unconditional: false, sets: HashSet::new(), cmps: HashSet::new() });
         if cmps.is_empty() {
-            e.1 = true;
-        } else if !e.1 {
-            e.3.extend(cmps.iter().copied());
-            e.2.insert(cmps.clone());
+            e.unconditional = true;
+        } else if !e.unconditional {
+            e.cmps.extend(cmps.iter().copied());
+            e.sets.insert(cmps.clone());
         }
         if self.seen.insert((sc, act, cmps.clone())) {
             self.rules.push((index, name, act, sc, cmps));
@@ -66,7 +74,7 @@ impl<'a> Plan<'a> {
     /// The estimated instruction count for these architectures.
     pub fn estimate(&self, archs: &[ScmpArch]) -> usize {
         let mut n = 0;
-        for (name, unconditional, sets, cmps) in self.per_syscall.values() {
+        for Syscall { name, unconditional, sets, cmps } in self.per_syscall.values() {
             let cost = 1 + if *unconditional { 0 } else { sets.len().max(cmps.len()) };
             // libseccomp's resolver answers a negative pseudo-number for a name absent on an arch.
             let on = archs.iter().filter(|a| ScmpSyscall::from_name_by_arch(name, **a).is_ok_and(|s| s.as_raw_syscall() >= 0)).count();
