@@ -536,3 +536,62 @@ fn a_cgroups_path_that_is_not_the_containers_own_is_refused_or_left_in_place() {
     assert!(given.is_dir(), "delete removed a cgroup it did not make");
     std::fs::remove_dir(&given).expect("rmdir");
 }
+
+/// Issue 25 item 3: a hostile config puts its cgroupsPath inside a running container's cgroup (of
+/// the same state root). Accepted, the nested container spent the outer one's pids and memory
+/// budget, and the outer one's delete killed it and then failed on its cgroup. Refused, naming
+/// the other container; the outer one lives on and deletes cleanly.
+#[test]
+fn a_cgroups_path_inside_another_containers_cgroup_is_refused() {
+    if !require_root() {
+        return;
+    }
+    let outer = started("sleep 100");
+    let outer_pid = init_pid(&outer) as i32;
+    let outer_cg = hierarchy().join("testudo").join(&outer.id);
+    for inside in [outer_cg.join("nested"), outer_cg.join("a/b")] {
+        let mut b = Bundle::new("true");
+        b.root = outer.root.clone();
+        b.config["linux"]["cgroupsPath"] = inside.strip_prefix(hierarchy()).expect("below").to_str().expect("utf8").into();
+        let err = b.create_err();
+        assert!(err.contains(&outer.id) && err.contains("the cgroup of container") && err.contains("cannot be nested in another's cgroup"), "{err}");
+        assert!(!inside.exists() && !outer_cg.join("a").exists(), "refusing {inside:?} made it");
+    }
+    assert!(alive(outer_pid), "refusing the nested container hurt the outer one");
+    let out = outer.testudo(&["delete", "--force", &outer.id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!outer_cg.exists() && !outer.root.join(&outer.id).exists(), "the outer container left its cgroup or state");
+}
+
+/// Issue 25 item 6: `/P/b/c` made `/P` and `/P/b` in every hierarchy (v2 and each v1 one), and
+/// delete left them. Those the create made go when empty; a parent that was there stays.
+#[test]
+fn delete_removes_the_parent_cgroups_create_made() {
+    if !require_root() {
+        return;
+    }
+    let mut hierarchies = vec![hierarchy()];
+    for e in std::fs::read_dir("/sys/fs/cgroup").expect("cgroupfs").flatten() {
+        let p = e.path();
+        if p != hierarchy() && !e.file_type().is_ok_and(|t| t.is_symlink()) && p.join("cgroup.procs").exists() {
+            hierarchies.push(p);
+        }
+    }
+    let kept = format!("testudo-kept-{}", std::process::id());
+    std::fs::create_dir(hierarchy().join(&kept)).expect("mkdir");
+    for top in [format!("testudo-made-{}", std::process::id()), kept.clone()] {
+        let mut b = Bundle::new("sleep 100");
+        b.config["linux"]["cgroupsPath"] = format!("/{top}/b/{}", b.id).into();
+        let pid = b.start();
+        let host_view = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
+        assert!(host_view.contains(&format!("0::/{top}/b/{}", b.id)) && host_view.contains(&format!("memory:/{top}/b/")), "{host_view}");
+        let out = b.testudo(&["delete", "--force", &b.id]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        for h in &hierarchies {
+            assert!(!h.join(&top).join("b").exists(), "{:?} left after delete", h.join(&top).join("b"));
+            let was_there = *h == hierarchy() && top == kept;
+            assert_eq!(h.join(&top).exists(), was_there, "{:?}", h.join(&top));
+        }
+    }
+    std::fs::remove_dir(hierarchy().join(&kept)).expect("rmdir");
+}

@@ -13,8 +13,8 @@ use std::sync::OnceLock;
 use common::{require_root, Bundle};
 
 const USER: &str = "testudo-rl";
-/// The test user's subordinate range in /etc/subuid and /etc/subgid.
-const SUB_START: u32 = 300000;
+/// The size of the test user's subordinate range in /etc/subuid and /etc/subgid (its start is
+/// chosen free: `subordinate_start`).
 const SUB_SIZE: u32 = 65536;
 
 struct TestUser {
@@ -22,6 +22,44 @@ struct TestUser {
     gid: u32,
     /// Its XDG_RUNTIME_DIR: /run/user/UID, 0700, its own.
     xdg: PathBuf,
+    /// The start of its one subordinate range, the same in /etc/subuid and /etc/subgid.
+    sub: u32,
+}
+
+/// The start of the test user's subordinate range. useradd gives every new user a range of its own
+/// (100000, 165536, …), so a fixed start (300000 was) overlapped the range of the fourth user or of
+/// the test user itself, and newuidmap then failed ("write to uid_map failed: Invalid argument").
+/// The test user keeps one range, the same in both files, above every other user's: the one it
+/// has when that holds, otherwise its lines are replaced by a new one.
+fn subordinate_start() -> u32 {
+    let parse = |file: &str| -> Vec<(String, u64, u64)> {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| {
+                let mut f = l.split(':');
+                let (who, start, count) = (f.next()?, f.next()?.parse().ok()?, f.next()?.parse().ok()?);
+                Some((who.to_string(), start, count))
+            })
+            .collect()
+    };
+    let files = ["/etc/subuid", "/etc/subgid"];
+    let all: Vec<Vec<(String, u64, u64)>> = files.iter().map(|f| parse(f)).collect();
+    let others_end = all.iter().flatten().filter(|(w, _, _)| w != USER).map(|(_, s, c)| s + c).max().unwrap_or(0);
+    let ours: Vec<Vec<(u64, u64)>> = all.iter().map(|e| e.iter().filter(|(w, _, _)| w == USER).map(|(_, s, c)| (*s, *c)).collect()).collect();
+    let overlaps = |start: u64| all.iter().flatten().any(|(w, s, c)| w != USER && start < s + c && *s < start + u64::from(SUB_SIZE));
+    if let [a, b] = &ours[..] {
+        if a.len() == 1 && a == b && a[0].1 == u64::from(SUB_SIZE) && !overlaps(a[0].0) {
+            return a[0].0 as u32;
+        }
+    }
+    let start = others_end.max(300000).div_ceil(65536) * 65536;
+    for file in files {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let mut kept: String = text.lines().filter(|l| l.split(':').next() != Some(USER)).map(|l| format!("{l}\n")).collect();
+        kept.push_str(&format!("{USER}:{start}:{SUB_SIZE}\n"));
+        std::fs::write(file, kept).unwrap_or_else(|e| panic!("write {file}: {e}"));
+    }
+    u32::try_from(start).expect("subordinate range below 2^32")
 }
 
 /// The test user, made once per machine (every step is idempotent).
@@ -35,22 +73,14 @@ fn user() -> &'static TestUser {
         }
         let num = |flag: &str| String::from_utf8_lossy(&id(flag).expect("id").stdout).trim().parse::<u32>().expect("id number");
         let (uid, gid) = (num("-u"), num("-g"));
-        for file in ["/etc/subuid", "/etc/subgid"] {
-            let text = std::fs::read_to_string(file).unwrap_or_default();
-            // useradd may have given the user a range of its own already: this one is added beside it.
-            if !text.lines().any(|l| l == format!("{USER}:{SUB_START}:{SUB_SIZE}")) {
-                use std::io::Write;
-                let mut f = std::fs::OpenOptions::new().append(true).create(true).open(file).expect("open subid file");
-                writeln!(f, "{USER}:{SUB_START}:{SUB_SIZE}").expect("write subid file");
-            }
-        }
+        let sub = subordinate_start();
         // The user walks the scratch dir to its bundles and the shared rootfs.
         chmod(common::scratch_dir("rootless").parent().expect("scratch root"), 0o755);
         let xdg = PathBuf::from(format!("/run/user/{uid}"));
         std::fs::create_dir_all(&xdg).expect("xdg dir");
         chown(&xdg, uid, gid);
         chmod(&xdg, 0o700);
-        TestUser { uid, gid, xdg }
+        TestUser { uid, gid, xdg, sub }
     })
 }
 
@@ -229,15 +259,15 @@ fn rootless_multi_range_maps_go_through_newuidmap() {
     }
     let u = user();
     let mut b = rootless_bundle("cat /proc/self/uid_map /proc/self/gid_map");
-    let maps = serde_json::json!([{"containerID": 0, "hostID": u.uid, "size": 1}, {"containerID": 1, "hostID": SUB_START, "size": SUB_SIZE}]);
+    let maps = serde_json::json!([{"containerID": 0, "hostID": u.uid, "size": 1}, {"containerID": 1, "hostID": user().sub, "size": SUB_SIZE}]);
     b.config["linux"]["uidMappings"] = maps.clone();
     b.config["linux"]["gidMappings"] =
-        serde_json::json!([{"containerID": 0, "hostID": u.gid, "size": 1}, {"containerID": 1, "hostID": SUB_START, "size": SUB_SIZE}]);
+        serde_json::json!([{"containerID": 0, "hostID": u.gid, "size": 1}, {"containerID": 1, "hostID": user().sub, "size": SUB_SIZE}]);
     write(&b);
     let _c = Cleanup(&b);
     let out = ok(&as_user(binary(), &b, &["run", &b.id], &[]), "run");
     let rows: Vec<Vec<String>> = out.lines().map(|l| l.split_whitespace().map(String::from).collect()).collect();
-    let want = |own: u32| vec![vec!["0".to_string(), own.to_string(), "1".into()], vec!["1".into(), SUB_START.to_string(), SUB_SIZE.to_string()]];
+    let want = |own: u32| vec![vec!["0".to_string(), own.to_string(), "1".into()], vec!["1".into(), user().sub.to_string(), SUB_SIZE.to_string()]];
     assert_eq!(rows[..2], want(u.uid)[..], "uid_map: {out}");
     assert_eq!(rows[2..], want(u.gid)[..], "gid_map: {out}");
 }
@@ -250,13 +280,13 @@ fn rootless_a_range_not_granted_in_subuid_is_refused_by_name() {
     let u = user();
     let mut b = rootless_bundle("true");
     b.config["linux"]["uidMappings"] =
-        serde_json::json!([{"containerID": 0, "hostID": u.uid, "size": 1}, {"containerID": 1, "hostID": SUB_START, "size": SUB_SIZE + 1}]);
+        serde_json::json!([{"containerID": 0, "hostID": u.uid, "size": 1}, {"containerID": 1, "hostID": user().sub, "size": SUB_SIZE + 1}]);
     b.config["linux"]["gidMappings"] =
-        serde_json::json!([{"containerID": 0, "hostID": u.gid, "size": 1}, {"containerID": 1, "hostID": SUB_START, "size": SUB_SIZE}]);
+        serde_json::json!([{"containerID": 0, "hostID": u.gid, "size": 1}, {"containerID": 1, "hostID": user().sub, "size": SUB_SIZE}]);
     write(&b);
     let _c = Cleanup(&b);
     let e = err(&as_user(binary(), &b, &["create", &b.id], &[]), "create");
-    let range = format!("[1-{}) -> [{SUB_START}-{}) not allowed", SUB_SIZE + 2, SUB_START + SUB_SIZE + 1);
+    let range = format!("[1-{}) -> [{}-{}) not allowed", SUB_SIZE + 2, user().sub, user().sub + SUB_SIZE + 1);
     assert!(e.contains("rootless: newuidmap ") && e.contains(&range), "{e}");
     assert!(!state_dir(&b.id).exists(), "a failed create left its state dir");
 }
@@ -268,7 +298,8 @@ fn rootless_multi_range_maps_without_newuidmap_are_a_clear_error() {
     }
     let u = user();
     let mut b = rootless_bundle("true");
-    b.config["linux"]["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": u.uid, "size": 1}, {"containerID": 1, "hostID": SUB_START, "size": 10}]);
+    b.config["linux"]["uidMappings"] =
+        serde_json::json!([{"containerID": 0, "hostID": u.uid, "size": 1}, {"containerID": 1, "hostID": user().sub, "size": 10}]);
     write(&b);
     let _c = Cleanup(&b);
     // A PATH without the helper stands for a host without the uidmap package.
@@ -510,7 +541,7 @@ fn rootless_podman_runs_execs_and_stops_a_container_with_testudo() {
     let maps = ok(&podman(&["run", "--rm", "--network", "none", image, "cat", "/proc/self/uid_map"]), "podman run");
     let rows: Vec<Vec<&str>> = maps.lines().map(|l| l.split_whitespace().collect()).collect();
     assert_eq!(rows.first().map(|r| r[..2].to_vec()), Some(vec!["0", &*u.uid.to_string()]), "podman's map of the user: {maps}");
-    assert!(rows.iter().any(|r| r[1] == SUB_START.to_string()), "podman's map has the test's subuid range: {maps}");
+    assert!(rows.iter().any(|r| r[1] == user().sub.to_string()), "podman's map has the test's subuid range: {maps}");
     ok(&podman(&["run", "-d", "--name", "rl", "--network", "none", image, "sleep", "1000"]), "podman run -d");
     let runtime = ok(&podman(&["inspect", "--format", "{{.OCIRuntime}}", "rl"]), "podman inspect");
     assert_eq!(runtime.trim(), binary().to_str().expect("utf8"), "podman used another runtime");

@@ -135,6 +135,17 @@ impl Cgroup {
         Ok(cg)
     }
 
+    /// The parent directories `create` will make, in v2 and every v1 hierarchy, deepest first.
+    pub fn missing_parents(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let dirs = std::iter::once(self.path.clone()).chain(self.legacy().hierarchies().into_iter().map(|(_, d)| d));
+        for d in dirs {
+            out.extend(d.ancestors().skip(1).take_while(|p| !p.exists()).map(Path::to_path_buf));
+        }
+        out.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        out
+    }
+
     /// The child cgroups (directories) of this one; none once it is gone.
     fn children(&self) -> Result<impl Iterator<Item = PathBuf>> {
         let entries = match std::fs::read_dir(&self.path) {
@@ -279,6 +290,19 @@ impl Cgroup {
         remove_tree(&self.path)?;
         self.legacy().remove()
     }
+}
+
+/// rmdir the parent directories a create made (`Cgroup::missing_parents`) that are empty now; one
+/// that holds another container's cgroup (EBUSY on cgroupfs) stays.
+pub fn remove_parents(parents: &[PathBuf]) -> Result<()> {
+    for p in parents {
+        match std::fs::remove_dir(p) {
+            Ok(()) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::EBUSY) | Some(libc::ENOTEMPTY)) => {}
+            Err(e) => return Err(e).with_context(|| format!("remove cgroup {p:?}")),
+        }
+    }
+    Ok(())
 }
 
 /// rmdir a cgroup and, first, every cgroup below it (all empty: the caller killed them).

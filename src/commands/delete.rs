@@ -35,10 +35,13 @@ pub fn run(g: &Global, d: &Delete) -> Result<i32> {
 /// directory kept, so that another delete can finish the job.
 pub fn clean_up_creating(dir: &Dir) -> Result<()> {
     match state::read_cgroup(&dir.file(container::CGROUP_FILE))? {
-        Some(CgroupRecord { path, unit: Some(unit), made: true, user_bus }) => cgroups::systemd::destroy(&path, &unit, user_bus.as_deref())?,
+        Some(CgroupRecord { path, unit: Some(unit), made: true, user_bus, .. }) => cgroups::systemd::destroy(&path, &unit, user_bus.as_deref())?,
         // A unit the create did not start (one of that name was there): not this container's.
         Some(CgroupRecord { unit: Some(_), .. }) => {}
-        Some(r) => Cgroup::at(r.path).destroy(r.made)?,
+        Some(r) => {
+            Cgroup::at(r.path).destroy(r.made)?;
+            cgroups::remove_parents(&r.parents)?;
+        }
         None => {}
     }
     dir.remove()
@@ -64,7 +67,10 @@ pub fn destroy(dir: &Dir, facts: &Facts) -> Result<()> {
         (Some(path), Some(CgroupRecord { unit: Some(unit), made: true, user_bus, .. })) => cgroups::systemd::destroy(path, &unit, user_bus.as_deref())?,
         (Some(_), Some(CgroupRecord { unit: Some(_), .. })) => {}
         // A container created before cgroup.json was recorded made its cgroup.
-        (Some(path), r) => Cgroup::at(path.clone()).destroy(r.is_none_or(|r| r.made))?,
+        (Some(path), r) => {
+            Cgroup::at(path.clone()).destroy(r.as_ref().is_none_or(|r| r.made))?;
+            cgroups::remove_parents(r.as_ref().map_or(&[], |r| &r.parents[..]))?;
+        }
         (None, _) => kill_init(facts)?,
     }
     if let Ok(bytes) = std::fs::read(dir.file(container::CONFIG_FILE)) {

@@ -145,6 +145,34 @@ pub fn sweep(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The container of this state root whose cgroup is `cg` or one of its ancestors, other than
+/// `id`, with that cgroup (issue 25: a container nested in another's cgroup spends the outer
+/// one's pids and memory budget, and the outer one's delete kills it and then fails). Taken from
+/// the cgroup.json records: each is written before its container makes anything and stays until
+/// its delete, so a create in progress and a stopped container whose cgroup is left are seen too;
+/// it costs one small read per container of the root, at create only, and keeps no index that
+/// could go stale. (A create racing this one into an ancestor finds the child cgroup this one made
+/// and is refused by `Cgroup::claim`.) Containers of another state root are not seen.
+pub fn cgroup_owner(root: &Path, id: &str, cg: &Path) -> Result<Option<(String, PathBuf)>> {
+    let entries = match std::fs::read_dir(root) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        r => r.with_context(|| format!("read {root:?}"))?,
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name == id || name.starts_with(CREATING) || name.starts_with(DELETING) || name.starts_with('.') {
+            continue;
+        }
+        // An unreadable record is no container's cgroup as far as this check can tell.
+        let Ok(Some(r)) = state::read_cgroup(&entry.path().join(CGROUP_FILE)) else { continue };
+        if cg.starts_with(&r.path) {
+            return Ok(Some((name.to_string(), r.path)));
+        }
+    }
+    Ok(None)
+}
+
 pub fn not_found(id: &str) -> Error {
     Error::new(format!("container {id:?} does not exist"))
 }

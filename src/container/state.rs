@@ -48,6 +48,10 @@ pub struct CgroupRecord {
     /// records before it existed too: the system bus.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_bus: Option<String>,
+    /// The parent directories this create made for the cgroup (in v2 and each v1 hierarchy,
+    /// deepest first): delete removes those that are empty (issue 25 item 6).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parents: Vec<PathBuf>,
 }
 
 pub fn read_cgroup(path: &Path) -> Result<Option<CgroupRecord>> {
@@ -157,7 +161,7 @@ mod tests {
         assert_eq!((old.unit.as_deref(), old.user_bus), (Some("testudo-c1.scope"), None));
         let cgroupfs: CgroupRecord = serde_json::from_str(r#"{"path":"/sys/fs/cgroup/testudo/c1","made":false}"#).expect("cgroupfs");
         assert_eq!((cgroupfs.unit, cgroupfs.user_bus), (None, None));
-        let system = CgroupRecord { path: "/x".into(), made: true, unit: Some("u.scope".into()), user_bus: None };
+        let system = CgroupRecord { path: "/x".into(), made: true, unit: Some("u.scope".into()), user_bus: None, parents: Vec::new() };
         assert_eq!(serde_json::to_string(&system).expect("json"), r#"{"path":"/x","made":true,"unit":"u.scope"}"#, "as before");
         let user = CgroupRecord { user_bus: Some("/run/user/2001/bus".into()), ..system };
         let json = serde_json::to_string(&user).expect("json");

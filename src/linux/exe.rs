@@ -7,7 +7,9 @@
 //! So every command that starts a container process first makes sure its exe file is on a
 //! read-only mount: if the binary's mount is not read-only already, it clones the mount of that
 //! one file (`open_tree`), makes the clone read-only, keeps it attached under /run/testudo.exe,
-//! and moves `/proc/self/exe` there in place (`linux::exe_file`: ~0.2 ms). From then on
+//! and moves `/proc/self/exe` there in place (`linux::exe_file`: ~0.2 ms). /run/testudo.exe
+//! holds one such read-only bind mount of one file, named `DEV:INO` of the binary, that of the
+//! binary that spawned last (`keep`): a second binary's copy replaces it. From then on
 //! `/proc/self/exe` of this process and of every child names the file on that read-only mount,
 //! and reopening it for writing fails with EROFS. No copy of the binary is made (a memfd copy
 //! cost runc ~9 ms per spawn). Where the kernel cannot move the exe file (no
@@ -129,8 +131,11 @@ fn kept_copy() -> Result<Option<std::os::fd::OwnedFd>> {
 /// Attach the read-only copy at its kept path, so later spawns use it directly. Closing
 /// a detached copy dissolves it, and that waits for an expedited RCU grace period: perf showed it
 /// at the exit of every create/run/exec (~3 ms of a `run`, measured against a read-only install).
-/// An attached one stays, one mount per binary until reboot. Best effort: on failure the
-/// detached copy is used alone.
+/// One is kept at a time, that of the binary that spawned last: keeping a new one unmounts every
+/// other (`drop_others`), so the host's mount table holds at most one /run/testudo.exe entry per
+/// series of spawns of one binary, and no binary's inode stays pinned once another runs (issue 25:
+/// one mount per binary path that ever ran piled up, five after a day of tests). Best effort: on
+/// failure the detached copy is used alone.
 fn keep(tree: &std::os::fd::OwnedFd) {
     use std::os::unix::fs::DirBuilderExt;
     let Ok(path) = self_metadata().map(|m| kept_path(&m)) else { return };
@@ -153,7 +158,7 @@ fn keep(tree: &std::os::fd::OwnedFd) {
         return;
     }
     drop(placeholder);
-    drop_stale(&path);
+    drop_others(&path);
     use nix::fcntl::OFlag;
     if let Ok(dest) = nix::fcntl::open(&path, OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()) {
         if mounts::move_mount(tree, &dest).is_err() {
@@ -162,21 +167,21 @@ fn keep(tree: &std::os::fd::OwnedFd) {
     }
 }
 
-/// Unmount the kept copies of binaries that no longer exist (their file has no name left: a
-/// rebuilt or upgraded runtime), so that they do not pile up in the host's mount table, which
-/// every container's mount namespace copies (measured: 32 stale copies cost ~0.6 ms per `run`).
-/// Runs only when a new copy is kept, the first spawn of a new binary.
-fn drop_stale(ours: &Path) {
+/// Unmount every kept copy but `ours`, under the keeper's lock: a binary that spawns again keeps
+/// its own anew (one clone, ~0.2 ms). Every container's mount namespace copies the host's mount
+/// table (measured: 32 kept copies cost ~0.6 ms per `run`), and each copy pins its binary's inode
+/// (a rebuilt or upgraded runtime's old file could never be freed). A process that opened a copy
+/// just before keeps using it: a detached mount lives while a file on it is open, read-only still.
+fn drop_others(ours: &Path) {
     let Ok(entries) = std::fs::read_dir(KEPT_DIR) else { return };
     for entry in entries.flatten() {
         let path = entry.path();
         if path == ours {
             continue;
         }
-        let stale = open_file(&path, true).ok().and_then(|fd| nix::sys::stat::fstat(&fd).ok()).is_some_and(|st| st.st_nlink == 0);
-        if stale && nix::mount::umount2(&path, nix::mount::MntFlags::MNT_DETACH).is_ok() {
-            let _ = std::fs::remove_file(&path);
-        }
+        // Until nothing is mounted there (EINVAL): copies stacked by an older keeper go too.
+        while nix::mount::umount2(&path, nix::mount::MntFlags::MNT_DETACH | nix::mount::MntFlags::UMOUNT_NOFOLLOW).is_ok() {}
+        let _ = std::fs::remove_file(&path);
     }
 }
 

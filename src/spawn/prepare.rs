@@ -197,9 +197,17 @@ fn make_cgroup(linux: &oci_spec::runtime::Linux, dir: &Dir, rootless: bool, ns: 
             None => return Ok(None),
         }
     }
+    // Issue 25: not inside another container's cgroup (its ancestors are refused by `claim`).
+    let root = dir.path.parent().unwrap_or(Path::new("/"));
+    if let Some((other, its)) = container::cgroup_owner(root, &dir.id, &cg_path)? {
+        return Err(Error::new(format!(
+            "cgroup {cg_path:?} is inside {its:?}, the cgroup of container {other:?}: a container cannot be nested in another's cgroup"
+        )));
+    }
     // Recorded before anything is made: a create killed from here on leaves delete what to remove.
     let made = Cgroup::claim(&cg_path)?;
-    state::write(&dir.file(container::CGROUP_FILE), &CgroupRecord { path: cg_path.clone(), made, unit: None, user_bus: None })?;
+    let parents = if made { Cgroup::at(cg_path.clone()).missing_parents() } else { Vec::new() };
+    state::write(&dir.file(container::CGROUP_FILE), &CgroupRecord { path: cg_path.clone(), made, unit: None, user_bus: None, parents })?;
     let cg = Cgroup::create(cg_path, made)?;
     let none = oci_spec::runtime::LinuxResources::default();
     let r = linux.resources().as_ref().unwrap_or(&none);

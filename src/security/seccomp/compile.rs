@@ -8,7 +8,7 @@ use std::io::{Read, Seek};
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
 use oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction as A, LinuxSeccompFilterFlag as F, LinuxSeccompOperator as Op};
 
-use super::enosys;
+use super::{budget, enosys};
 use crate::error::{Context, Error, Result};
 
 /// The largest errno the kernel passes through (MAX_ERRNO); larger SECCOMP_RET_DATA is clamped.
@@ -125,41 +125,13 @@ pub fn bpf(s: &LinuxSeccomp) -> Result<Vec<libc::sock_filter>> {
             archs.push(a);
         }
     }
-    let mut named: Vec<&str> = Vec::new();
-    for (i, rule) in s.syscalls().iter().flatten().enumerate() {
-        let what = format!("syscalls[{i}]");
-        let act = action(rule.action(), rule.errno_ret(), default_errno, &what)?;
-        if rule.names().is_empty() {
-            return Err(Error::new(format!("seccomp: {what}: names is empty")));
-        }
-        let mut conds = Vec::new();
-        for a in rule.args().iter().flatten() {
-            if a.index() > 5 {
-                return Err(Error::new(format!("seccomp: {what}: argument index {} (max 5)", a.index())));
-            }
-            let (op, datum) = compare(a.op(), a.value(), a.value_two().unwrap_or(0), &what)?;
-            conds.push(ScmpArgCompare::new(a.index() as u32, op, datum));
-        }
-        // libseccomp refuses two comparisons of one argument in a rule; like runc, such a rule
-        // means "any of them" and becomes one rule per comparison.
-        let mut idx: Vec<u32> = rule.args().iter().flatten().map(|a| a.index() as u32).collect();
-        idx.sort_unstable();
-        let split = idx.windows(2).any(|w| w[0] == w[1]);
-        for name in rule.names() {
-            let Ok(sc) = ScmpSyscall::from_name(name) else {
-                // Profiles name syscalls of newer kernels than this libseccomp knows.
-                crate::log::warn(&format!("linux.seccomp.{what}: unknown syscall {name:?} skipped"));
-                continue;
-            };
-            named.push(name);
-            if act == default {
-                continue; // libseccomp refuses rules that repeat the default action
-            }
-            let groups: Vec<&[ScmpArgCompare]> = if split { conds.chunks(1).collect() } else { vec![&conds[..]] };
-            for c in groups {
-                ctx.add_rule_conditional(act, sc, c).map_err(|e| Error::new(format!("seccomp: {what} {name}: {e}")))?;
-            }
-        }
+    let plan = plan(s, default, default_errno)?;
+    // Issue 25: libseccomp's cost is unbounded in the rules; count first, fail in milliseconds.
+    plan.check(&archs, libc::BPF_MAXINSNS as usize)?;
+    let named = plan.named();
+    for (i, name, act, sc, c) in &plan.rules {
+        let c: Vec<ScmpArgCompare> = c.iter().map(|(i, op, d)| ScmpArgCompare::new(*i, *op, *d)).collect();
+        ctx.add_rule_conditional(*act, *sc, &c).map_err(|e| Error::new(format!("seccomp: syscalls[{i}] {name}: {e}")))?;
     }
     let mut prog = Vec::new();
     let permissive = matches!(default, ScmpAction::Allow | ScmpAction::Log);
@@ -173,6 +145,50 @@ pub fn bpf(s: &LinuxSeccomp) -> Result<Vec<libc::sock_filter>> {
     Ok(prog)
 }
 
+/// The rules to add, checked and without repeats (`budget`); no libseccomp work but name lookups.
+pub(super) fn plan(s: &LinuxSeccomp, default: ScmpAction, default_errno: u32) -> Result<budget::Plan<'_>> {
+    let mut plan = budget::Plan::default();
+    for (i, rule) in s.syscalls().iter().flatten().enumerate() {
+        let what = format!("syscalls[{i}]");
+        let act = action(rule.action(), rule.errno_ret(), default_errno, &what)?;
+        if rule.names().is_empty() {
+            return Err(Error::new(format!("seccomp: {what}: names is empty")));
+        }
+        let mut conds: Vec<budget::Cmp> = Vec::new();
+        for a in rule.args().iter().flatten() {
+            if a.index() > 5 {
+                return Err(Error::new(format!("seccomp: {what}: argument index {} (max 5)", a.index())));
+            }
+            let (op, datum) = compare(a.op(), a.value(), a.value_two().unwrap_or(0), &what)?;
+            conds.push((a.index() as u32, op, datum));
+        }
+        // libseccomp refuses two comparisons of one argument in a rule; like runc, such a rule
+        // means "any of them" and becomes one rule per comparison.
+        let mut idx: Vec<u32> = conds.iter().map(|c| c.0).collect();
+        idx.sort_unstable();
+        let split = idx.windows(2).any(|w| w[0] == w[1]);
+        for name in rule.names() {
+            let sc = *plan.known.entry(name.as_str()).or_insert_with(|| {
+                let sc = ScmpSyscall::from_name(name).ok();
+                if sc.is_none() {
+                    // Profiles name syscalls of newer kernels than this libseccomp knows.
+                    crate::log::warn(&format!("linux.seccomp.{what}: unknown syscall {name:?} skipped"));
+                }
+                sc
+            });
+            let Some(sc) = sc else { continue };
+            if act == default {
+                continue; // libseccomp refuses rules that repeat the default action
+            }
+            let groups: Vec<&[budget::Cmp]> = if split { conds.chunks(1).collect() } else { vec![&conds[..]] };
+            for c in groups {
+                plan.add(i, name, act, sc, c.to_vec());
+            }
+        }
+    }
+    Ok(plan)
+}
+
 fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>> {
     let fd = nix::sys::memfd::memfd_create(c"testudo-seccomp", nix::sys::memfd::MFdFlags::MFD_CLOEXEC).context("seccomp: memfd")?;
     ctx.export_bpf(&fd).map_err(|e| Error::new(format!("seccomp: export: {e}")))?;
@@ -181,4 +197,73 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>> {
     let mut bytes = Vec::new();
     f.read_to_end(&mut bytes).context("seccomp: read filter")?;
     Ok(super::decode(&bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(v: serde_json::Value) -> LinuxSeccomp {
+        serde_json::from_value(v).expect("seccomp json")
+    }
+
+    fn estimate(s: &LinuxSeccomp) -> (usize, Vec<ScmpArch>, Vec<String>) {
+        let mut archs = vec![ScmpArch::native()];
+        for a in s.architectures().iter().flatten() {
+            let a = arch(*a).expect("arch");
+            if !archs.contains(&a) {
+                archs.push(a);
+            }
+        }
+        let errno = s.default_errno_ret().unwrap_or(libc::EPERM as u32);
+        let p = plan(s, action(s.default_action(), s.default_errno_ret(), libc::EPERM as u32, "d").expect("action"), errno).expect("plan");
+        (p.estimate(&archs), archs.clone(), p.named().iter().map(|n| n.to_string()).collect())
+    }
+
+    #[test]
+    fn the_estimate_stays_under_what_libseccomp_emits_for_the_shipped_profiles() {
+        for name in ["default.json", "build-sandbox.json"] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("seccomp-profiles").join(name);
+            let s = profile(serde_json::from_slice(&std::fs::read(&path).expect("profile")).expect("json"));
+            let (est, archs, named) = estimate(&s);
+            let named: Vec<&str> = named.iter().map(String::as_str).collect();
+            let stub = enosys::stub(&enosys::highest(&archs, &named)).len();
+            let emitted = bpf(&s).expect("compile").len() - stub;
+            eprintln!("{name}: estimated {est}, libseccomp emitted {emitted} (+{stub} stub)");
+            assert!(est <= emitted && est * 2 > emitted, "{name}: estimate {est} vs {emitted}");
+        }
+    }
+
+    fn hostile(n: usize, rule: impl Fn(usize) -> serde_json::Value) -> LinuxSeccomp {
+        let rules: Vec<serde_json::Value> = (0..n).map(rule).collect();
+        profile(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": rules,
+        }))
+    }
+
+    #[test]
+    fn a_hundred_thousand_rules_fail_before_libseccomp_with_the_count() {
+        let cmp = |i: usize, v: usize| serde_json::json!({"index": i, "value": v, "op": "SCMP_CMP_EQ"});
+        let names = ["personality", "ioctl", "fcntl", "prctl"];
+        // Distinct argument values, and the square attack: 300 x 300 pairs from 600 comparisons.
+        let wide = hostile(100_000, |i| serde_json::json!({"names": [names[i % 4]], "action": "SCMP_ACT_ALLOW", "args": [cmp(0, i)]}));
+        let square = hostile(90_000, |i| serde_json::json!({"names": ["ioctl"], "action": "SCMP_ACT_ALLOW", "args": [cmp(0, i / 300), cmp(1, i % 300)]}));
+        for (what, s, rules) in [("wide", wide, 100_000), ("square", square, 90_000)] {
+            let t = std::time::Instant::now();
+            let e = match bpf(&s) {
+                Ok(p) => panic!("{what}: compiled to {} instructions", p.len()),
+                Err(e) => e.to_string(),
+            };
+            eprintln!("{what}: {e} ({:?})", t.elapsed());
+            assert!(e.starts_with("seccomp: the profile needs at least "), "{e}");
+            assert!(e.contains("BPF instructions (max 4096)") && e.contains(&format!("{rules} rules after expanding names")), "{e}");
+        }
+        // 100,000 repeats of one rule are one rule to libseccomp, and compile.
+        let repeats = hostile(100_000, |_| serde_json::json!({"names": ["ioctl"], "action": "SCMP_ACT_ALLOW", "args": [cmp(1, 0x5412)]}));
+        let t = std::time::Instant::now();
+        let p = bpf(&repeats).expect("repeats compile");
+        eprintln!("repeats: {} instructions ({:?})", p.len(), t.elapsed());
+    }
 }

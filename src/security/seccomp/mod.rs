@@ -12,6 +12,7 @@
 //! In front of libseccomp's program sits the ENOSYS stub (`enosys`), and compiled programs are
 //! cached by input (`cache`), so a profile costs one compile per state root, not one per spawn.
 
+mod budget;
 mod cache;
 pub(crate) mod compile;
 mod enosys;
