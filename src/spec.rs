@@ -77,7 +77,7 @@ fn rootfs_path(bundle: &Path, root: &Path) -> Result<PathBuf> {
 }
 
 /// "/a/b/../c/./d" → "/a/c/d"; ".." at "/" stays at "/". Text only, no file system access.
-fn lexical_clean(p: &Path) -> PathBuf {
+pub fn lexical_clean(p: &Path) -> PathBuf {
     use std::path::Component;
     let mut out = PathBuf::from("/");
     for c in p.components() {

@@ -3,30 +3,17 @@
 //! `//proc/sys`, `/var/..`), and resolved on the host where it exists (a symlink to `/etc`, a
 //! `/var/run` that is `/run`).
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
 use super::rules::{finding, has_option, is_bind, mounts};
 use super::{Finding, Severity};
 
-/// `.`, `..` and repeated slashes removed without touching the file system.
+/// `.`, `..` and repeated slashes removed without touching the file system (`spec::lexical_clean`).
 fn lexical(p: &str) -> Option<PathBuf> {
     let path = Path::new(p);
-    if !path.is_absolute() {
-        return None;
-    }
-    let mut out = PathBuf::from("/");
-    for c in path.components() {
-        match c {
-            Component::Normal(n) => out.push(n),
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-        }
-    }
-    Some(out)
+    path.is_absolute().then(|| crate::spec::lexical_clean(path))
 }
 
 /// The lexical form and, where the path exists here, the resolved one.
