@@ -10,7 +10,7 @@
 //!
 //! A policy named, or present at the default path, that cannot be used is an error, never "no
 //! policy": missing (when named), unreadable, not a regular file, not owned by root when testudo
-//! runs as root, writable by group or others, or not a valid policy; and no default file is "no
+//! runs as the host's root (`rootless::host_root`), writable by group or others, or not a valid policy; and no default file is "no
 //! default" only while /etc/testudo (if it exists) is root's alone.
 //!
 //! `create` records the policies with the container (`policy.json` in its state directory);
@@ -102,7 +102,10 @@ pub fn load(path: &Path) -> Result<Policy> {
     if !md.file_type().is_file() {
         return Err(Error::new(format!("policy {path:?}: not a regular file")));
     }
-    if nix::unistd::geteuid().is_root() && md.uid() != 0 {
+    // Only root of the host can be held to this: inside a user namespace (rootless podman) the
+    // host's root-owned files show as the overflow uid, and a rootless caller could run any
+    // runtime it likes anyway; the policy binds the host's root.
+    if crate::container::rootless::host_root() && md.uid() != 0 {
         return Err(Error::new(format!("policy {path:?}: owned by uid {}, not root: anyone who can write it decides what runs", md.uid())));
     }
     if md.mode() & 0o022 != 0 {
@@ -136,7 +139,7 @@ pub fn in_force(global: Option<&Path>, command: Option<&Path>) -> Result<Vec<Nam
 fn trusted_dir(default: &Path) -> Result<()> {
     let Some(dir) = default.parent() else { return Ok(()) };
     match std::fs::metadata(dir) {
-        Ok(md) if nix::unistd::geteuid().is_root() && (md.uid() != 0 || md.mode() & 0o022 != 0) => Err(Error::new(format!(
+        Ok(md) if crate::container::rootless::host_root() && (md.uid() != 0 || md.mode() & 0o022 != 0) => Err(Error::new(format!(
             "policy directory {dir:?}: owned by uid {} with mode {:o}: anyone who can write it can remove {default:?}",
             md.uid(),
             md.mode() & 0o7777
@@ -273,7 +276,7 @@ mod tests {
         std::os::unix::fs::symlink(&f, &link).expect("symlink");
         assert!(load(&link).is_err(), "a symlink is not followed");
         assert!(in_force(None, Some(&dir.join("missing.json"))).is_err(), "a named policy that is missing");
-        if nix::unistd::geteuid().is_root() {
+        if crate::container::rootless::host_root() {
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
             let e = trusted_dir(&dir.join("policy.json")).expect_err("a writable directory").to_string();
             assert!(e.contains("can remove"), "{e}");

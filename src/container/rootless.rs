@@ -25,6 +25,12 @@ pub fn detect(flag: Option<&str>) -> Result<bool> {
     }
 }
 
+/// Root of the host: uid 0 in the initial user namespace. Root inside a user namespace (rootless
+/// podman's) sees the host's root-owned files as the overflow uid, and has no say over the host.
+pub fn host_root() -> bool {
+    nix::unistd::geteuid().is_root() && !in_user_namespace()
+}
+
 /// Whether this process is in a user namespace other than the initial one: the initial one maps
 /// every id, "0 0 4294967295", and no other can.
 fn in_user_namespace() -> bool {
