@@ -737,6 +737,28 @@ fn recording_keeps_the_profile_enforced() {
     j.assert_nothing_left();
 }
 
+/// Item 21: the report lists the syscalls the profile denied, each with how often, and the job
+/// still got the profile's own errno (EPERM) for each; a recording run lists none (null: its one
+/// listener is the recorder's).
+#[test]
+fn the_report_lists_the_syscalls_the_profile_denied() {
+    if !require_root() {
+        return;
+    }
+    let j = Job::new("denied");
+    let out = j.run(&[], "unshare -U true; unshare -m true; echo done");
+    assert_eq!(text(&out.stdout), "done\n");
+    let err = text(&out.stderr);
+    assert!(err.contains("unshare(0x10000000): Operation not permitted") && err.contains("unshare(0x20000): Operation not permitted"), "{err}");
+    let want = serde_json::json!([{"name": "unshare", "arch": "SCMP_ARCH_X86_64", "count": 2}]);
+    assert_eq!(j.report()["deniedSyscalls"], want);
+    let prof = j.workspace.join("../p.json");
+    let out = j.run(&["--record", s(&prof)], "unshare -U true; echo done");
+    assert_eq!(text(&out.stdout), "done\n");
+    assert!(j.report()["deniedSyscalls"].is_null(), "{}", j.report());
+    j.assert_nothing_left();
+}
+
 /// Items 14, 15, 16: a bind source under a 0700 directory (opened by the caller, not by the
 /// job's root), a single file bound, and a workspace that holds the rootfs refused.
 #[test]

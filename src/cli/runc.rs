@@ -32,9 +32,10 @@ pub struct CreateOpts {
     /// Refuse to create a container that fails this audit policy (see `check`)
     #[arg(long)]
     pub policy: Option<PathBuf>,
-    /// Record the syscalls instead of enforcing linux.seccomp (`profile`, `sandbox --record`)
+    /// Watch linux.seccomp: record what it allows (`profile`, `sandbox --record`) or list what it
+    /// denies (`sandbox --report`)
     #[arg(skip)]
-    pub record: bool,
+    pub watch: Option<crate::security::seccomp::Watch>,
     /// `sandbox`: every bind source opened by P0 without following a symlink, and the root a
     /// private layer over the rootfs (`linux::layer`)
     #[arg(skip)]

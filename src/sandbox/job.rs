@@ -25,7 +25,8 @@ use crate::commands::{create, Global};
 use crate::container::Dir;
 use crate::error::{Context, Error, Result};
 use crate::linux::pidfd;
-use crate::security::seccomp::recorder::{self, Recording};
+use crate::security::seccomp::recorder::{self, Answer, Recording};
+use crate::security::seccomp::Watch;
 use crate::spawn::prepare::StartBy;
 use crate::spawn::sync::{Channel, Msg};
 
@@ -60,7 +61,9 @@ pub fn run(g: &Global, plan: Plan, report: Option<&OutFile>) -> Result<i32> {
         no_new_keyring: false,
         preserve_fds: 0,
         policy: None,
-        record: plan.record.is_some(),
+        // A report lists what the profile denied (issue 22 item 21); a recording lists nothing
+        // denied (one listener per filter, and it is the recorder's).
+        watch: if plan.record.is_some() { Some(Watch::Record) } else { report.is_some().then_some(Watch::Denials) },
         sandbox: plan.sandbox,
         lifecycle: plan.lifecycle,
     };
@@ -73,46 +76,11 @@ pub fn run(g: &Global, plan: Plan, report: Option<&OutFile>) -> Result<i32> {
     let mut pipes = vec![(out_r, 1)];
     pipes.extend(err.map(|(r, _)| (r, 2)));
     drop(out_w);
-    let started = Instant::now();
-    c.launched.chan.send(&Msg::Start)?;
-    // EOF: the job's process was executed. Recording, the job first says where its notify fd
-    // will be, and its execve then waits for our answer: the watch takes over from there.
-    let notify = match c.launched.chan.recv()? {
-        None => None,
-        Some(Msg::RecorderAt(n)) => {
-            // Under the reaper the filter is on the job's process, the init's one child.
-            let job = if plan.lifecycle.reaper { job_process(c.launched.pid)? } else { c.launched.pidfd.try_clone().context("dup pidfd")? };
-            Some(recorder::take(&job, n)?)
-        }
-        Some(msg) => {
-            let _ = pidfd::wait(&c.launched.pidfd);
-            let facts = c.dir.facts()?;
-            crate::commands::delete::destroy(&c.dir, &facts)?;
-            return Err(match msg {
-                Msg::Fail(e) => e,
-                other => Error::new(format!("sync socket: unexpected {other:?} after start")),
-            });
-        }
-    };
-    // Its limits need one: create refused them already where no cgroup could be had (rootless).
-    let cgroup = Cgroup::at(c.prepared.cgroup.as_ref().map(|cg| cg.path.clone()).ok_or_else(|| Error::new("sandbox: the job has no cgroup"))?);
-    let mut recording = Recording::default();
-    let watched = Watched { job: &c.launched.pidfd, cgroup: &cgroup, signals: &sfd, notify: notify.as_ref().map(|n| (n, &c.launched.chan)) };
-    let (reason, bytes, failed) = watch(&plan, &watched, &pipes, started, &mut recording)?;
-    let pidfd::Exit(code) = pidfd::wait(&c.launched.pidfd)?;
-    let wall = started.elapsed();
-    let reason = match reason {
-        Reason::Exited if cgroup.oom_kills().is_some_and(|n| n > 0) => Reason::Oom,
-        // RLIMIT_FSIZE is set only with an output limit; past it the writer gets SIGXFSZ.
-        Reason::Exited if plan.output_limit.is_some() && code == 128 + libc::SIGXFSZ => Reason::FileSizeLimit,
-        // The reader went away while the job was ending on its own (`echo hi | head -c 1`): the
-        // kill came too late to be what ended it.
-        Reason::OutputClosed if code != 128 + libc::SIGKILL => Reason::Exited,
-        r => r,
-    };
-    let figures = report::figures(&cgroup);
-    let facts = c.dir.facts()?;
-    crate::commands::delete::destroy(&c.dir, &facts)?;
+    // Whatever happens from here, the container goes: no process, cgroup or state is left.
+    let ran = supervise(&plan, &c, &sfd, &pipes);
+    let destroyed = c.dir.facts().and_then(|facts| crate::commands::delete::destroy(&c.dir, &facts));
+    let Ran { reason, code, wall, bytes, failed, figures, recording, answer } = ran?;
+    destroyed?;
     if let Some(e) = failed {
         return Err(e);
     }
@@ -136,10 +104,65 @@ pub fn run(g: &Global, plan: Plan, report: Option<&OutFile>) -> Result<i32> {
                 // One pipe for both: what came from which is not known.
                 "stderrBytes": (!merged).then_some(bytes[1]),
                 "outputMerged": merged,
+                // Null: not listed (recording, or a profile whose default is not an errno).
+                "deniedSyscalls": matches!(answer, Some(Answer::Errno(_))).then(|| recording.denied()),
             }),
         )?;
     }
     Ok(exit)
+}
+
+/// How the job ran, read before its container is destroyed.
+struct Ran {
+    reason: Reason,
+    code: i32,
+    wall: std::time::Duration,
+    bytes: [u64; 2],
+    failed: Option<Error>,
+    figures: report::Figures,
+    recording: Recording,
+    answer: Option<Answer>,
+}
+
+/// Start the job, take the notify fd of a watched filter, and watch the job to its end.
+fn supervise(plan: &Plan, c: &create::Created, sfd: &SignalFd, pipes: &[(OwnedFd, i32)]) -> Result<Ran> {
+    let started = Instant::now();
+    c.launched.chan.send(&Msg::Start)?;
+    // EOF: the job's process was executed. Recording, the job first says where its notify fd
+    // will be, and its execve then waits for our answer: the watch takes over from there.
+    let notify = match c.launched.chan.recv()? {
+        None => None,
+        Some(Msg::RecorderAt(n)) => {
+            // Under the reaper the filter is on the job's process, the init's one child.
+            let job = if plan.lifecycle.reaper { job_process(c.launched.pid)? } else { c.launched.pidfd.try_clone().context("dup pidfd")? };
+            Some(recorder::take(&job, n)?)
+        }
+        Some(msg) => {
+            return Err(match msg {
+                Msg::Fail(e) => e,
+                other => Error::new(format!("sync socket: unexpected {other:?} after start")),
+            });
+        }
+    };
+    // Its limits need one: create refused them already where no cgroup could be had (rootless).
+    let cgroup = Cgroup::at(c.prepared.cgroup.as_ref().map(|cg| cg.path.clone()).ok_or_else(|| Error::new("sandbox: the job has no cgroup"))?);
+    let answer = c.prepared.seccomp.as_ref().and_then(|p| p.watch);
+    let mut recording = Recording::new(answer.unwrap_or(Answer::Continue));
+    let watched = Watched { job: &c.launched.pidfd, cgroup: &cgroup, signals: sfd, notify: notify.as_ref().map(|n| (n, &c.launched.chan)) };
+    let (reason, bytes, failed) = watch(plan, &watched, pipes, started, &mut recording)?;
+    let pidfd::Exit(code) = pidfd::wait(&c.launched.pidfd)?;
+    let wall = started.elapsed();
+    let reason = match reason {
+        Reason::Exited if cgroup.oom_kills().is_some_and(|n| n > 0) => Reason::Oom,
+        // RLIMIT_FSIZE is set only with an output limit; past it the writer gets SIGXFSZ.
+        Reason::Exited if plan.output_limit.is_some() && code == 128 + libc::SIGXFSZ => Reason::FileSizeLimit,
+        // The reader went away while the job was ending on its own (`echo hi | head -c 1`): the
+        // kill came too late to be what ended it.
+        Reason::OutputClosed if code != 128 + libc::SIGKILL => Reason::Exited,
+        r => r,
+    };
+    let figures = report::figures(&cgroup);
+    Ok(Ran { reason, code, wall, bytes, failed, figures, recording, answer })
 }
 
 fn write_bundle(bundle: &std::path::Path, config: &serde_json::Value) -> Result<()> {
@@ -288,7 +311,8 @@ fn watch(plan: &Plan, w: &Watched, pipes: &[(OwnedFd, i32)], started: Instant, r
         if end.kill_at.is_some_and(|k| now >= k) {
             end.now(Reason::Timeout);
         }
-        let next = [plan.timeout.map(|t| started + t).filter(|_| end.reason == Reason::Exited), end.kill_at].into_iter().flatten().min();
+        let paused = rec.paused_until(now);
+        let next = [plan.timeout.map(|t| started + t).filter(|_| end.reason == Reason::Exited), end.kill_at, paused].into_iter().flatten().min();
         let wait = match next {
             Some(at) => PollTimeout::try_from(at.saturating_duration_since(now).as_millis().clamp(1, 60_000) as i32).unwrap_or(PollTimeout::MAX),
             None if end.reason != Reason::Exited => PollTimeout::from(1000u16),
@@ -300,7 +324,7 @@ fn watch(plan: &Plan, w: &Watched, pipes: &[(OwnedFd, i32)], started: Instant, r
         fds.extend(pipes.iter().zip(&open).map(|((p, _), o)| slot(p.as_fd(), PollFlags::POLLIN, *o)));
         let at = fds.len();
         if let Some((n, chan)) = w.notify {
-            fds.push(slot(n.as_fd(), PollFlags::POLLIN, notify_open));
+            fds.push(slot(n.as_fd(), PollFlags::POLLIN, notify_open && paused.is_none()));
             fds.push(slot(chan.as_fd(), PollFlags::POLLIN, chan_open));
         }
         match poll(&mut fds, wait) {
@@ -310,7 +334,7 @@ fn watch(plan: &Plan, w: &Watched, pipes: &[(OwnedFd, i32)], started: Instant, r
         }
         let revents = |i: usize| fds.get(i).and_then(|f| f.revents()).unwrap_or(PollFlags::empty());
         let ready = |i: usize| !revents(i).is_empty();
-        if let (Some((n, _)), true) = (w.notify, ready(at) && notify_open) {
+        if let (Some((n, _)), true) = (w.notify, ready(at) && notify_open && paused.is_none()) {
             notify_open = rec.answer(n)? && !revents(at).contains(PollFlags::POLLHUP);
         }
         if let (Some((_, chan)), true) = (w.notify, ready(at + 1) && chan_open) {

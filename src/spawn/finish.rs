@@ -197,14 +197,17 @@ fn try_exec(i: &Identity, exe: &Path, preserve: u32, chan: &Channel) -> Result<s
     if let Some(persona) = i.personality {
         personality::apply(persona)?;
     }
-    // A notify fd (the recorder's) must stay open until execve closes it (close-on-exec): closed
+    // A notify fd P0 watches (`seccomp::recorder`) must stay open until execve closes it (close-on-exec): closed
     // any earlier, every syscall after it would fail with ENOSYS.
     let mut _notify = None;
     if let (Some(prog), SeccompAt::Execve) = (i.seccomp, seccomp_at(i)) {
-        if prog.record {
+        if prog.watch.is_some() {
             chan.send(&crate::spawn::sync::Msg::RecorderAt(seccomp::recorder::next_fd()?))?;
         }
         _notify = seccomp::install(prog)?;
+        if matches!(prog.watch, Some(seccomp::recorder::Answer::Errno(_))) {
+            seccomp::recorder::hold()?;
+        }
     }
     nix::unistd::execve(&exe_c, &argv, &env).map_err(|e| Error::sys(format!("exec: {exe:?}"), e))
 }

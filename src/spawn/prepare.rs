@@ -122,16 +122,12 @@ pub fn prepare(root: &Path, rootless: bool, systemd: bool, opts: &CreateOpts, di
     rlimits::check(process.rlimits().as_deref().unwrap_or(&[]))?;
     let caps = capabilities::plan(process.capabilities().as_ref())?;
     let landlock = landlock::plan(spec.annotations().as_ref())?;
-    let seccomp = if opts.record {
-        // Recording: every syscall the profile allows is noted (what it denies stays denied), and
-        // the filter goes on right before the execve, which needs no_new_privileges
-        // (`seccomp::recorder`).
+    if opts.watch.is_some() {
+        // Watched (recording what the profile allows, or listing what it denies), the filter goes
+        // on right before the execve, which needs no_new_privileges (`seccomp::recorder`).
         process.set_no_new_privileges(Some(true));
-        let enforced = linux.seccomp().as_ref().map(|s| seccomp::load(root, s)).transpose()?;
-        Some(seccomp::recorder::program(enforced)?)
-    } else {
-        linux.seccomp().as_ref().map(|s| seccomp::load(root, s)).transpose()?
-    };
+    }
+    let seccomp = seccomp::load_watched(root, linux.seccomp().as_ref(), opts.watch)?;
     let preserve_fds = fds::preserved(opts.preserve_fds)?;
     fds::check_open(preserve_fds)?;
     if let Some(vars) = fds::listen_env() {

@@ -21,7 +21,7 @@ mod listener;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
-use oci_spec::runtime::LinuxSeccomp;
+use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction};
 
 pub use listener::Listener;
 pub mod recorder;
@@ -34,8 +34,34 @@ pub struct Program {
     pub flags: libc::c_ulong,
     /// Where the notify fd goes (SCMP_ACT_NOTIFY rules).
     pub listener: Option<Listener>,
-    /// The recording filter of `profile` (`recorder`): its notify fd is P0's.
-    pub record: bool,
+    /// A filter P0 watches (`recorder`: recording, or listing denials): its notify fd is P0's,
+    /// and this is how P0 answers.
+    pub watch: Option<recorder::Answer>,
+}
+
+/// What P0 watches of the container's filter through its notify fd (`recorder`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Watch {
+    /// `profile`, `sandbox --record`: what the profile allows is noted and runs.
+    Record,
+    /// `sandbox --report`: what the profile denies with its default errno is noted and denied.
+    Denials,
+}
+
+/// linux.seccomp compiled (`load`) and rewritten for what P0 watches. Listing denials needs a
+/// profile whose default is an errno; without one, or with a listener of the profile's own, the
+/// profile is enforced unwatched (the caller sees `watch` None).
+pub fn load_watched(root: &Path, s: Option<&LinuxSeccomp>, watch: Option<Watch>) -> Result<Option<Program>> {
+    let enforced = s.map(|s| load(root, s)).transpose()?;
+    match (watch, s, enforced) {
+        (Some(Watch::Record), _, p) => recorder::program(p).map(Some),
+        (Some(Watch::Denials), Some(s), Some(p)) if s.default_action() == LinuxSeccompAction::ScmpActErrno && p.listener.is_none() => {
+            let errno = s.default_errno_ret().unwrap_or(libc::EPERM as u32);
+            let errno = u16::try_from(errno).map_err(|_| Error::new(format!("seccomp: defaultErrnoRet {errno} out of range")))?;
+            recorder::denials(p, errno).map(Some)
+        }
+        (_, _, p) => Ok(p),
+    }
 }
 
 /// Compile `s`, or take it from the cache under the state root `root`.
@@ -47,7 +73,7 @@ fn build(s: &LinuxSeccomp, cache_dir: Option<&Path>) -> Result<Program> {
     let (flags, notify) = compile::flags(s)?;
     let listener =
         notify.then(|| Listener { path: s.listener_path().clone().unwrap_or_default(), metadata: s.listener_metadata().clone().unwrap_or_default() });
-    let Some(dir) = cache_dir else { return Ok(Program { filter: compile::bpf(s)?, flags, listener, record: false }) };
+    let Some(dir) = cache_dir else { return Ok(Program { filter: compile::bpf(s)?, flags, listener, watch: None }) };
     let json = serde_json::to_vec(s).map_err(|e| Error::new(format!("seccomp: {e}")))?;
     let input = cache::input(&json);
     let filter = match cache::get(dir, &input) {
@@ -61,7 +87,7 @@ fn build(s: &LinuxSeccomp, cache_dir: Option<&Path>) -> Result<Program> {
             f
         }
     };
-    Ok(Program { filter, flags, listener, record: false })
+    Ok(Program { filter, flags, listener, watch: None })
 }
 
 /// Instructions from their 8-byte kernel encoding.
