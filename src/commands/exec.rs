@@ -59,7 +59,7 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
         init_root,
         // Rootless without a cgroup: the process stays in the caller's (cgroups::rootless).
         cgroup_fd: facts.cgroup.clone().map(|p| Cgroup::at(p).open()).transpose()?,
-        legacy_procs: facts.cgroup.clone().map(|p| Cgroup::at(p).legacy().open_procs()).transpose()?.unwrap_or_default(),
+        legacy_tasks: facts.cgroup.clone().map(|p| Cgroup::at(p).legacy().open_tasks()).transpose()?.unwrap_or_default(),
         console: e.console_socket.as_deref().map(tty::connect).transpose()?,
         preserve_fds,
         landlock: crate::security::landlock::plan(spec.annotations().as_ref())?,

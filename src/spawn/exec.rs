@@ -25,8 +25,8 @@ pub struct Request {
     /// The init's root directory (/proc/PID/root, O_PATH).
     pub init_root: OwnedFd,
     pub cgroup_fd: Option<OwnedFd>,
-    /// cgroup.procs of the container's v1 directories on a hybrid host (cgroups::v1).
-    pub legacy_procs: Vec<OwnedFd>,
+    /// `tasks` of the container's v1 directories on a hybrid host (cgroups::v1).
+    pub legacy_tasks: Vec<OwnedFd>,
     pub console: Option<OwnedFd>,
     pub preserve_fds: u32,
     /// The container's linux.personality.
@@ -69,8 +69,8 @@ pub fn launch(r: &Request) -> Result<(i32, OwnedFd)> {
         Forked::Child => {
             drop(ours);
             crate::spawn::child_main(&theirs, || {
-                crate::cgroups::v1::enter(&r.legacy_procs)?;
-                // The host's cgroup directory and v1 cgroup.procs files end here (see
+                crate::cgroups::v1::enter(&r.legacy_tasks)?;
+                // The host's cgroup directory and v1 tasks files end here (see
                 // fds::close_all_but); the init's pidfd and root go once joined.
                 let keep = [Some(theirs.raw()), Some(r.init_pidfd.as_raw_fd()), Some(r.init_root.as_raw_fd()), r.console.as_ref().map(AsRawFd::as_raw_fd)];
                 fds::close_all_but(r.preserve_fds, &keep)?;

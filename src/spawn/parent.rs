@@ -43,9 +43,9 @@ pub fn launch(p: &Prepared) -> Result<Launched> {
             unsafe { libc::close(p.lock_fd) };
             crate::spawn::child_main(&theirs, || {
                 // First, before anything can fork: every process of the container is in them.
-                crate::cgroups::v1::enter(&p.legacy_procs)?;
+                crate::cgroups::v1::enter(&p.legacy_tasks)?;
                 // Then nothing of the host's stays open that the container does not need: the
-                // cgroup directory (used by clone3 only), the v1 cgroup.procs files, P0's /proc.
+                // cgroup directory (used by clone3 only), the v1 tasks files, P0's /proc.
                 // The namespaces to join by path stay open for the join stage, which closes them.
                 let mut keep = child_fds(p, &theirs);
                 keep.extend(p.ns.join.iter().map(|j| Some(j.fd.as_raw_fd())));

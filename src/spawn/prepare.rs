@@ -62,8 +62,8 @@ pub struct Prepared {
     /// in the scope (`cgroups::systemd::placeholder`).
     pub scope_placeholder: Option<cgroups::systemd::Placeholder>,
     pub cgroup_fd: Option<OwnedFd>,
-    /// cgroup.procs of the container's v1 directories on a hybrid host (cgroups::v1).
-    pub legacy_procs: Vec<OwnedFd>,
+    /// `tasks` of the container's v1 directories on a hybrid host (cgroups::v1).
+    pub legacy_tasks: Vec<OwnedFd>,
     /// exec.fifo opened read-write (create): init blocks reading it until `start` writes.
     pub fifo: Option<OwnedFd>,
     /// `--console-socket`, connected.
@@ -146,7 +146,7 @@ pub fn prepare(root: &Path, rootless: bool, systemd: bool, opts: &CreateOpts, di
         (make_cgroup(linux, dir, rootless, &ns)?, None)
     };
     let cgroup_fd = cg.as_ref().map(Cgroup::open).transpose()?;
-    let legacy_procs = cg.as_ref().map(|c| c.legacy().open_procs()).transpose()?.unwrap_or_default();
+    let legacy_tasks = cg.as_ref().map(|c| c.legacy().open_tasks()).transpose()?.unwrap_or_default();
     let fifo = match mode {
         StartBy::Fifo => Some(make_fifo(&dir.file(container::FIFO_FILE))?),
         StartBy::Socket { .. } => None,
@@ -167,7 +167,7 @@ pub fn prepare(root: &Path, rootless: bool, systemd: bool, opts: &CreateOpts, di
         cgroup: cg,
         scope_placeholder,
         cgroup_fd,
-        legacy_procs,
+        legacy_tasks,
         fifo,
         console,
         preserve_fds,
