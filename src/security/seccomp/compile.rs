@@ -148,6 +148,7 @@ pub fn bpf(s: &LinuxSeccomp) -> Result<Vec<libc::sock_filter>> {
 /// The rules to add, checked and without repeats (`budget`); no libseccomp work but name lookups.
 pub(super) fn plan(s: &LinuxSeccomp, default: ScmpAction, default_errno: u32) -> Result<budget::Plan<'_>> {
     let mut plan = budget::Plan::default();
+    let mut shadows = Shadows::default();
     for (i, rule) in s.syscalls().iter().flatten().enumerate() {
         let what = format!("syscalls[{i}]");
         let act = action(rule.action(), rule.errno_ret(), default_errno, &what)?;
@@ -177,6 +178,7 @@ pub(super) fn plan(s: &LinuxSeccomp, default: ScmpAction, default_errno: u32) ->
                 sc
             });
             let Some(sc) = sc else { continue };
+            shadows.note(name, i, act, conds.is_empty())?;
             if act == default {
                 continue; // libseccomp refuses rules that repeat the default action
             }
@@ -187,6 +189,60 @@ pub(super) fn plan(s: &LinuxSeccomp, default: ScmpAction, default_errno: u32) ->
         }
     }
     Ok(plan)
+}
+
+/// A rule that libseccomp would not honour, refused rather than lost. For one syscall, an
+/// unconditional rule swallows every conditional one (whatever their order), and a rule whose
+/// action is the default one is not added at all, so "allow ioctl, but not TIOCSTI" written as
+/// an unconditional ALLOW and a conditional ERRNO (or a conditional rule of the default action
+/// next to an unconditional rule of another) would silently allow what the profile denies.
+/// runc loses it silently; here the profile is refused, naming both rules. A conditional rule
+/// that is less strict than the unconditional one only loses an exception (the syscall stays as
+/// strict as the unconditional rule says), and is let through, as is a repeated unconditional
+/// rule (libseccomp keeps the first).
+#[derive(Default)]
+struct Shadows<'a> {
+    /// Per syscall: its unconditional rule, and its conditional ones.
+    seen: std::collections::HashMap<&'a str, (Option<Rule>, Vec<Rule>)>,
+}
+
+/// A rule's index in `syscalls` and its action.
+type Rule = (usize, ScmpAction);
+
+impl<'a> Shadows<'a> {
+    fn note(&mut self, name: &'a str, i: usize, act: ScmpAction, unconditional: bool) -> Result<()> {
+        let e = self.seen.entry(name).or_default();
+        if unconditional {
+            e.0.get_or_insert((i, act));
+        } else {
+            e.1.push((i, act));
+        }
+        let Some((u, uact)) = e.0 else { return Ok(()) };
+        for &(c, cact) in &e.1 {
+            if strictness(cact) > strictness(uact) {
+                return Err(Error::new(format!(
+                    "seccomp: syscalls[{c}] ({name}, with conditions, {cact:?}) would have no effect: syscalls[{u}] gives {name} {uact:?} \
+                     unconditionally, and libseccomp then ignores every conditional rule of that syscall; deny by argument \
+                     with the allowed values instead (allow only the arguments wanted)"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The kernel's precedence of seccomp returns: the higher, the stricter.
+fn strictness(a: ScmpAction) -> u8 {
+    match a {
+        ScmpAction::KillProcess => 8,
+        ScmpAction::KillThread => 7,
+        ScmpAction::Trap => 6,
+        ScmpAction::Errno(_) => 5,
+        ScmpAction::Notify => 4,
+        ScmpAction::Trace(_) => 3,
+        ScmpAction::Log => 2,
+        _ => 1,
+    }
 }
 
 fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>> {
@@ -232,6 +288,34 @@ mod tests {
             eprintln!("{name}: estimated {est}, libseccomp emitted {emitted} (+{stub} stub)");
             assert!(est <= emitted && est * 2 > emitted, "{name}: estimate {est} vs {emitted}");
         }
+    }
+
+    /// The rule pairs libseccomp would silently lose. Without the check, the first profile
+    /// compiles to a filter that allows TIOCSTI (the conditional ERRNO is the default action, so
+    /// it is never added, and the unconditional ALLOW would swallow it anyway).
+    #[test]
+    fn a_conditional_rule_an_unconditional_one_would_swallow_is_refused() {
+        let tiocsti = serde_json::json!([{"index": 1, "value": 0x5412, "op": "SCMP_CMP_EQ"}]);
+        let refused = [
+            serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+                {"names": ["ioctl"], "action": "SCMP_ACT_ALLOW"},
+                {"names": ["ioctl"], "action": "SCMP_ACT_ERRNO", "args": tiocsti}]}),
+            serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                {"names": ["ioctl"], "action": "SCMP_ACT_KILL_PROCESS", "args": tiocsti},
+                {"names": ["read", "ioctl"], "action": "SCMP_ACT_LOG"}]}),
+        ];
+        for v in refused {
+            let e = match bpf(&profile(v.clone())) {
+                Ok(_) => panic!("accepted: {v}"),
+                Err(e) => e.to_string(),
+            };
+            assert!(e.contains("(ioctl, with conditions") && e.contains("unconditionally"), "{e}");
+        }
+        // A conditional exception less strict than the unconditional rule only loses itself.
+        let stricter_base = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["ioctl"], "action": "SCMP_ACT_ERRNO"},
+            {"names": ["ioctl"], "action": "SCMP_ACT_LOG", "args": tiocsti}]});
+        assert!(bpf(&profile(stricter_base)).is_ok());
     }
 
     fn hostile(n: usize, rule: impl Fn(usize) -> serde_json::Value) -> LinuxSeccomp {
