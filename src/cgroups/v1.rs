@@ -116,29 +116,37 @@ impl Legacy {
     }
 
     /// Make the directories. A new cpuset cgroup starts with no cpus and no mems, and a process
-    /// cannot join it until both are set: each level gets its parent's.
+    /// cannot join it until both are set (ENOSPC): each level below the hierarchy's root that
+    /// has none gets its parent's, whether this create made it or found it so (a pod cgroup a
+    /// client made with mkdir alone), as runc does.
     pub fn create(&self) -> Result<()> {
         for (c, dir) in &self.dirs {
+            std::fs::create_dir_all(dir).with_context(|| format!("create cgroup {dir:?}"))?;
             if *c != "cpuset" {
-                std::fs::create_dir_all(dir).with_context(|| format!("create cgroup {dir:?}"))?;
                 continue;
             }
-            let mut missing = Vec::new();
-            let mut d = dir.as_path();
-            while !d.exists() {
-                missing.push(d.to_path_buf());
-                d = d.parent().ok_or_else(|| Error::new(format!("cgroup {dir:?}: no existing parent")))?;
-            }
-            for m in missing.iter().rev() {
-                std::fs::create_dir(m).with_context(|| format!("create cgroup {m:?}"))?;
-                let parent = m.parent().unwrap_or(m);
+            let mount = mount_of(dir).ok_or_else(|| Error::new(format!("cgroup {dir:?} is not in a v1 hierarchy")))?;
+            let mut levels: Vec<&Path> = dir.ancestors().take_while(|d| d.starts_with(&mount) && *d != mount).collect();
+            levels.reverse();
+            for d in levels {
+                let parent = d.parent().unwrap_or(d);
                 for f in ["cpuset.cpus", "cpuset.mems"] {
+                    let p = d.join(f);
+                    if !std::fs::read_to_string(&p).with_context(|| format!("read {p:?}"))?.trim().is_empty() {
+                        continue;
+                    }
                     let v = std::fs::read_to_string(parent.join(f)).with_context(|| format!("read {:?}", parent.join(f)))?;
-                    write(&m.join(f), v.trim())?;
+                    write(&p, v.trim())?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// The directories that do not exist yet: those `create` will make, recorded first so that
+    /// delete removes them, and only them, also in a cgroup the container did not make.
+    pub fn missing(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|(_, d)| d.clone()).filter(|d| !d.exists()).collect()
     }
 
     /// cgroup.procs of every directory, opened here on the host: the container's first process
@@ -155,13 +163,13 @@ impl Legacy {
             .collect()
     }
 
-    /// Remove the directories; the caller has emptied the container's v2 cgroup, which holds
-    /// every process these do.
-    pub fn remove(&self) -> Result<()> {
+    /// Remove the directories (`only`: those of them create made, as recorded; None: all), with
+    /// the sub-cgroups made in them (`exec --cgroup`, the container's own); the caller has
+    /// emptied the container's v2 cgroup, which holds every process these do.
+    pub fn remove(&self, only: Option<&[PathBuf]>) -> Result<()> {
         for (_, d) in &self.dirs {
-            match std::fs::remove_dir(d) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                r => r.with_context(|| format!("remove cgroup {d:?}"))?,
+            if only.is_none_or(|o| o.contains(d)) {
+                super::remove_tree(d)?;
             }
         }
         Ok(())
@@ -212,8 +220,33 @@ impl Legacy {
         for (file, value) in self.plan(r, live, devices)? {
             write(&file, &value)?;
         }
+        // Realtime bandwidth reads and may raise the parents' budgets first (see `rt`).
+        if let (Some(c), Some(d)) = (r.cpu(), self.dir("cpu")) {
+            let mount = mount_of(d).ok_or_else(|| Error::new(format!("cgroup {d:?} is not in a v1 hierarchy")))?;
+            super::rt::apply(d, &mount, c.realtime_runtime(), c.realtime_period())?;
+        }
         Ok(())
     }
+}
+
+/// The mount point of the v1 hierarchy `dir` is in (/sys/fs/cgroup/<hierarchy>).
+fn mount_of(dir: &Path) -> Option<PathBuf> {
+    let first = dir.strip_prefix(V1_ROOT).ok()?.iter().next()?;
+    Some(Path::new(V1_ROOT).join(first))
+}
+
+/// Where the v1 freezer hierarchy has the cgroup at `rel` (or, when it has none, its nearest
+/// ancestor) frozen, that cgroup: runc refuses such a cgroupsPath. testudo freezes with v2 and
+/// does not join the v1 freezer, but a client that froze it there meant it to be frozen.
+pub fn frozen(rel: &Path) -> Option<PathBuf> {
+    let mount = Path::new(V1_ROOT).join("freezer");
+    if !statfs(&mount).is_ok_and(|s| s.filesystem_type() == CGROUP_SUPER_MAGIC) {
+        return None;
+    }
+    let dir = mount.join(rel);
+    let nearest = dir.ancestors().take_while(|d| *d != mount).find(|d| d.exists())?;
+    let state = std::fs::read_to_string(nearest.join("freezer.state")).ok()?;
+    (state.trim() != "THAWED").then(|| nearest.to_path_buf())
 }
 
 /// The container's first process joins its v1 directories (see `Legacy::open_procs`).
@@ -279,6 +312,10 @@ fn memory(m: &LinuxMemory, d: &Path, live: bool, out: &mut Vec<(PathBuf, String)
         set(out, d, "memory.memsw.limit_in_bytes", swap);
     }
     set(out, d, "memory.soft_limit_in_bytes", m.reservation());
+    // runc writes the switch only to turn the OOM killer off; false leaves the kernel's default.
+    if m.disable_oom_killer() == Some(true) {
+        out.push((d.join("memory.oom_control"), "1".into()));
+    }
     if let Some(s) = m.swappiness() {
         out.push((d.join("memory.swappiness"), s.to_string()));
     }
