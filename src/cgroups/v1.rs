@@ -180,7 +180,7 @@ impl Legacy {
     pub fn plan(&self, r: &LinuxResources, live: bool, devices: Option<&[Rule]>) -> Result<Vec<(PathBuf, String)>> {
         let mut out = Vec::new();
         if let (Some(rules), Some(d)) = (devices, self.dir("devices")) {
-            device_writes(rules, d, live, &mut out);
+            super::devices::v1_writes(rules, d, live, &mut out);
         }
         if let Some(n) = r.network() {
             if let (Some(id), Some(d)) = (n.class_id(), self.dir("net_cls")) {
@@ -320,48 +320,6 @@ fn memory(m: &LinuxMemory, d: &Path, live: bool, out: &mut Vec<(PathBuf, String)
         out.push((d.join("memory.swappiness"), s.to_string()));
     }
     Ok(())
-}
-
-/// v1's devices list from the same rules as the v2 program: a default ("a" allowed or denied)
-/// and exceptions to it, found by playing the rules in order (a later rule wins, as in the
-/// program; a partial undo of a wildcard exception cannot be expressed in v1 and leaves it, the
-/// v2 program still enforcing it).
-fn device_writes(rules: &[Rule], d: &Path, live: bool, out: &mut Vec<(PathBuf, String)>) {
-    let mut allow_all = false;
-    let mut exceptions: Vec<String> = Vec::new();
-    for r in rules {
-        for line in r.v1_lines() {
-            if line == "a" {
-                allow_all = r.allow;
-                exceptions.clear();
-            } else if r.allow != allow_all {
-                if !exceptions.contains(&line) {
-                    exceptions.push(line);
-                }
-            } else {
-                exceptions.retain(|e| *e != line);
-            }
-        }
-    }
-    let (default, exception) = if allow_all { ("devices.allow", "devices.deny") } else { ("devices.deny", "devices.allow") };
-    // A live deny-by-default list is changed in place, allows first, so that no device a running
-    // container keeps is denied for a moment (as "a" in devices.deny would do, runc's old update
-    // bug); the entries it no longer has are then removed one by one.
-    let current = std::fs::read_to_string(d.join("devices.list")).unwrap_or_default();
-    let current: Vec<&str> = current.lines().collect();
-    if live && !allow_all && !current.is_empty() && current != ["a *:* rwm"] {
-        for e in &exceptions {
-            out.push((d.join("devices.allow"), e.clone()));
-        }
-        for old in current.iter().filter(|c| !exceptions.iter().any(|e| e == *c)) {
-            out.push((d.join("devices.deny"), old.to_string()));
-        }
-        return;
-    }
-    out.push((d.join(default), "a".into()));
-    for e in exceptions {
-        out.push((d.join(exception), e));
-    }
 }
 
 fn cpu(c: &LinuxCpu, d: &Path, out: &mut Vec<(PathBuf, String)>) {
@@ -514,14 +472,14 @@ mod tests {
             rule(false, Some(2), Some(1), Some(9), 7),
         ];
         let mut w = Vec::new();
-        device_writes(&rules, &d, false, &mut w);
+        super::super::devices::v1_writes(&rules, &d, false, &mut w);
         // A wildcard deny of mknod alone is one line per type; the later deny of 1:9 undoes it.
         assert_eq!(names(&w), ["devices.deny=a", "devices.allow=c 1:3 rwm", "devices.allow=b 8:* r"]);
         let mut w = Vec::new();
-        device_writes(&rules, &d, true, &mut w);
+        super::super::devices::v1_writes(&rules, &d, true, &mut w);
         assert_eq!(names(&w), ["devices.allow=c 1:3 rwm", "devices.allow=b 8:* r", "devices.deny=c 1:5 rwm"], "live: allows first, then what went");
         let mut w = Vec::new();
-        device_writes(&[rule(true, None, None, None, 7)], &d, true, &mut w);
+        super::super::devices::v1_writes(&[rule(true, None, None, None, 7)], &d, true, &mut w);
         assert_eq!(names(&w), ["devices.allow=a"]);
     }
 
