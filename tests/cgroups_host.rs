@@ -505,7 +505,8 @@ fn containers_with_the_same_device_rules_share_one_verified_program() {
 /// Issue 12: a cgroupsPath naming a cgroup this container did not make. One with processes (a
 /// host cgroup, another container's) or child cgroups (an ancestor of another container's) is
 /// refused, and the other container's processes live on; an empty one is used, and its delete
-/// kills the container's processes but leaves the directory, which it did not make.
+/// kills the container's processes but leaves the directory, which it did not make; the v1
+/// directories create made for it go.
 #[test]
 fn a_cgroups_path_that_is_not_the_containers_own_is_refused_or_left_in_place() {
     if !require_root() {
@@ -524,6 +525,12 @@ fn a_cgroups_path_that_is_not_the_containers_own_is_refused_or_left_in_place() {
     }
     let given = hierarchy().join(format!("testudo-given-{}", other.id));
     std::fs::create_dir(&given).expect("mkdir");
+    // On a hybrid host the client made it in one v1 hierarchy too (pids); create makes it in the
+    // others, and delete removes those, and only those (issue 24).
+    let given_v1 = v1_hierarchy("pids").map(|h| h.join(given.file_name().expect("name")));
+    if let Some(d) = &given_v1 {
+        std::fs::create_dir(d).expect("mkdir v1");
+    }
     let mut b = Bundle::new("sleep 100");
     b.config["linux"]["cgroupsPath"] = given.strip_prefix(hierarchy()).expect("below").to_str().expect("utf8").into();
     let out = b.create();
@@ -534,6 +541,14 @@ fn a_cgroups_path_that_is_not_the_containers_own_is_refused_or_left_in_place() {
     assert!(b.testudo(&["delete", "--force", &b.id]).status.success());
     assert!(!alive(pid), "delete left the container's init");
     assert!(given.is_dir(), "delete removed a cgroup it did not make");
+    if let Some(d) = &given_v1 {
+        assert!(d.is_dir(), "delete removed the client's v1 cgroup {d:?}");
+        std::fs::remove_dir(d).expect("rmdir v1");
+    }
+    for e in std::fs::read_dir("/sys/fs/cgroup").expect("cgroupfs").flatten() {
+        let made = e.path().join(given.file_name().expect("name"));
+        assert!(e.path() == hierarchy() || !made.exists(), "delete left {made:?}, which create made");
+    }
     std::fs::remove_dir(&given).expect("rmdir");
 }
 

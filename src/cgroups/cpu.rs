@@ -8,8 +8,10 @@ use crate::error::{Error, Result};
 use super::resources::Writes;
 use super::Cgroup;
 
-pub fn check(c: &LinuxCpu) -> Result<()> {
-    if c.realtime_runtime().is_some_and(|v| v != 0) || c.realtime_period().is_some_and(|v| v != 0) {
+/// `v1`: the cpu controller is in a v1 hierarchy the container joins, which has the realtime
+/// files (`rt`); cgroup v2 has none.
+pub fn check(c: &LinuxCpu, v1: bool) -> Result<()> {
+    if !v1 && (c.realtime_runtime().is_some_and(|v| v != 0) || c.realtime_period().is_some_and(|v| v != 0)) {
         return Err(Error::new("linux.resources.cpu.realtimeRuntime/realtimePeriod: cgroup v2 has no realtime CPU bandwidth"));
     }
     // The kernel's bounds for cpu.max's period, 1 ms to 1 s. 0 is runc's "not set" (the kernel's
@@ -154,18 +156,20 @@ mod tests {
 
     #[test]
     fn v1_only_settings_are_refused() {
-        assert!(check(&cpu(r#"{"realtimeRuntime": 1000}"#)).is_err());
-        assert!(check(&cpu(r#"{"idle": 2}"#)).is_err());
-        assert!(check(&cpu(r#"{"shares": 0, "realtimeRuntime": 0}"#)).is_ok());
+        let e = check(&cpu(r#"{"realtimeRuntime": 1000}"#), false).expect_err("v2").to_string();
+        assert_eq!(e, "linux.resources.cpu.realtimeRuntime/realtimePeriod: cgroup v2 has no realtime CPU bandwidth");
+        assert!(check(&cpu(r#"{"realtimeRuntime": 1000, "realtimePeriod": 100000}"#), true).is_ok(), "v1 cpu has it");
+        assert!(check(&cpu(r#"{"idle": 2}"#), true).is_err());
+        assert!(check(&cpu(r#"{"shares": 0, "realtimeRuntime": 0}"#), false).is_ok());
     }
 
     #[test]
     fn a_period_the_kernel_refuses_is_refused() {
-        let err = check(&cpu(r#"{"period": 1}"#)).err().map(|e| e.to_string());
+        let err = check(&cpu(r#"{"period": 1}"#), false).err().map(|e| e.to_string());
         assert_eq!(err.as_deref(), Some("linux.resources.cpu.period: 1 is outside the kernel's 1000 to 1000000 microseconds"));
-        assert!(check(&cpu(r#"{"period": 0, "quota": 0, "shares": 0}"#)).is_ok(), "Docker's update sends zeros for unchanged");
-        assert!(check(&cpu(r#"{"period": 999}"#)).is_err());
-        assert!(check(&cpu(r#"{"period": 1000001}"#)).is_err());
-        assert!(check(&cpu(r#"{"period": 100000, "quota": -1}"#)).is_ok());
+        assert!(check(&cpu(r#"{"period": 0, "quota": 0, "shares": 0}"#), false).is_ok(), "Docker's update sends zeros for unchanged");
+        assert!(check(&cpu(r#"{"period": 999}"#), false).is_err());
+        assert!(check(&cpu(r#"{"period": 1000001}"#), false).is_err());
+        assert!(check(&cpu(r#"{"period": 100000, "quota": -1}"#), false).is_ok());
     }
 }

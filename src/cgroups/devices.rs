@@ -14,6 +14,8 @@
 //! decides (deny → return 0, allow → on to the next bit); no match → return 0. All asked bits
 //! allowed → return 1.
 
+use std::path::{Path, PathBuf};
+
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType};
 
 use crate::error::{Error, Result};
@@ -213,6 +215,48 @@ pub fn program(rules: &[Rule]) -> Result<Vec<Insn>> {
     p.push(ins(MOV_K, R0, 0, 0, 1));
     p.push(ins(EXIT, 0, 0, 0, 0));
     Ok(p)
+}
+
+/// v1's devices list from the same rules as the v2 program: a default ("a" allowed or denied)
+/// and exceptions to it, found by playing the rules in order (a later rule wins, as in the
+/// program; a partial undo of a wildcard exception cannot be expressed in v1 and leaves it, the
+/// v2 program still enforcing it).
+pub fn v1_writes(rules: &[Rule], d: &Path, live: bool, out: &mut Vec<(PathBuf, String)>) {
+    let mut allow_all = false;
+    let mut exceptions: Vec<String> = Vec::new();
+    for r in rules {
+        for line in r.v1_lines() {
+            if line == "a" {
+                allow_all = r.allow;
+                exceptions.clear();
+            } else if r.allow != allow_all {
+                if !exceptions.contains(&line) {
+                    exceptions.push(line);
+                }
+            } else {
+                exceptions.retain(|e| *e != line);
+            }
+        }
+    }
+    let (default, exception) = if allow_all { ("devices.allow", "devices.deny") } else { ("devices.deny", "devices.allow") };
+    // A live deny-by-default list is changed in place, allows first, so that no device a running
+    // container keeps is denied for a moment (as "a" in devices.deny would do, runc's old update
+    // bug); the entries it no longer has are then removed one by one.
+    let current = std::fs::read_to_string(d.join("devices.list")).unwrap_or_default();
+    let current: Vec<&str> = current.lines().collect();
+    if live && !allow_all && !current.is_empty() && current != ["a *:* rwm"] {
+        for e in &exceptions {
+            out.push((d.join("devices.allow"), e.clone()));
+        }
+        for old in current.iter().filter(|c| !exceptions.iter().any(|e| e == *c)) {
+            out.push((d.join("devices.deny"), old.to_string()));
+        }
+        return;
+    }
+    out.push((d.join(default), "a".into()));
+    for e in exceptions {
+        out.push((d.join(exception), e));
+    }
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@ use crate::error::{Error, Result};
 use super::resources::Writes;
 use super::Cgroup;
 
-/// What v2 cannot express is refused; swappiness is v1's, accepted when the memory controller
-/// is in a v1 hierarchy (`v1`).
+/// What v2 cannot express is refused; swappiness and disableOOMKiller are v1's, accepted when
+/// the memory controller is in a v1 hierarchy (`v1`).
 pub fn check(m: &LinuxMemory, v1: bool) -> Result<()> {
     let refuse = |what: &str| Err(Error::new(format!("linux.resources.memory.{what} has no cgroup v2 equivalent")));
     if m.swappiness().is_some() && !v1 {
@@ -19,7 +19,8 @@ pub fn check(m: &LinuxMemory, v1: bool) -> Result<()> {
     if m.swappiness().is_some_and(|s| s > 100) {
         return Err(Error::new(format!("linux.resources.memory.swappiness: {} is above 100", m.swappiness().unwrap_or(0))));
     }
-    if m.disable_oom_killer() == Some(true) {
+    // v1's memory.oom_control; v2 has no switch for the OOM killer.
+    if m.disable_oom_killer() == Some(true) && !v1 {
         return refuse("disableOOMKiller");
     }
     if m.use_hierarchy() == Some(false) {
@@ -166,5 +167,6 @@ mod tests {
         assert!(check_v2(&mem(r#"{"kernel": 1000}"#)).is_err());
         assert!(check_v2(&mem(r#"{"limit": -2}"#)).is_err());
         assert!(check_v2(&mem(r#"{"limit": 1000, "disableOOMKiller": false}"#)).is_ok());
+        assert!(check(&mem(r#"{"disableOOMKiller": true}"#), true).is_ok(), "v1's memory.oom_control");
     }
 }

@@ -13,7 +13,9 @@ mod pids;
 mod rdma;
 pub mod resources;
 pub mod rootless;
+mod rt;
 pub mod stats;
+pub mod sub;
 pub mod systemd;
 mod unified;
 pub mod v1;
@@ -99,8 +101,10 @@ impl Cgroup {
     /// decided before anything is made, so that the caller can record it first: cleanup removes
     /// only what this container made. An existing cgroup is used only when it holds no process
     /// and no child cgroup: a cgroupsPath naming an ancestor of another container, or a cgroup of
-    /// the host's (`/system.slice`), would otherwise be emptied by this container's cleanup.
+    /// the host's (`/system.slice`), would otherwise be emptied by this container's cleanup. A
+    /// frozen one is refused (`refuse_frozen`).
     pub fn claim(path: &Path) -> Result<bool> {
+        refuse_frozen(path)?;
         if !path.exists() {
             return Ok(true);
         }
@@ -274,8 +278,19 @@ impl Cgroup {
     /// (`made`), remove it with the child cgroups its processes made and the v1 directories. A
     /// cgroup that was there before (see `claim`) is emptied of the container's processes only.
     pub fn destroy(&self, made: bool) -> Result<()> {
+        self.destroy_recorded(made, None)
+    }
+
+    /// `destroy`, removing of the v1 directories those create recorded it made (`v1_made`,
+    /// whether or not it made the v2 one); None (a record from before): all of them if `made`.
+    pub fn destroy_recorded(&self, made: bool, v1_made: Option<&[PathBuf]>) -> Result<()> {
+        let legacy = || match v1_made {
+            Some(list) => self.legacy().remove(Some(list)),
+            None if made => self.legacy().remove(None),
+            None => Ok(()),
+        };
         let Some(populated) = self.populated()? else {
-            return if made { self.legacy().remove() } else { Ok(()) };
+            return legacy();
         };
         if populated {
             if self.frozen() {
@@ -284,12 +299,29 @@ impl Cgroup {
             self.kill()?;
             self.wait_event("populated", false, 10_000)?;
         }
-        if !made {
-            return Ok(());
+        if made {
+            remove_tree(&self.path)?;
         }
-        remove_tree(&self.path)?;
-        self.legacy().remove()
+        legacy()
     }
+}
+
+/// Refuse a cgroup that is frozen, or below a frozen one: the container's init would stop there
+/// before it reports back, and `run` would wait, or return without having run the process.
+/// runc refuses it too ("container's cgroup unexpectedly frozen"). v2's cgroup.freeze of the
+/// cgroup and of each ancestor that exists, and on a hybrid host v1's freezer.state.
+fn refuse_frozen(path: &Path) -> Result<()> {
+    let root = mountpoint()?;
+    for dir in path.ancestors().take_while(|d| d.starts_with(&root) && *d != root).filter(|d| d.exists()) {
+        if Cgroup::at(dir.to_path_buf()).frozen() {
+            let whose = if dir == path { String::new() } else { format!(", an ancestor of {path:?}") };
+            return Err(Error::new(format!("cgroup {dir:?}{whose} is frozen (cgroup.freeze is 1): container's cgroup unexpectedly frozen")));
+        }
+    }
+    if let Some(v1) = path.strip_prefix(&root).ok().and_then(v1::frozen) {
+        return Err(Error::new(format!("cgroup {v1:?} is frozen (freezer.state): container's cgroup unexpectedly frozen")));
+    }
+    Ok(())
 }
 
 /// rmdir the parent directories a create made (`Cgroup::missing_parents`) that are empty now; one
@@ -305,12 +337,12 @@ pub fn remove_parents(parents: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
-/// rmdir a cgroup and, first, every cgroup below it (all empty: the caller killed them).
 /// Whether an error from a cgroup file says the cgroup is gone (see `Cgroup::populated`).
 fn gone(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENODEV))
 }
 
+/// rmdir a cgroup and, first, every cgroup below it (all empty: the caller killed them).
 fn remove_tree(path: &Path) -> Result<()> {
     for child in Cgroup::at(path.to_path_buf()).children()? {
         remove_tree(&child)?;

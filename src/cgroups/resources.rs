@@ -26,7 +26,7 @@ fn check_on(r: &LinuxResources, v1: &dyn Fn(&str) -> bool) -> Result<()> {
         memory::check(m, v1("memory"))?;
     }
     if let Some(c) = r.cpu() {
-        cpu::check(c)?;
+        cpu::check(c, v1("cpu"))?;
     }
     if let Some(p) = r.pids() {
         pids::check(p)?;

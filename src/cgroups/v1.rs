@@ -116,29 +116,37 @@ impl Legacy {
     }
 
     /// Make the directories. A new cpuset cgroup starts with no cpus and no mems, and a process
-    /// cannot join it until both are set: each level gets its parent's.
+    /// cannot join it until both are set (ENOSPC): each level below the hierarchy's root that
+    /// has none gets its parent's, whether this create made it or found it so (a pod cgroup a
+    /// client made with mkdir alone), as runc does.
     pub fn create(&self) -> Result<()> {
         for (c, dir) in &self.dirs {
+            std::fs::create_dir_all(dir).with_context(|| format!("create cgroup {dir:?}"))?;
             if *c != "cpuset" {
-                std::fs::create_dir_all(dir).with_context(|| format!("create cgroup {dir:?}"))?;
                 continue;
             }
-            let mut missing = Vec::new();
-            let mut d = dir.as_path();
-            while !d.exists() {
-                missing.push(d.to_path_buf());
-                d = d.parent().ok_or_else(|| Error::new(format!("cgroup {dir:?}: no existing parent")))?;
-            }
-            for m in missing.iter().rev() {
-                std::fs::create_dir(m).with_context(|| format!("create cgroup {m:?}"))?;
-                let parent = m.parent().unwrap_or(m);
+            let mount = mount_of(dir).ok_or_else(|| Error::new(format!("cgroup {dir:?} is not in a v1 hierarchy")))?;
+            let mut levels: Vec<&Path> = dir.ancestors().take_while(|d| d.starts_with(&mount) && *d != mount).collect();
+            levels.reverse();
+            for d in levels {
+                let parent = d.parent().unwrap_or(d);
                 for f in ["cpuset.cpus", "cpuset.mems"] {
+                    let p = d.join(f);
+                    if !std::fs::read_to_string(&p).with_context(|| format!("read {p:?}"))?.trim().is_empty() {
+                        continue;
+                    }
                     let v = std::fs::read_to_string(parent.join(f)).with_context(|| format!("read {:?}", parent.join(f)))?;
-                    write(&m.join(f), v.trim())?;
+                    write(&p, v.trim())?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// The directories that do not exist yet: those `create` will make, recorded first so that
+    /// delete removes them, and only them, also in a cgroup the container did not make.
+    pub fn missing(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|(_, d)| d.clone()).filter(|d| !d.exists()).collect()
     }
 
     /// `tasks` of every directory, opened here on the host: the container's first process
@@ -163,13 +171,13 @@ impl Legacy {
             .collect()
     }
 
-    /// Remove the directories; the caller has emptied the container's v2 cgroup, which holds
-    /// every process these do.
-    pub fn remove(&self) -> Result<()> {
+    /// Remove the directories (`only`: those of them create made, as recorded; None: all), with
+    /// the sub-cgroups made in them (`exec --cgroup`, the container's own); the caller has
+    /// emptied the container's v2 cgroup, which holds every process these do.
+    pub fn remove(&self, only: Option<&[PathBuf]>) -> Result<()> {
         for (_, d) in &self.dirs {
-            match std::fs::remove_dir(d) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                r => r.with_context(|| format!("remove cgroup {d:?}"))?,
+            if only.is_none_or(|o| o.contains(d)) {
+                super::remove_tree(d)?;
             }
         }
         Ok(())
@@ -180,7 +188,7 @@ impl Legacy {
     pub fn plan(&self, r: &LinuxResources, live: bool, devices: Option<&[Rule]>) -> Result<Vec<(PathBuf, String)>> {
         let mut out = Vec::new();
         if let (Some(rules), Some(d)) = (devices, self.dir("devices")) {
-            device_writes(rules, d, live, &mut out);
+            super::devices::v1_writes(rules, d, live, &mut out);
         }
         if let Some(n) = r.network() {
             if let (Some(id), Some(d)) = (n.class_id(), self.dir("net_cls")) {
@@ -220,8 +228,33 @@ impl Legacy {
         for (file, value) in self.plan(r, live, devices)? {
             write(&file, &value)?;
         }
+        // Realtime bandwidth reads and may raise the parents' budgets first (see `rt`).
+        if let (Some(c), Some(d)) = (r.cpu(), self.dir("cpu")) {
+            let mount = mount_of(d).ok_or_else(|| Error::new(format!("cgroup {d:?} is not in a v1 hierarchy")))?;
+            super::rt::apply(d, &mount, c.realtime_runtime(), c.realtime_period())?;
+        }
         Ok(())
     }
+}
+
+/// The mount point of the v1 hierarchy `dir` is in (/sys/fs/cgroup/<hierarchy>).
+fn mount_of(dir: &Path) -> Option<PathBuf> {
+    let first = dir.strip_prefix(V1_ROOT).ok()?.iter().next()?;
+    Some(Path::new(V1_ROOT).join(first))
+}
+
+/// Where the v1 freezer hierarchy has the cgroup at `rel` (or, when it has none, its nearest
+/// ancestor) frozen, that cgroup: runc refuses such a cgroupsPath. testudo freezes with v2 and
+/// does not join the v1 freezer, but a client that froze it there meant it to be frozen.
+pub fn frozen(rel: &Path) -> Option<PathBuf> {
+    let mount = Path::new(V1_ROOT).join("freezer");
+    if !statfs(&mount).is_ok_and(|s| s.filesystem_type() == CGROUP_SUPER_MAGIC) {
+        return None;
+    }
+    let dir = mount.join(rel);
+    let nearest = dir.ancestors().take_while(|d| *d != mount).find(|d| d.exists())?;
+    let state = std::fs::read_to_string(nearest.join("freezer.state")).ok()?;
+    (state.trim() != "THAWED").then(|| nearest.to_path_buf())
 }
 
 /// The calling process, single-threaded, joins its v1 directories (see `Legacy::open_tasks`).
@@ -287,52 +320,14 @@ fn memory(m: &LinuxMemory, d: &Path, live: bool, out: &mut Vec<(PathBuf, String)
         set(out, d, "memory.memsw.limit_in_bytes", swap);
     }
     set(out, d, "memory.soft_limit_in_bytes", m.reservation());
+    // runc writes the switch only to turn the OOM killer off; false leaves the kernel's default.
+    if m.disable_oom_killer() == Some(true) {
+        out.push((d.join("memory.oom_control"), "1".into()));
+    }
     if let Some(s) = m.swappiness() {
         out.push((d.join("memory.swappiness"), s.to_string()));
     }
     Ok(())
-}
-
-/// v1's devices list from the same rules as the v2 program: a default ("a" allowed or denied)
-/// and exceptions to it, found by playing the rules in order (a later rule wins, as in the
-/// program; a partial undo of a wildcard exception cannot be expressed in v1 and leaves it, the
-/// v2 program still enforcing it).
-fn device_writes(rules: &[Rule], d: &Path, live: bool, out: &mut Vec<(PathBuf, String)>) {
-    let mut allow_all = false;
-    let mut exceptions: Vec<String> = Vec::new();
-    for r in rules {
-        for line in r.v1_lines() {
-            if line == "a" {
-                allow_all = r.allow;
-                exceptions.clear();
-            } else if r.allow != allow_all {
-                if !exceptions.contains(&line) {
-                    exceptions.push(line);
-                }
-            } else {
-                exceptions.retain(|e| *e != line);
-            }
-        }
-    }
-    let (default, exception) = if allow_all { ("devices.allow", "devices.deny") } else { ("devices.deny", "devices.allow") };
-    // A live deny-by-default list is changed in place, allows first, so that no device a running
-    // container keeps is denied for a moment (as "a" in devices.deny would do, runc's old update
-    // bug); the entries it no longer has are then removed one by one.
-    let current = std::fs::read_to_string(d.join("devices.list")).unwrap_or_default();
-    let current: Vec<&str> = current.lines().collect();
-    if live && !allow_all && !current.is_empty() && current != ["a *:* rwm"] {
-        for e in &exceptions {
-            out.push((d.join("devices.allow"), e.clone()));
-        }
-        for old in current.iter().filter(|c| !exceptions.iter().any(|e| e == *c)) {
-            out.push((d.join("devices.deny"), old.to_string()));
-        }
-        return;
-    }
-    out.push((d.join(default), "a".into()));
-    for e in exceptions {
-        out.push((d.join(exception), e));
-    }
 }
 
 fn cpu(c: &LinuxCpu, d: &Path, out: &mut Vec<(PathBuf, String)>) {
@@ -485,14 +480,14 @@ mod tests {
             rule(false, Some(2), Some(1), Some(9), 7),
         ];
         let mut w = Vec::new();
-        device_writes(&rules, &d, false, &mut w);
+        super::super::devices::v1_writes(&rules, &d, false, &mut w);
         // A wildcard deny of mknod alone is one line per type; the later deny of 1:9 undoes it.
         assert_eq!(names(&w), ["devices.deny=a", "devices.allow=c 1:3 rwm", "devices.allow=b 8:* r"]);
         let mut w = Vec::new();
-        device_writes(&rules, &d, true, &mut w);
+        super::super::devices::v1_writes(&rules, &d, true, &mut w);
         assert_eq!(names(&w), ["devices.allow=c 1:3 rwm", "devices.allow=b 8:* r", "devices.deny=c 1:5 rwm"], "live: allows first, then what went");
         let mut w = Vec::new();
-        device_writes(&[rule(true, None, None, None, 7)], &d, true, &mut w);
+        super::super::devices::v1_writes(&[rule(true, None, None, None, 7)], &d, true, &mut w);
         assert_eq!(names(&w), ["devices.allow=a"]);
     }
 

@@ -124,6 +124,10 @@ pub struct Exec {
     /// Allow exec in a paused container (the process starts once it is resumed)
     #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
+    /// Run in an existing sub-cgroup of the container's: SUB, or CONTROLLER[,CONTROLLER]:SUB
+    /// for cgroup v1 controllers (repeatable)
+    #[arg(long)]
+    pub cgroup: Vec<String>,
     pub id: String,
     /// Command and arguments (when no --process is given)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]

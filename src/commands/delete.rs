@@ -39,7 +39,7 @@ pub fn clean_up_creating(dir: &Dir) -> Result<()> {
         // A unit the create did not start (one of that name was there): not this container's.
         Some(CgroupRecord { unit: Some(_), .. }) => {}
         Some(r) => {
-            Cgroup::at(r.path).destroy(r.made)?;
+            Cgroup::at(r.path).destroy_recorded(r.made, r.v1_made.as_deref())?;
             cgroups::remove_parents(&r.parents)?;
         }
         None => {}
@@ -68,7 +68,7 @@ pub fn destroy(dir: &Dir, facts: &Facts) -> Result<()> {
         (Some(_), Some(CgroupRecord { unit: Some(_), .. })) => {}
         // A container created before cgroup.json was recorded made its cgroup.
         (Some(path), r) => {
-            Cgroup::at(path.clone()).destroy(r.as_ref().is_none_or(|r| r.made))?;
+            Cgroup::at(path.clone()).destroy_recorded(r.as_ref().is_none_or(|r| r.made), r.as_ref().and_then(|r| r.v1_made.as_deref()))?;
             cgroups::remove_parents(r.as_ref().map_or(&[], |r| &r.parents[..]))?;
         }
         (None, _) => kill_init(facts)?,

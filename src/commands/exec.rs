@@ -50,6 +50,13 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
     if state::proc_facts(facts.pid).map(|p| p.start) != Some(facts.pid_start) {
         return Err(Error::new(format!("container {:?} is not running", e.id)));
     }
+    // Rootless without a cgroup: the process stays in the caller's (cgroups::rootless).
+    let target = match &facts.cgroup {
+        Some(p) => Some(crate::cgroups::sub::target(&Cgroup::at(p.clone()), &e.cgroup)?),
+        None if e.cgroup.is_empty() => None,
+        None => return Err(Error::new(format!("--cgroup: container {:?} has no cgroup of its own", e.id))),
+    };
+    let (cgroup_fd, legacy_tasks) = target.map_or((None, Vec::new()), |t| (Some(t.cgroup), t.legacy_tasks));
     let req = Request {
         process,
         caps,
@@ -57,9 +64,8 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
         init_pid: facts.pid,
         init_pidfd,
         init_root,
-        // Rootless without a cgroup: the process stays in the caller's (cgroups::rootless).
-        cgroup_fd: facts.cgroup.clone().map(|p| Cgroup::at(p).open()).transpose()?,
-        legacy_tasks: facts.cgroup.clone().map(|p| Cgroup::at(p).legacy().open_tasks()).transpose()?.unwrap_or_default(),
+        cgroup_fd,
+        legacy_tasks,
         console: e.console_socket.as_deref().map(tty::connect).transpose()?,
         preserve_fds,
         landlock: crate::security::landlock::plan(spec.annotations().as_ref())?,

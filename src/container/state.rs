@@ -52,6 +52,11 @@ pub struct CgroupRecord {
     /// deepest first): delete removes those that are empty (issue 25 item 6).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parents: Vec<PathBuf>,
+    /// The v1 directories (hybrid host) this create made, also for a v2 cgroup it did not make:
+    /// delete removes those and only those (issue 24). None in records from before: all of them
+    /// when `made`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v1_made: Option<Vec<PathBuf>>,
 }
 
 pub fn read_cgroup(path: &Path) -> Result<Option<CgroupRecord>> {
@@ -161,7 +166,7 @@ mod tests {
         assert_eq!((old.unit.as_deref(), old.user_bus), (Some("testudo-c1.scope"), None));
         let cgroupfs: CgroupRecord = serde_json::from_str(r#"{"path":"/sys/fs/cgroup/testudo/c1","made":false}"#).expect("cgroupfs");
         assert_eq!((cgroupfs.unit, cgroupfs.user_bus), (None, None));
-        let system = CgroupRecord { path: "/x".into(), made: true, unit: Some("u.scope".into()), user_bus: None, parents: Vec::new() };
+        let system = CgroupRecord { path: "/x".into(), made: true, unit: Some("u.scope".into()), user_bus: None, parents: Vec::new(), v1_made: None };
         assert_eq!(serde_json::to_string(&system).expect("json"), r#"{"path":"/x","made":true,"unit":"u.scope"}"#, "as before");
         let user = CgroupRecord { user_bus: Some("/run/user/2001/bus".into()), ..system };
         let json = serde_json::to_string(&user).expect("json");

@@ -201,9 +201,13 @@ fn make_cgroup(linux: &oci_spec::runtime::Linux, dir: &Dir, rootless: bool, ns: 
         )));
     }
     // Recorded before anything is made: a create killed from here on leaves delete what to remove.
+    // A cgroup that is there may lack its v1 directories (a client made it in v2 alone): those,
+    // and their parents, are this create's to remove.
     let made = Cgroup::claim(&cg_path)?;
-    let parents = if made { Cgroup::at(cg_path.clone()).missing_parents() } else { Vec::new() };
-    state::write(&dir.file(container::CGROUP_FILE), &CgroupRecord { path: cg_path.clone(), made, unit: None, user_bus: None, parents })?;
+    let planned = Cgroup::at(cg_path.clone());
+    let (parents, v1_made) = (planned.missing_parents(), Some(planned.legacy().missing()));
+    let record = CgroupRecord { path: cg_path.clone(), made, unit: None, user_bus: None, parents, v1_made };
+    state::write(&dir.file(container::CGROUP_FILE), &record)?;
     let cg = Cgroup::create(cg_path, made)?;
     let none = oci_spec::runtime::LinuxResources::default();
     let r = linux.resources().as_ref().unwrap_or(&none);

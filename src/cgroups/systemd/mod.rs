@@ -97,8 +97,14 @@ fn start(
         user::check(&root, &manager, resources)?;
         path = root.join(manager.trim_start_matches('/')).join(&unit.cgroup);
     }
-    let rec =
-        |path: &Path, made| CgroupRecord { path: path.to_path_buf(), made, unit: Some(unit.name.clone()), user_bus: user_bus.clone(), parents: Vec::new() };
+    let rec = |path: &Path, made| CgroupRecord {
+        path: path.to_path_buf(),
+        made,
+        unit: Some(unit.name.clone()),
+        user_bus: user_bus.clone(),
+        parents: Vec::new(),
+        v1_made: None,
+    };
     state::write(record, &rec(&path, false))?;
     let placeholder = if unit.is_slice() { None } else { Some(Placeholder::spawn()?) };
     if let Some(p) = &placeholder {
