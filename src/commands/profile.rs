@@ -30,6 +30,8 @@ pub fn run(g: &Global, p: &Profile) -> Result<i32> {
         sandbox: false,
         stdin: false,
         lifecycle: Default::default(),
+        place: crate::sandbox::Place::Default,
+        no_limits: false,
     };
     job::run(g, plan, None)
 }
