@@ -12,6 +12,7 @@ pub mod outfile;
 mod paths;
 pub mod report;
 mod suid;
+mod sweep;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -61,6 +62,10 @@ pub struct Plan {
 /// directory is opened first, before anything of the job runs (`outfile`).
 pub fn run(g: &Global, s: &Sandbox) -> Result<i32> {
     let report = s.report.as_deref().map(|p| OutFile::open("--report", p)).transpose()?;
+    // What killed sandboxes left; one that cannot be removed is no reason to refuse this job.
+    if let Err(e) = sweep::sweep(&g.root) {
+        eprintln!("testudo: sandbox: note: {e}");
+    }
     let r = plan(s, g.rootless).and_then(|p| job::run(g, p, report.as_ref()));
     if let (Err(e), Some(out)) = (&r, &report) {
         let failed = json!({"exit": report::SETUP_FAILED, "reason": "setup-failed", "error": e.to_string()});
