@@ -751,7 +751,10 @@ fn rootless_sandbox_in_a_delegated_cgroup() {
     refused(None, &["--cgroup", path, "--no-limits"], &["testudo runs in cgroup", "run testudo inside"]);
     refused(Some(&leaf), &["--cgroup", "/tmp", "--no-limits"], &["--cgroup \\\"/tmp\\\": not a cgroup2 directory"]);
     refused(Some(&leaf), &["--cgroup", v2, "--no-limits"], &[&format!("--cgroup \\\"{v2}\\\": not writable by uid {}", u.uid)]);
-    assert!(std::fs::read_dir(&deleg).expect("read").flatten().all(|e| !e.file_name().to_string_lossy().starts_with("sandbox-")), "a refused run left a cgroup");
+    assert!(
+        std::fs::read_dir(&deleg).expect("read").flatten().all(|e| !e.file_name().to_string_lossy().starts_with("sandbox-")),
+        "a refused run left a cgroup"
+    );
     let _ = std::fs::remove_dir(&leaf);
     let _ = std::fs::remove_dir(&deleg);
 }

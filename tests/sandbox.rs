@@ -387,7 +387,8 @@ fn the_next_sandbox_removes_what_a_killed_one_left_and_nothing_else() {
     let out = j.run(&[], "echo next");
     assert_eq!(text(&out.stdout), "next\n", "{}", text(&out.stderr));
     assert!(!j.root.join(&gone).exists(), "the killed sandbox's state and bundle are left");
-    let left: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup").expect("cgroupfs").flatten().map(|h| h.path().join("testudo").join(&gone)).filter(|p| p.exists()).collect();
+    let left: Vec<PathBuf> =
+        std::fs::read_dir("/sys/fs/cgroup").expect("cgroupfs").flatten().map(|h| h.path().join("testudo").join(&gone)).filter(|p| p.exists()).collect();
     assert!(left.is_empty(), "the killed sandbox's cgroups are left: {left:?}");
     assert!(j.root.join(&alive).join("bundle").is_dir() && !cgroup_procs(&alive).is_empty(), "the running sandbox was swept");
     assert!(j.root.join(&b.id).join("state.json").exists(), "a stopped container that is not a sandbox was swept");

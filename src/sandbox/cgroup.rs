@@ -82,7 +82,7 @@ fn needs(s: &Sandbox) -> Vec<(&'static str, String)> {
     if s.no_limits {
         return Vec::new();
     }
-    let default = |v: Option<String>, d: &str| v.map_or_else(|| format!("(default {d})"), |v| v);
+    let default = |v: Option<String>, d: &str| v.unwrap_or_else(|| format!("(default {d})"));
     vec![
         ("memory", format!("--memory {}", default(s.memory.clone(), "2G"))),
         ("pids", format!("--pids {}", default(s.pids.map(|p| p.to_string()), "512"))),
@@ -157,6 +157,39 @@ fn common_ancestor(a: &Path, b: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sandbox(args: &[&str]) -> Sandbox {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            s: Sandbox,
+        }
+        let mut all = vec!["sandbox", "--rootfs", "/r", "--workspace", "/w"];
+        all.extend_from_slice(args);
+        all.extend(["--", "true"]);
+        Cli::try_parse_from(all).expect("arguments").s
+    }
+
+    #[test]
+    fn a_limit_asked_for_is_never_dropped() {
+        for (opts, named) in [(&["--memory", "1G"][..], "--memory"), (&["--pids", "5"], "--pids"), (&["--cpus", "1", "--memory", "1G"], "--memory, --cpus")] {
+            let mut args = vec!["--no-limits"];
+            args.extend_from_slice(opts);
+            let e = choose(&sandbox(&args), true).expect_err("refused").to_string();
+            assert!(e.starts_with(&format!("--no-limits with {named}: a limit asked for is never dropped")), "{e}");
+        }
+        assert_eq!(choose(&sandbox(&["--no-limits"]), true).expect("user"), Place::Without);
+        assert_eq!(choose(&sandbox(&["--no-limits"]), false).expect("root"), Place::Default, "root keeps its cgroup");
+        assert_eq!(choose(&sandbox(&[]), false).expect("root"), Place::Default);
+    }
+
+    #[test]
+    fn each_limit_names_its_option_or_its_default() {
+        let n = needs(&sandbox(&["--memory", "1G"]));
+        assert_eq!(n, [("memory", "--memory 1G".into()), ("pids", "--pids (default 512)".into()), ("cpu", "--cpus (default a half share)".into())]);
+        assert!(needs(&sandbox(&["--no-limits"])).is_empty());
+    }
 
     #[test]
     fn the_common_ancestor_of_two_cgroups() {

@@ -121,8 +121,7 @@ pub fn run(g: &Global, plan: Plan, report: Option<&OutFile>) -> Result<i32> {
         return Err(Error::new("sandbox: the job has no cgroup, and its limits need one"));
     }
     let mut recording = Recording::default();
-    let watched =
-        Watched { job: &c.launched.pidfd, cgroup: cgroup.as_ref(), signals: &sfd, notify: notify.as_ref().map(|n| (n, &c.launched.chan)) };
+    let watched = Watched { job: &c.launched.pidfd, cgroup: cgroup.as_ref(), signals: &sfd, notify: notify.as_ref().map(|n| (n, &c.launched.chan)) };
     let (reason, bytes, failed) = watch(&plan, &watched, &pipes, started, &mut recording)?;
     let pidfd::Exit(code) = pidfd::wait(&c.launched.pidfd)?;
     let wall = started.elapsed();

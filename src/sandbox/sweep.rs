@@ -30,9 +30,7 @@ pub fn sweep(root: &Path) -> Result<()> {
         }
         let Some(dir) = Dir::try_open(root, id) else { continue };
         let r = match dir.facts() {
-            Ok(f) if f.bundle == dir.file("bundle") && crate::commands::status(&dir, Some(&f)) == Status::Stopped => {
-                crate::commands::delete::destroy(&dir, &f)
-            }
+            Ok(f) if f.bundle == dir.file("bundle") && crate::commands::status(&dir, Some(&f)) == Status::Stopped => crate::commands::delete::destroy(&dir, &f),
             Ok(_) => continue,
             Err(_) if id.starts_with("sandbox-") && !dir.file(container::STATE_FILE).exists() => crate::commands::delete::clean_up_creating(&dir),
             Err(_) => continue,
