@@ -19,6 +19,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::Sandbox;
+use crate::commands::Global;
 use crate::error::{Error, Result};
 
 /// The choice, made by `choose`.
@@ -57,6 +58,25 @@ pub fn choose(s: &Sandbox, rootless: bool) -> Result<Place> {
     match user_bus() {
         Some(_) => Ok(Place::UserScope),
         None => Err(Error::new(format!("{}; {}", no_bus_reason(), CHOICES))),
+    }
+}
+
+/// The global flags for the job's `create`: for the user's scope, with the systemd driver (the
+/// runtime's own, `cgroups::systemd`); None where `g` will do.
+pub fn with_driver(g: &Global, place: &Place) -> Option<Global> {
+    (*place == Place::UserScope && !g.systemd_cgroup).then(|| Global {
+        root: g.root.clone(),
+        systemd_cgroup: true,
+        rootless: g.rootless,
+        policy: g.policy.clone(),
+    })
+}
+
+/// A failed `create` of the job, with the other choices where the scope was the runtime's pick.
+pub fn explain(e: Error, place: &Place) -> Error {
+    match place {
+        Place::UserScope => Error::new(format!("{e} (the job's scope of the user's systemd manager; or give --cgroup PATH or --no-limits)")),
+        _ => e,
     }
 }
 

@@ -49,16 +49,8 @@ pub fn run(g: &Global, plan: Plan, report: Option<&OutFile>) -> Result<i32> {
     if plan.no_limits {
         eprintln!("testudo: sandbox: --no-limits: the job runs without memory, pids and cpu limits");
     }
-    // A user's sandbox with neither --cgroup nor --no-limits: the user's systemd manager makes
-    // the job's scope (`cgroup`), through the runtime's own driver.
-    let scoped;
-    let g = match plan.place {
-        Place::UserScope if !g.systemd_cgroup => {
-            scoped = Global { root: g.root.clone(), systemd_cgroup: true, rootless: g.rootless, policy: g.policy.clone() };
-            &scoped
-        }
-        _ => g,
-    };
+    let scoped = super::cgroup::with_driver(g, &plan.place);
+    let g = scoped.as_ref().unwrap_or(g);
     let dir = Dir::create(&g.root, &plan.id)?;
     let bundle = dir.file("bundle");
     if let Err(e) = write_bundle(&bundle, &plan.config) {
@@ -82,10 +74,8 @@ pub fn run(g: &Global, plan: Plan, report: Option<&OutFile>) -> Result<i32> {
     let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("stdout pipe")?;
     let err = if merged { None } else { Some(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("stderr pipe")?) };
     let err_w = err.as_ref().map_or(&out_w, |(_, w)| w);
-    let c = with_stdio([&stdin, &out_w, err_w], || create::create_in(g, &opts, dir, StartBy::Socket { detach: true })).map_err(|e| match plan.place {
-        Place::UserScope => Error::new(format!("{e} (the job's scope of the user's systemd manager; or give --cgroup PATH or --no-limits)")),
-        _ => e,
-    })?;
+    let c = with_stdio([&stdin, &out_w, err_w], || create::create_in(g, &opts, dir, StartBy::Socket { detach: true }))
+        .map_err(|e| super::cgroup::explain(e, &plan.place))?;
     let mut pipes = vec![(out_r, 1)];
     pipes.extend(err.map(|(r, _)| (r, 2)));
     drop(out_w);
