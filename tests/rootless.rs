@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
-use common::{require_root, Bundle};
+use common::{require_root, status_field, Bundle};
 
 const USER: &str = "testudo-rl";
 /// The size of the test user's subordinate range in /etc/subuid and /etc/subgid (its start is
@@ -550,4 +550,234 @@ fn rootless_podman_runs_execs_and_stops_a_container_with_testudo() {
     ok(&podman(&["stop", "-t", "1", "rl"]), "podman stop");
     ok(&podman(&["rm", "rl"]), "podman rm");
     assert_eq!(ok(&podman(&["ps", "-a", "-q"]), "podman ps").trim(), "", "a container is left");
+}
+
+/// A sandbox of the test user's (issue 22 item 10): a workspace of its own, a report beside it,
+/// and an XDG_RUNTIME_DIR of its own with no d-bus socket in it (so no systemd user scope).
+struct UserSandbox {
+    ws: PathBuf,
+    report: PathBuf,
+    xdg: PathBuf,
+}
+
+impl UserSandbox {
+    fn new(name: &str) -> UserSandbox {
+        let u = user();
+        let dir = common::scratch_dir(&format!("rootless-sb-{name}"));
+        let (ws, xdg) = (dir.join("ws"), dir.join("xdg"));
+        for d in [&ws, &xdg] {
+            std::fs::create_dir(d).expect("mkdir");
+            chown(d, u.uid, u.gid);
+        }
+        chown(&dir, u.uid, u.gid);
+        chmod(&xdg, 0o700);
+        UserSandbox { ws, report: dir.join("report.json"), xdg }
+    }
+
+    /// `testudo sandbox --rootfs R --workspace W --report F OPTS… -- sh -c SCRIPT` as the test
+    /// user (no capability, no supplementary group); with `leaf`, started inside that cgroup.
+    fn command(&self, leaf: Option<&Path>, opts: &[&str], script: &str) -> Command {
+        let u = user();
+        let mut c = Command::new("sh");
+        // Root moves the shell into the leaf, then becomes the user: testudo starts inside it.
+        c.args(["-c", "if [ -n \"$0\" ]; then echo $$ > \"$0\"/cgroup.procs || exit 99; fi; exec \"$@\""]);
+        c.arg(leaf.map_or(PathBuf::new(), Path::to_path_buf));
+        c.args(["/usr/bin/setpriv", "--reuid", &u.uid.to_string(), "--regid", &u.gid.to_string(), "--clear-groups", "--inh-caps=-all", "--"]);
+        c.arg(binary()).arg("sandbox").arg("--rootfs").arg(common::rootfs()).arg("--workspace").arg(&self.ws).arg("--report").arg(&self.report);
+        c.args(opts).args(["--", "sh", "-c", script]);
+        c.current_dir(&self.ws).env_clear().env("PATH", "/usr/bin:/bin").env("XDG_RUNTIME_DIR", &self.xdg);
+        c
+    }
+
+    fn run(&self, leaf: Option<&Path>, opts: &[&str], script: &str) -> Output {
+        output(self.command(leaf, opts, script))
+    }
+
+    fn report(&self) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(&self.report).expect("report")).expect("report json")
+    }
+
+    /// Nothing of a run is left in the user's state root.
+    fn assert_no_state(&self) {
+        let left: Vec<_> = std::fs::read_dir(self.xdg.join("testudo"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name())
+            .filter(|n| n.to_str().is_some_and(|n| n.starts_with("sandbox-")))
+            .collect();
+        assert!(left.is_empty(), "state left: {left:?}");
+    }
+}
+
+/// The job's view of its identity and confinement, then a file it writes in the workspace.
+const WHO: &str = "cat /proc/self/uid_map; echo ---; grep -E '^(CapEff|CapPrm|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; \
+                   echo ---; cat /proc/self/cgroup; echo made > out.txt; touch /x 2>/dev/null || echo root-ro; \
+                   chmod u+s out.txt 2>/dev/null || echo no-suid";
+
+/// Asserts what `WHO` printed: the job's uid 1000 is the caller's and nothing else is mapped (no
+/// uid 0 of the caller's, no capability, no_new_privileges, the build profile's filter, a
+/// read-only root, no set-id bit), and that the file it wrote is the caller's on the host.
+fn assert_confined_as_the_caller(out: &Output, s: &UserSandbox) -> String {
+    let u = user();
+    let stdout = ok(out, "sandbox");
+    let map: Vec<Vec<&str>> = stdout.split("---").next().unwrap_or("").lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(map, [vec!["1000", &*u.uid.to_string(), "1"]], "uid_map: {stdout}");
+    for cap in ["CapEff", "CapPrm", "CapBnd"] {
+        assert_eq!(status_field(&stdout, cap), Some("0000000000000000"), "{cap}: {stdout}");
+    }
+    assert_eq!(status_field(&stdout, "NoNewPrivs"), Some("1"), "{stdout}");
+    assert_eq!(status_field(&stdout, "Seccomp"), Some("2"), "{stdout}");
+    assert!(stdout.contains("root-ro\n") && stdout.contains("no-suid\n"), "{stdout}");
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(s.ws.join("out.txt")).expect("the job's file");
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7000), (u.uid, u.gid, 0), "the job's file on the host");
+    stdout
+}
+
+/// Host processes whose command line is exactly `args`.
+fn processes_running(args: &[&str]) -> Vec<i32> {
+    let want: Vec<u8> = args.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    let pids = std::fs::read_dir("/proc").expect("proc").flatten().filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()));
+    pids.filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want)).collect()
+}
+
+/// `--no-limits`: the user's job runs without a cgroup, confined as a root's is otherwise; the
+/// report and stderr (once) say it has no limits; the timeout still ends every process of the
+/// job (its init, pid 1 of its pid namespace, is killed, which takes them all), and so does
+/// testudo's own death (die-with-parent).
+#[test]
+fn rootless_sandbox_with_no_limits_confines_the_job_as_the_caller_and_ends_all_of_it() {
+    if !require_root() {
+        return;
+    }
+    let s = UserSandbox::new("nolimits");
+    let out = s.run(None, &["--no-limits", "--landlock"], WHO);
+    let stdout = assert_confined_as_the_caller(&out, &s);
+    assert!(stdout.contains("0::/\n"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("without memory, pids and cpu limits").count(), 1, "{stderr}");
+    let r = s.report();
+    assert_eq!((r["exit"].as_i64(), r["limits"].as_bool(), r["cgroup"].is_null()), (Some(0), Some(false), true), "{r}");
+    s.assert_no_state();
+
+    // The timeout: children, a new session's orphan and the job all go.
+    let out = s.run(None, &["--no-limits", "--timeout", "1"], "sleep 7301 & (setsid sleep 7302 &); sleep 7303");
+    assert_eq!(out.status.code(), Some(124), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(s.report()["reason"], "timeout");
+    for n in ["7301", "7302", "7303"] {
+        assert_eq!(processes_running(&["sleep", n]), Vec::<i32>::new(), "sleep {n} outlived the timeout");
+    }
+    s.assert_no_state();
+
+    // testudo SIGKILLed: its job dies with it.
+    let mut c = s.command(None, &["--no-limits"], "sleep 7304 & (setsid sleep 7305 &); echo started > started; sleep 7306");
+    let mut child = c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("sandbox");
+    common::wait_for("the job to start", || s.ws.join("started").exists() && !processes_running(&["sleep", "7305"]).is_empty());
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).expect("kill");
+    let _ = child.wait();
+    common::wait_for("the job to die with testudo", || ["7304", "7305", "7306"].iter().all(|n| processes_running(&["sleep", n]).is_empty()));
+}
+
+/// `--cgroup PATH`: the job's cgroup is made below a cgroup2 directory delegated to the user
+/// (chowned, as systemd delegates), from inside which testudo runs. What this host's cgroup2 has
+/// (hugetlb only) cannot hold the memory, pids and cpu limits: that is an error naming the
+/// option and the way out, never a limit dropped. A PATH that is not cgroup2, not the user's, or
+/// that testudo runs outside of is refused by name.
+#[test]
+fn rootless_sandbox_in_a_delegated_cgroup() {
+    if !require_root() {
+        return;
+    }
+    let u = user();
+    let v2 = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+        .into_iter()
+        .find(|p| nix::sys::statfs::statfs(*p).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC))
+        .expect("a cgroup2 mount");
+    let deleg = Path::new(v2).join(format!("testudo-rl-sb-{}", std::process::id()));
+    let leaf = deleg.join("user");
+    std::fs::create_dir_all(&leaf).expect("delegated cgroup");
+    for f in ["", "cgroup.procs", "cgroup.subtree_control", "cgroup.threads", "user", "user/cgroup.procs", "user/cgroup.threads"] {
+        chown(&deleg.join(f), u.uid, u.gid);
+    }
+    let path = deleg.to_str().expect("utf8");
+    let s = UserSandbox::new("cgroup");
+    // The job waits until the host has looked at its cgroup.
+    let script = format!("{WHO}; echo ready > ready; while [ ! -e go ]; do sleep 0.05; done");
+    let mut c = s.command(Some(&leaf), &["--cgroup", path, "--no-limits"], &script);
+    let child = c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("sandbox");
+    common::wait_for("the job", || s.ws.join("ready").exists());
+    let jobs: Vec<PathBuf> = std::fs::read_dir(&deleg)
+        .expect("read the delegated cgroup")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("sandbox-")))
+        .collect();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let procs = std::fs::read_to_string(jobs[0].join("cgroup.procs")).expect("the job's cgroup.procs");
+    let rel = format!("0::/{}", jobs[0].strip_prefix(v2).expect("below").display());
+    let pids: Vec<&str> = procs.lines().collect();
+    assert!(!pids.is_empty(), "no process in the job's cgroup");
+    for pid in pids {
+        let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        assert!(cg.lines().any(|l| l == rel), "process {pid} is in {cg}, not {rel}");
+    }
+    std::fs::write(s.ws.join("go"), "").expect("go");
+    let out = child.wait_with_output().expect("sandbox");
+    let stdout = assert_confined_as_the_caller(&out, &s);
+    // Inside, its own cgroup is the root of its cgroup namespace.
+    assert!(stdout.contains("0::/\n"), "{stdout}");
+    let r = s.report();
+    assert_eq!(r["cgroup"].as_str(), jobs[0].to_str(), "{r}");
+    assert!(r["cpuSeconds"].as_f64().is_some(), "{r}");
+    assert!(!jobs[0].exists(), "the job's cgroup was left");
+    s.assert_no_state();
+
+    let refused = |leaf: Option<&Path>, opts: &[&str], needles: &[&str]| {
+        let out = s.run(leaf, opts, "true");
+        let e = err(&out, &format!("{opts:?}"));
+        for n in needles {
+            assert!(e.contains(n), "{opts:?}: {e}");
+        }
+        assert_eq!(out.status.code(), Some(126), "{opts:?}");
+        assert_eq!(s.report()["reason"], "setup-failed");
+    };
+    // The limits, by default or asked for, need controllers this cgroup2 lacks.
+    let has = |c: &str| std::fs::read_to_string(deleg.join("cgroup.controllers")).unwrap_or_default().split_whitespace().any(|x| x == c);
+    if !has("memory") {
+        refused(Some(&leaf), &["--cgroup", path], &["--memory (default 2G) needs the memory controller", "--no-limits"]);
+        refused(Some(&leaf), &["--cgroup", path, "--memory", "1G"], &["--memory 1G needs the memory controller"]);
+    }
+    refused(None, &["--cgroup", path, "--no-limits"], &["testudo runs in cgroup", "run testudo inside"]);
+    refused(Some(&leaf), &["--cgroup", "/tmp", "--no-limits"], &["--cgroup \\\"/tmp\\\": not a cgroup2 directory"]);
+    refused(Some(&leaf), &["--cgroup", v2, "--no-limits"], &[&format!("--cgroup \\\"{v2}\\\": not writable by uid {}", u.uid)]);
+    assert!(
+        std::fs::read_dir(&deleg).expect("read").flatten().all(|e| !e.file_name().to_string_lossy().starts_with("sandbox-")),
+        "a refused run left a cgroup"
+    );
+    let _ = std::fs::remove_dir(&leaf);
+    let _ = std::fs::remove_dir(&deleg);
+}
+
+/// A user's sandbox with no way to limit it fails loudly, naming the three choices; a limit
+/// asked for with --no-limits is refused, never dropped.
+#[test]
+fn rootless_sandbox_without_a_choice_fails_naming_the_three() {
+    if !require_root() {
+        return;
+    }
+    let s = UserSandbox::new("nochoice");
+    let out = s.run(None, &[], "echo ran > ran");
+    let e = err(&out, "sandbox without a choice");
+    for n in ["there is no systemd user bus at", "--cgroup PATH", "a systemd user bus", "--no-limits"] {
+        assert!(e.contains(n), "{n}: {e}");
+    }
+    assert_eq!(out.status.code(), Some(126));
+    assert!(!s.ws.join("ran").exists(), "the job ran");
+    for opts in [&["--no-limits", "--memory", "1G"][..], &["--no-limits", "--pids", "10"], &["--no-limits", "--cpus", "1"]] {
+        let e = err(&s.run(None, opts, "echo ran > ran"), &format!("{opts:?}"));
+        assert!(e.contains(&format!("--no-limits with {}: a limit asked for is never dropped", opts[1])), "{e}");
+        assert!(!s.ws.join("ran").exists(), "the job ran");
+    }
+    s.assert_no_state();
 }

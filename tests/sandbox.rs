@@ -354,6 +354,78 @@ fn a_killed_sandbox_takes_its_job_along_and_delete_removes_the_rest() {
     j.assert_nothing_left();
 }
 
+/// Issue 22 item 6: what a SIGKILLed sandbox leaves (its state, bundle and cgroups) is removed by
+/// the next `sandbox` on the same state root, and nothing else is: not a sandbox still running
+/// (its lock is held), not a stopped container made from a bundle elsewhere, even one named
+/// `sandbox-…`.
+#[test]
+fn the_next_sandbox_removes_what_a_killed_one_left_and_nothing_else() {
+    if !require_root() {
+        return;
+    }
+    let j = Job::new("sweep");
+    let mut running = j.spawn(&[], "echo started; sleep 600");
+    assert_eq!(first_line(&mut running), "started");
+    let alive = j.only_container();
+    let mut killed = j.spawn(&[], "echo started; sleep 600");
+    assert_eq!(first_line(&mut killed), "started");
+    let ids: Vec<String> = std::fs::read_dir(&j.root).expect("root").flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let gone = ids.into_iter().find(|i| i.starts_with(&format!("sandbox-{}-", killed.id()))).expect("the second sandbox's id");
+    KILLED.lock().expect("lock").push(gone.clone());
+    killed.kill().expect("SIGKILL");
+    killed.wait().expect("wait");
+    common::wait_for("the killed job's processes to go", || cgroup_procs(&gone).is_empty());
+    assert!(j.root.join(&gone).join("bundle").is_dir(), "the killed sandbox left nothing to sweep");
+    // A stopped container of the same root, with a sandbox-like id and its bundle elsewhere.
+    let mut b = common::Bundle::new("sleep 600");
+    b.root = j.root.clone();
+    b.id = format!("sandbox-{}-keep", std::process::id());
+    assert!(b.create().status.success());
+    assert!(b.cmd(&["kill", &b.id, "KILL"]).status().expect("kill").success());
+    common::wait_for("the container to stop", || text(&b.cmd(&["state", &b.id]).output().expect("state").stdout).contains("\"stopped\""));
+
+    let out = j.run(&[], "echo next");
+    assert_eq!(text(&out.stdout), "next\n", "{}", text(&out.stderr));
+    assert!(!j.root.join(&gone).exists(), "the killed sandbox's state and bundle are left");
+    let left: Vec<PathBuf> =
+        std::fs::read_dir("/sys/fs/cgroup").expect("cgroupfs").flatten().map(|h| h.path().join("testudo").join(&gone)).filter(|p| p.exists()).collect();
+    assert!(left.is_empty(), "the killed sandbox's cgroups are left: {left:?}");
+    assert!(j.root.join(&alive).join("bundle").is_dir() && !cgroup_procs(&alive).is_empty(), "the running sandbox was swept");
+    assert!(j.root.join(&b.id).join("state.json").exists(), "a stopped container that is not a sandbox was swept");
+
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(running.id() as i32), nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    assert_eq!(running.wait().expect("wait").code(), Some(143));
+    assert!(b.cmd(&["delete", &b.id]).status().expect("delete").success());
+    j.assert_nothing_left();
+}
+
+/// Issue 22 item 5: `profile` keeps sandbox's lifecycle: SIGKILL to testudo, and the recorded
+/// workload dies with it (its init has die-with-parent, and its pid namespace goes with it).
+#[test]
+fn a_killed_profile_takes_its_workload_along() {
+    if !require_root() {
+        return;
+    }
+    let b = common::Bundle::new("sleep 7501 & sleep 7502");
+    b.write();
+    let bundle = b.dir.to_str().expect("utf8").to_string();
+    let out = b.dir.join("profile.json");
+    let mut c = b.cmd(&["profile", "--bundle", &bundle, "--output", out.to_str().expect("utf8"), &b.id]);
+    let mut p = c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("profile");
+    let sleeping = |n: &str| processes_running(&["sleep", n]);
+    common::wait_for("the workload", || !sleeping("7501").is_empty() && !sleeping("7502").is_empty());
+    p.kill().expect("SIGKILL");
+    p.wait().expect("wait");
+    common::wait_for("the workload to die with testudo", || sleeping("7501").is_empty() && sleeping("7502").is_empty());
+}
+
+/// Host processes whose command line is exactly `args`.
+fn processes_running(args: &[&str]) -> Vec<i32> {
+    let want: Vec<u8> = args.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    let pids = std::fs::read_dir("/proc").expect("proc").flatten().filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()));
+    pids.filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want)).collect()
+}
+
 /// The default init: orphans are reaped (100 double forks fit in --pids 32), the job's own
 /// signals act as they would anywhere (not pid 1's, which the kernel drops), its status is the
 /// exit code. `--as-pid-1` runs the job as pid 1 itself.

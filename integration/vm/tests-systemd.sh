@@ -583,6 +583,32 @@ S
   [ -z "$(rl_units)" ] || { fail "user units left: $(rl_units)"; return 1; }
 }
 
+# A user's sandbox (issue 22 item 10) with neither --cgroup nor --no-limits, started below the
+# user's manager: the job's cgroup is a scope of that manager (the driver's), with the sandbox's
+# default limits in its files; the job is the user on disk, with no capability; nothing is left.
+# Outside the manager, the error names the way in and the other two choices.
+t_rootless_sandbox() {
+  local base out err r ws=$work/rlsb
+  rl_user || return 1
+  base=/user.slice/user-$RL_UID.slice/user@$RL_UID.service
+  mkdir -p "$ws" && chown $RL_USER "$ws" || return 1
+  out=$(rl systemd-run --user --scope --quiet "$BIN" sandbox --rootfs "$work/rootfs" --workspace "$ws" --report "$ws/r.json" -- \
+    sh -c 'cat /proc/self/uid_map; grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/self/status; cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max; echo made > out' 2>&1) ||
+    { fail "sandbox under the user's manager: $out"; return 1; }
+  has_line "1000 $RL_UID 1" "the job's uid_map" "$(echo "$out" | head -n 1 | tr -s ' ' | sed 's/^ //')" || return 1
+  for want in "CapEff:	0000000000000000" "NoNewPrivs:	1" "Seccomp:	2" 2147483648 512; do
+    has_line "$want" "the job's view" "$out" || return 1
+  done
+  [ "$(stat -c %u "$ws/out")" = $RL_UID ] || { fail "the job's file is not the user's: $(stat -c %u "$ws/out")"; return 1; }
+  r=$(cat "$ws/r.json")
+  case $r in *'"cgroup": "/sys/fs/cgroup'$base/user.slice/testudo-sandbox-*'.scope"'*'"limits": true'*) ;; *) fail "report: $r"; return 1 ;; esac
+  [ -z "$(rl_units)" ] || { fail "user units left: $(rl_units)"; return 1; }
+  [ -z "$(ls /run/user/$RL_UID/testudo 2>/dev/null | grep sandbox-)" ] || { fail "state left: $(ls /run/user/$RL_UID/testudo)"; return 1; }
+  err=$(rl "$BIN" sandbox --rootfs "$work/rootfs" --workspace "$ws" -- true 2>&1) && { fail "ran outside the manager"; return 1; }
+  case $err in *"systemd-run --user --scope"*"or give --cgroup PATH or --no-limits"*) ;; *) fail "outside: $err"; return 1 ;; esac
+  [ -z "$(rl_units)" ] || { fail "user units left: $(rl_units)"; return 1; }
+}
+
 # Rootless, the slice rules on the user's manager: a slice nobody made is made on demand below
 # user@UID.service (nested by its dashes), and a name ending in .slice is a transient slice unit
 # of the user's manager that the container is cloned into; delete stops the scope or the slice
@@ -654,7 +680,7 @@ EOF
 }
 
 setup_work systemd
-tests="systemd_is_pid1 scope oom update annotations unit_exists new_slice slice_unit bad_input killed_create short_lived rootless_user_bus rootless_slices cost docker cri podman rootless_podman"
+tests="systemd_is_pid1 scope oom update annotations unit_exists new_slice slice_unit bad_input killed_create short_lived rootless_user_bus rootless_sandbox rootless_slices cost docker cri podman rootless_podman"
 # A guest booted with systemd's hybrid layout (TESTUDO_VM_CGROUP=hybrid) runs the hybrid test.
 [ "$(stat -f -c %T /sys/fs/cgroup)" = cgroup2fs ] || tests="systemd_is_pid1 hybrid hybrid_rootless"
 for t in $tests; do

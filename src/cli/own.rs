@@ -44,12 +44,20 @@ pub struct Sandbox {
     /// Memory limit (e.g. 512M, 2G, 2GiB, 1T; binary units; default 2G)
     #[arg(long)]
     pub memory: Option<String>,
-    /// Most processes and threads at once (above 0)
-    #[arg(long, default_value_t = 512, allow_negative_numbers = true)]
-    pub pids: i64,
+    /// Most processes and threads at once (above 0; default 512)
+    #[arg(long, allow_negative_numbers = true)]
+    pub pids: Option<i64>,
     /// CPUs (e.g. 1.5; default: a half share)
     #[arg(long)]
     pub cpus: Option<String>,
+    /// The job's cgroup goes below this delegated cgroup2 directory (one the caller may write,
+    /// and which testudo runs inside, when not root)
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<PathBuf>,
+    /// Run without memory, pids and cpu limits (and, not root and without --cgroup, without a
+    /// cgroup): the report and stderr say so
+    #[arg(long = "no-limits")]
+    pub no_limits: bool,
     /// Wall-clock limit (1.5, 2s, 500ms, 1m; plain numbers are seconds): the job is killed, exit 124
     #[arg(long)]
     pub timeout: Option<String>,

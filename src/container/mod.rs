@@ -74,6 +74,22 @@ impl Dir {
         Ok(Dir { id: id.to_string(), path, lock })
     }
 
+    /// Open and lock an existing container's directory if nobody holds its lock: None when it is
+    /// locked (its command still runs) or gone.
+    pub fn try_open(root: &Path, id: &str) -> Option<Dir> {
+        id::validate(id).ok()?;
+        let path = root.join(id);
+        let lock = File::open(&path).ok()?;
+        // SAFETY: flock on an fd owned by `lock`, which outlives the call.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return None;
+        }
+        if nix::sys::stat::fstat(&lock).map(|s| s.st_nlink).unwrap_or(0) == 0 {
+            return None;
+        }
+        Some(Dir { id: id.to_string(), path, lock })
+    }
+
     /// Open without locking, for readers (`state`, `list`): state.json is replaced atomically, so
     /// a reader sees the old or the new facts, never a torn file.
     pub fn peek(root: &Path, id: &str) -> Result<Dir> {

@@ -186,6 +186,10 @@ pub struct Ctx<'a> {
     /// The host's cgroup2 mount, when the container has no cgroup namespace of its own: a
     /// cgroup mount is then a bind of it (see `fresh`).
     pub cgroup2_host: Option<&'a Path>,
+    /// `sandbox`: a bind source P0 did not open (a user's: open_tree of a host mount needs
+    /// privilege there) is opened here, in our own mount namespace, without following a symlink
+    /// (`nofollow`): it may be a path a job could write.
+    pub nofollow: bool,
 }
 
 /// Perform one `mounts[]` entry. `source` is already absolute for bind mounts (made so at create).
@@ -257,6 +261,12 @@ fn bind(ctx: &Ctx, m: &Mount, o: &Options, prepared: Option<&OwnedFd>) -> Result
     let own;
     let tree = match prepared {
         Some(t) => t,
+        None if ctx.nofollow => {
+            let fd = crate::linux::nofollow::open("bind source", source, OFlag::O_PATH)?;
+            own = open_tree(fd.as_raw_fd(), Path::new(""), o.recursive).with_context(|| format!("open_tree {source:?}"))?;
+            set_attributes(&own, o, None)?;
+            &own
+        }
         None => {
             own = open_tree(libc::AT_FDCWD, source, o.recursive).with_context(|| format!("open_tree {source:?}"))?;
             set_attributes(&own, o, None)?;

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use super::outfile::OutFile;
 use super::report::{self, Reason};
-use super::Plan;
+use super::{Place, Plan};
 use crate::cgroups::Cgroup;
 use crate::cli::CreateOpts;
 use crate::commands::{create, Global};
@@ -47,6 +47,11 @@ pub fn run(g: &Global, plan: Plan, report: Option<&OutFile>) -> Result<i32> {
     let sfd = SignalFd::with_flags(&ending, SfdFlags::SFD_CLOEXEC).context("signalfd")?;
     // Before the container's directory exists: a refusal here leaves nothing to clean.
     let stdin = job_stdin(plan.stdin)?;
+    if plan.no_limits {
+        eprintln!("testudo: sandbox: --no-limits: the job runs without memory, pids and cpu limits");
+    }
+    let scoped = super::cgroup::with_driver(g, &plan.place);
+    let g = scoped.as_ref().unwrap_or(g);
     let dir = Dir::create(&g.root, &plan.id)?;
     let bundle = dir.file("bundle");
     if let Err(e) = write_bundle(&bundle, &plan.config) {
@@ -72,14 +77,15 @@ pub fn run(g: &Global, plan: Plan, report: Option<&OutFile>) -> Result<i32> {
     let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("stdout pipe")?;
     let err = if merged { None } else { Some(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("stderr pipe")?) };
     let err_w = err.as_ref().map_or(&out_w, |(_, w)| w);
-    let c = with_stdio([&stdin, &out_w, err_w], || create::create_in(g, &opts, dir, StartBy::Socket { detach: true }))?;
+    let c = with_stdio([&stdin, &out_w, err_w], || create::create_in(g, &opts, dir, StartBy::Socket { detach: true }))
+        .map_err(|e| super::cgroup::explain(e, &plan.place))?;
     let mut pipes = vec![(out_r, 1)];
     pipes.extend(err.map(|(r, _)| (r, 2)));
     drop(out_w);
     // Whatever happens from here, the container goes: no process, cgroup or state is left.
     let ran = supervise(&plan, &c, &sfd, &pipes);
     let destroyed = c.dir.facts().and_then(|facts| crate::commands::delete::destroy(&c.dir, &facts));
-    let Ran { reason, code, wall, bytes, failed, figures, recording, answer } = ran?;
+    let Ran { reason, code, wall, bytes, failed, figures, recording, answer, cgroup } = ran?;
     destroyed?;
     if let Some(e) = failed {
         return Err(e);
@@ -106,6 +112,9 @@ pub fn run(g: &Global, plan: Plan, report: Option<&OutFile>) -> Result<i32> {
                 "outputMerged": merged,
                 // Null: not listed (recording, or a profile whose default is not an errno).
                 "deniedSyscalls": matches!(answer, Some(Answer::Errno(_))).then(|| recording.denied()),
+                // Where the limits were, or that there were none (`--no-limits`).
+                "cgroup": cgroup,
+                "limits": !plan.no_limits,
             }),
         )?;
     }
@@ -122,6 +131,8 @@ struct Ran {
     figures: report::Figures,
     recording: Recording,
     answer: Option<Answer>,
+    /// Where the limits were; None with `--no-limits`.
+    cgroup: Option<std::path::PathBuf>,
 }
 
 /// Start the job, take the notify fd of a watched filter, and watch the job to its end.
@@ -144,16 +155,20 @@ fn supervise(plan: &Plan, c: &create::Created, sfd: &SignalFd, pipes: &[(OwnedFd
             });
         }
     };
-    // Its limits need one: create refused them already where no cgroup could be had (rootless).
-    let cgroup = Cgroup::at(c.prepared.cgroup.as_ref().map(|cg| cg.path.clone()).ok_or_else(|| Error::new("sandbox: the job has no cgroup"))?);
+    // None only where the plan chose none (a user's --no-limits): the job's init is pid 1 of its
+    // pid namespace, and killing it kills every process of the job.
+    let cgroup = c.prepared.cgroup.as_ref().map(|cg| Cgroup::at(cg.path.clone()));
+    if cgroup.is_none() && plan.place != Place::Without {
+        return Err(Error::new("sandbox: the job has no cgroup, and its limits need one"));
+    }
     let answer = c.prepared.seccomp.as_ref().and_then(|p| p.watch);
     let mut recording = Recording::new(answer.unwrap_or(Answer::Continue));
-    let watched = Watched { job: &c.launched.pidfd, cgroup: &cgroup, signals: sfd, notify: notify.as_ref().map(|n| (n, &c.launched.chan)) };
+    let watched = Watched { job: &c.launched.pidfd, cgroup: cgroup.as_ref(), signals: sfd, notify: notify.as_ref().map(|n| (n, &c.launched.chan)) };
     let (reason, bytes, failed) = watch(plan, &watched, pipes, started, &mut recording)?;
     let pidfd::Exit(code) = pidfd::wait(&c.launched.pidfd)?;
     let wall = started.elapsed();
     let reason = match reason {
-        Reason::Exited if cgroup.oom_kills().is_some_and(|n| n > 0) => Reason::Oom,
+        Reason::Exited if cgroup.as_ref().and_then(Cgroup::oom_kills).is_some_and(|n| n > 0) => Reason::Oom,
         // RLIMIT_FSIZE is set only with an output limit; past it the writer gets SIGXFSZ.
         Reason::Exited if plan.output_limit.is_some() && code == 128 + libc::SIGXFSZ => Reason::FileSizeLimit,
         // The reader went away while the job was ending on its own (`echo hi | head -c 1`): the
@@ -161,8 +176,8 @@ fn supervise(plan: &Plan, c: &create::Created, sfd: &SignalFd, pipes: &[(OwnedFd
         Reason::OutputClosed if code != 128 + libc::SIGKILL => Reason::Exited,
         r => r,
     };
-    let figures = report::figures(&cgroup);
-    Ok(Ran { reason, code, wall, bytes, failed, figures, recording, answer })
+    let figures = report::figures(cgroup.as_ref());
+    Ok(Ran { reason, code, wall, bytes, failed, figures, recording, answer, cgroup: cgroup.map(|cg| cg.path) })
 }
 
 fn write_bundle(bundle: &std::path::Path, config: &serde_json::Value) -> Result<()> {
@@ -248,7 +263,8 @@ fn dup_cloexec(fd: i32) -> Result<OwnedFd> {
 /// with the sync socket (on which a failed execve still reports).
 struct Watched<'a> {
     job: &'a OwnedFd,
-    cgroup: &'a Cgroup,
+    /// None: the job has no cgroup, and is killed with its init (pid 1 of its pid namespace).
+    cgroup: Option<&'a Cgroup>,
     signals: &'a SignalFd,
     notify: Option<(&'a OwnedFd, &'a Channel)>,
 }
@@ -267,7 +283,15 @@ impl Ending<'_> {
             self.reason = why;
         }
         self.kill_at = None;
-        let _ = self.w.cgroup.kill();
+        match self.w.cgroup {
+            Some(cg) => {
+                let _ = cg.kill();
+            }
+            // The kernel kills every other process of a pid namespace whose init dies.
+            None => {
+                let _ = pidfd::send_signal(self.w.job, Signal::SIGKILL);
+            }
+        }
     }
 
     fn timeout(&mut self, grace: Option<Duration>) {

@@ -6,11 +6,13 @@
 //! the job's (uid 1000 inside) and what the job writes is the caller's on disk, while the job
 //! never holds the caller's host uid. `job` runs it and watches the time, the output and the exit.
 
+mod cgroup;
 pub mod job;
 pub mod outfile;
 mod paths;
 pub mod report;
 mod suid;
+mod sweep;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,6 +23,7 @@ use crate::cli::Sandbox;
 use crate::commands::Global;
 use crate::error::{Error, Result};
 use crate::spawn::prepare::Lifecycle;
+pub use cgroup::Place;
 use outfile::OutFile;
 use paths::{destination, host_path};
 
@@ -48,6 +51,10 @@ pub struct Plan {
     /// The caller's stdin goes to the job (`--stdin`); else /dev/null.
     pub stdin: bool,
     pub lifecycle: Lifecycle,
+    /// Where the job's cgroup comes from (`cgroup`); `Place::Default` for `profile`.
+    pub place: cgroup::Place,
+    /// `--no-limits`: said in the report.
+    pub no_limits: bool,
 }
 
 /// `sandbox`. A failure of testudo's own (a bad option, a setup step, the cleanup) still writes
@@ -55,7 +62,11 @@ pub struct Plan {
 /// directory is opened first, before anything of the job runs (`outfile`).
 pub fn run(g: &Global, s: &Sandbox) -> Result<i32> {
     let report = s.report.as_deref().map(|p| OutFile::open("--report", p)).transpose()?;
-    let r = plan(s).and_then(|p| job::run(g, p, report.as_ref()));
+    // What killed sandboxes left; one that cannot be removed is no reason to refuse this job.
+    if let Err(e) = sweep::sweep(&g.root) {
+        eprintln!("testudo: sandbox: note: {e}");
+    }
+    let r = plan(s, g.rootless).and_then(|p| job::run(g, p, report.as_ref()));
     if let (Err(e), Some(out)) = (&r, &report) {
         let failed = json!({"exit": report::SETUP_FAILED, "reason": "setup-failed", "error": e.to_string()});
         report::write(out, &failed).map_err(|re| Error::new(format!("{e} (and the report: {re})")))?;
@@ -63,7 +74,7 @@ pub fn run(g: &Global, s: &Sandbox) -> Result<i32> {
     r
 }
 
-pub fn plan(s: &Sandbox) -> Result<Plan> {
+pub fn plan(s: &Sandbox, rootless: bool) -> Result<Plan> {
     // Paths a job may have written are opened without following symlinks (`linux::nofollow`);
     // P0 opens them again the same way when it makes the mounts.
     let (rootfs, _) = host_path("--rootfs", &s.rootfs, true)?;
@@ -94,9 +105,11 @@ pub fn plan(s: &Sandbox) -> Result<Plan> {
     if kill_after.is_some() && timeout.is_none() {
         return Err(Error::new("--kill-after: needs a --timeout"));
     }
-    if s.pids <= 0 {
-        return Err(Error::new(format!("--pids {}: give a number of processes above 0", s.pids)));
+    if let Some(n) = s.pids.filter(|n| *n <= 0) {
+        return Err(Error::new(format!("--pids {n}: give a number of processes above 0")));
     }
+    let place = cgroup::choose(s, rootless)?;
+    let id = unique_id()?;
     let record = s.record.as_deref().map(|p| OutFile::open("--record", p)).transpose()?;
     let mut config = crate::commands::spec::hardened_config()?;
     config["root"]["path"] = json!(rootfs);
@@ -136,17 +149,35 @@ pub fn plan(s: &Sandbox) -> Result<Plan> {
         }
     };
     suid::deny_set_id_modes(&mut config["linux"]["seccomp"])?;
-    let r = &mut config["linux"]["resources"];
-    r["memory"] = json!({"limit": s.memory.as_deref().map(|v| size_option("--memory", v)).transpose()?.unwrap_or(2 << 30)});
-    r["pids"] = json!({"limit": s.pids});
-    r["cpu"] = match s.cpus.as_deref() {
-        Some(c) => {
-            let n: f64 =
-                c.parse().ok().filter(|n: &f64| *n > 0.0 && *n <= 1024.0).ok_or_else(|| Error::new(format!("--cpus {c:?}: a number of CPUs above 0")))?;
-            json!({"quota": (n * 100_000.0) as i64, "period": 100_000})
+    let r = config["linux"]["resources"].as_object_mut().ok_or_else(|| Error::new("hardened spec: linux.resources"))?;
+    if s.no_limits {
+        for k in ["memory", "pids", "cpu"] {
+            r.remove(k);
         }
-        None => json!({"shares": 512}),
-    };
+    } else {
+        r.insert("memory".into(), json!({"limit": s.memory.as_deref().map(|v| size_option("--memory", v)).transpose()?.unwrap_or(2 << 30)}));
+        r.insert("pids".into(), json!({"limit": s.pids.unwrap_or(512)}));
+        r.insert(
+            "cpu".into(),
+            match s.cpus.as_deref() {
+                Some(c) => {
+                    let n: f64 = c
+                        .parse()
+                        .ok()
+                        .filter(|n: &f64| *n > 0.0 && *n <= 1024.0)
+                        .ok_or_else(|| Error::new(format!("--cpus {c:?}: a number of CPUs above 0")))?;
+                    json!({"quota": (n * 100_000.0) as i64, "period": 100_000})
+                }
+                None => json!({"shares": 512}),
+            },
+        );
+    }
+    if let cgroup::Place::Below(rel) = &place {
+        config["linux"]["cgroupsPath"] = json!(Path::new("/").join(rel).join(&id));
+    }
+    if rootless {
+        user_namespace(&mut config)?;
+    }
     let mounts = config["mounts"].as_array_mut().ok_or_else(|| Error::new("hardened spec: mounts"))?;
     // The hardened spec's /tmp, capped.
     mounts.retain(|m| m["destination"] != "/tmp");
@@ -157,11 +188,15 @@ pub fn plan(s: &Sandbox) -> Result<Plan> {
     let owner = |fd: &std::os::fd::OwnedFd| nix::sys::stat::fstat(fd).map(|st| (st.st_uid as u64, st.st_gid as u64));
     let ws_owner = owner(&ws_fd).map_err(|e| Error::sys(format!("--workspace {workspace:?}"), e))?;
     let job = |host: u64| json!([{"containerID": host, "hostID": HOST_BASE + JOB_ID, "size": 1}]);
-    mounts.push(json!({
+    let mut ws_mount = json!({
         "destination": "/workspace", "type": "bind", "source": workspace,
         "options": ["rbind", "nosuid", "nodev", if ws_rw { "rw" } else { "ro" }],
-        "uidMappings": job(ws_owner.0), "gidMappings": job(ws_owner.1),
-    }));
+    });
+    if !rootless {
+        ws_mount["uidMappings"] = job(ws_owner.0);
+        ws_mount["gidMappings"] = job(ws_owner.1);
+    }
+    mounts.push(ws_mount);
     let mut writable = vec![PathBuf::from("/tmp"), PathBuf::from("/dev/shm")];
     if ws_rw {
         writable.insert(0, PathBuf::from("/workspace"));
@@ -172,11 +207,13 @@ pub fn plan(s: &Sandbox) -> Result<Plan> {
             let dst = destination(opt, b, Path::new(dst))?;
             let (src, fd) = host_path(opt, Path::new(src), false).map_err(|e| Error::new(format!("{opt} {b:?}: {e}")))?;
             let mut m = json!({"destination": dst, "type": "bind", "source": src, "options": ["rbind", if rw { "rw" } else { "ro" }, "nosuid", "nodev"]});
-            if rw {
+            if rw && !rootless {
                 let o = owner(&fd).map_err(|e| Error::sys(format!("{opt} {b:?}"), e))?;
                 m["uidMappings"] = job(o.0);
                 m["gidMappings"] = job(o.1);
-                writable.push(dst);
+            }
+            if rw {
+                writable.push(dst.clone());
             }
             mounts.push(m);
         }
@@ -202,7 +239,24 @@ pub fn plan(s: &Sandbox) -> Result<Plan> {
         config["annotations"][crate::security::landlock::RW_ANNOTATION] = json!(rw.join(":"));
     }
     let lifecycle = Lifecycle { reaper: !s.as_pid_1, die_with_parent: true, loopback: true };
-    Ok(Plan { id: unique_id()?, config, timeout, kill_after, output_limit, record, sandbox: true, stdin: s.stdin, lifecycle })
+    Ok(Plan { id, config, timeout, kill_after, output_limit, record, sandbox: true, stdin: s.stdin, lifecycle, place, no_limits: s.no_limits })
+}
+
+/// A user's sandbox (rootless): the one id map the kernel lets a user write itself, the job's uid
+/// and gid 1000 to the caller's own (podman's keep-id without the subordinate range). The job is
+/// the caller on disk, with no capability: it never holds one, nothing in its user namespace is
+/// uid 0, and the caller's files are written as the caller's without an idmapped mount (which a
+/// user cannot make). Options naming ids the namespace does not have (devpts `gid=5`) go.
+fn user_namespace(config: &mut Value) -> Result<()> {
+    let (uid, gid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
+    config["linux"]["uidMappings"] = json!([{"containerID": JOB_ID, "hostID": uid, "size": 1}]);
+    config["linux"]["gidMappings"] = json!([{"containerID": JOB_ID, "hostID": gid, "size": 1}]);
+    for m in config["mounts"].as_array_mut().ok_or_else(|| Error::new("hardened spec: mounts"))? {
+        if let Some(opts) = m["options"].as_array_mut() {
+            opts.retain(|o| o.as_str().is_none_or(|o| !o.starts_with("uid=") && !o.starts_with("gid=")));
+        }
+    }
+    Ok(())
 }
 
 /// `sandbox-PID-RANDOM`: the pid alone repeats across pid namespaces (two CI runners in

@@ -66,8 +66,10 @@ pub struct Figures {
     pub pids_peak: Option<u64>,
 }
 
-/// CPU time, peak memory and peak pids from the v2 files, or the v1 ones on a hybrid host.
-pub fn figures(cg: &Cgroup) -> Figures {
+/// CPU time, peak memory and peak pids from the v2 files, or the v1 ones on a hybrid host; none
+/// without a cgroup.
+pub fn figures(cg: Option<&Cgroup>) -> Figures {
+    let Some(cg) = cg else { return Figures { cpu_usec: None, memory_peak: None, pids_peak: None } };
     let v1 = |ctrl: &str, file: &str| cg.legacy().dir(ctrl).and_then(|d| std::fs::read_to_string(d.join(file)).ok()).and_then(|s| s.trim().parse::<u64>().ok());
     let v2 = |file: &str| cg.read(file).ok().and_then(|s| s.trim().parse::<u64>().ok());
     Figures {

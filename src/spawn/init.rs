@@ -40,7 +40,11 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
         crate::spawn::request_id_maps(chan)?;
     }
     let userns = p.ns.has(T::User);
-    if userns {
+    // A user's sandbox maps only the job's id (sandbox::user_namespace): there is no root to
+    // become, and this process, which made the namespace, holds every capability in it as it is
+    // until `finish::identity` drops them all.
+    let no_root = p.layer && p.rootless && std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| crate::linux::idmap::outer(&m, 0).is_none());
+    if userns && !no_root {
         nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)).context("become root in the user namespace (is gid 0 mapped?)")?;
         nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).context("become root in the user namespace (is uid 0 mapped?)")?;
     }
@@ -88,7 +92,7 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
     } else {
         Some(crate::cgroups::mountpoint()?)
     };
-    let ctx = mounts::Ctx { root: &root, label, hybrid: hybrid.as_ref(), cgroup2_host: cgroup2_host.as_deref() };
+    let ctx = mounts::Ctx { root: &root, label, hybrid: hybrid.as_ref(), cgroup2_host: cgroup2_host.as_deref(), nofollow: p.layer };
     let mut proc: Option<Proc> = None;
     for (m, tree) in p.mounts.iter().zip(&p.mount_trees) {
         mounts::mount(&ctx, m, tree.as_ref())?;

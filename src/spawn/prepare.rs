@@ -152,7 +152,9 @@ pub fn prepare(root: &Path, rootless: bool, systemd: bool, opts: &CreateOpts, di
         StartBy::Socket { .. } => None,
     };
     let mounts = absolute_mounts(spec, &bundle.dir);
-    let mount_trees = idmapped_trees(spec, &mounts, &ns, opts.sandbox)?;
+    // A user cannot clone a mount of the host's namespace: init opens a sandbox's binds itself
+    // (`mounts::Ctx::nofollow`).
+    let mount_trees = idmapped_trees(spec, &mounts, &ns, opts.sandbox && !rootless)?;
     let prepared = Prepared {
         id: dir.id.clone(),
         spec: bundle.spec,
