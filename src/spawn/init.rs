@@ -172,7 +172,7 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
         landlock: p.landlock.as_ref(),
         reaper: p.lifecycle.reaper,
     };
-    finish::identity(&id, chan)?;
+    let cwd = finish::identity(&id, chan)?;
     if p.lifecycle.die_with_parent {
         // After the last credential change, which clears it (commit_creds), and tied to P0, our
         // parent (also with a join stage: CLONE_PARENT). getppid cannot tell whether P0 died
@@ -190,7 +190,7 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
         finish::fail(chan, e);
     }
     drop(pty);
-    finish::exec(&id, &exe, p.preserve_fds, chan, p.fifo.as_ref().map(AsRawFd::as_raw_fd))
+    finish::exec(&id, cwd, &exe, p.preserve_fds, chan, p.fifo.as_ref().map(AsRawFd::as_raw_fd))
 }
 
 fn need_proc<'a>(proc: &'a Option<Proc>, what: &str) -> Result<&'a Proc> {

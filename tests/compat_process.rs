@@ -1,0 +1,52 @@
+//! Issue 24: where clients rely on runc's behaviour for the container's process, testudo behaves
+//! the same; each test checks what the process sees (/proc/self/status, its cwd, its errors).
+
+mod common;
+
+use common::{require_root, Bundle};
+
+fn tmpfs(b: &mut Bundle, at: &str, mode: &str) {
+    b.mount(serde_json::json!({"destination": at, "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", format!("mode={mode}")]}));
+}
+
+/// runc enters process.cwd before it drops to the user (libcontainer's finalizeNamespace), so a
+/// cwd below a directory only root can search works for exec --user and for the init.
+#[test]
+fn a_cwd_only_root_can_reach_is_entered_before_the_user_drop() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("mkdir -p /work/private/open && chmod 0700 /work/private && chmod 0777 /work/private/open && exec sleep 100");
+    tmpfs(&mut b, "/work", "0755");
+    b.start();
+    let (code, out, err) = b.exec(&[
+        "--user",
+        "1000:1000",
+        "--cwd",
+        "/work/private/open",
+        "sh",
+        "-c",
+        "readlink /proc/self/cwd; grep ^Uid: /proc/self/status; echo hi > f && cat f",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "/work/private/open", "{out}");
+    assert!(lines[1].split_whitespace().skip(1).all(|id| id == "1000"), "the process runs as the user: {out}");
+    assert_eq!(lines[2], "hi", "and uses its cwd: {out}");
+    // The user still cannot go through the directory it may not search.
+    let (code, _, err) = b.exec(&["--user", "1000:1000", "--cwd", "/work/private/open", "ls", "/work/private"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("Permission denied"), "{err}");
+
+    // The init, as a user, with a cwd that only root may enter.
+    let mut b = Bundle::new("readlink /proc/self/cwd; grep ^Uid: /proc/self/status; ls . 2>&1 | head -1");
+    tmpfs(&mut b, "/work", "0700");
+    b.config["process"]["cwd"] = "/work".into();
+    b.config["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+    let (code, out, err) = b.run();
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "/work", "{out}");
+    assert!(lines[1].split_whitespace().skip(1).all(|id| id == "1000"), "{out}");
+    assert!(lines[2].contains("Permission denied"), "the user may not read it: {out}");
+}
