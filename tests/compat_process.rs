@@ -50,3 +50,44 @@ fn a_cwd_only_root_can_reach_is_entered_before_the_user_drop() {
     assert!(lines[1].split_whitespace().skip(1).all(|id| id == "1000"), "{out}");
     assert!(lines[2].contains("Permission denied"), "the user may not read it: {out}");
 }
+
+fn status_hex(out: &str, key: &str) -> u64 {
+    let v = common::status_field(out, key).unwrap_or_else(|| panic!("no {key} in {out}"));
+    u64::from_str_radix(v.trim(), 16).expect("hex")
+}
+
+/// Permitted capabilities outside the bounding set: the kernel lets a process hold them until
+/// execve, which drops them; runc runs such a spec. testudo runs it too, with one warning line
+/// naming them, and the process has exactly the bounding set's share.
+#[test]
+fn permitted_beyond_bounding_runs_with_a_warning_and_without_them() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("grep -E '^Cap(Prm|Eff|Bnd):' /proc/self/status");
+    b.config["process"]["capabilities"] = serde_json::json!({
+        "bounding": ["CAP_KILL", "CAP_CHOWN"],
+        "permitted": ["CAP_KILL", "CAP_CHOWN", "CAP_NET_RAW", "CAP_SYS_ADMIN"],
+        "effective": ["CAP_KILL", "CAP_NET_RAW"],
+    });
+    let (code, out, err) = b.run();
+    assert_eq!(code, 0, "{err}");
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("warning")).collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    assert!(warnings[0].contains("CAP_NET_RAW, CAP_SYS_ADMIN not in capabilities.bounding"), "{err}");
+    let (chown, kill) = (1u64 << 0, 1u64 << 5); // CAP_CHOWN, CAP_KILL
+    assert_eq!(status_hex(&out, "CapBnd"), chown | kill, "{out}");
+    // Root in the container: execve makes permitted bounding | inheritable, effective the same.
+    assert_eq!(status_hex(&out, "CapPrm"), chown | kill, "{out}");
+    assert_eq!(status_hex(&out, "CapEff"), chown | kill, "{out}");
+
+    // As a user, the spec's own effective set, without what the bounding set lacks.
+    b.config["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+    b.config["process"]["capabilities"]["inheritable"] = serde_json::json!(["CAP_KILL"]);
+    b.config["process"]["capabilities"]["ambient"] = serde_json::json!(["CAP_KILL", "CAP_NET_RAW"]);
+    b.id.push_str("-user");
+    let (code, out, err) = b.run();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(status_hex(&out, "CapPrm"), kill, "{out}");
+    assert_eq!(status_hex(&out, "CapEff"), kill, "{out}");
+}
