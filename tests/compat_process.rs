@@ -91,3 +91,41 @@ fn permitted_beyond_bounding_runs_with_a_warning_and_without_them() {
     assert_eq!(status_hex(&out, "CapPrm"), kill, "{out}");
     assert_eq!(status_hex(&out, "CapEff"), kill, "{out}");
 }
+
+/// runc's `exec` exits 255 when the process cannot be run ("exec failed"), so that a caller can
+/// tell it from the process's own exit status: a paused container, a --pid-file that cannot be
+/// written (and then the process is not left running: its pid is nowhere to be found).
+#[test]
+fn exec_failures_exit_255_as_runcs() {
+    if !require_root() {
+        return;
+    }
+    let b = Bundle::new("exec sleep 100");
+    b.start();
+    let missing = b.dir.join("no-such-dir/pid");
+    let out = b.testudo(&["exec", "--pid-file", missing.to_str().expect("utf8"), &b.id, "sleep", "1001"]);
+    assert_eq!(out.status.code(), Some(255), "{}", String::from_utf8_lossy(&out.stderr));
+    let (code, seen, err) = b.exec(&["sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!seen.contains("sleep 1001"), "the process whose pid file failed is gone: {seen}");
+    // The process's own exit code is still exec's.
+    assert_eq!(b.exec(&["sh", "-c", "exit 7"]).0, 7);
+    assert!(b.testudo(&["pause", &b.id]).status.success());
+    let out = b.testudo(&["exec", &b.id, "true"]);
+    assert_eq!(out.status.code(), Some(255), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(b.testudo(&["resume", &b.id]).status.success());
+}
+
+/// `testudo spec` has runc's namespaces, so a client that appends a cgroup namespace (as
+/// containerd and podman do) gets a container in its own cgroup namespace, not "listed twice".
+#[test]
+fn a_cgroup_namespace_appended_to_the_default_spec_is_not_a_duplicate() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("grep '^0::' /proc/self/cgroup");
+    b.config["linux"]["namespaces"].as_array_mut().expect("namespaces").push(serde_json::json!({"type": "cgroup"}));
+    let (code, out, err) = b.run();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "0::/", "the container's own cgroup namespace: {out}");
+}

@@ -78,7 +78,12 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
     let mask = if e.detach { None } else { Some(super::foreground::block_signals()?) };
     let launched = exec::launch(&req)?;
     if let Some(p) = &e.pid_file {
-        super::create::write_pid_file(p, launched.pid)?;
+        // As runc: a process whose pid the caller cannot learn is not left running.
+        if let Err(err) = super::create::write_pid_file(p, launched.pid) {
+            let _ = pidfd::send_signal(&launched.pidfd, nix::sys::signal::Signal::SIGKILL);
+            let _ = pidfd::wait(&launched.pidfd);
+            return Err(err);
+        }
     }
     match mask {
         None => Ok(0),

@@ -202,7 +202,11 @@ pub fn mount(ctx: &Ctx, m: &Mount, tree: Option<&OwnedFd>) -> Result<()> {
     if (kernel_fs || ["proc", "sys", "dev"].iter().any(|d| Path::new(d) == inroot::relative(dest)))
         && inroot::through_symlink(ctx.root, dest).map_err(|e| Error::sys(format!("{what}: resolve"), e))?
     {
-        return Err(Error::new(format!("{what}: the destination in the rootfs is (or passes through) a symlink; it must be an ordinary directory")));
+        // runc's words, which clients match: `filesystem "proc" must be mounted on ordinary directory`.
+        let fs = m.typ().as_deref().unwrap_or("bind");
+        return Err(Error::new(format!(
+            "{what}: filesystem {fs:?} must be mounted on ordinary directory: the destination in the rootfs is (or passes through) a symlink"
+        )));
     }
     if opts.bind {
         bind(ctx, m, &opts, tree).context(what)
