@@ -129,3 +129,29 @@ fn a_cgroup_namespace_appended_to_the_default_spec_is_not_a_duplicate() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "0::/", "the container's own cgroup namespace: {out}");
 }
+
+/// A mount at /dev with "ro": runc mounts it writable, makes the nodes, links and mount points,
+/// and then makes it read-only (finalizeRootfs). The container sees a read-only /dev whose
+/// nodes work and whose devpts is mounted.
+#[test]
+fn a_read_only_dev_mount_is_made_read_only_after_its_nodes() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new(
+        "awk '$5 == \"/dev\" {print \"dev \" $6} $5 == \"/dev/pts\" {print \"pts \" $9}' /proc/self/mountinfo; \
+         echo x > /dev/null && echo null-ok; touch /dev/new 2>&1 | grep -o 'Read-only file system'; ls /dev/pts/ptmx",
+    );
+    for m in b.config["mounts"].as_array_mut().expect("mounts") {
+        if m["destination"] == "/dev" {
+            m["options"].as_array_mut().expect("options").push("ro".into());
+        }
+    }
+    let (code, out, err) = b.run();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.lines().any(|l| l.starts_with("dev ro,")), "/dev is read-only: {out}");
+    assert!(out.lines().any(|l| l == "pts devpts"), "devpts is mounted on it: {out}");
+    assert!(out.contains("null-ok\n"), "/dev/null works: {out}");
+    assert!(out.contains("Read-only file system\n"), "{out}");
+    assert!(out.contains("/dev/pts/ptmx"), "{out}");
+}

@@ -215,6 +215,20 @@ pub fn mount(ctx: &Ctx, m: &Mount, tree: Option<&OwnedFd>) -> Result<()> {
     }
 }
 
+/// A mount at /dev asked read-only, as it is to be mounted first: writable, so that the device
+/// nodes, links, the /dev/pts mount point and the console can be made in it; `init` makes it
+/// read-only after them, as runc does (finalizeRootfs). None for any other mount.
+pub fn dev_writable_first(m: &Mount) -> Option<Mount> {
+    let opts = m.options().as_deref().unwrap_or(&[]);
+    let last = opts.iter().rev().find(|o| *o == "ro" || *o == "rw");
+    if inroot::relative(m.destination()) != Path::new("dev") || last.map(String::as_str) != Some("ro") {
+        return None;
+    }
+    let mut m = m.clone();
+    m.set_options(Some(opts.iter().filter(|o| *o != "ro").cloned().collect()));
+    Some(m)
+}
+
 /// Whether a bind mount is idmapped: its own uidMappings/gidMappings, or "idmap"/"ridmap".
 pub fn wants_idmap(m: &Mount) -> bool {
     let o = parse(m.typ().as_deref(), m.options().as_deref().unwrap_or(&[]));
