@@ -60,9 +60,19 @@ fn run() {
             if log::to_file() {
                 eprintln!("testudo: {msg}");
             }
-            // `sandbox` keeps 1 for a job's own failure: its own is 126, as timeout(1) has it.
-            std::process::exit(if matches!(command, Command::Sandbox(_)) { sandbox::report::SETUP_FAILED } else { 1 });
+            std::process::exit(failure_code(command));
         }
+    }
+}
+
+/// The exit code of a command that failed. `sandbox` keeps 1 for a job's own failure: its own
+/// is 126, as timeout(1) has it. `exec` exits 255 when the process could not be run, as runc's
+/// does ("exec failed"), so that a caller can tell it from the process's own exit code.
+fn failure_code(command: &Command) -> i32 {
+    match command {
+        Command::Sandbox(_) => sandbox::report::SETUP_FAILED,
+        Command::Exec(_) => 255,
+        _ => 1,
     }
 }
 

@@ -74,14 +74,17 @@ fn proc_sys_or_dev_as_a_symlink_is_refused() {
         return;
     }
     let v = Victim::new("procdev");
-    for (dir, target) in [("proc", v.path("proc").to_str().expect("utf8").to_string()), ("dev", v.dotdot("dev")), ("sys", "/real-sys".to_string())] {
+    let cases =
+        [("proc", "proc", v.path("proc").to_str().expect("utf8").to_string()), ("dev", "tmpfs", v.dotdot("dev")), ("sys", "sysfs", "/real-sys".to_string())];
+    for (dir, fs, target) in cases {
         std::fs::create_dir_all(v.path(dir)).expect("mkdir");
         let mut b = Bundle::new("true");
         let rootfs = b.own_rootfs();
         std::fs::create_dir_all(rootfs.join("real-sys")).expect("mkdir");
         plant(&rootfs, dir, &target);
         let err = b.create_err();
-        let want = format!("mount \\\"/{dir}\\\": the destination in the rootfs is (or passes through) a symlink; it must be an ordinary directory");
+        // runc's words (issue 24), which clients match.
+        let want = format!("mount \\\"/{dir}\\\": filesystem \\\"{fs}\\\" must be mounted on ordinary directory: the destination in the rootfs is (or passes through) a symlink");
         assert!(err.contains(&want), "{dir}: {err}");
     }
     v.assert_untouched(&["proc", "dev", "sys"]);

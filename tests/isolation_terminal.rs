@@ -255,3 +255,133 @@ fn the_default_profile_refuses_tiocsti_to_a_container_with_cap_sys_admin() {
     let (_, seen) = common::on_callers_terminal(b.cmd(&["run", "--bundle", &bundle, &b.id]));
     assert_eq!(probe_lines(&seen), ["ERR 1", "ERR 1"], "TIOCSTI refused by the profile: {seen:?}");
 }
+
+/// A terminal of the test's own standing in for the caller's (40 rows, 120 columns): `c` runs in
+/// a session of its own with it as controlling terminal and as stdout/stderr; stdin is the
+/// terminal too, or /dev/null. Returns the exit code, what the terminal showed and the slave,
+/// kept open so that the test can look at what is left in the terminal's input queue.
+fn on_a_terminal(mut c: std::process::Command, stdin_too: bool, typed: &str) -> (i32, String, OwnedFd, nix::sys::termios::Termios) {
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    let ws = nix::pty::Winsize { ws_row: 40, ws_col: 120, ws_xpixel: 0, ws_ypixel: 0 };
+    let pty = nix::pty::openpty(Some(&ws), None).expect("openpty");
+    let before = nix::sys::termios::tcgetattr(&pty.slave).expect("tcgetattr");
+    c.stdin(if stdin_too { Stdio::from(pty.slave.try_clone().expect("dup")) } else { Stdio::null() });
+    c.stdout(Stdio::from(pty.slave.try_clone().expect("dup")));
+    c.stderr(Stdio::from(pty.slave.try_clone().expect("dup")));
+    // SAFETY: only async-signal-safe calls (setsid, ioctl) between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(1, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    // Typed before testudo starts: it waits in the terminal's input queue for testudo to relay.
+    write_all(&pty.master, typed);
+    let mut child = c.spawn().expect("testudo on a terminal");
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < deadline, "testudo on a terminal did not finish: {seen:?}");
+        let mut fds = [PollFd::new(pty.master.as_fd(), PollFlags::POLLIN)];
+        if poll(&mut fds, PollTimeout::from(200u16)).expect("poll") == 0 {
+            if child.try_wait().expect("wait").is_some() {
+                break;
+            }
+            continue;
+        }
+        match nix::unistd::read(&pty.master, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    let code = child.wait().expect("wait").code().unwrap_or(-1);
+    let after = nix::sys::termios::tcgetattr(&pty.slave).expect("tcgetattr");
+    assert_eq!(
+        (before.local_flags, before.input_flags, before.output_flags),
+        (after.local_flags, after.input_flags, after.output_flags),
+        "the caller's terminal modes are restored: {seen:?}"
+    );
+    (code, seen, pty.slave, after)
+}
+
+/// What is waiting in the terminal's input queue (typed, or pushed there with TIOCSTI).
+fn pending_input(slave: &OwnedFd) -> String {
+    let fl = nix::fcntl::fcntl(slave, nix::fcntl::FcntlArg::F_GETFL).expect("getfl");
+    nix::fcntl::fcntl(slave, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::from_bits_truncate(fl) | nix::fcntl::OFlag::O_NONBLOCK)).expect("setfl");
+    let mut buf = [0u8; 4096];
+    match nix::unistd::read(slave, &mut buf) {
+        Ok(n) => String::from_utf8_lossy(&buf[..n]).into_owned(),
+        Err(_) => String::new(),
+    }
+}
+
+/// What the process reports about its fd 0 and its session, one "key=value" a line.
+const WHERE_AM_I: &str = "echo tty=$(tty); echo fd0=$(readlink /proc/self/fd/0); echo fd0dev=$(stat -L -c %d /proc/self/fd/0); \
+     echo ptsdev=$(stat -c %d /dev/pts/ptmx); echo pid=$$; awk '{print \"sid=\" $6}' /proc/$$/stat; echo size=$(stty size)";
+
+fn value<'a>(seen: &'a str, key: &str) -> &'a str {
+    seen.lines().find_map(|l| l.trim().strip_prefix(key).and_then(|r| r.strip_prefix('='))).unwrap_or_else(|| panic!("no {key}= in {seen:?}"))
+}
+
+/// Issue 24: a foreground `exec -t` (no --console-socket) gets a new pty, relayed to and from the
+/// caller's terminal as runc does: its stdin is a /dev/pts of the container's own devpts, in a
+/// session of its own, with the caller's window size; what is typed reaches it; its exit code
+/// is exec's; the caller's terminal modes are back as they were.
+#[test]
+fn foreground_exec_tty_relays_a_new_pty_to_the_callers_terminal() {
+    if !require_root() {
+        return;
+    }
+    let b = Bundle::new("exec sleep 100");
+    b.start();
+    let script = format!("{WHERE_AM_I}; read line; echo got-$line; exit 3");
+    let (code, seen, slave, _) = on_a_terminal(b.cmd(&["exec", "-t", &b.id, "sh", "-c", &script]), true, "typed-in\n");
+    assert_eq!(code, 3, "exec's exit code is the process's: {seen:?}");
+    assert!(value(&seen, "tty").starts_with("/dev/pts/"), "{seen:?}");
+    assert_eq!(value(&seen, "tty"), value(&seen, "fd0"), "{seen:?}");
+    assert_eq!(value(&seen, "fd0dev"), value(&seen, "ptsdev"), "stdin is a pty of the container's own devpts: {seen:?}");
+    let callers = nix::sys::stat::fstat(&slave).expect("fstat").st_dev;
+    assert_ne!(value(&seen, "fd0dev"), callers.to_string(), "not a pty of the caller's devpts: {seen:?}");
+    assert_eq!(value(&seen, "sid"), value(&seen, "pid"), "a session of its own: {seen:?}");
+    assert_eq!(value(&seen, "size"), "40 120", "the caller's window size: {seen:?}");
+    assert!(seen.contains("got-typed-in"), "the caller's input reached the process: {seen:?}");
+}
+
+/// Issue 24 with issue 25 item 1: TIOCSTI by a foreground `exec -t` or `run` on any of its stdio
+/// fds types into its own new pty (it reads it back), never into the caller's terminal. testudo's
+/// own stdin is /dev/null here, so nothing relays what lands in the caller's input queue: it
+/// would still be there, for the caller's shell, when testudo exits.
+#[test]
+fn tiocsti_from_a_foreground_tty_process_stays_in_its_own_pty() {
+    if !require_root() {
+        return;
+    }
+    let script = "/dev/probe tiocsti 0 'inj-zero\n'; /dev/probe tiocsti 1 'inj-one\n'; /dev/probe tiocsti 2 'inj-two\n'; \
+                  read -t 5 a; read -t 5 b; read -t 5 c; echo own=$a,$b,$c";
+    let mut b = Bundle::new("exec sleep 100");
+    if !probe::add(&mut b) {
+        return;
+    }
+    b.config["linux"].as_object_mut().expect("linux").remove("seccomp");
+    b.start();
+    let (code, seen, slave, _) = on_a_terminal(b.cmd(&["exec", "-t", &b.id, "sh", "-c", script]), false, "");
+    assert_eq!(code, 0, "{seen:?}");
+    assert_eq!(probe_lines(&seen), ["OK 0", "OK 0", "OK 0"], "the process may push input into its own pty: {seen:?}");
+    assert!(seen.contains("own=inj-zero,inj-one,inj-two"), "and reads it back itself: {seen:?}");
+    assert_eq!(pending_input(&slave), "", "nothing reached the caller's terminal: {seen:?}");
+
+    let mut b = terminal_bundle("");
+    assert!(probe::add(&mut b));
+    b.config["linux"].as_object_mut().expect("linux").remove("seccomp");
+    b.config["process"]["args"] = serde_json::json!(["sh", "-c", script]);
+    b.write();
+    let bundle = b.dir.to_str().expect("utf8").to_string();
+    let (code, seen, slave, _) = on_a_terminal(b.cmd(&["run", "--bundle", &bundle, &b.id]), false, "");
+    assert_eq!(code, 0, "{seen:?}");
+    assert!(seen.contains("own=inj-zero,inj-one,inj-two"), "run: {seen:?}");
+    assert_eq!(pending_input(&slave), "", "run: nothing reached the caller's terminal: {seen:?}");
+}

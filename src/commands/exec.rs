@@ -32,7 +32,7 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
     let process = process(e, spec.process().as_ref())?;
     crate::audit::policy::enforce_exec(&crate::audit::policy::of_container(&dir.path, g.policy.as_deref())?, &spec, &process)?;
     let terminal = process.terminal().unwrap_or(false);
-    tty::require_socket_or_foreground(terminal, e.console_socket.is_some(), true)?;
+    tty::require_socket_or_foreground(terminal, e.console_socket.is_some(), e.detach)?;
     rlimits::check(process.rlimits().as_deref().unwrap_or(&[]))?;
     crate::spec::check_process(&process)?;
     let caps = capabilities::plan(process.capabilities().as_ref())?;
@@ -79,14 +79,22 @@ pub fn run(g: &Global, e: &Exec) -> Result<i32> {
         crate::linux::affinity::check(a)?;
         crate::linux::affinity::apply("process.execCPUAffinity.initial", a.initial().as_deref())?;
     }
-    let (pid, fd) = exec::launch(&req)?;
+    // In the foreground, signals go to the process (as runc's exec forwards them): blocked
+    // before the clone so none is lost; the process unblocks them before its execve.
+    let mask = if e.detach { None } else { Some(super::foreground::block_signals()?) };
+    let launched = exec::launch(&req)?;
     if let Some(p) = &e.pid_file {
-        super::create::write_pid_file(p, pid)?;
+        // As runc: a process whose pid the caller cannot learn is not left running.
+        if let Err(err) = super::create::write_pid_file(p, launched.pid) {
+            let _ = pidfd::send_signal(&launched.pidfd, nix::sys::signal::Signal::SIGKILL);
+            let _ = pidfd::wait(&launched.pidfd);
+            return Err(err);
+        }
     }
-    if e.detach {
-        return Ok(0);
+    match mask {
+        None => Ok(0),
+        Some(mask) => super::foreground::wait(&launched.pidfd, launched.pty.as_ref(), &mask),
     }
-    Ok(pidfd::wait(&fd)?.0)
 }
 
 /// The process to run: the --process JSON as given, or the container's process with args and

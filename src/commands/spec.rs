@@ -34,7 +34,9 @@ pub fn default_config(rootless: bool) -> Result<serde_json::Value> {
             {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
         ],
         "linux": {
-            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}],
+            // runc's: no cgroup namespace, so a client that appends one (containerd, podman
+            // do) does not list it twice, which runc and we refuse. `--hardened` adds it.
+            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
             "maskedPaths": [
                 "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
                 "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
@@ -86,6 +88,8 @@ pub fn hardened_config() -> Result<serde_json::Value> {
     v["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
     v["process"]["capabilities"] = serde_json::json!({"bounding": none, "effective": none, "permitted": none});
     if let Some(a) = v["linux"]["namespaces"].as_array_mut() {
+        // The container sees its own cgroup as "/", not the host's cgroup paths.
+        a.push(serde_json::json!({"type": "cgroup"}));
         a.push(serde_json::json!({"type": "user"}));
     }
     // Root of the container is host uid 100000: no host file is the container's to own.
@@ -121,6 +125,17 @@ mod tests {
         let v = super::default_config(true).expect("config");
         let spec = crate::spec::parse(v.to_string().as_bytes()).expect("parse");
         crate::spec::validate(&spec).expect("valid rootless");
+    }
+
+    /// runc's default namespaces (a client appending a cgroup one must not list it twice);
+    /// the hardened spec has the cgroup namespace.
+    #[test]
+    fn the_default_namespaces_are_runcs_and_hardened_adds_cgroup() {
+        let types = |v: &serde_json::Value| -> Vec<String> {
+            v["linux"]["namespaces"].as_array().expect("namespaces").iter().map(|n| n["type"].as_str().expect("type").to_string()).collect()
+        };
+        assert_eq!(types(&super::default_config(false).expect("config")), ["pid", "network", "ipc", "uts", "mount"]);
+        assert!(types(&super::hardened_config().expect("config")).contains(&"cgroup".to_string()));
     }
 
     #[test]

@@ -206,13 +206,31 @@ pub fn mount(ctx: &Ctx, m: &Mount, tree: Option<&OwnedFd>) -> Result<()> {
     if (kernel_fs || ["proc", "sys", "dev"].iter().any(|d| Path::new(d) == inroot::relative(dest)))
         && inroot::through_symlink(ctx.root, dest).map_err(|e| Error::sys(format!("{what}: resolve"), e))?
     {
-        return Err(Error::new(format!("{what}: the destination in the rootfs is (or passes through) a symlink; it must be an ordinary directory")));
+        // runc's words, which clients match: `filesystem "proc" must be mounted on ordinary directory`.
+        let fs = m.typ().as_deref().unwrap_or("bind");
+        return Err(Error::new(format!(
+            "{what}: filesystem {fs:?} must be mounted on ordinary directory: the destination in the rootfs is (or passes through) a symlink"
+        )));
     }
     if opts.bind {
         bind(ctx, m, &opts, tree).context(what)
     } else {
         fresh(ctx, m, &opts).context(what)
     }
+}
+
+/// A mount at /dev asked read-only, as it is to be mounted first: writable, so that the device
+/// nodes, links, the /dev/pts mount point and the console can be made in it; `init` makes it
+/// read-only after them, as runc does (finalizeRootfs). None for any other mount.
+pub fn dev_writable_first(m: &Mount) -> Option<Mount> {
+    let opts = m.options().as_deref().unwrap_or(&[]);
+    let last = opts.iter().rev().find(|o| *o == "ro" || *o == "rw");
+    if inroot::relative(m.destination()) != Path::new("dev") || last.map(String::as_str) != Some("ro") {
+        return None;
+    }
+    let mut m = m.clone();
+    m.set_options(Some(opts.iter().filter(|o| *o != "ro").cloned().collect()));
+    Some(m)
 }
 
 /// Whether a bind mount is idmapped: its own uidMappings/gidMappings, or "idmap"/"ridmap".

@@ -41,8 +41,22 @@ pub fn plan(c: Option<&LinuxCapabilities>) -> Result<Plan> {
         inheritable: convert("inheritable", c.inheritable().as_ref(), &host)?,
         ambient: convert("ambient", c.ambient().as_ref(), &host)?,
     };
-    subset(&p.permitted, "permitted", &p.bounding, "bounding")?;
     subset(&p.effective, "effective", &p.permitted, "permitted")?;
+    // Permitted (and so effective) capabilities outside the bounding set: capset allows them,
+    // and execve takes them away again (a new permitted set is bounded by the bounding set, and
+    // inheritable, the other source, cannot hold them). runc runs such a spec; so do we, with a
+    // warning, and without them already in the runtime's own last steps: less than asked, never
+    // more. What the process holds is what /proc/self/status shows either way.
+    let beyond: CapsHashSet = p.permitted.difference(&p.bounding).cloned().collect();
+    let p = if beyond.is_empty() {
+        p
+    } else {
+        let mut names: Vec<String> = beyond.iter().map(|c| c.to_string()).collect();
+        names.sort();
+        crate::log::warn(&format!("capabilities.permitted: {} not in capabilities.bounding: dropped, the process will not have them", names.join(", ")));
+        let keep = |s: &CapsHashSet| s.difference(&beyond).cloned().collect();
+        Plan { permitted: keep(&p.permitted), effective: keep(&p.effective), ..p }
+    };
     subset(&p.inheritable, "inheritable", &p.bounding, "bounding")?;
     // The kernel raises an ambient capability only if it is permitted and inheritable. runc's own
     // default spec lists ambient capabilities without inheritable ones and runc goes on without
@@ -57,8 +71,7 @@ pub fn plan(c: Option<&LinuxCapabilities>) -> Result<Plan> {
 }
 
 /// What the kernel would refuse at capset (effective beyond permitted, inheritable beyond the
-/// bounding set) or drop at execve (permitted beyond the bounding set), as a create error that
-/// names the sets.
+/// bounding set), as a create error that names the sets.
 fn subset(set: &CapsHashSet, name: &str, of: &CapsHashSet, of_name: &str) -> Result<()> {
     let mut extra: Vec<String> = set.difference(of).map(|c| c.to_string()).collect();
     if extra.is_empty() {
@@ -90,17 +103,41 @@ pub fn drop_bounding(p: &Plan) -> Result<()> {
 
 /// Step 2, after the uid change: the exact permitted, inheritable, effective and ambient sets.
 pub fn apply(p: &Plan) -> Result<()> {
-    let set = |which: CapSet, name: &str, v: &CapsHashSet| caps::set(None, which, v).map_err(|e| Error::new(format!("set {name} capabilities: {e}")));
-    // Effective must shrink before permitted can, inheritable needs its caps permitted.
-    set(CapSet::Effective, "effective", &p.effective.intersection(&p.permitted).cloned().collect())?;
-    set(CapSet::Permitted, "permitted", &p.permitted)?;
-    set(CapSet::Inheritable, "inheritable", &p.inheritable)?;
-    set(CapSet::Effective, "effective", &p.effective)?;
+    capset(&p.effective, &p.permitted, &p.inheritable)?;
     caps::clear(None, CapSet::Ambient).map_err(|e| Error::new(format!("clear ambient capabilities: {e}")))?;
     for cap in &p.ambient {
         caps::raise(None, CapSet::Ambient, *cap).map_err(|e| Error::new(format!("raise ambient {cap}: {e}")))?;
     }
     nix::sys::prctl::set_keepcaps(false).map_err(|e| Error::sys("reset keep capabilities", e))
+}
+
+/// One capset(2) for the three base sets (the kernel checks them together: effective within the
+/// new permitted, permitted within the old, inheritable within the bounding set). Its error
+/// keeps the errno: EPERM reads "operation not permitted", as runc's does.
+fn capset(effective: &CapsHashSet, permitted: &CapsHashSet, inheritable: &CapsHashSet) -> Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    #[repr(C)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let bits = |s: &CapsHashSet| s.iter().fold(0u64, |m, c| m | c.bitmask());
+    let (e, p, i) = (bits(effective), bits(permitted), bits(inheritable));
+    let half = |shift: u32| Data { effective: (e >> shift) as u32, permitted: (p >> shift) as u32, inheritable: (i >> shift) as u32 };
+    let mut hdr = Header { version: VERSION_3, pid: 0 };
+    let data = [half(0), half(32)];
+    // SAFETY: capset reads the header and two data structs (version 3) through the pointers,
+    // which point to locals that live across the call.
+    if unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut Header, data.as_ptr()) } < 0 {
+        return Err(crate::error::last_os("set capabilities (capset)"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -112,14 +149,29 @@ mod tests {
     }
 
     #[test]
-    fn sets_the_kernel_would_refuse_or_drop_are_errors_naming_them() {
-        let c = plan_of(serde_json::json!({"bounding": ["CAP_KILL"], "permitted": ["CAP_KILL", "CAP_CHOWN", "CAP_SETUID"], "effective": []}));
-        assert_eq!(c.err().as_deref(), Some("capabilities.permitted: CAP_CHOWN, CAP_SETUID not in capabilities.bounding"));
+    fn sets_the_kernel_would_refuse_are_errors_naming_them() {
+        // Permitted beyond bounding is what execve drops: left out, with a warning (as runc runs it).
+        let c = plan_of(serde_json::json!({"bounding": ["CAP_KILL"], "permitted": ["CAP_KILL", "CAP_CHOWN", "CAP_SETUID"], "effective": ["CAP_CHOWN"]}));
+        let c = c.expect("permitted beyond bounding runs");
+        assert_eq!((c.permitted.len(), c.effective.len()), (1, 0), "{c:?}");
         let c = plan_of(serde_json::json!({"bounding": ["CAP_KILL", "CAP_CHOWN"], "permitted": ["CAP_KILL"], "effective": ["CAP_CHOWN"]}));
         assert_eq!(c.err().as_deref(), Some("capabilities.effective: CAP_CHOWN not in capabilities.permitted"));
         let c = plan_of(serde_json::json!({"bounding": ["CAP_KILL"], "permitted": ["CAP_KILL"], "inheritable": ["CAP_CHOWN"]}));
         assert_eq!(c.err().as_deref(), Some("capabilities.inheritable: CAP_CHOWN not in capabilities.bounding"));
         let ok = plan_of(serde_json::json!({"bounding": ["CAP_KILL", "CAP_CHOWN"], "permitted": ["CAP_KILL", "CAP_CHOWN"], "effective": ["CAP_KILL"]}));
         assert!(ok.is_ok(), "{:?}", ok.err());
+    }
+
+    /// Clients match runc's "operation not permitted": the errno is kept. capset acts on the
+    /// calling thread only: this test's own thread drops everything, then asks for one back.
+    #[test]
+    fn a_failing_capset_keeps_its_errno() {
+        let t = std::thread::spawn(|| {
+            let none = CapsHashSet::new();
+            capset(&none, &none, &none).expect("drop all, this thread only");
+            let kill: CapsHashSet = [Capability::CAP_KILL].into_iter().collect();
+            capset(&kill, &kill, &none).err().map(|e| e.to_string())
+        });
+        assert_eq!(t.join().expect("thread").as_deref(), Some("set capabilities (capset): operation not permitted"));
     }
 }

@@ -60,7 +60,19 @@ fn namespaces_of(pid: i32) -> Result<(libc::c_int, bool)> {
     Ok((flags, userns))
 }
 
-pub fn launch(r: &Request) -> Result<(i32, OwnedFd)> {
+/// The exec'd process, and its pty master when the caller relays it (`commands::foreground`).
+pub struct Launched {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    pub pty: Option<OwnedFd>,
+}
+
+/// A terminal without --console-socket: the master comes back to P0 for the caller to drive.
+fn foreground_pty(r: &Request) -> bool {
+    r.process.terminal().unwrap_or(false) && r.console.is_none()
+}
+
+pub fn launch(r: &Request) -> Result<Launched> {
     let (flags, userns) = namespaces_of(r.init_pid)?;
     let (ours, theirs) = sync::pair()?;
     nix::sys::prctl::set_dumpable(false).context("set non-dumpable")?;
@@ -84,6 +96,7 @@ pub fn launch(r: &Request) -> Result<(i32, OwnedFd)> {
     // P1 sends P2's pid after forking it, and P2 may send its notify fd first: both come over
     // the one socket, in either order. A notify fd that is early waits here for the pid.
     let mut early_notify: Option<OwnedFd> = None;
+    let mut pty: Option<OwnedFd> = None;
     // The other end of the socket is in P2's hands too, which the container can see, ptrace
     // (with CAP_SYS_PTRACE) and take fds from: what comes over it is untrusted. The pid is taken
     // once, and only if the kernel says it is our child (pidfd::open_child); every signal and
@@ -103,6 +116,8 @@ pub fn launch(r: &Request) -> Result<(i32, OwnedFd)> {
             Err(e) => return abort(&p2, e),
         };
         match msg {
+            // The pty master (sync::Channel::send_fd): once, and only when we asked for one.
+            Some(Msg::Ack) if fd.is_some() && pty.is_none() && foreground_pty(r) => pty = fd,
             Some(Msg::SeccompFd) => {
                 let fd = fd.ok_or_else(|| Error::new("sync socket: seccomp notify message without an fd"))?;
                 match &p2 {
@@ -135,7 +150,8 @@ pub fn launch(r: &Request) -> Result<(i32, OwnedFd)> {
             Some(other) => return abort(&p2, Error::new(format!("sync socket: unexpected {other:?}"))),
             None => {
                 return match p2 {
-                    Some(p) => Ok(p),
+                    Some(_) if foreground_pty(r) && pty.is_none() => abort(&p2, Error::new("exec: the process started without sending its pty")),
+                    Some((pid, pidfd)) => Ok(Launched { pid, pidfd, pty }),
                     None => {
                         let _ = pidfd::wait(&p1_fd);
                         Err(Error::new("exec: join stage exited without starting the process"))
@@ -186,8 +202,13 @@ fn process(r: &Request, chan: &Channel, userns: bool) -> Result<()> {
         if let Some(size) = r.process.console_size() {
             tty::set_size(&pty.master, size.height() as u16, size.width() as u16)?;
         }
-        let sock = r.console.as_ref().ok_or_else(|| Error::new("exec --tty needs --console-socket"))?;
-        tty::send_fd(sock.as_raw_fd(), pty.master.as_raw_fd(), tty::name(&pty.master)?.as_bytes())?;
+        // To --console-socket, or to P0, which relays it to the caller's stdio. Either way the
+        // slave replaces our stdio (the caller's terminal, perhaps) before anything of the
+        // container's runs, in a session of its own.
+        match &r.console {
+            Some(sock) => tty::send_fd(sock.as_raw_fd(), pty.master.as_raw_fd(), tty::name(&pty.master)?.as_bytes())?,
+            None => chan.send_fd(pty.master.as_raw_fd())?,
+        }
         tty::make_controlling(&pty.slave)?;
     } else {
         // Never the caller's session (tty::new_session).
@@ -204,7 +225,7 @@ fn process(r: &Request, chan: &Channel, userns: bool) -> Result<()> {
         landlock: r.landlock.as_ref(),
         reaper: false,
     };
-    finish::identity(&id, chan)?;
+    let cwd = finish::identity(&id, chan)?;
     let exe = finish::resolve_executable(&r.process)?;
-    finish::exec(&id, &exe, r.preserve_fds, chan, None)
+    finish::exec(&id, cwd, &exe, r.preserve_fds, chan, None)
 }

@@ -4,12 +4,14 @@ use std::ffi::CString;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::OFlag;
 use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
+use nix::sys::stat::Mode;
 use oci_spec::runtime::{LinuxPersonality, Process};
 
 use crate::error::{Context, Error, Result};
 use crate::linux::procfs::Proc;
-use crate::linux::{affinity, creds, fds, ioprio, personality, sched};
+use crate::linux::{affinity, creds, fds, inroot, ioprio, personality, sched};
 use crate::security::{apparmor, capabilities, landlock, seccomp, selinux};
 use crate::spawn::sync::Channel;
 
@@ -64,9 +66,28 @@ fn install_seccomp(prog: &seccomp::Program, chan: &Channel) -> Result<()> {
     Ok(())
 }
 
-/// Labels, scheduler and I/O priority, then (without no_new_privileges) seccomp while CAP_SYS_ADMIN is still held, then the
-/// bounding set, uid/gid, the exact capability sets, and no_new_privileges.
-pub fn identity(i: &Identity, chan: &Channel) -> Result<()> {
+/// Whether `identity` entered process.cwd already (`enter_cwd_privileged`).
+#[derive(Clone, Copy)]
+pub struct CwdEntered(bool);
+
+/// Enter process.cwd while still root in the container, as runc does: a user who may use a
+/// directory but not search a parent on the way (a 0700 home the process is given as its cwd)
+/// still starts there. The walk refuses magic links (CVE-2024-21626: the host fds still open
+/// here must not be reachable as /proc/self/fd/N), and `try_exec` checks after the fds are
+/// closed that the cwd is inside the root, as for any cwd. On any failure it is left to
+/// `try_exec`, which enters it as the user, once the fds are closed, and reports the error.
+fn enter_cwd_privileged(p: &Process) -> CwdEntered {
+    let Ok(root) = nix::fcntl::open("/", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()) else {
+        return CwdEntered(false);
+    };
+    let entered = inroot::open(&root, p.cwd(), OFlag::O_PATH | OFlag::O_DIRECTORY).is_ok_and(|dir| nix::unistd::fchdir(&dir).is_ok());
+    CwdEntered(entered)
+}
+
+/// Labels, scheduler and I/O priority, the cwd, then (without no_new_privileges) seccomp while
+/// CAP_SYS_ADMIN is still held, then the bounding set, uid/gid, the exact capability sets, and
+/// no_new_privileges.
+pub fn identity(i: &Identity, chan: &Channel) -> Result<CwdEntered> {
     let p = i.process;
     if let Some(profile) = p.apparmor_profile().as_deref().filter(|s| !s.is_empty()) {
         let proc = i.proc.ok_or_else(|| Error::new("apparmorProfile needs a proc mount at /proc"))?;
@@ -92,6 +113,7 @@ pub fn identity(i: &Identity, chan: &Channel) -> Result<()> {
     if i.seccomp.is_some() && seccomp_at(i) != SeccompAt::Execve {
         fds::note_table_size(i.proc);
     }
+    let cwd = enter_cwd_privileged(p);
     if let (Some(prog), SeccompAt::Early) = (i.seccomp, seccomp_at(i)) {
         install_seccomp(prog, chan)?;
     }
@@ -107,7 +129,7 @@ pub fn identity(i: &Identity, chan: &Channel) -> Result<()> {
     if let (Some(prog), SeccompAt::Listener) = (i.seccomp, seccomp_at(i)) {
         install_seccomp(prog, chan)?;
     }
-    Ok(())
+    Ok(cwd)
 }
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -142,12 +164,12 @@ pub fn resolve_executable(p: &Process) -> Result<PathBuf> {
 /// reused) numbers, so an error is sent from here and the process ends without unwinding into
 /// them. `exec_fifo` is init's read end of exec.fifo: `start` returns when the last reader is
 /// gone, so it must close at execve itself, not here.
-pub fn exec(i: &Identity, exe: &Path, preserve: u32, chan: &Channel, exec_fifo: Option<RawFd>) -> ! {
+pub fn exec(i: &Identity, cwd: CwdEntered, exe: &Path, preserve: u32, chan: &Channel, exec_fifo: Option<RawFd>) -> ! {
     // CVE-2024-21626: no host fd may be open while the cwd and args[0] are resolved, or a
     // "/proc/self/fd/N" path would lead out of the root. Close them, don't just mark them. The
     // two kept are a socket and a fifo: neither resolves as a directory or executes.
     let e = match fds::close_all_but(preserve, &[Some(chan.raw()), exec_fifo]) {
-        Ok(()) => after_close(i, exe, preserve, chan),
+        Ok(()) => after_close(i, cwd, exe, preserve, chan),
         Err(e) => e,
     };
     fail(chan, e)
@@ -168,17 +190,20 @@ pub fn fail(chan: &Channel, e: Error) -> ! {
 }
 
 /// The rest of `exec`; returns only on failure.
-fn after_close(i: &Identity, exe: &Path, preserve: u32, chan: &Channel) -> Error {
-    match try_exec(i, exe, preserve, chan) {
+fn after_close(i: &Identity, cwd: CwdEntered, exe: &Path, preserve: u32, chan: &Channel) -> Error {
+    match try_exec(i, cwd, exe, preserve, chan) {
         Ok(never) => match never {},
         Err(e) => e,
     }
 }
 
-fn try_exec(i: &Identity, exe: &Path, preserve: u32, chan: &Channel) -> Result<std::convert::Infallible> {
+fn try_exec(i: &Identity, cwd: CwdEntered, exe: &Path, preserve: u32, chan: &Channel) -> Result<std::convert::Infallible> {
     let p = i.process;
     fds::seal(preserve)?;
-    std::env::set_current_dir(p.cwd()).with_context(|| format!("cwd {:?}", p.cwd()))?;
+    if !cwd.0 {
+        std::env::set_current_dir(p.cwd()).with_context(|| format!("cwd {:?}", p.cwd()))?;
+    }
+    // CVE-2024-21626: whichever way it was entered, the cwd must be inside the root.
     match nix::unistd::getcwd() {
         Ok(cwd) if cwd.is_absolute() => {}
         _ => return Err(Error::new(format!("cwd {:?} is outside the container's root", p.cwd()))),

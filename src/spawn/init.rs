@@ -7,7 +7,7 @@
 //!  4. devices and /dev links; a session of its own: the terminal and /dev/console, or none
 //!  5. hooks: prestart + createRuntime in P0, createContainer here
 //!  6. sysctl and oom_score_adj through our own verified procfs
-//!  7. maskedPaths, readonlyPaths, the cwd, root.readonly
+//!  7. maskedPaths, readonlyPaths, the cwd, a read-only /dev (mounted writable in 3), root.readonly
 //!  8. pivot_root (or move + chroot; chroot alone without a mount namespace)
 //!  9. memory policy, labels, seccomp (when no_new_privileges is off), bounding set, uid/gid, capabilities, nnp;
 //!     then (sandbox) die-with-parent
@@ -94,8 +94,15 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
     };
     let ctx = mounts::Ctx { root: &root, label, hybrid: hybrid.as_ref(), cgroup2_host: cgroup2_host.as_deref(), nofollow: p.layer };
     let mut proc: Option<Proc> = None;
+    let mut dev_readonly = false;
     for (m, tree) in p.mounts.iter().zip(&p.mount_trees) {
-        mounts::mount(&ctx, m, tree.as_ref())?;
+        match mounts::dev_writable_first(m) {
+            Some(writable) => {
+                dev_readonly = true;
+                mounts::mount(&ctx, &writable, tree.as_ref())?;
+            }
+            None => mounts::mount(&ctx, m, tree.as_ref())?,
+        }
         // The superblock is the IPC namespace's: in the host's namespace (or one joined by path)
         // it keeps its owner's label, as the queues in it are not the container's.
         if let Some(label) = label.filter(|_| m.typ().as_deref() == Some("mqueue") && p.ns.creates(T::Ipc)) {
@@ -144,6 +151,11 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
         rootfs::freeze(&root, Path::new(path))?;
     }
     inroot::ensure(&root, p.process.cwd(), inroot::Kind::Dir, 0o755).context("cwd")?;
+    if dev_readonly {
+        // The /dev mount itself, not what is mounted below it (devpts, shm, mqueue): runc's.
+        let dev = inroot::open(&root, Path::new("/dev"), OFlag::O_PATH | OFlag::O_DIRECTORY).context("open /dev")?;
+        mounts::setattr(&dev, libc::MOUNT_ATTR_RDONLY, 0, 0, None, false).context("make /dev read-only")?;
+    }
     if p.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
         rootfs::make_readonly(&root)?;
     }
@@ -176,7 +188,7 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
         landlock: p.landlock.as_ref(),
         reaper: p.lifecycle.reaper,
     };
-    finish::identity(&id, chan)?;
+    let cwd = finish::identity(&id, chan)?;
     if p.lifecycle.die_with_parent {
         // After the last credential change, which clears it (commit_creds), and tied to P0, our
         // parent (also with a join stage: CLONE_PARENT). getppid cannot tell whether P0 died
@@ -194,7 +206,7 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
         finish::fail(chan, e);
     }
     drop(pty);
-    finish::exec(&id, &exe, p.preserve_fds, chan, p.fifo.as_ref().map(AsRawFd::as_raw_fd))
+    finish::exec(&id, cwd, &exe, p.preserve_fds, chan, p.fifo.as_ref().map(AsRawFd::as_raw_fd))
 }
 
 fn need_proc<'a>(proc: &'a Option<Proc>, what: &str) -> Result<&'a Proc> {
