@@ -356,6 +356,8 @@ def find_peers(names, args):
             if any(p.label == f"{n} {v}" for p in peers):
                 continue  # the same release twice
             peers.append(Peer(n, b, f"{n} {v}"))
+    # testudo, the current releases, Debian's, youki: the order of the tables' rows and columns.
+    peers.sort(key=lambda p: 0 if p.family == "testudo" else 1 if p.current else 3 if p.family == "youki" else 2)
     if found:
         where = f"Current peer releases: {', '.join(found)} from {pdir} ({how})."
     elif any(n in ("runc", "crun") for n in names):
