@@ -853,6 +853,25 @@ def cleanup(runtimes, work):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def scale_mode(a, runtimes, work, iters, warm, t_start):
+    sys.modules.setdefault("bench", sys.modules[__name__])  # scale.py's `import bench` is this module
+    import scale
+    log(f"scale: {len(runtimes)} runtime(s), N = {a.scale} containers, M = {a.mounts} mounts, "
+        f"{warm} warm-up + {iters} iterations per phase")
+    out = {"machine": machine(), "versions": {rt.name: rt.version for rt in runtimes},
+           "scale": scale.run(runtimes, work, a.scale, a.mounts, iters, warm)}
+    m = out["machine"]
+    print(f"Machine: {m['nproc']} CPUs ({m['cpu']}), {m['mem_gib']} GiB, kernel {m['kernel']}, {m['os']}.")
+    print("Runtimes: " + "; ".join(f"{n} ({v})" for n, v in out["versions"].items()) + ".")
+    print(scale.report(out))
+    out["elapsed_s"] = round(time.monotonic() - t_start, 1)
+    print(f"\n(benchmark took {out['elapsed_s']} s)")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(out, f, indent=1)
+    return 0
+
+
 def main():
     global CHILDREN, YOUKI_SIGCHLD_WORKAROUND
     ap = argparse.ArgumentParser(description="Spawn benchmark: testudo vs runc, crun, youki.")
@@ -869,6 +888,11 @@ def main():
     ap.add_argument("--peers", metavar="DIR",
                     help=f"the peers' current releases, DIR/runc and DIR/crun (default: ${PEERS_ENV}, else "
                          f"{PEERS_DEFAULT} when it exists; without any, Debian's only)")
+    ap.add_argument("--scale", type=int, metavar="N",
+                    help="instead of the spawn benchmark: create/start/exec/delete/list/state on an empty host, with "
+                         "--mounts M more mounts, and with those and N running containers; testudo and the current "
+                         "releases of runc and crun only (integration/bench/scale.py)")
+    ap.add_argument("--mounts", type=int, default=5000, metavar="M", help="extra host mounts for --scale (default 5000)")
     ap.add_argument("--no-debian", action="store_true",
                     help="leave out Debian's runc and crun where a current release of that runtime is found")
     ap.add_argument("--host-cgroups", action="store_true",
@@ -889,6 +913,12 @@ def main():
     warm = a.warmup if a.warmup is not None else (1 if a.smoke else 5)
     total = a.batch if a.batch is not None else (20 if a.smoke else 100)
     rounds = a.rounds if a.rounds is not None else (1 if a.smoke else 3)
+    if a.scale is not None:
+        a.no_debian = True
+        if "youki" in names:
+            names.remove("youki")
+        if a.scale < 0 or a.mounts < 0 or a.cgroup_driver != "cgroupfs":
+            ap.error("--scale N and --mounts M must not be negative, and take no --cgroup-driver")
     if iters < 1 or warm < 0 or total < 1 or a.parallel < 1 or rounds < 1:
         ap.error("counts must be positive")
     if os.geteuid() != 0:
@@ -934,6 +964,8 @@ def main():
         runtimes = [Runtime(p, work, systemd=d) for d in drivers for p in peers]
         for rt in runtimes:
             probe(rt, bundles)
+        if a.scale is not None:
+            return scale_mode(a, runtimes, work, iters, warm, t_start)
         samples = {rt.name: {k: [] for k, _, _ in METRICS} for rt in runtimes}
         floor_argv = {"floor": FLOOR + [rootfs, "/bin/true"], "kfloor": [build_kernel_floor(work), rootfs]}
         floors = {name: {"run": [], "rss_kib": []} for name in FLOORS}
