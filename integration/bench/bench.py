@@ -853,13 +853,13 @@ def cleanup(runtimes, work):
         shutil.rmtree(work, ignore_errors=True)
 
 
-def scale_mode(a, runtimes, work, iters, warm, t_start):
+def scale_mode(a, runtimes, work, floor_argv, iters, warm, t_start):
     sys.modules.setdefault("bench", sys.modules[__name__])  # scale.py's `import bench` is this module
     import scale
     log(f"scale: {len(runtimes)} runtime(s), N = {a.scale} containers, M = {a.mounts} mounts, "
         f"{warm} warm-up + {iters} iterations per phase")
     out = {"machine": machine(), "versions": {rt.name: rt.version for rt in runtimes},
-           "scale": scale.run(runtimes, work, a.scale, a.mounts, iters, warm)}
+           "scale": scale.run(runtimes, work, floor_argv, a.scale, a.mounts, iters, warm)}
     m = out["machine"]
     print(f"Machine: {m['nproc']} CPUs ({m['cpu']}), {m['mem_gib']} GiB, kernel {m['kernel']}, {m['os']}.")
     print("Runtimes: " + "; ".join(f"{n} ({v})" for n, v in out["versions"].items()) + ".")
@@ -965,7 +965,7 @@ def main():
         for rt in runtimes:
             probe(rt, bundles)
         if a.scale is not None:
-            return scale_mode(a, runtimes, work, iters, warm, t_start)
+            return scale_mode(a, runtimes, work, [build_kernel_floor(work), rootfs], iters, warm, t_start)
         samples = {rt.name: {k: [] for k, _, _ in METRICS} for rt in runtimes}
         floor_argv = {"floor": FLOOR + [rootfs, "/bin/true"], "kfloor": [build_kernel_floor(work), rootfs]}
         floors = {name: {"run": [], "rss_kib": []} for name in FLOORS}

@@ -19,6 +19,7 @@ import bench
 
 PHASES = ["empty", "mounts", "full"]
 KEYS = ["create", "start", "state", "list", "exec", "delete"]
+FLOOR = "kernel floor"
 
 
 def add_mounts(work, m):
@@ -83,9 +84,11 @@ def drain(rt, ids):
         raise bench.BenchError(f"{rt.name}: containers left after the scale phase: {' '.join(left[:5])}")
 
 
-def run(runtimes, work, n, m, iters, warm):
-    """All three phases; returns the result dict for report()."""
+def run(runtimes, work, floor_argv, n, m, iters, warm):
+    """All three phases, and the kernel floor's `run` (floor.c) in each; returns the result dict
+    for report()."""
     res = {rt.name: {p: {k: [] for k in KEYS} for p in PHASES} for rt in runtimes}
+    res[FLOOR] = {p: {"run": []} for p in PHASES}
     fills = {}
     base_mounts = host_mounts()
     parent = None
@@ -103,13 +106,17 @@ def run(runtimes, work, n, m, iters, warm):
                         once(rt, res[rt.name][phase] if i >= warm else {k: [] for k in KEYS})
                 finally:
                     drain(rt, ids)
+            for i in range(warm + iters):
+                ms, _ = bench.floor_once(floor_argv, work)
+                if i >= warm:
+                    res[FLOOR][phase]["run"].append(ms)
     finally:
         if parent:
             drop_mounts(parent)
     return {"n": n, "m": m, "host_mounts": base_mounts, "iterations": iters, "warmup": warm,
             "fill_ms_per_container": fills,
             "samples": res,
-            "medians": {name: {p: {k: bench.stats(v[p][k])["median"] for k in KEYS} for p in PHASES}
+            "medians": {name: {p: {k: bench.stats(xs)["median"] for k, xs in v[p].items()} for p in PHASES}
                         for name, v in res.items()}}
 
 
@@ -120,12 +127,12 @@ def report(out):
              "",
              f"empty: the host's {s['host_mounts']} mounts, no other container; mounts: {s['m']} more tmpfs "
              f"mounts in the private mount namespace; full: those mounts and {s['n']} running containers of "
-             f"the same runtime.",
+             f"the same runtime (the kernel floor: floor.c's `run`, none).",
              "",
              f"| runtime | call | empty | +{s['m']} mounts | +{s['n']} containers | full / empty |",
              "|---|---|---:|---:|---:|---:|"]
     for name, phases in med.items():
-        for k in KEYS:
+        for k in phases["empty"]:
             e, mo, f = phases["empty"][k], phases["mounts"][k], phases["full"][k]
             lines.append(f"| {name} | `{k}` | {e:.1f} | {mo:.1f} | {f:.1f} | {f / e:.2f} |")
     lines += ["", f"Filling the host: mean `create` + `start` per container, ms, over the {s['n']}:", "",
