@@ -327,7 +327,9 @@ def find_peers(names, args):
     directory) and as Debian's (unless --no-debian), in that order; youki; testudo first.
     Returns (peers, a line saying where the peers came from)."""
     pdir, how, explicit = peers_dir(args.peers)
-    have_dir = os.path.isdir(pdir)
+    if pdir == "none":
+        pdir, explicit = "", False  # Debian's only, as asked
+    have_dir = bool(pdir) and os.path.isdir(pdir)
     if explicit and not have_dir:
         raise BenchError(f"peers directory {pdir} ({how}) does not exist")
     peers, found = [], []
@@ -360,6 +362,8 @@ def find_peers(names, args):
     peers.sort(key=lambda p: 0 if p.family == "testudo" else 1 if p.current else 3 if p.family == "youki" else 2)
     if found:
         where = f"Current peer releases: {', '.join(found)} from {pdir} ({how})."
+    elif not pdir and any(n in ("runc", "crun") for n in names):
+        where = f"Current peer releases: left out ({how} none): only Debian's; the goals are measured against them instead."
     elif any(n in ("runc", "crun") for n in names):
         where = (f"Current peer releases: none ({pdir}, {how}, " + ("has neither runc nor crun" if have_dir else "is missing")
                  + "): only Debian's, which are years old; the goals are measured against them instead.")
@@ -372,7 +376,7 @@ def spec_writer(args):
     """The runc whose `spec` is the bundle: the current release if there is one, else Debian's."""
     pdir, _, _ = peers_dir(args.peers)
     cur = os.path.join(pdir, "runc")
-    return cur if os.access(cur, os.X_OK) and version_number(cur) else find_debian("runc")
+    return cur if pdir != "none" and os.access(cur, os.X_OK) and version_number(cur) else find_debian("runc")
 
 
 def find_debian(name):
@@ -887,7 +891,7 @@ def main():
     ap.add_argument("--youki", metavar="PATH", help=f"youki binary (default: built once into {CACHE}/youki)")
     ap.add_argument("--peers", metavar="DIR",
                     help=f"the peers' current releases, DIR/runc and DIR/crun (default: ${PEERS_ENV}, else "
-                         f"{PEERS_DEFAULT} when it exists; without any, Debian's only)")
+                         f"{PEERS_DEFAULT} when it exists; without any, or `none`, Debian's only)")
     ap.add_argument("--scale", type=int, metavar="N",
                     help="instead of the spawn benchmark: create/start/exec/delete/list/state on an empty host, with "
                          "--mounts M more mounts, and with those and N running containers; testudo and the current "
