@@ -2,7 +2,11 @@
 """Spawn benchmark: testudo against runc, crun and youki on one identical busybox bundle.
 
     bench.py [--iterations N] [--smoke] [--runtimes testudo,runc,crun,youki] [--json FILE]
-             [--cgroup-driver cgroupfs|systemd|both]
+             [--cgroup-driver cgroupfs|systemd|both] [--peers DIR] [--no-debian]
+
+runc and crun are each run twice: their current releases from ../shared/peers (--peers,
+$TESTUDO_BENCH_PEERS) and Debian 12's, labelled by version; testudo's ratios and issue 26's goals
+are against the current releases (against Debian's, said so, where there are none).
 
 See "Performance" in the top-level README.md for what is measured, how, and why. Python 3 standard library
 only; run as root. Any runtime failure (non-zero exit, time-out, container left behind) stops
@@ -13,7 +17,7 @@ import ctypes
 import json
 import os
 import platform
-import random
+import re
 import shutil
 import signal
 import statistics
@@ -37,7 +41,13 @@ TESTUDO_CANDIDATES = [
 CACHE = os.environ.get("TESTUDO_BENCH_CACHE", "/var/cache/testudo-bench")
 YOUKI_VERSION = "0.7.0"
 YOUKI_FEATURES = "v1,v2,seccomp"  # without v1/v2 youki cannot manage cgroups; systemd is not needed
+# Debian 12's runc 1.1.5 and crun 1.8.1 (installed with apt-get when missing).
 PEER_PATHS = {"runc": ["/usr/sbin/runc", "/usr/bin/runc"], "crun": ["/usr/bin/crun"]}
+# The peers' current releases (runc 1.5.1, crun 1.27.1: see that directory's README), beside the
+# repository in this project's workplace: --peers DIR, else $TESTUDO_BENCH_PEERS, else this one.
+# Where it is missing (a clone elsewhere) only Debian's are run, and the output says so.
+PEERS_ENV = "TESTUDO_BENCH_PEERS"
+PEERS_DEFAULT = os.path.join(os.path.dirname(TOP), "shared", "peers")
 YOUKI_SIGCHLD_WORKAROUND = True
 ALL = ["testudo", "runc", "crun", "youki"]
 CALL_TIMEOUT = 20.0  # seconds for one runtime call, then SIGTERM, then SIGKILL 2 s later
@@ -150,8 +160,11 @@ SYSTEMD = "+sd"
 
 
 class Runtime:
-    def __init__(self, name, binary, work, systemd=False):
-        self.name, self.bin = name + (SYSTEMD if systemd else ""), binary
+    def __init__(self, peer, work, systemd=False):
+        self.family, self.bin, self.current = peer.family, peer.binary, peer.current
+        # The name is the label, with the version for a peer: "crun 1.27.1", "runc 1.1.5+sd".
+        self.sd = SYSTEMD if systemd else ""
+        self.name = peer.label + self.sd
         # Each runtime's default cgroupsPath under the driver (the bundles set none):
         # system.slice/<runtime>-<id>.scope.
         self.flags = ["--systemd-cgroup"] if systemd else []
@@ -161,13 +174,15 @@ class Runtime:
         os.makedirs(self.errdir)
         self.count = 0
         self.retried = []  # failed runs of the batch that were run again (peers only)
-        self.version = version_of(binary)
+        self.version = version_of(peer.binary)
+        self.notes = list(peer.notes)
+        self.bundles = self.variant = None  # probe() picks them
         # youki 0.7.0 `run` blocks signals only once the container is started, then sigwait()s
         # for SIGCHLD: a container that exits before that (/bin/true, under load) is never
         # noticed and youki hangs, deaf to SIGTERM (it forwards it). Starting youki with SIGCHLD
         # already blocked keeps that SIGCHLD pending; it costs nothing.
-        self.block_sigchld = name == "youki" and YOUKI_SIGCHLD_WORKAROUND
-        self.count_name = name + ("-sd" if systemd else "")
+        self.block_sigchld = peer.family == "youki" and YOUKI_SIGCHLD_WORKAROUND
+        self.count_name = peer.label.replace(" ", "-") + ("-sd" if systemd else "")
 
     def new_id(self):
         self.count += 1
@@ -239,7 +254,9 @@ class Runtime:
 
     def leftovers(self):
         try:
-            return [c for c in os.listdir(self.root) if os.path.isdir(os.path.join(self.root, c))]
+            # Only our containers' directories: crun 1.27 keeps a ".empty-directory" there.
+            return [c for c in os.listdir(self.root)
+                    if c.startswith("tbench-") and os.path.isdir(os.path.join(self.root, c))]
         except FileNotFoundError:
             return []
 
@@ -281,19 +298,102 @@ def ensure_apt(packages):
             subprocess.run(["apt-get", "install", "-y", "-qq", *missing], env=env, check=True)
 
 
-def find_peer(name, explicit_youki):
-    if name == "youki":
-        if explicit_youki:
-            return explicit_youki
-        path = os.path.join(CACHE, "youki", "bin", "youki")
-        if not os.access(path, os.X_OK):
-            build_youki(os.path.join(CACHE, "youki"))
-        return path
+class Peer:
+    """One runtime binary to measure: family (testudo, runc, crun, youki), label ("crun 1.27.1"),
+    whether it is the family's current release (the goals' reference), notes for the output."""
+
+    def __init__(self, family, binary, label, current=False, notes=()):
+        self.family, self.binary, self.label, self.current, self.notes = family, binary, label, current, list(notes)
+
+
+def version_number(binary):
+    """"1.27.1" out of `crun --version`'s "crun version 1.27.1", "1.1.5" out of Debian's
+    "runc version 1.1.5+ds1"; None if it does not run."""
+    m = re.search(r"version (\d+(?:\.\d+)*)", version_of(binary))
+    return m.group(1) if m else None
+
+
+def peers_dir(explicit):
+    """(directory or None, how it was chosen, whether it was asked for explicitly)."""
+    if explicit:
+        return explicit, "--peers", True
+    if os.environ.get(PEERS_ENV):
+        return os.environ[PEERS_ENV], f"${PEERS_ENV}", True
+    return PEERS_DEFAULT, "../shared/peers beside the repository", False
+
+
+def find_peers(names, args):
+    """The Peer list for --runtimes: runc and crun each as the current release (from the peers
+    directory) and as Debian's (unless --no-debian), in that order; youki; testudo first.
+    Returns (peers, a line saying where the peers came from)."""
+    pdir, how, explicit = peers_dir(args.peers)
+    if pdir == "none":
+        pdir, explicit = "", False  # Debian's only, as asked
+    have_dir = bool(pdir) and os.path.isdir(pdir)
+    if explicit and not have_dir:
+        raise BenchError(f"peers directory {pdir} ({how}) does not exist")
+    peers, found = [], []
+    for n in names:
+        if n == "testudo":
+            peers.append(Peer("testudo", args.testudo_bin, "testudo"))
+            continue
+        if n == "youki":
+            b = find_youki(args.youki)
+            peers.append(Peer("youki", b, f"youki {version_number(b) or YOUKI_VERSION}",
+                              notes=["built without youki's cgroupsv2_devices feature, so it ignores the "
+                                     "device rules on cgroup2 (YOUKI_FEATURES)"]))
+            continue
+        cur = os.path.join(pdir, n)
+        if have_dir and os.access(cur, os.X_OK):
+            v = version_number(cur)
+            if v is None:
+                raise BenchError(f"{cur} --version does not run: {version_of(cur)} (crun needs libyajl2)")
+            peers.append(Peer(n, cur, f"{n} {v}", current=True))
+            found.append(f"{n} {v}")
+        elif explicit:
+            raise BenchError(f"peers directory {pdir} ({how}) has no executable {n}")
+        if not args.no_debian or not (have_dir and os.access(cur, os.X_OK)):
+            b = find_debian(n)
+            v = version_number(b) or "?"
+            if any(p.label == f"{n} {v}" for p in peers):
+                continue  # the same release twice
+            peers.append(Peer(n, b, f"{n} {v}"))
+    # testudo, the current releases, Debian's, youki: the order of the tables' rows and columns.
+    peers.sort(key=lambda p: 0 if p.family == "testudo" else 1 if p.current else 3 if p.family == "youki" else 2)
+    if found:
+        where = f"Current peer releases: {', '.join(found)} from {pdir} ({how})."
+    elif not pdir and any(n in ("runc", "crun") for n in names):
+        where = f"Current peer releases: left out ({how} none): only Debian's; the goals are measured against them instead."
+    elif any(n in ("runc", "crun") for n in names):
+        where = (f"Current peer releases: none ({pdir}, {how}, " + ("has neither runc nor crun" if have_dir else "is missing")
+                 + "): only Debian's, which are years old; the goals are measured against them instead.")
+    else:
+        where = ""
+    return peers, where
+
+
+def spec_writer(args):
+    """The runc whose `spec` is the bundle: the current release if there is one, else Debian's."""
+    pdir, _, _ = peers_dir(args.peers)
+    cur = os.path.join(pdir, "runc")
+    return cur if pdir != "none" and os.access(cur, os.X_OK) and version_number(cur) else find_debian("runc")
+
+
+def find_debian(name):
     for p in PEER_PATHS[name]:
         if os.access(p, os.X_OK):
             return p
     ensure_apt([name])
     return next(p for p in PEER_PATHS[name] if os.access(p, os.X_OK))
+
+
+def find_youki(explicit):
+    if explicit:
+        return explicit
+    path = os.path.join(CACHE, "youki", "bin", "youki")
+    if not os.access(path, os.X_OK):
+        build_youki(os.path.join(CACHE, "youki"))
+    return path
 
 
 def build_youki(root):
@@ -337,53 +437,98 @@ def state_on_tmpfs(work):
     subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0700", "bench-state", state], check=True)
 
 
-def make_bundles(work):
+# The bundle every runtime runs is runc's default spec as the current runc writes it (the issue's
+# way), with its default-deny device rule; a peer that cannot run it gets the first variant it can
+# run, and the output names the variant and why (Debian's crun 1.8 refuses ociVersion 1.3.0, and
+# cannot load its device program here: it must raise RLIMIT_MEMLOCK first, and root on this
+# machine has no CAP_SYS_RESOURCE; crun 1.27 loads it, BPF memory being charged to the memory
+# cgroup). testudo gets no variant: it runs the spec or the benchmark fails.
+OLD_OCI_VERSION = "1.0.2-dev"  # what runc 1.1.5's `spec` writes
+BUNDLES = [
+    ("spec", "", "the default spec"),
+    ("oci1.0", "", f"the default spec as ociVersion {OLD_OCI_VERSION}"),
+    ("nodev", " (no device rules)", f"ociVersion {OLD_OCI_VERSION} without the device rule"),
+]
+
+
+def make_bundles(work, runc):
+    """rootfs, {variant: {"true": bundle dir, "sleep": bundle dir}}, a line describing them."""
     rootfs = os.path.join(work, "rootfs")
     p = subprocess.run(["bash", os.path.join(TOP, "integration/busybox-rootfs.sh"), rootfs], capture_output=True)
     if p.returncode != 0:
         raise BenchError(f"busybox-rootfs.sh failed:\n{p.stderr.decode()}")
     spec_dir = os.path.join(work, "spec")
     os.makedirs(spec_dir)
-    runc = next((p for p in PEER_PATHS["runc"] if os.access(p, os.X_OK)), None)
-    if runc is None:
-        ensure_apt(["runc"])
-        runc = next(p for p in PEER_PATHS["runc"] if os.access(p, os.X_OK))
     subprocess.run([runc, "spec", "--bundle", spec_dir], check=True)
     with open(os.path.join(spec_dir, "config.json")) as f:
         base = json.load(f)
     base["root"] = {"path": rootfs, "readonly": True}
     base["process"]["terminal"] = False
-    # crun cannot load its device-cgroup eBPF program here (RLIMIT_MEMLOCK), so no device rules.
-    base.get("linux", {}).get("resources", {}).pop("devices", None)
+    devices = base.get("linux", {}).get("resources", {}).get("devices")
     bundles = {}
-    for name, args in (("true", ["/bin/true"]), ("sleep", ["/bin/sleep", "1000"])):
-        d = os.path.join(work, "bundle-" + name)
-        os.makedirs(d)
+    for variant, _, _ in BUNDLES:
+        if variant == "oci1.0" and base.get("ociVersion") == OLD_OCI_VERSION:
+            continue  # the same as "spec"
         cfg = json.loads(json.dumps(base))
-        cfg["process"]["args"] = args
-        with open(os.path.join(d, "config.json"), "w") as f:
-            json.dump(cfg, f, indent=2)
-        bundles[name] = d
-    return rootfs, bundles
+        if variant != "spec":
+            cfg["ociVersion"] = OLD_OCI_VERSION
+        if variant == "nodev":
+            cfg["linux"].get("resources", {}).pop("devices", None)
+        bundles[variant] = {}
+        for name, args in (("true", ["/bin/true"]), ("sleep", ["/bin/sleep", "1000"])):
+            d = os.path.join(work, f"bundle-{variant}-{name}")
+            os.makedirs(d)
+            cfg["process"]["args"] = args
+            with open(os.path.join(d, "config.json"), "w") as f:
+                json.dump(cfg, f, indent=2)
+            bundles[variant][name] = d
+    what = (f"runc {version_number(runc)}'s default spec (ociVersion {base.get('ociVersion')}, device rules "
+            f"{json.dumps(devices)}), read-only busybox root")
+    return rootfs, bundles, what
+
+
+def probe(rt, bundles):
+    """One untimed `run` of each bundle variant in turn; the runtime keeps the first it runs."""
+    failures = []
+    for variant, suffix, what in BUNDLES:
+        if variant not in bundles:
+            continue
+        cid = rt.new_id()
+        pid, err = rt.start("run", "--bundle", bundles[variant]["true"], cid)
+        status, timed_out, _ = CHILDREN.wait(pid)
+        if rt.exists(cid):
+            rt.quiet("delete", "--force", cid)
+        if status == 0 and not timed_out:
+            os.unlink(err)
+            rt.bundles, rt.variant = bundles[variant], variant
+            if failures:
+                rt.name = rt.name[:len(rt.name) - len(rt.sd)] + suffix + rt.sd
+                rt.notes.append(f"gets {what}: " + "; ".join(failures))
+            return
+        if rt.family == "testudo":
+            rt.check(("run", "--bundle", bundles[variant]["true"], cid), status, timed_out, err)
+        last = (tail(err).splitlines() or [f"exit {status}"])[-1]
+        failures.append(f"{what} fails (`{last}`)")
+    raise BenchError(f"{rt.name} runs none of the bundles: " + "; ".join(failures))
 
 
 # ---------------------------------------------------------------------------------------------
 # Measurements
 
-def one_iteration(rt, bundles, samples):
+def one_iteration(rt, samples):
     # run /bin/true: create+start+wait+delete in one command (runc-compatible `run` deletes the
     # container when it exits; if a runtime leaves it, the `delete` it then needs is counted too).
     cid = rt.new_id()
-    ms = rt.call("run", "--bundle", bundles["true"], cid)
+    ms = rt.call("run", "--bundle", rt.bundles["true"], cid)
     if rt.exists(cid):
         ms += rt.call("delete", cid)
         samples["run_left_state"] = samples.get("run_left_state", 0) + 1
     samples["run"].append(ms)
-    samples["rss_kib"].append(rt.peak_rss(bundles["true"]))
+    samples["rss_kib"].append(rt.peak_rss(rt.bundles["true"]))
 
     # create -> start -> exec -> kill -> delete on a `sleep 1000` container.
     cid = rt.new_id()
-    c_ms = rt.call("create", "--bundle", bundles["sleep"], cid)
+    c_ms = rt.call("create", "--bundle", rt.bundles["sleep"], cid)
     s_ms = rt.call("start", cid)
     if rt.status(cid) != "running":
         raise BenchError(f"{rt.name}: {cid} is not running after start (state: {rt.status(cid)})")
@@ -530,6 +675,92 @@ def ratio(results, name, key):
     return f"{a['median'] / b['median']:.2f}"
 
 
+SUMMARY = [
+    ("run", "run /bin/true (create+start+wait+delete), ms", "ms"),
+    ("create", "create, ms", "ms"),
+    ("start", "start, ms", "ms"),
+    ("exec", "exec /bin/true, ms", "ms"),
+    ("delete", "delete, ms", "ms"),
+    ("rss_kib", "peak RSS during run, MiB", "mib"),
+    ("seq", "{total} × run sequentially, s", "s"),
+    ("par", "{total} × run, {width} at a time, s", "s"),
+]
+
+
+def references(out):
+    """{family: runtime name} the ratios and goals are against: each family's current release,
+    else (no peers directory) Debian's; without the systemd driver."""
+    ref = dict(out["current"])
+    for n in out["results"]:
+        fam = n.split(" ")[0]
+        if fam in ("runc", "crun") and fam not in ref and not n.endswith(SYSTEMD):
+            ref[fam] = n
+    return ref
+
+
+def median_of(out, name, key):
+    s = out[name].get(key) if name in FLOORS else out["results"].get(name, {}).get(key)
+    return s and s["median"]
+
+
+def over(out, name, key):
+    """testudo's median / name's median for key, or None."""
+    a, b = median_of(out, "testudo", key), median_of(out, name, key)
+    return a / b if a and b else None
+
+
+def summary(out):
+    """One table of medians, all runtimes and floors side by side, with testudo's ratios against
+    the current releases and the kernel floor: the README's table."""
+    b = out["batch"]
+    ref = references(out)
+    names = [n for n in out["results"] if not n.endswith(SYSTEMD)]
+    cols = [f"testudo/{ref[f]}" for f in ("crun", "runc") if f in ref] + ["testudo/kernel floor"]
+    lines = ["", "#### Summary (medians)", "",
+             "| metric | " + " | ".join(names) + " | floor | kernel floor | " + " | ".join(cols) + " |",
+             "|---|" + "---:|" * (len(names) + 2 + len(cols))]
+    for key, title, unit in SUMMARY:
+        cells = [fmt(median_of(out, n, key), unit) for n in names]
+        cells += [fmt(median_of(out, f, key), unit) if key in ("run", "rss_kib") else "—" for f in FLOORS]
+        rs = [over(out, ref[f], key) for f in ("crun", "runc") if f in ref]
+        rs.append(over(out, "kfloor", key) if key in ("run", "rss_kib") else None)
+        cells += ["—" if r is None else f"{r:.2f}" for r in rs]
+        lines.append(f"| {title.format(**b)} | " + " | ".join(cells) + " |")
+    return lines
+
+
+GOALS = [  # (key, against, at most, what) from issue 26
+    ("run", "crun", 0.40, "`run` /bin/true"),
+    ("run", "kfloor", 1.6, "`run` /bin/true"),
+    ("create", "crun", 0.45, "`create`"),
+    ("start", "crun", 0.45, "`start`"),
+    ("exec", "crun", 0.45, "`exec` /bin/true"),
+    ("delete", "crun", 0.45, "`delete`"),
+    ("rss_kib", "crun", 1.0, "peak RSS during `run`"),
+    ("par", "crun", 0.45, "{total} × `run`, {width} at a time"),
+]
+
+
+def goals(out):
+    """Issue 26's goals, each with testudo's measured ratio: printed, never asserted (the smoke
+    run in CI stays green whatever the numbers)."""
+    ref = references(out)
+    if "testudo" not in out["results"] or "crun" not in ref:
+        return []
+    crun = ref["crun"]
+    lines = ["", f"#### Goals (issue 26): testudo's median / the reference's median", ""]
+    if crun not in out["current"].values():
+        lines += [f"The goals are set against crun 1.27.1, which is not here: shown against {crun}, for reference only.", ""]
+    lines += ["| goal | measured | met |", "|---|---:|---|"]
+    for key, against, limit, what in GOALS:
+        r = over(out, crun if against == "crun" else against, key)
+        whom = crun if against == "crun" else "the kernel floor"
+        goal = f"{what.format(**out['batch'])} ≤ {limit:.2f}× {whom}"
+        lines.append(f"| {goal} | {'—' if r is None else f'{r:.2f}×'} | "
+                     f"{'—' if r is None else 'met' if r <= limit else 'not met'} |")
+    return lines
+
+
 def report(out):
     m = out["machine"]
     res = out["results"]
@@ -537,7 +768,13 @@ def report(out):
     lines = []
     lines.append(f"Machine: {m['nproc']} CPUs ({m['cpu']}), {m['mem_gib']} GiB, kernel {m['kernel']}, {m['os']}; "
                  f"cgroup view: {out['cgroups']}.")
+    if out.get("peers"):
+        lines.append(out["peers"])
+    lines.append(f"Bundle: {out['bundle']}.")
     lines.append("Runtimes: " + "; ".join(f"{n} ({out['versions'][n]})" for n in names) + ".")
+    for n, notes in out["notes"].items():
+        for note in notes:
+            lines.append(f"Note: {n} {note}.")
     lines.append(f"{out['iterations']} interleaved iterations after {out['warmup']} warm-up; "
                  f"ratio = testudo median / runtime median (below 1: testudo is faster)"
                  + (f"; `{SYSTEMD}`: with --systemd-cgroup (a transient scope over D-Bus), against testudo{SYSTEMD}." if any(n.endswith(SYSTEMD) for n in names) else "."))
@@ -579,6 +816,7 @@ def report(out):
             a = added[n]
             r = "—" if n == "testudo" + SYSTEMD or not base or a["run"] <= 0 else f"{base / a['run']:.2f}"
             lines.append(f"| {n[:-len(SYSTEMD)]} | {a['run']:+.1f} | {a['create']:+.1f} | {a['delete']:+.1f} | {r} |")
+    lines += summary(out) + goals(out)
     for n in names:
         if res[n].get("retried"):
             lines.append("")
@@ -619,6 +857,25 @@ def cleanup(runtimes, work):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def scale_mode(a, runtimes, work, floor_argv, iters, warm, t_start):
+    sys.modules.setdefault("bench", sys.modules[__name__])  # scale.py's `import bench` is this module
+    import scale
+    log(f"scale: {len(runtimes)} runtime(s), N = {a.scale} containers, M = {a.mounts} mounts, "
+        f"{warm} warm-up + {iters} iterations per phase")
+    out = {"machine": machine(), "versions": {rt.name: rt.version for rt in runtimes},
+           "scale": scale.run(runtimes, work, floor_argv, a.scale, a.mounts, iters, warm)}
+    m = out["machine"]
+    print(f"Machine: {m['nproc']} CPUs ({m['cpu']}), {m['mem_gib']} GiB, kernel {m['kernel']}, {m['os']}.")
+    print("Runtimes: " + "; ".join(f"{n} ({v})" for n, v in out["versions"].items()) + ".")
+    print(scale.report(out))
+    out["elapsed_s"] = round(time.monotonic() - t_start, 1)
+    print(f"\n(benchmark took {out['elapsed_s']} s)")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(out, f, indent=1)
+    return 0
+
+
 def main():
     global CHILDREN, YOUKI_SIGCHLD_WORKAROUND
     ap = argparse.ArgumentParser(description="Spawn benchmark: testudo vs runc, crun, youki.")
@@ -632,6 +889,16 @@ def main():
     ap.add_argument("--rounds", type=int, default=None, help="rounds of the sequential/parallel runs (default 3; smoke 1)")
     ap.add_argument("--testudo", metavar="PATH", help="testudo binary (default: target/*/release/testudo)")
     ap.add_argument("--youki", metavar="PATH", help=f"youki binary (default: built once into {CACHE}/youki)")
+    ap.add_argument("--peers", metavar="DIR",
+                    help=f"the peers' current releases, DIR/runc and DIR/crun (default: ${PEERS_ENV}, else "
+                         f"{PEERS_DEFAULT} when it exists; without any, or `none`, Debian's only)")
+    ap.add_argument("--scale", type=int, metavar="N",
+                    help="instead of the spawn benchmark: create/start/exec/delete/list/state on an empty host, with "
+                         "--mounts M more mounts, and with those and N running containers; testudo and the current "
+                         "releases of runc and crun only (integration/bench/scale.py)")
+    ap.add_argument("--mounts", type=int, default=5000, metavar="M", help="extra host mounts for --scale (default 5000)")
+    ap.add_argument("--no-debian", action="store_true",
+                    help="leave out Debian's runc and crun where a current release of that runtime is found")
     ap.add_argument("--host-cgroups", action="store_true",
                     help="do not enter the private pure-cgroup-v2 mount namespace (crun 1.8 fails on this host then)")
     ap.add_argument("--cgroup-driver", choices=["cgroupfs", "systemd", "both"], default="cgroupfs",
@@ -650,6 +917,12 @@ def main():
     warm = a.warmup if a.warmup is not None else (1 if a.smoke else 5)
     total = a.batch if a.batch is not None else (20 if a.smoke else 100)
     rounds = a.rounds if a.rounds is not None else (1 if a.smoke else 3)
+    if a.scale is not None:
+        a.no_debian = True
+        if "youki" in names:
+            names.remove("youki")
+        if a.scale < 0 or a.mounts < 0 or a.cgroup_driver != "cgroupfs":
+            ap.error("--scale N and --mounts M must not be negative, and take no --cgroup-driver")
     if iters < 1 or warm < 0 or total < 1 or a.parallel < 1 or rounds < 1:
         ap.error("counts must be positive")
     if os.geteuid() != 0:
@@ -662,7 +935,7 @@ def main():
         if "youki" in names:
             sys.exit("bench: youki is built here without its systemd feature: leave it out of --runtimes")
 
-    binaries = {}
+    a.testudo_bin = None
     if "testudo" in names:
         t = find_testudo(a.testudo)
         if t is None:
@@ -670,7 +943,7 @@ def main():
             sys.exit(f"bench: testudo binary not found ({where}).\n"
                      f"bench: build it with `cargo build --release`, or benchmark only the peers: "
                      f"--runtimes {','.join(n for n in names if n != 'testudo') or 'runc,crun,youki'}")
-        binaries["testudo"] = t
+        a.testudo_bin = t
 
     work = None
     runtimes = []
@@ -682,16 +955,21 @@ def main():
     signal.signal(signal.SIGHUP, on_signal)
     t_start = time.monotonic()
     try:
-        for n in names:
-            if n != "testudo":
-                binaries[n] = find_peer(n, a.youki)
+        peers, where = find_peers(names, a)
+        if where:
+            log(where)
         ensure_apt(["util-linux", "time"])  # unshare, mount; GNU time for peak RSS
         enter_private_mounts(pure_v2=not a.host_cgroups)
         CHILDREN = Children()
         work = tempfile.mkdtemp(prefix="testudo-bench.")
         state_on_tmpfs(work)
-        rootfs, bundles = make_bundles(work)
-        runtimes = [Runtime(n, binaries[n], work, systemd=d) for d in drivers for n in names]
+        spec_runc = spec_writer(a)
+        rootfs, bundles, bundle_what = make_bundles(work, spec_runc)
+        runtimes = [Runtime(p, work, systemd=d) for d in drivers for p in peers]
+        for rt in runtimes:
+            probe(rt, bundles)
+        if a.scale is not None:
+            return scale_mode(a, runtimes, work, [build_kernel_floor(work), rootfs], iters, warm, t_start)
         samples = {rt.name: {k: [] for k, _, _ in METRICS} for rt in runtimes}
         floor_argv = {"floor": FLOOR + [rootfs, "/bin/true"], "kfloor": [build_kernel_floor(work), rootfs]}
         floors = {name: {"run": [], "rss_kib": []} for name in FLOORS}
@@ -702,7 +980,7 @@ def main():
             order = runtimes[i % len(runtimes):] + runtimes[:i % len(runtimes)]
             for rt in order:
                 s = samples[rt.name] if i >= warm else {k: [] for k, _, _ in METRICS}
-                one_iteration(rt, bundles, s)
+                one_iteration(rt, s)
             for name, argv in floor_argv.items():
                 f_ms, f_kib = floor_once(argv, work)
                 if i >= warm:
@@ -716,15 +994,18 @@ def main():
         for r in range(rounds):
             order = runtimes[r % len(runtimes):] + runtimes[:r % len(runtimes)]
             for rt in order:
-                batch[rt.name]["seq"].append(many(rt, bundles["true"], total, 1))
+                batch[rt.name]["seq"].append(many(rt, rt.bundles["true"], total, 1))
             for rt in order:
-                batch[rt.name]["par"].append(many(rt, bundles["true"], total, a.parallel))
+                batch[rt.name]["par"].append(many(rt, rt.bundles["true"], total, a.parallel))
 
         out = {
             "machine": machine(),
             "cgroups": ("host (hybrid)" if a.host_cgroups else "private mount namespace, cgroup2 on /sys/fs/cgroup")
                        + f"; cgroup driver: {a.cgroup_driver}",
+            "peers": where, "bundle": bundle_what,
             "versions": {rt.name: rt.version for rt in runtimes},
+            "notes": {rt.name: rt.notes for rt in runtimes if rt.notes},
+            "current": {rt.family: rt.name for rt in runtimes if rt.current and not rt.sd},
             "binaries": {rt.name: rt.bin for rt in runtimes},
             "iterations": iters, "warmup": warm,
             "batch": {"total": total, "width": a.parallel, "rounds": rounds},
