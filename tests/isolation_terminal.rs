@@ -256,58 +256,6 @@ fn the_default_profile_refuses_tiocsti_to_a_container_with_cap_sys_admin() {
     assert_eq!(probe_lines(&seen), ["ERR 1", "ERR 1"], "TIOCSTI refused by the profile: {seen:?}");
 }
 
-/// A terminal of the test's own standing in for the caller's (40 rows, 120 columns): `c` runs in
-/// a session of its own with it as controlling terminal and as stdout/stderr; stdin is the
-/// terminal too, or /dev/null. Returns the exit code, what the terminal showed and the slave,
-/// kept open so that the test can look at what is left in the terminal's input queue.
-fn on_a_terminal(mut c: std::process::Command, stdin_too: bool, typed: &str) -> (i32, String, OwnedFd, nix::sys::termios::Termios) {
-    use std::os::unix::process::CommandExt;
-    use std::process::Stdio;
-    let ws = nix::pty::Winsize { ws_row: 40, ws_col: 120, ws_xpixel: 0, ws_ypixel: 0 };
-    let pty = nix::pty::openpty(Some(&ws), None).expect("openpty");
-    let before = nix::sys::termios::tcgetattr(&pty.slave).expect("tcgetattr");
-    c.stdin(if stdin_too { Stdio::from(pty.slave.try_clone().expect("dup")) } else { Stdio::null() });
-    c.stdout(Stdio::from(pty.slave.try_clone().expect("dup")));
-    c.stderr(Stdio::from(pty.slave.try_clone().expect("dup")));
-    // SAFETY: only async-signal-safe calls (setsid, ioctl) between fork and exec.
-    unsafe {
-        c.pre_exec(|| {
-            if libc::setsid() < 0 || libc::ioctl(1, libc::TIOCSCTTY, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    // Typed before testudo starts: it waits in the terminal's input queue for testudo to relay.
-    write_all(&pty.master, typed);
-    let mut child = c.spawn().expect("testudo on a terminal");
-    let mut seen = String::new();
-    let mut buf = [0u8; 4096];
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        assert!(Instant::now() < deadline, "testudo on a terminal did not finish: {seen:?}");
-        let mut fds = [PollFd::new(pty.master.as_fd(), PollFlags::POLLIN)];
-        if poll(&mut fds, PollTimeout::from(200u16)).expect("poll") == 0 {
-            if child.try_wait().expect("wait").is_some() {
-                break;
-            }
-            continue;
-        }
-        match nix::unistd::read(&pty.master, &mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
-        }
-    }
-    let code = child.wait().expect("wait").code().unwrap_or(-1);
-    let after = nix::sys::termios::tcgetattr(&pty.slave).expect("tcgetattr");
-    assert_eq!(
-        (before.local_flags, before.input_flags, before.output_flags),
-        (after.local_flags, after.input_flags, after.output_flags),
-        "the caller's terminal modes are restored: {seen:?}"
-    );
-    (code, seen, pty.slave, after)
-}
-
 /// What is waiting in the terminal's input queue (typed, or pushed there with TIOCSTI).
 fn pending_input(slave: &OwnedFd) -> String {
     let fl = nix::fcntl::fcntl(slave, nix::fcntl::FcntlArg::F_GETFL).expect("getfl");
@@ -339,7 +287,7 @@ fn foreground_exec_tty_relays_a_new_pty_to_the_callers_terminal() {
     let b = Bundle::new("exec sleep 100");
     b.start();
     let script = format!("{WHERE_AM_I}; read line; echo got-$line; exit 3");
-    let (code, seen, slave, _) = on_a_terminal(b.cmd(&["exec", "-t", &b.id, "sh", "-c", &script]), true, "typed-in\n");
+    let (code, seen, slave) = common::on_a_terminal(b.cmd(&["exec", "-t", &b.id, "sh", "-c", &script]), true, "typed-in\n");
     assert_eq!(code, 3, "exec's exit code is the process's: {seen:?}");
     assert!(value(&seen, "tty").starts_with("/dev/pts/"), "{seen:?}");
     assert_eq!(value(&seen, "tty"), value(&seen, "fd0"), "{seen:?}");
@@ -368,7 +316,7 @@ fn tiocsti_from_a_foreground_tty_process_stays_in_its_own_pty() {
     }
     b.config["linux"].as_object_mut().expect("linux").remove("seccomp");
     b.start();
-    let (code, seen, slave, _) = on_a_terminal(b.cmd(&["exec", "-t", &b.id, "sh", "-c", script]), false, "");
+    let (code, seen, slave) = common::on_a_terminal(b.cmd(&["exec", "-t", &b.id, "sh", "-c", script]), false, "");
     assert_eq!(code, 0, "{seen:?}");
     assert_eq!(probe_lines(&seen), ["OK 0", "OK 0", "OK 0"], "the process may push input into its own pty: {seen:?}");
     assert!(seen.contains("own=inj-zero,inj-one,inj-two"), "and reads it back itself: {seen:?}");
@@ -380,7 +328,7 @@ fn tiocsti_from_a_foreground_tty_process_stays_in_its_own_pty() {
     b.config["process"]["args"] = serde_json::json!(["sh", "-c", script]);
     b.write();
     let bundle = b.dir.to_str().expect("utf8").to_string();
-    let (code, seen, slave, _) = on_a_terminal(b.cmd(&["run", "--bundle", &bundle, &b.id]), false, "");
+    let (code, seen, slave) = common::on_a_terminal(b.cmd(&["run", "--bundle", &bundle, &b.id]), false, "");
     assert_eq!(code, 0, "{seen:?}");
     assert!(seen.contains("own=inj-zero,inj-one,inj-two"), "run: {seen:?}");
     assert_eq!(pending_input(&slave), "", "run: nothing reached the caller's terminal: {seen:?}");

@@ -349,10 +349,7 @@ fn rootless_uses_a_delegated_cgroup_for_limits_pause_and_kill() {
         return;
     }
     let u = user();
-    let v2 = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
-        .into_iter()
-        .find(|p| nix::sys::statfs::statfs(*p).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC))
-        .expect("a cgroup2 mount");
+    let v2 = cgroup2_mount();
     let deleg = Path::new(v2).join(format!("testudo-rl-{}", std::process::id()));
     std::fs::create_dir_all(&deleg).expect("delegated cgroup");
     for f in ["", "cgroup.procs", "cgroup.subtree_control", "cgroup.threads"] {
@@ -556,6 +553,14 @@ fn rootless_podman_runs_execs_and_stops_a_container_with_testudo() {
 
 /// A sandbox of the test user's (issue 22 item 10): a workspace of its own, a report beside it,
 /// and an XDG_RUNTIME_DIR of its own with no d-bus socket in it (so no systemd user scope).
+/// The host's cgroup2 mount: /sys/fs/cgroup on a pure v2 host, /sys/fs/cgroup/unified here.
+fn cgroup2_mount() -> &'static str {
+    ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+        .into_iter()
+        .find(|p| nix::sys::statfs::statfs(*p).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC))
+        .expect("a cgroup2 mount")
+}
+
 struct UserSandbox {
     ws: PathBuf,
     report: PathBuf,
@@ -663,6 +668,20 @@ fn rootless_sandbox_with_no_limits_confines_the_job_as_the_caller_and_ends_all_o
     assert_eq!((r["exit"].as_i64(), r["limits"].as_bool(), r["cgroup"].is_null()), (Some(0), Some(false), true), "{r}");
     s.assert_no_state();
 
+    // The report lists what the profile denied, and --record records: the user's testudo takes
+    // the notify fd of its job (which turns dumpable for it just before the filter goes on).
+    let out = s.run(None, &["--no-limits"], "unshare -U true; echo done");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "done\n", "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"));
+    let denied = serde_json::json!([{"name": "unshare", "arch": "SCMP_ARCH_X86_64", "count": 1}]);
+    assert_eq!(s.report()["deniedSyscalls"], denied, "{}", s.report());
+    let prof = s.report.with_file_name("recorded.json");
+    let out = s.run(None, &["--no-limits", "--record", prof.to_str().expect("utf8")], "echo recorded");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "recorded\n", "{}", String::from_utf8_lossy(&out.stderr));
+    let p: serde_json::Value = serde_json::from_slice(&std::fs::read(&prof).expect("profile written")).expect("json");
+    assert!(p["syscalls"][0]["names"].as_array().is_some_and(|n| n.iter().any(|n| n == "execve")), "{p}");
+    s.assert_no_state();
+
     // The timeout: children, a new session's orphan and the job all go.
     let out = s.run(None, &["--no-limits", "--timeout", "1"], "sleep 7301 & (setsid sleep 7302 &); sleep 7303");
     assert_eq!(out.status.code(), Some(124), "{}", String::from_utf8_lossy(&out.stderr));
@@ -692,10 +711,7 @@ fn rootless_sandbox_in_a_delegated_cgroup() {
         return;
     }
     let u = user();
-    let v2 = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
-        .into_iter()
-        .find(|p| nix::sys::statfs::statfs(*p).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC))
-        .expect("a cgroup2 mount");
+    let v2 = cgroup2_mount();
     let deleg = Path::new(v2).join(format!("testudo-rl-sb-{}", std::process::id()));
     let leaf = deleg.join("user");
     std::fs::create_dir_all(&leaf).expect("delegated cgroup");

@@ -104,6 +104,10 @@ opts = dict(a.split("=", 1) for a in sys.argv[3:])
 c = json.load(open(d + "/config.json"))
 c["root"]["path"] = rootfs
 c["process"]["terminal"] = False
+# The container's own cgroup at /sys/fs/cgroup and 0::/ in /proc/self/cgroup need a cgroup
+# namespace, which the default spec no longer has (runc's has none).
+if not any(n["type"] == "cgroup" for n in c["linux"]["namespaces"]):
+    c["linux"]["namespaces"].append({"type": "cgroup"})
 c["process"]["args"] = ["sh", "-c", open(d + "/script").read()]
 if "resources" in opts:
     c["linux"].setdefault("resources", {}).update(json.loads(opts["resources"]))

@@ -267,6 +267,10 @@ d, rootfs = sys.argv[1:3]
 c = json.load(open(d + "/config.json"))
 c["root"]["path"] = rootfs
 c["process"]["terminal"] = False
+# The container's own cgroup at /sys/fs/cgroup and 0::/ in /proc/self/cgroup need a cgroup
+# namespace, which the default spec no longer has (runc's has none).
+if not any(n["type"] == "cgroup" for n in c["linux"]["namespaces"]):
+    c["linux"]["namespaces"].append({"type": "cgroup"})
 c["process"]["args"] = ["sh", "-c", """id -u; cat /proc/self/uid_map; cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/cpu.max
 sh -c 'x=$(head -c 64000000 /dev/zero | tr "\\0" a); echo survived'; echo child=$?
 (for i in $(seq 1 40); do sleep 5 & done) 2>/dev/null; n=0; for p in /proc/[0-9]*; do n=$((n + 1)); done; echo forks=$n"""]

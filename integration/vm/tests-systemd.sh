@@ -504,6 +504,10 @@ path, rootfs, resources, cgroups_path = sys.argv[1:]
 c = json.load(open(path))
 c["root"]["path"] = rootfs
 c["process"]["terminal"] = False
+# The container's own cgroup at /sys/fs/cgroup and 0::/ in /proc/self/cgroup need a cgroup
+# namespace, which the default spec no longer has (runc's has none).
+if not any(n["type"] == "cgroup" for n in c["linux"]["namespaces"]):
+    c["linux"]["namespaces"].append({"type": "cgroup"})
 c["process"]["args"] = ["sh", "-c", "cat /proc/self/cgroup; echo hello"]
 c["linux"]["resources"] = json.loads(resources)
 if cgroups_path:

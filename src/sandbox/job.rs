@@ -67,14 +67,8 @@ pub fn run(g: &Global, plan: Plan, report: Option<&OutFile>) -> Result<i32> {
         preserve_fds: 0,
         policy: None,
         // A report lists what the profile denied (issue 22 item 21); a recording lists nothing
-        // denied (one listener per filter, and it is the recorder's). Only the host's root can
-        // take the notify fd (pidfd_getfd of a non-dumpable process needs CAP_SYS_PTRACE): a
-        // user's report lists nothing (null), rather than the job failing.
-        watch: if plan.record.is_some() {
-            Some(Watch::Record)
-        } else {
-            (report.is_some() && crate::container::rootless::host_root()).then_some(Watch::Denials)
-        },
+        // denied (one listener per filter, and it is the recorder's).
+        watch: if plan.record.is_some() { Some(Watch::Record) } else { report.is_some().then_some(Watch::Denials) },
         sandbox: plan.sandbox,
         lifecycle: plan.lifecycle,
     };

@@ -226,6 +226,10 @@ fn try_exec(i: &Identity, cwd: CwdEntered, exe: &Path, preserve: u32, chan: &Cha
     // any earlier, every syscall after it would fail with ENOSYS.
     let mut _notify = None;
     if let (Some(prog), SeccompAt::Execve) = (i.seccomp, seccomp_at(i)) {
+        // Dumpable before P0 hears of the fd: it takes it at once (`recorder::take`).
+        if prog.dumpable {
+            nix::sys::prctl::set_dumpable(true).context("set dumpable for the supervisor")?;
+        }
         if prog.watch.is_some() {
             chan.send(&crate::spawn::sync::Msg::RecorderAt(seccomp::recorder::next_fd()?))?;
         }

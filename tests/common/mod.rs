@@ -237,29 +237,44 @@ pub fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
 /// Run `c` the way an interactive shell does: its stdio is a pty that is the caller's
 /// controlling terminal (a session of the test's own, the pty's slave made its ctty). Returns the
 /// exit code and everything the terminal showed.
-pub fn on_callers_terminal(mut c: Command) -> (i32, String) {
+pub fn on_callers_terminal(c: Command) -> (i32, String) {
+    let (code, seen, _) = on_a_terminal(c, true, "");
+    (code, seen)
+}
+
+/// A terminal of the test's own standing in for the caller's (40 rows, 120 columns): `c` runs in
+/// a session of its own with it as controlling terminal and as stdout/stderr; stdin is the
+/// terminal too, or /dev/null. `typed` waits in the terminal's input queue before `c` starts.
+/// Returns the exit code, what the terminal showed and the slave, kept open so that a test can
+/// look at what is left in the terminal's input queue; the terminal's modes are as they were.
+pub fn on_a_terminal(mut c: Command, stdin_too: bool, typed: &str) -> (i32, String, std::os::fd::OwnedFd) {
     use std::os::fd::AsFd;
     use std::os::unix::process::CommandExt;
-    let pty = nix::pty::openpty(None, None).expect("openpty");
-    c.stdin(Stdio::from(pty.slave.try_clone().expect("dup")));
+    let ws = nix::pty::Winsize { ws_row: 40, ws_col: 120, ws_xpixel: 0, ws_ypixel: 0 };
+    let pty = nix::pty::openpty(Some(&ws), None).expect("openpty");
+    let before = nix::sys::termios::tcgetattr(&pty.slave).expect("tcgetattr");
+    c.stdin(if stdin_too { Stdio::from(pty.slave.try_clone().expect("dup")) } else { Stdio::null() });
     c.stdout(Stdio::from(pty.slave.try_clone().expect("dup")));
     c.stderr(Stdio::from(pty.slave.try_clone().expect("dup")));
     // SAFETY: only async-signal-safe calls (setsid, ioctl) between fork and exec.
     unsafe {
         c.pre_exec(|| {
-            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+            if libc::setsid() < 0 || libc::ioctl(1, libc::TIOCSCTTY, 0) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
         });
     }
-    let mut child = c.spawn().expect("testudo on a pty");
-    drop(pty.slave);
+    let mut done = 0;
+    while done < typed.len() {
+        done += nix::unistd::write(&pty.master, &typed.as_bytes()[done..]).expect("write pty");
+    }
+    let mut child = c.spawn().expect("testudo on a terminal");
     let mut seen = String::new();
     let mut buf = [0u8; 4096];
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        assert!(std::time::Instant::now() < deadline, "testudo on a pty did not finish: {seen:?}");
+        assert!(std::time::Instant::now() < deadline, "testudo on a terminal did not finish: {seen:?}");
         let mut fds = [nix::poll::PollFd::new(pty.master.as_fd(), nix::poll::PollFlags::POLLIN)];
         if nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(200u16)).expect("poll") == 0 {
             if child.try_wait().expect("wait").is_some() {
@@ -272,5 +287,12 @@ pub fn on_callers_terminal(mut c: Command) -> (i32, String) {
             Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
         }
     }
-    (child.wait().expect("wait").code().unwrap_or(-1), seen)
+    let code = child.wait().expect("wait").code().unwrap_or(-1);
+    let after = nix::sys::termios::tcgetattr(&pty.slave).expect("tcgetattr");
+    assert_eq!(
+        (before.local_flags, before.input_flags, before.output_flags),
+        (after.local_flags, after.input_flags, after.output_flags),
+        "the caller's terminal modes are restored: {seen:?}"
+    );
+    (code, seen, pty.slave)
 }

@@ -37,6 +37,12 @@ pub struct Program {
     /// A filter P0 watches (`recorder`: recording, or listing denials): its notify fd is P0's,
     /// and this is how P0 answers.
     pub watch: Option<recorder::Answer>,
+    /// Watched by a P0 that is not the host's root: the process turns dumpable again right
+    /// before the filter goes on, or P0 could not take the notify fd (pidfd_getfd of a
+    /// non-dumpable process needs CAP_SYS_PTRACE). Nothing of the container runs yet then; only
+    /// the caller's own uid gains access, for the instants until the execve, which decides
+    /// dumpability anew.
+    pub dumpable: bool,
 }
 
 /// What P0 watches of the container's filter through its notify fd (`recorder`).
@@ -53,15 +59,19 @@ pub enum Watch {
 /// profile is enforced unwatched (the caller sees `watch` None).
 pub fn load_watched(root: &Path, s: Option<&LinuxSeccomp>, watch: Option<Watch>) -> Result<Option<Program>> {
     let enforced = s.map(|s| load(root, s)).transpose()?;
-    match (watch, s, enforced) {
-        (Some(Watch::Record), _, p) => recorder::program(p).map(Some),
+    let mut p = match (watch, s, enforced) {
+        (Some(Watch::Record), _, p) => Some(recorder::program(p)?),
         (Some(Watch::Denials), Some(s), Some(p)) if s.default_action() == LinuxSeccompAction::ScmpActErrno && p.listener.is_none() => {
             let errno = s.default_errno_ret().unwrap_or(libc::EPERM as u32);
             let errno = u16::try_from(errno).map_err(|_| Error::new(format!("seccomp: defaultErrnoRet {errno} out of range")))?;
-            recorder::denials(p, errno).map(Some)
+            Some(recorder::denials(p, errno)?)
         }
-        (_, _, p) => Ok(p),
+        (_, _, p) => p,
+    };
+    if let Some(p) = p.as_mut().filter(|p| p.watch.is_some()) {
+        p.dumpable = !crate::container::rootless::host_root();
     }
+    Ok(p)
 }
 
 /// Compile `s`, or take it from the cache under the state root `root`.
@@ -73,7 +83,7 @@ fn build(s: &LinuxSeccomp, cache_dir: Option<&Path>) -> Result<Program> {
     let (flags, notify) = compile::flags(s)?;
     let listener =
         notify.then(|| Listener { path: s.listener_path().clone().unwrap_or_default(), metadata: s.listener_metadata().clone().unwrap_or_default() });
-    let Some(dir) = cache_dir else { return Ok(Program { filter: compile::bpf(s)?, flags, listener, watch: None }) };
+    let Some(dir) = cache_dir else { return Ok(Program { filter: compile::bpf(s)?, flags, listener, watch: None, dumpable: false }) };
     let json = serde_json::to_vec(s).map_err(|e| Error::new(format!("seccomp: {e}")))?;
     let input = cache::input(&json);
     let filter = match cache::get(dir, &input) {
@@ -87,7 +97,7 @@ fn build(s: &LinuxSeccomp, cache_dir: Option<&Path>) -> Result<Program> {
             f
         }
     };
-    Ok(Program { filter, flags, listener, watch: None })
+    Ok(Program { filter, flags, listener, watch: None, dumpable: false })
 }
 
 /// Instructions from their 8-byte kernel encoding.

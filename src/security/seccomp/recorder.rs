@@ -62,7 +62,13 @@ pub enum Answer {
 pub fn program(enforced: Option<Program>) -> Result<Program> {
     let Some(p) = enforced else {
         let ret = libc::sock_filter { code: RET_K, jt: 0, jf: 0, k: libc::SECCOMP_RET_USER_NOTIF };
-        return Ok(Program { filter: vec![ret], flags: libc::SECCOMP_FILTER_FLAG_NEW_LISTENER, listener: None, watch: Some(Answer::Continue) });
+        return Ok(Program {
+            filter: vec![ret],
+            flags: libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            listener: None,
+            watch: Some(Answer::Continue),
+            dumpable: false,
+        });
     };
     rewrite(p, Answer::Continue, |k| matches!(k & libc::SECCOMP_RET_ACTION_FULL, libc::SECCOMP_RET_ALLOW | libc::SECCOMP_RET_LOG))
 }
@@ -119,7 +125,7 @@ fn rewrite(p: Program, answer: Answer, notified: impl Fn(u32) -> bool) -> Result
         // TSYNC and a listener together only with TSYNC_ESRCH (the kernel refuses the pair).
         flags |= libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
     }
-    Ok(Program { filter, flags, listener: None, watch: Some(answer) })
+    Ok(Program { filter, flags, listener: None, watch: Some(answer), dumpable: false })
 }
 
 /// The lowest free fd number: the one the kernel gives the notify fd when nothing is opened in
@@ -283,6 +289,7 @@ mod tests {
             flags: libc::SECCOMP_FILTER_FLAG_TSYNC,
             listener: None,
             watch: None,
+            dumpable: false,
         };
         let p = program(Some(enforced)).expect("recorder");
         let ks: Vec<u32> = p.filter.iter().skip(1).map(|i| i.k).collect();
@@ -298,7 +305,8 @@ mod tests {
         let ret = |k| libc::sock_filter { code: RET_K, jt: 0, jf: 0, k };
         let ld = libc::sock_filter { code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16, jt: 0, jf: 0, k: 4 };
         let (eperm, enosys) = (libc::SECCOMP_RET_ERRNO | 1, libc::SECCOMP_RET_ERRNO | 38);
-        let enforced = Program { filter: vec![ld, ret(libc::SECCOMP_RET_ALLOW), ret(eperm), ret(enosys)], flags: 0, listener: None, watch: None };
+        let enforced =
+            Program { filter: vec![ld, ret(libc::SECCOMP_RET_ALLOW), ret(eperm), ret(enosys)], flags: 0, listener: None, watch: None, dumpable: false };
         let p = denials(enforced, 1).expect("denials");
         let ks: Vec<u32> = p.filter.iter().skip(5).map(|i| i.k).collect();
         assert_eq!(ks, [4, libc::SECCOMP_RET_ALLOW, libc::SECCOMP_RET_USER_NOTIF, enosys], "only the default errno is notified");
