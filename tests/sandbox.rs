@@ -1133,3 +1133,31 @@ fn net_host_shares_the_hosts_network_namespace_and_says_so() {
     assert!(out.status.code() == Some(126) && text(&out.stderr).contains("--net") && text(&out.stderr).contains("bridge"), "{}", text(&out.stderr));
     j.assert_nothing_left();
 }
+
+/// The README's recipe, run as written there (the lines are checked to be the README's): an
+/// empty directory with the usr-merge links as the rootfs, the host's /usr and /etc bound
+/// read-only. From inside: python3 runs, /etc/os-release reads, the workspace is writable and /
+/// is not; the rootfs directory holds the links and nothing else afterwards.
+#[test]
+fn the_readme_recipe_for_a_rootfs_of_the_hosts_usr_and_etc_runs() {
+    if !require_root() {
+        return;
+    }
+    const SETUP: &str = r#"mkdir -p "$root" && for d in bin sbin lib lib64; do ln -sfn "usr/$d" "$root/$d"; done"#;
+    const RUN: &str = r#"testudo sandbox --rootfs "$root" --ro-bind /usr:/usr --ro-bind /etc:/etc --workspace "$PWD" --"#;
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).expect("README");
+    assert!(readme.contains(SETUP) && readme.contains(RUN), "the README's recipe is the one tested here");
+    let j = Job::new("host-rootfs");
+    let root = j.workspace.join("../hostroot");
+    let job = "python3 -c 'import sys; print(\"python\", sys.version_info[0])'; . /etc/os-release && echo \"$ID\"; \
+               echo made > /workspace/made && echo ws-ok; touch /x 2>/dev/null || echo root-ro";
+    let script = format!("testudo() {{ {} --root {} \"$@\"; }}; root={}; {SETUP}; {RUN} sh -c '{}'", BIN, s(&j.root), s(&root), job.replace('\'', r"'\''"));
+    let out = Command::new("bash").arg("-c").arg(&script).current_dir(&j.workspace).stdin(Stdio::null()).output().expect("bash");
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout, "python 3\ndebian\nws-ok\nroot-ro\n", "{}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(j.workspace.join("made")).expect("made"), "made\n");
+    let mut left: Vec<String> = std::fs::read_dir(&root).expect("rootfs").flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    left.sort();
+    assert_eq!(left, ["bin", "lib", "lib64", "sbin"]);
+    j.assert_nothing_left();
+}
