@@ -256,17 +256,6 @@ fn the_default_profile_refuses_tiocsti_to_a_container_with_cap_sys_admin() {
     assert_eq!(probe_lines(&seen), ["ERR 1", "ERR 1"], "TIOCSTI refused by the profile: {seen:?}");
 }
 
-/// What is waiting in the terminal's input queue (typed, or pushed there with TIOCSTI).
-fn pending_input(slave: &OwnedFd) -> String {
-    let fl = nix::fcntl::fcntl(slave, nix::fcntl::FcntlArg::F_GETFL).expect("getfl");
-    nix::fcntl::fcntl(slave, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::from_bits_truncate(fl) | nix::fcntl::OFlag::O_NONBLOCK)).expect("setfl");
-    let mut buf = [0u8; 4096];
-    match nix::unistd::read(slave, &mut buf) {
-        Ok(n) => String::from_utf8_lossy(&buf[..n]).into_owned(),
-        Err(_) => String::new(),
-    }
-}
-
 /// What the process reports about its fd 0 and its session, one "key=value" a line.
 const WHERE_AM_I: &str = "echo tty=$(tty); echo fd0=$(readlink /proc/self/fd/0); echo fd0dev=$(stat -L -c %d /proc/self/fd/0); \
      echo ptsdev=$(stat -c %d /dev/pts/ptmx); echo pid=$$; awk '{print \"sid=\" $6}' /proc/$$/stat; echo size=$(stty size)";
@@ -287,12 +276,12 @@ fn foreground_exec_tty_relays_a_new_pty_to_the_callers_terminal() {
     let b = Bundle::new("exec sleep 100");
     b.start();
     let script = format!("{WHERE_AM_I}; read line; echo got-$line; exit 3");
-    let (code, seen, slave) = common::on_a_terminal(b.cmd(&["exec", "-t", &b.id, "sh", "-c", &script]), true, "typed-in\n");
+    let (code, seen, term) = common::on_a_terminal(b.cmd(&["exec", "-t", &b.id, "sh", "-c", &script]), true, "typed-in\n");
     assert_eq!(code, 3, "exec's exit code is the process's: {seen:?}");
     assert!(value(&seen, "tty").starts_with("/dev/pts/"), "{seen:?}");
     assert_eq!(value(&seen, "tty"), value(&seen, "fd0"), "{seen:?}");
     assert_eq!(value(&seen, "fd0dev"), value(&seen, "ptsdev"), "stdin is a pty of the container's own devpts: {seen:?}");
-    let callers = nix::sys::stat::fstat(&slave).expect("fstat").st_dev;
+    let callers = nix::sys::stat::fstat(&term.slave).expect("fstat").st_dev;
     assert_ne!(value(&seen, "fd0dev"), callers.to_string(), "not a pty of the caller's devpts: {seen:?}");
     assert_eq!(value(&seen, "sid"), value(&seen, "pid"), "a session of its own: {seen:?}");
     assert_eq!(value(&seen, "size"), "40 120", "the caller's window size: {seen:?}");
@@ -316,11 +305,11 @@ fn tiocsti_from_a_foreground_tty_process_stays_in_its_own_pty() {
     }
     b.config["linux"].as_object_mut().expect("linux").remove("seccomp");
     b.start();
-    let (code, seen, slave) = common::on_a_terminal(b.cmd(&["exec", "-t", &b.id, "sh", "-c", script]), false, "");
+    let (code, seen, term) = common::on_a_terminal(b.cmd(&["exec", "-t", &b.id, "sh", "-c", script]), false, "");
     assert_eq!(code, 0, "{seen:?}");
     assert_eq!(probe_lines(&seen), ["OK 0", "OK 0", "OK 0"], "the process may push input into its own pty: {seen:?}");
     assert!(seen.contains("own=inj-zero,inj-one,inj-two"), "and reads it back itself: {seen:?}");
-    assert_eq!(pending_input(&slave), "", "nothing reached the caller's terminal: {seen:?}");
+    assert_eq!(term.pending_input(), "", "nothing reached the caller's terminal: {seen:?}");
 
     let mut b = terminal_bundle("");
     assert!(probe::add(&mut b));
@@ -328,8 +317,8 @@ fn tiocsti_from_a_foreground_tty_process_stays_in_its_own_pty() {
     b.config["process"]["args"] = serde_json::json!(["sh", "-c", script]);
     b.write();
     let bundle = b.dir.to_str().expect("utf8").to_string();
-    let (code, seen, slave) = common::on_a_terminal(b.cmd(&["run", "--bundle", &bundle, &b.id]), false, "");
+    let (code, seen, term) = common::on_a_terminal(b.cmd(&["run", "--bundle", &bundle, &b.id]), false, "");
     assert_eq!(code, 0, "{seen:?}");
     assert!(seen.contains("own=inj-zero,inj-one,inj-two"), "run: {seen:?}");
-    assert_eq!(pending_input(&slave), "", "run: nothing reached the caller's terminal: {seen:?}");
+    assert_eq!(term.pending_input(), "", "run: nothing reached the caller's terminal: {seen:?}");
 }

@@ -32,9 +32,13 @@ pub struct Sandbox {
     /// A tmpfs at DST (nosuid, nodev; SIZE defaults to 64m)
     #[arg(long = "tmpfs", value_name = "DST[:SIZE]")]
     pub tmpfs: Vec<String>,
-    /// Set an environment variable of the job
+    /// Set an environment variable of the job (after --env-file: this wins)
     #[arg(long = "setenv", value_name = "KEY=VALUE")]
     pub setenv: Vec<String>,
+    /// Environment variables from a file of KEY=VALUE lines (blank lines and # comments skipped;
+    /// values as they are, no quotes removed): a regular file, not through a symlink
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
     /// The job's working directory, inside (default /workspace)
     #[arg(long)]
     pub chdir: Option<String>,
@@ -88,6 +92,11 @@ pub struct Sandbox {
     /// it the job reads /dev/null
     #[arg(long)]
     pub stdin: bool,
+    /// Give the job a new pty of its own (never the caller's terminal) as stdout and stderr, and
+    /// as stdin unless --stdin, in a session of its own; testudo relays what it shows to its
+    /// own stdout, counted by --output-limit (a newline shows as \r\n)
+    #[arg(long)]
+    pub tty: bool,
     /// Write a JSON report of the run here
     #[arg(long)]
     pub report: Option<PathBuf>,

@@ -4,7 +4,7 @@
 //! session of its own (`linux::tty::make_controlling`), never the caller's terminal: TIOCSTI on
 //! it types into its own pty, not into the caller's shell (CVE-2016-7545, CVE-2017-5226 class).
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -13,7 +13,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::termios;
 
 use crate::error::{Context, Error, Result};
-use crate::linux::pidfd;
+use crate::linux::{pidfd, tty};
 
 const FORWARDED: &[Signal] =
     &[Signal::SIGHUP, Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTERM, Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGWINCH, Signal::SIGCONT, Signal::SIGALRM];
@@ -60,7 +60,7 @@ pub fn wait(pidfd_: &OwnedFd, pty: Option<&OwnedFd>, mask: &SigSet) -> Result<i3
                 let sig = Signal::try_from(info.ssi_signo as i32).unwrap_or(Signal::SIGTERM);
                 if sig == Signal::SIGWINCH {
                     if let Some(m) = pty {
-                        copy_winsize(stdin.as_fd(), m);
+                        tty::copy_size(stdin.as_fd(), m);
                     }
                 } else {
                     let _ = pidfd::send_signal(pidfd_, sig);
@@ -108,16 +108,6 @@ fn relay(from: BorrowedFd, to: BorrowedFd, buf: &mut [u8]) -> bool {
     }
 }
 
-fn copy_winsize(from: BorrowedFd, to: &OwnedFd) {
-    // SAFETY: TIOCGWINSZ/TIOCSWINSZ read and write a winsize through a pointer to a local.
-    unsafe {
-        let mut ws: libc::winsize = std::mem::zeroed();
-        if libc::ioctl(from.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) == 0 {
-            libc::ioctl(to.as_raw_fd(), libc::TIOCSWINSZ, &ws);
-        }
-    }
-}
-
 /// The caller's terminal in raw mode while it drives the container's pty; restored on drop.
 struct RawMode<'a> {
     fd: BorrowedFd<'a>,
@@ -126,7 +116,7 @@ struct RawMode<'a> {
 
 impl<'a> RawMode<'a> {
     fn enter(fd: BorrowedFd<'a>, master: &OwnedFd) -> Result<RawMode<'a>> {
-        copy_winsize(fd, master);
+        tty::copy_size(fd, master);
         let saved = termios::tcgetattr(fd).ok();
         if let Some(t) = &saved {
             let mut raw = t.clone();

@@ -29,10 +29,13 @@ pub fn run(g: &Global, p: &Profile) -> Result<i32> {
         record: Some(crate::sandbox::outfile::OutFile::open("--output", &p.output)?),
         sandbox: false,
         stdin: false,
+        tty: false,
         // As `sandbox`: the recorded workload dies with testudo, never runs on unrecorded.
         lifecycle: crate::spawn::prepare::Lifecycle { die_with_parent: true, ..Default::default() },
         place: crate::sandbox::Place::Default,
         no_limits: false,
+        net_host: false,
+        confinement: serde_json::Value::Null,
     };
     job::run(g, plan, None)
 }

@@ -3,7 +3,7 @@
 //! SCM_RIGHTS and the pty name as payload (the protocol go-runc and conmon speak).
 
 use std::io::IoSlice;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use nix::fcntl::OFlag;
@@ -56,6 +56,16 @@ pub fn set_size(master: &OwnedFd, rows: u16, cols: u16) -> Result<()> {
     Ok(())
 }
 
+/// Give the pty `to` the window size of the terminal `from`; false when `from` is not a terminal.
+pub fn copy_size(from: BorrowedFd, to: &OwnedFd) -> bool {
+    // SAFETY: TIOCGWINSZ and TIOCSWINSZ write and read a winsize through a pointer to a local
+    // that lives across both calls.
+    unsafe {
+        let mut ws: libc::winsize = std::mem::zeroed();
+        libc::ioctl(from.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) == 0 && libc::ioctl(to.as_raw_fd(), libc::TIOCSWINSZ, &ws) == 0
+    }
+}
+
 /// Bind the slave onto /dev/console inside the root.
 pub fn mount_console(root: &OwnedFd, slave: &OwnedFd) -> Result<()> {
     // CVE-2025-52565: a /dev/console that is a symlink would have the pty mounted wherever it
@@ -82,14 +92,15 @@ pub fn new_session() -> Result<()> {
     Ok(())
 }
 
-/// Make the slave this process's controlling terminal and stdio.
-pub fn make_controlling(slave: &OwnedFd) -> Result<()> {
+/// Make the slave this process's controlling terminal and its stdout and stderr, and its stdin
+/// when `stdin_too`.
+pub fn make_controlling(slave: &OwnedFd, stdin_too: bool) -> Result<()> {
     new_session()?;
     // SAFETY: TIOCSCTTY with argument 0 on an fd we own.
     if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } < 0 {
         return Err(crate::error::last_os("set controlling terminal"));
     }
-    for target in 0..3 {
+    for target in if stdin_too { 0 } else { 1 }..3 {
         dup_onto(slave.as_raw_fd(), target)?;
     }
     Ok(())

@@ -7,12 +7,15 @@
 //! never holds the caller's host uid. `job` runs it and watches the time, the output and the exit.
 
 mod cgroup;
+mod env;
 pub mod job;
 pub mod outfile;
 mod paths;
 pub mod report;
+mod stdio;
 mod suid;
 mod sweep;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -48,13 +51,19 @@ pub struct Plan {
     /// A sandbox's config (not a bundle's, for `profile`): its binds opened by P0 without
     /// following symlinks, its root a private layer (`linux::layer`).
     pub sandbox: bool,
-    /// The caller's stdin goes to the job (`--stdin`); else /dev/null.
+    /// The caller's stdin goes to the job (`--stdin`); else /dev/null, or the pty.
     pub stdin: bool,
+    /// `--tty`: the job's output is a pty of its own, relayed from the master.
+    pub tty: bool,
     pub lifecycle: Lifecycle,
     /// Where the job's cgroup comes from (`cgroup`); `Place::Default` for `profile`.
     pub place: cgroup::Place,
     /// `--no-limits`: said in the report.
     pub no_limits: bool,
+    /// `--net host`: said on stderr and in the report.
+    pub net_host: bool,
+    /// The report's `confinement` (null for `profile`).
+    pub confinement: Value,
 }
 
 /// `sandbox`. A failure of testudo's own (a bad option, a setup step, the cleanup) still writes
@@ -113,7 +122,8 @@ pub fn plan(s: &Sandbox, rootless: bool) -> Result<Plan> {
     let record = s.record.as_deref().map(|p| OutFile::open("--record", p)).transpose()?;
     let mut config = crate::commands::spec::hardened_config()?;
     config["root"]["path"] = json!(rootfs);
-    config["process"]["terminal"] = json!(false);
+    // The pty is made by the job's init in the job's own devpts (`linux::tty`), never the caller's.
+    config["process"]["terminal"] = json!(s.tty);
     config["process"]["args"] = json!(s.command);
     let cwd = match &s.chdir {
         Some(d) => destination("--chdir", d, Path::new(d))?,
@@ -122,14 +132,7 @@ pub fn plan(s: &Sandbox, rootless: bool) -> Result<Plan> {
     config["process"]["cwd"] = json!(cwd);
     config["hostname"] = json!(hostname(s.hostname.as_deref())?);
     let env = config["process"]["env"].as_array_mut().ok_or_else(|| Error::new("hardened spec: process.env"))?;
-    for kv in &s.setenv {
-        let key = match kv.split_once('=') {
-            Some((k, _)) if !k.is_empty() => k,
-            _ => return Err(Error::new(format!("--setenv {kv:?}: expected KEY=VALUE"))),
-        };
-        env.retain(|e| e.as_str().and_then(|e| e.split_once('=')).is_none_or(|(k, _)| k != key));
-        env.push(json!(kv));
-    }
+    env::apply(env, &s.env_file, &s.setenv)?;
     let mut rlimits = vec![json!({"type": "RLIMIT_CORE", "hard": 0, "soft": 0}), json!({"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024})];
     let output_limit = s.output_limit.as_deref().map(|v| size_option("--output-limit", v)).transpose()?;
     if let Some(limit) = output_limit {
@@ -225,21 +228,61 @@ pub fn plan(s: &Sandbox, rootless: bool) -> Result<Plan> {
         mounts.push(json!({"destination": dst, "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777", format!("size={size}")]}));
         writable.push(dst);
     }
-    match s.net.as_str() {
+    let net_host = match s.net.as_str() {
         // The hardened spec's own network namespace has only lo, which init brings up
         // (`Lifecycle::loopback`): a job may talk to itself (test servers), never to the host or
         // beyond.
-        "none" | "host-loopback-only" => {}
-        other => return Err(Error::new(format!("--net {other:?}: expected none or host-loopback-only"))),
-    }
+        "none" | "host-loopback-only" => false,
+        "host" => {
+            host_network(&mut config, rootless)?;
+            true
+        }
+        other => return Err(Error::new(format!("--net {other:?}: expected none (the default), host-loopback-only (the same) or host"))),
+    };
     if let Some(mode) = &s.landlock {
         // /dev/shm is the job's own tmpfs: sem_open (Python's multiprocessing) needs it.
         let rw: Vec<String> = writable.iter().map(|p| p.to_string_lossy().into_owned()).collect();
         config["annotations"][crate::security::landlock::ANNOTATION] = json!(mode);
         config["annotations"][crate::security::landlock::RW_ANNOTATION] = json!(rw.join(":"));
     }
-    let lifecycle = Lifecycle { reaper: !s.as_pid_1, die_with_parent: true, loopback: true };
-    Ok(Plan { id, config, timeout, kill_after, output_limit, record, sandbox: true, stdin: s.stdin, lifecycle, place, no_limits: s.no_limits })
+    let lifecycle = Lifecycle { reaper: !s.as_pid_1, die_with_parent: true, loopback: true, keep_stdin: s.tty && s.stdin };
+    // What the report says of the job's confinement beside its limits.
+    let confinement = json!({"net": if net_host { "host" } else { "none" }, "profile": s.profile, "landlock": s.landlock});
+    Ok(Plan {
+        id,
+        config,
+        timeout,
+        kill_after,
+        output_limit,
+        record,
+        sandbox: true,
+        stdin: s.stdin,
+        tty: s.tty,
+        lifecycle,
+        place,
+        no_limits: s.no_limits,
+        net_host,
+        confinement,
+    })
+}
+
+/// `--net host` (bubblewrap's --share-net): the job stays in the host's network namespace, with
+/// every interface, every port on the host's 127.0.0.1 and the host's abstract unix sockets
+/// (which are per network namespace: a desktop's X11 or D-Bus, for instance). Said on stderr and
+/// in the report. A user namespace may mount sysfs only when it owns the network namespace
+/// (`kobj_ns_current_may_mount`), so /sys becomes the host's, bound read-only: root's bind takes
+/// only the sysfs itself, not what is mounted below it (debugfs, tracefs, the host's cgroups, bpf);
+/// a user's must take those (rbind: a bind that would uncover what the mounts lock is refused).
+fn host_network(config: &mut Value, rootless: bool) -> Result<()> {
+    let ns = config["linux"]["namespaces"].as_array_mut().ok_or_else(|| Error::new("hardened spec: linux.namespaces"))?;
+    ns.retain(|n| n["type"] != "network");
+    let bind = if rootless { "rbind" } else { "bind" };
+    for m in config["mounts"].as_array_mut().ok_or_else(|| Error::new("hardened spec: mounts"))? {
+        if m["destination"] == "/sys" {
+            *m = json!({"destination": "/sys", "type": "bind", "source": "/sys", "options": [bind, "nosuid", "noexec", "nodev", "ro"]});
+        }
+    }
+    Ok(())
 }
 
 /// A user's sandbox (rootless): the one id map the kernel lets a user write itself, the job's uid

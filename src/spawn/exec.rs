@@ -209,7 +209,7 @@ fn process(r: &Request, chan: &Channel, userns: bool) -> Result<()> {
             Some(sock) => tty::send_fd(sock.as_raw_fd(), pty.master.as_raw_fd(), tty::name(&pty.master)?.as_bytes())?,
             None => chan.send_fd(pty.master.as_raw_fd())?,
         }
-        tty::make_controlling(&pty.slave)?;
+        tty::make_controlling(&pty.slave, true)?;
     } else {
         // Never the caller's session (tty::new_session).
         tty::new_session()?;

@@ -233,7 +233,7 @@ fn terminal(p: &Prepared, root: &OwnedFd, chan: &Channel) -> Result<OwnedFd> {
         Some(sock) => tty::send_fd(std::os::fd::AsRawFd::as_raw_fd(sock), std::os::fd::AsRawFd::as_raw_fd(&pty.master), name.as_bytes())?,
         None => chan.send_fd(std::os::fd::AsRawFd::as_raw_fd(&pty.master))?,
     }
-    tty::make_controlling(&pty.slave)?;
+    tty::make_controlling(&pty.slave, !p.lifecycle.keep_stdin)?;
     Ok(pty.slave)
 }
 

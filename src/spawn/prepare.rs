@@ -39,6 +39,9 @@ pub struct Lifecycle {
     pub die_with_parent: bool,
     /// `lo` is brought up in the container's new network namespace.
     pub loopback: bool,
+    /// With a terminal, fd 0 stays the one init was given (`sandbox --tty --stdin`): the pty is
+    /// stdout and stderr only.
+    pub keep_stdin: bool,
 }
 
 /// What the children need, all of it checked, computed or opened by P0.

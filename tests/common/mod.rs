@@ -245,9 +245,9 @@ pub fn on_callers_terminal(c: Command) -> (i32, String) {
 /// A terminal of the test's own standing in for the caller's (40 rows, 120 columns): `c` runs in
 /// a session of its own with it as controlling terminal and as stdout/stderr; stdin is the
 /// terminal too, or /dev/null. `typed` waits in the terminal's input queue before `c` starts.
-/// Returns the exit code, what the terminal showed and the slave, kept open so that a test can
-/// look at what is left in the terminal's input queue; the terminal's modes are as they were.
-pub fn on_a_terminal(mut c: Command, stdin_too: bool, typed: &str) -> (i32, String, std::os::fd::OwnedFd) {
+/// Returns the exit code, what the terminal showed and the terminal, kept open so that a test
+/// can look at what is left in its input queue; the terminal's modes are as they were.
+pub fn on_a_terminal(mut c: Command, stdin_too: bool, typed: &str) -> (i32, String, Terminal) {
     use std::os::fd::AsFd;
     use std::os::unix::process::CommandExt;
     let ws = nix::pty::Winsize { ws_row: 40, ws_col: 120, ws_xpixel: 0, ws_ypixel: 0 };
@@ -294,5 +294,27 @@ pub fn on_a_terminal(mut c: Command, stdin_too: bool, typed: &str) -> (i32, Stri
         (after.local_flags, after.input_flags, after.output_flags),
         "the caller's terminal modes are restored: {seen:?}"
     );
-    (code, seen, pty.slave)
+    (code, seen, Terminal { master: pty.master, slave: pty.slave })
+}
+
+/// A terminal of `on_a_terminal`, both sides still open: closing the master hangs the slave up,
+/// which empties its input queue, so a look at the queue needs the master kept.
+pub struct Terminal {
+    pub master: std::os::fd::OwnedFd,
+    pub slave: std::os::fd::OwnedFd,
+}
+
+impl Terminal {
+    /// What is waiting in the terminal's input queue (typed, or pushed there with TIOCSTI), read
+    /// from its slave without waiting.
+    pub fn pending_input(&self) -> String {
+        let slave = &self.slave;
+        let fl = nix::fcntl::fcntl(slave, nix::fcntl::FcntlArg::F_GETFL).expect("getfl");
+        nix::fcntl::fcntl(slave, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::from_bits_truncate(fl) | nix::fcntl::OFlag::O_NONBLOCK)).expect("setfl");
+        let mut buf = [0u8; 4096];
+        match nix::unistd::read(slave, &mut buf) {
+            Ok(n) => String::from_utf8_lossy(&buf[..n]).into_owned(),
+            Err(_) => String::new(),
+        }
+    }
 }
