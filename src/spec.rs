@@ -6,7 +6,7 @@ use oci_spec::runtime::{LinuxNamespaceType as T, Process, Spec};
 
 use crate::error::{Context, Error, Result};
 
-pub const SPEC_VERSION: &str = "1.2.0";
+pub const SPEC_VERSION: &str = "1.3.0";
 
 pub struct Bundle {
     /// Absolute bundle directory.
@@ -202,9 +202,6 @@ pub fn validate(spec: &Spec) -> Result<()> {
     }
     if let Some(mp) = linux.memory_policy() {
         crate::linux::mempolicy::check(mp)?;
-    }
-    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        return unsupported("linux.netDevices");
     }
     for m in spec.mounts().iter().flatten() {
         if !m.destination().is_absolute() {

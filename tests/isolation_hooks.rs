@@ -1,6 +1,6 @@
 //! Hooks (issue 3): every phase at its point and in its namespaces, the state on stdin, env,
-//! timeout; a failing create-phase hook fails create and leaves nothing; a failing poststart or
-//! poststop hook only warns.
+//! timeout; a failing create-phase hook fails create and leaves nothing; a failing poststart hook
+//! fails start and stops the container (runtime-spec 1.3); a failing poststop hook only warns.
 
 mod common;
 
@@ -132,7 +132,7 @@ fn a_failing_or_hanging_create_phase_hook_fails_create_and_leaves_nothing() {
 }
 
 #[test]
-fn failing_poststart_and_poststop_hooks_warn_and_continue() {
+fn failing_poststop_hooks_warn_and_continue() {
     if !require_root() {
         return;
     }
@@ -140,15 +140,59 @@ fn failing_poststart_and_poststop_hooks_warn_and_continue() {
     let fail = serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", "exit 4"]});
     let after = serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", format!("touch {}", marker.display())]});
     let mut b = Bundle::new("echo container-ran");
-    b.config["hooks"] = serde_json::json!({"poststart": [fail.clone()], "poststop": [fail, after]});
+    b.config["hooks"] = serde_json::json!({"poststop": [fail, after]});
     b.write();
     let o = b.testudo(&["run", "--bundle", b.dir.to_str().expect("utf8"), &b.id]);
     let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(o.status.success(), "{:?} {out} {err}", o.status);
     assert_eq!(out, "container-ran\n");
-    assert!(err.contains("poststart hook 0") && err.contains("poststop hook 0") && err.contains("warn"), "{err}");
+    assert!(err.contains("poststop hook 0") && err.contains("warn"), "{err}");
     assert!(marker.exists(), "a failed poststop hook stopped the next one");
     assert!(!b.root.join(&b.id).exists() && cgroup_gone(&b), "delete did not finish");
+}
+
+/// Runtime spec 1.3: a poststart hook that fails fails `start`, and the container is stopped
+/// (runc terminates its init); the hooks after it do not run.
+#[test]
+fn a_failing_poststart_hook_fails_start_and_stops_the_container() {
+    if !require_root() {
+        return;
+    }
+    let marker: PathBuf = scratch_dir("hooks-poststart").join("ran");
+    let fail = serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", "exit 4"]});
+    let after = serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", format!("touch {}", marker.display())]});
+    let mut b = Bundle::new("sleep 100");
+    b.config["hooks"] = serde_json::json!({"poststart": [fail, after]});
+    b.write();
+    let bundle = b.dir.to_str().expect("utf8").to_string();
+    let o = b.testudo(&["create", "--bundle", &bundle, &b.id]);
+    assert!(o.status.success(), "create: {}", String::from_utf8_lossy(&o.stderr));
+    let o = b.testudo(&["start", &b.id]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "start succeeded although its poststart hook failed: {err}");
+    assert!(err.contains("poststart hook 0") && err.contains("exit status: 4"), "{err}");
+    assert!(!marker.exists(), "a hook after the failed one ran");
+    let mut status = String::new();
+    for _ in 0..100 {
+        let o = b.testudo(&["state", &b.id]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("state json");
+        status = v["status"].as_str().unwrap_or("").to_string();
+        if status == "stopped" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(status, "stopped", "the container's process still runs after a failed poststart hook");
+    let o = b.testudo(&["delete", &b.id]);
+    assert!(o.status.success(), "delete: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(cgroup_gone(&b));
+    // `run` fails the same way.
+    let mut b = Bundle::new("sleep 100");
+    b.config["hooks"] = serde_json::json!({"poststart": [{"path": "/bin/false"}]});
+    let (code, _, err) = b.run();
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("poststart hook 0"), "{err}");
+    assert!(!b.root.join(&b.id).exists() && cgroup_gone(&b), "run left the container behind");
 }
 
 #[test]

@@ -25,7 +25,8 @@ pub fn run() -> Result<i32> {
             "apparmor": {"enabled": true},
             "selinux": {"enabled": true},
             "intelRdt": {"enabled": false},
-            "mountExtensions": {"idmap": {"enabled": true}}
+            "mountExtensions": {"idmap": {"enabled": true}},
+            "netDevices": {"enabled": true}
         },
         "annotations": {
             "io.github.seccomp.libseccomp.version": format!("{major}.{minor}.{micro}"),

@@ -35,7 +35,18 @@ pub fn run(g: &Global, r: &Run) -> Result<i32> {
     }
     let facts = c.dir.facts()?;
     let state = super::state_json(&facts, Status::Running).to_string();
-    hooks::run_all_warn("poststart", c.prepared.spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()), state.as_bytes());
+    // Runtime spec 1.3: a poststart hook that fails fails the run, and the container is stopped.
+    if let Err(e) = hooks::run_all("poststart", c.prepared.spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()), state.as_bytes()) {
+        let _ = pidfd::send_signal(&c.launched.pidfd, nix::sys::signal::Signal::SIGKILL);
+        let _ = pidfd::wait(&c.launched.pidfd);
+        drop(c.dir);
+        if !r.keep {
+            if let Ok((dir, Some(facts))) = super::open(g, &r.id) {
+                super::delete::destroy(&dir, &facts)?;
+            }
+        }
+        return Err(e);
+    }
     if r.detach {
         return Ok(0);
     }

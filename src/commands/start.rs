@@ -1,5 +1,5 @@
 //! `start`: release a created container's init by writing exec.fifo, wait until it has executed
-//! the container's process, then run poststart hooks.
+//! the container's process, then run poststart hooks (one that fails stops the container).
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -32,7 +32,17 @@ pub fn run(g: &Global, id: &str) -> Result<i32> {
     wait_for_exec(&f)?;
     let spec = crate::spec::parse(&std::fs::read(dir.file(container::CONFIG_FILE)).context("read saved config.json")?)?;
     let state = super::state_json(&facts, Status::Running).to_string();
-    hooks::run_all_warn("poststart", spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()), state.as_bytes());
+    // Runtime spec 1.3: a poststart hook that fails fails `start`, and the container is stopped
+    // (runc terminates its init too).
+    if let Err(e) = hooks::run_all("poststart", spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()), state.as_bytes()) {
+        if let Ok(fd) = crate::linux::pidfd::open(facts.pid) {
+            // The pidfd pins the process; only the one we started is killed.
+            if crate::container::state::proc_facts(facts.pid).map(|p| p.start) == Some(facts.pid_start) {
+                let _ = crate::linux::pidfd::send_signal(&fd, nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+        return Err(e);
+    }
     Ok(0)
 }
 

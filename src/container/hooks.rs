@@ -2,7 +2,7 @@
 //! timeout. Who calls which hook, where, is decided by the spawn path and `delete`:
 //! prestart/createRuntime in the runtime's namespaces (P0, before pivot_root), createContainer in
 //! the container's namespaces before pivot_root and startContainer after `start` (both by init),
-//! poststart by `start`, poststop by `delete`.
+//! poststart by `start` (a failure fails it, runtime spec 1.3), poststop by `delete`.
 
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
@@ -30,7 +30,7 @@ pub fn run_all_env(kind: &str, hooks: Option<&Vec<Hook>>, state: &[u8], default_
     Ok(())
 }
 
-/// Run hooks whose failure the spec says to log and ignore (poststart, poststop).
+/// Run hooks whose failure the spec says to log and ignore (poststop).
 pub fn run_all_warn(kind: &str, hooks: Option<&Vec<Hook>>, state: &[u8]) {
     for (i, hook) in hooks.into_iter().flatten().enumerate() {
         if let Err(e) = run(hook, state, None) {

@@ -26,6 +26,7 @@ pub mod pidns;
 pub mod procfs;
 pub mod rlimits;
 pub mod rootfs;
+pub mod rtnetlink;
 pub mod sched;
 pub mod subid;
 pub mod sysctl;

@@ -90,6 +90,11 @@ fn clone_flags(ns: &Plan) -> u64 {
 
 fn handshake(p: &Prepared, proc: Option<&Proc>, chan: &Channel, child: i32, child_fd: &OwnedFd, direct: bool) -> Result<(i32, OwnedFd, Option<OwnedFd>)> {
     let mut init: Option<(i32, OwnedFd)> = if direct { Some((child, dup(child_fd)?)) } else { None };
+    // linux.netDevices: once the init's network namespace exists, before any hook runs in it.
+    let net_devices = p.spec.linux().as_ref().and_then(|l| l.net_devices().as_ref());
+    if let (Some(devs), Some((_, fd))) = (net_devices, &init) {
+        crate::linux::netdev::move_into(fd, devs)?;
+    }
     let mut pty = None;
     // With a join stage, its Pid(init) and init's own notify fd share the socket and may come in
     // either order: an early notify fd waits for the pid.
@@ -130,6 +135,9 @@ fn handshake(p: &Prepared, proc: Option<&Proc>, chan: &Channel, child: i32, chil
                     return Err(Error::new(format!("a second process id ({pid}) from the join stage: refused")));
                 }
                 init = Some((pid, pidfd::open_child(pid)?));
+                if let (Some(devs), Some((_, fd))) = (net_devices, &init) {
+                    crate::linux::netdev::move_into(fd, devs)?;
+                }
                 let _ = pidfd::wait(child_fd);
                 if let Some(fd) = early_notify.take() {
                     to_listener(pid, &fd)?;

@@ -115,6 +115,7 @@ pub fn prepare(root: &Path, rootless: bool, systemd: bool, opts: &CreateOpts, di
 
     let ns = namespaces::plan(linux.namespaces().as_deref().unwrap_or(&[]))?;
     namespaces::check(&ns, spec)?;
+    crate::linux::netdev::check(spec, &ns, rootless)?;
     if ns.creates(T::User) {
         // Rootless maps beyond the caller's own id need newuidmap/newgidmap: found before any clone.
         subid::check(linux.uid_mappings().as_deref().unwrap_or(&[]), linux.gid_mappings().as_deref().unwrap_or(&[]))?;
