@@ -36,13 +36,13 @@ fn run() {
         Ok(c) => c,
         Err(e) => e.exit(),
     };
-    if cli.version {
+    if cli.global.version {
         println!("testudo version {}\ncommit: {}\nspec: {}", env!("CARGO_PKG_VERSION"), env!("TESTUDO_COMMIT"), spec::SPEC_VERSION);
         return;
     }
-    let format = if cli.log_format == "json" { log::Format::Json } else { log::Format::Text };
-    if let Err(e) = log::init(cli.log.as_deref(), format, cli.debug) {
-        eprintln!("testudo: open log {:?}: {e}", cli.log);
+    let format = if cli.global.log_format == "json" { log::Format::Json } else { log::Format::Text };
+    if let Err(e) = log::init(cli.global.log.as_deref(), format, cli.global.debug) {
+        eprintln!("testudo: open log {:?}: {e}", cli.global.log);
         std::process::exit(1);
     }
     let Some(command) = &cli.command else {
@@ -79,14 +79,14 @@ fn failure_code(command: &Command) -> i32 {
 /// The global flags resolved: rootless or not, and so the state root. `spec` and `features`
 /// touch no state, so they need no runtime directory.
 fn global(cli: &cli::Cli, c: &Command) -> error::Result<Global> {
-    let rootless = container::rootless::detect(cli.rootless.as_deref())?;
+    let rootless = container::rootless::detect(cli.global.rootless.as_deref())?;
     let stateless = matches!(c, Command::Spec(_) | Command::Features | Command::Check(_));
     let root = if stateless {
-        cli.root.clone().unwrap_or_else(|| container::rootless::DEFAULT_ROOT.into())
+        cli.global.root.clone().unwrap_or_else(|| container::rootless::DEFAULT_ROOT.into())
     } else {
-        container::rootless::state_root(cli.root.as_deref(), rootless)?
+        container::rootless::state_root(cli.global.root.as_deref(), rootless)?
     };
-    Ok(Global { root, systemd_cgroup: cli.systemd_cgroup, rootless, policy: cli.policy.clone() })
+    Ok(Global { root, systemd_cgroup: cli.global.systemd_cgroup, rootless, policy: cli.global.policy.clone() })
 }
 
 fn command_name(c: &Command) -> &'static str {
