@@ -71,8 +71,7 @@ fn open_dir(arg: &str, dir: &Path) -> Result<OwnedFd> {
 
 fn open_tasks(arg: &str, dir: &Path) -> Result<OwnedFd> {
     // `tasks`, as for the container's own (`v1::Legacy::open_tasks`).
-    let p = dir.join("tasks");
-    nix::fcntl::open(&p, OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty()).with_context(|| format!("--cgroup {arg:?}: open {p:?}"))
+    super::v1::tasks_file(dir).with_context(|| format!("--cgroup {arg:?}"))
 }
 
 /// The cgroups of the container's cgroup `cg` the exec'd process joins, with `args` applied.

@@ -162,13 +162,7 @@ impl Legacy {
     /// under the move): 0.02 ms. For a single-threaded process, which the writer always is
     /// (the runtime is single-threaded until exec), moving its one thread is moving the process.
     pub fn open_tasks(&self) -> Result<Vec<OwnedFd>> {
-        self.dirs
-            .iter()
-            .map(|(_, d)| {
-                let p = d.join("tasks");
-                nix::fcntl::open(&p, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty()).with_context(|| format!("open {p:?}"))
-            })
-            .collect()
+        self.dirs.iter().map(|(_, d)| tasks_file(d)).collect()
     }
 
     /// Remove the directories (`only`: those of them create made, as recorded; None: all), with
@@ -257,8 +251,23 @@ pub fn frozen(rel: &Path) -> Option<PathBuf> {
     (state.trim() != "THAWED").then(|| nearest.to_path_buf())
 }
 
+/// The `tasks` file of v1 directory `dir`, opened to join it (`enter`).
+pub fn tasks_file(dir: &Path) -> Result<OwnedFd> {
+    let p = dir.join("tasks");
+    nix::fcntl::open(&p, OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty()).with_context(|| format!("open {p:?}"))
+}
+
 /// The calling process, single-threaded, joins its v1 directories (see `Legacy::open_tasks`).
+/// A second thread would stay behind, outside the container's limits: refused, not assumed
+/// (procfs counts a process's threads in the link count of its `task` directory, plus 2).
 pub fn enter(tasks: &[OwnedFd]) -> Result<()> {
+    if tasks.is_empty() {
+        return Ok(());
+    }
+    let threads = nix::sys::stat::stat("/proc/thread-self/..").map(|s| s.st_nlink.saturating_sub(2)).context("count our threads")?;
+    if threads != 1 {
+        return Err(Error::new(format!("join the container's cgroup v1 directories: {threads} threads, and `tasks` moves only one")));
+    }
     for fd in tasks {
         // SAFETY: fd is an open descriptor owned by the caller; the buffer is a valid 1-byte slice.
         let n = unsafe { libc::write(fd.as_raw_fd(), b"0".as_ptr().cast(), 1) };
