@@ -100,7 +100,7 @@ fn handshake(p: &Prepared, proc: Option<&Proc>, chan: &Channel, child: i32, chil
     };
     loop {
         let Some((msg, fd)) = chan.recv_watching(init.as_ref().map(|(pid, _)| *pid)).context("container init")? else {
-            return Err(died(child_fd, direct, p.cgroup.as_ref()));
+            return Err(died(child_fd, direct, p.cgroup.as_ref(), p.seccomp.is_some()));
         };
         if let Msg::SeccompFd = msg {
             let fd = fd.ok_or_else(|| Error::new("sync socket: seccomp notify message without an fd"))?;
@@ -160,14 +160,22 @@ fn dup(fd: &OwnedFd) -> Result<OwnedFd> {
 
 /// The child closed the socket without a word: say how it ended. The cgroup's memory.events
 /// tells an OOM kill from another SIGKILL.
-fn died(fd: &OwnedFd, direct: bool, cgroup: Option<&Cgroup>) -> Error {
+fn died(fd: &OwnedFd, direct: bool, cgroup: Option<&Cgroup>, filtered: bool) -> Error {
     let who = if direct { "container init" } else { "join stage" };
     match pidfd::wait(fd) {
         Ok(pidfd::Exit(137)) if cgroup.and_then(Cgroup::oom_kills).is_some_and(|n| n > 0) => {
             Error::new(format!("{who} was killed by the OOM killer during setup (memory limit too low?)"))
         }
         Ok(pidfd::Exit(137)) => Error::new(format!("{who} was killed during setup (SIGKILL; memory limit too low?)")),
+        Ok(pidfd::Exit(code)) if code == 128 + libc::SIGSYS && filtered => {
+            Error::new(format!("{who} was killed during setup by SIGSYS (a syscall the seccomp profile kills)"))
+        }
         Ok(pidfd::Exit(code)) if code > 128 => Error::new(format!("{who} was killed during setup by signal {}", code - 128)),
+        // A failing child sends its error; one that could not (its sendmsg denied) writes it to
+        // the container's stderr (`spawn::tell`).
+        Ok(pidfd::Exit(code)) if filtered => {
+            Error::new(format!("{who} exited during setup with status {code} without a reason (sendmsg denied by the seccomp profile? see its stderr)"))
+        }
         Ok(pidfd::Exit(code)) => Error::new(format!("{who} exited during setup with status {code}")),
         Err(e) => e.context(format!("{who} exited during setup")),
     }
