@@ -339,3 +339,32 @@ fn without_a_mount_namespace_the_container_is_chrooted_in_the_hosts() {
     let err = b.create_err();
     assert!(err.contains("mounts: needs a mount namespace: without one it would be mounted in the host's and outlive the container"), "{err}");
 }
+
+/// Where each key starts in `text`, in the order given: they must come in that order.
+fn in_order(text: &str, keys: &[&str]) {
+    let at: Vec<usize> = keys.iter().map(|k| text.find(&format!("\"{k}\":")).unwrap_or_else(|| panic!("{k} missing: {text}"))).collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "keys not in runc's order {keys:?}: {text}");
+}
+
+/// `list --format json`, `state` and `events --stats` print their keys in runc's order (its Go
+/// structs'), and `list` names the owner as runc's does: clients that read the text see what
+/// runc prints.
+#[test]
+fn list_state_and_events_print_keys_in_runcs_order() {
+    if !require_root() {
+        return;
+    }
+    let b = Bundle::new("sleep 1000");
+    b.start();
+    let list = String::from_utf8_lossy(&b.testudo(&["list", "--format", "json"]).stdout).into_owned();
+    assert!(list.starts_with(&format!("[{{\"ociVersion\":")), "{list}");
+    in_order(&list, &["ociVersion", "id", "pid", "status", "bundle", "rootfs", "created", "owner"]);
+    assert!(list.contains("\"owner\":\"root\""), "{list}");
+    let state = String::from_utf8_lossy(&b.testudo(&["state", &b.id]).stdout).into_owned();
+    in_order(&state, &["ociVersion", "id", "pid", "status", "bundle", "rootfs", "created", "owner"]);
+    let out = b.testudo(&["events", "--stats", &b.id]);
+    let events = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(events.starts_with(&format!("{{\"type\":\"stats\",\"id\":\"{}\",\"data\":{{\"cpu\":", b.id)), "{events}");
+    in_order(&events, &["cpu", "cpuset", "memory", "pids", "blkio", "hugetlb", "intel_rdt", "network_interfaces"]);
+}
