@@ -368,3 +368,42 @@ fn list_state_and_events_print_keys_in_runcs_order() {
     assert!(events.starts_with(&format!("{{\"type\":\"stats\",\"id\":\"{}\",\"data\":{{\"cpu\":", b.id)), "{events}");
     in_order(&events, &["cpu", "cpuset", "memory", "pids", "blkio", "hugetlb", "intel_rdt", "network_interfaces"]);
 }
+
+/// `--debug` writes `level=debug` records of the main steps (to --log, else stderr, as runc
+/// does); without it there are none.
+#[test]
+fn debug_records_the_main_steps_and_only_when_asked() {
+    if !require_root() {
+        return;
+    }
+    let b = Bundle::new("echo ok");
+    b.write();
+    let bundle = b.dir.to_str().expect("utf8").to_string();
+    let log = b.dir.join("debug.log");
+    let out = b.testudo(&["--debug", "--log", log.to_str().expect("utf8"), "run", "--bundle", &bundle, &b.id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
+    let text = std::fs::read_to_string(&log).expect("log");
+    for msg in [
+        "msg=\"testudo ",
+        "msg=\"spec: ",
+        "msg=\"cgroup: ",
+        "msg=\"clone3: init ",
+        "msg=\"init ",
+        ": ready, waiting for start\"",
+        ": executed the container's process\"",
+        "msg=\"container process exited: status 0\"",
+        "msg=\"delete: container ",
+    ] {
+        assert!(text.lines().any(|l| l.contains("level=debug") && l.contains(msg)), "no debug record with {msg:?}:\n{text}");
+    }
+    assert!(text.lines().all(|l| l.starts_with("time=\"") && l.contains(" level=")), "logrus text form:\n{text}");
+    // Without --log, to stderr; without --debug, nowhere.
+    let out = b.testudo(&["--debug", "run", "--bundle", &bundle, &b.id]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("level=debug msg=\"spec: "), "{}", String::from_utf8_lossy(&out.stderr));
+    let quiet = b.dir.join("quiet.log");
+    let out = b.testudo(&["--log", quiet.to_str().expect("utf8"), "run", "--bundle", &bundle, &b.id]);
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(&quiet).unwrap_or_default();
+    assert!(!text.contains("level=debug") && !String::from_utf8_lossy(&out.stderr).contains("level=debug"), "{text}");
+}

@@ -33,6 +33,7 @@ pub fn run(g: &Global, r: &Run) -> Result<i32> {
         }
         return Err(e);
     }
+    crate::log::debug(|| format!("init {}: executed the container's process", c.launched.pid));
     let facts = c.dir.facts()?;
     let state = super::state_json(&facts, Status::Running).to_string();
     hooks::run_all_warn("poststart", c.prepared.spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()), state.as_bytes());
@@ -42,6 +43,7 @@ pub fn run(g: &Global, r: &Run) -> Result<i32> {
     // Unlocked while we wait, so `kill`, `pause` or `exec` from elsewhere are not blocked.
     drop(c.dir);
     let code = foreground::wait(&c.launched.pidfd, c.launched.pty.as_ref(), &mask)?;
+    crate::log::debug(|| format!("container process exited: status {code}"));
     if !r.keep {
         if let Ok((dir, Some(facts))) = super::open(g, &r.id) {
             super::delete::destroy(&dir, &facts)?;

@@ -60,6 +60,7 @@ pub fn launch(p: &Prepared) -> Result<Launched> {
         Forked::Parent { pid, pidfd } => (pid, pidfd.ok_or_else(|| Error::new("clone3 returned no pidfd"))?),
     };
     drop(theirs);
+    crate::log::debug(|| format!("clone3: {} {child}", if direct { "init" } else { "join stage" }));
     match handshake(p, proc.as_ref(), &ours, child, &child_fd, direct) {
         Ok((pid, pidfd, pty)) => Ok(Launched { pid, pidfd, chan: ours, pty }),
         Err(e) => {
@@ -121,6 +122,7 @@ fn handshake(p: &Prepared, proc: Option<&Proc>, chan: &Channel, child: i32, chil
                 let gids = linux.and_then(|l| l.gid_mappings().clone()).unwrap_or_default();
                 let proc = proc.ok_or_else(|| Error::new("id maps asked for without a new user namespace"))?;
                 idmap::write(proc, child, &uids, &gids).context("user namespace")?;
+                crate::log::debug(|| "user namespace: id maps written".to_string());
                 chan.send(&Msg::Ack)?;
             }
             Msg::Pid(pid) => {
@@ -142,10 +144,12 @@ fn handshake(p: &Prepared, proc: Option<&Proc>, chan: &Channel, child: i32, chil
                 let prestart = h.and_then(|h| h.prestart().as_ref());
                 hooks::run_all("prestart", prestart, &p.hook_state("created", pid))?;
                 hooks::run_all("createRuntime", h.and_then(|h| h.create_runtime().as_ref()), &p.hook_state("creating", pid))?;
+                crate::log::debug(|| "hooks: prestart and createRuntime done".to_string());
                 chan.send(&Msg::State(p.hook_state("created", pid)))?;
             }
             Msg::Ready => {
                 let (pid, fd) = init.ok_or_else(|| Error::new("container init reported ready before its pid"))?;
+                crate::log::debug(|| format!("init {pid}: ready, waiting for start"));
                 return Ok((pid, fd, pty));
             }
             Msg::Fail(e) => return Err(e),
