@@ -233,6 +233,20 @@ fn a_listener_without_no_new_privileges_and_a_denied_step_named() {
     assert_eq!(server.join().expect("listener").len(), 1);
     assert_eq!(results(&out), ["ERR 30"], "{out}");
     assert_eq!(status_field(&out, "Seccomp"), Some("2"), "{out}");
+    // umask is among the calls left after a listener's filter: denied, it is no crash (nix's
+    // wrapper panicked on the errno).
+    let mut p = notify_profile(&sock);
+    p["syscalls"].as_array_mut().expect("syscalls").push(serde_json::json!({"names": ["umask"], "action": "SCMP_ACT_ERRNO"}));
+    b.config["linux"]["seccomp"] = p;
+    let _ = std::fs::remove_file(&sock);
+    let l = UnixListener::bind(&sock).expect("bind again");
+    let server = std::thread::spawn(move || {
+        let (_, fd) = accept_one(&l);
+        serve(&fd, |_| (0, -libc::EROFS))
+    });
+    let out = b.run_ok();
+    assert_eq!(server.join().expect("listener").len(), 1);
+    assert_eq!(results(&out), ["ERR 30"], "{out}");
     // The notify fd goes to P0 with sendmsg, after the filter: denied, it is named, on the
     // container's stderr (the error cannot go over the socket either) and P0 says where to look.
     let mut p = notify_profile(&sock);
