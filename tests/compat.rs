@@ -357,7 +357,7 @@ fn list_state_and_events_print_keys_in_runcs_order() {
     let b = Bundle::new("sleep 1000");
     b.start();
     let list = String::from_utf8_lossy(&b.testudo(&["list", "--format", "json"]).stdout).into_owned();
-    assert!(list.starts_with(&format!("[{{\"ociVersion\":")), "{list}");
+    assert!(list.starts_with("[{\"ociVersion\":"), "{list}");
     in_order(&list, &["ociVersion", "id", "pid", "status", "bundle", "rootfs", "created", "owner"]);
     assert!(list.contains("\"owner\":\"root\""), "{list}");
     let state = String::from_utf8_lossy(&b.testudo(&["state", &b.id]).stdout).into_owned();
