@@ -50,6 +50,7 @@ fn run() {
         std::process::exit(1);
     };
     let name = command_name(command);
+    log::debug(|| format!("testudo {} (commit {}): {name}", env!("CARGO_PKG_VERSION"), env!("TESTUDO_COMMIT")));
     let result = global(&cli, command).and_then(|g| dispatch(&g, command));
     match result {
         Ok(code) => std::process::exit(code),

@@ -146,6 +146,132 @@ fn without_no_new_privileges_a_non_root_process_is_filtered() {
     assert_eq!(errnos(&out), [77]);
 }
 
+// ---- without no_new_privileges: nothing of the runtime's own under the filter but execve -----
+
+/// The syscalls testudo's init made after an early filter (issue 24), each denied alone by a
+/// profile that allows everything else: the init and an exec'd process still reach the
+/// workload, which runs under the filter.
+#[test]
+fn without_no_new_privileges_the_runtime_makes_no_syscall_under_the_filter_but_execve() {
+    if !require_root() {
+        return;
+    }
+    for name in ["sendmsg", "recvmsg", "close", "fcntl", "prctl", "rt_sigprocmask", "umask", "setresuid", "capset"] {
+        let mut b = Bundle::new("exec sleep 30");
+        b.config["process"]["noNewPrivileges"] = false.into();
+        b.config["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+        b.config["linux"]["seccomp"] = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": [name], "action": "SCMP_ACT_ERRNO"}]
+        });
+        let out = b.create();
+        assert!(out.status.success(), "{name} denied: create: {}", String::from_utf8_lossy(&out.stderr));
+        let out = b.testudo(&["start", &b.id]);
+        assert!(out.status.success(), "{name} denied: start: {}", String::from_utf8_lossy(&out.stderr));
+        let (code, out, err) = b.exec(&["grep", "-E", "^(Seccomp|NoNewPrivs):", "/proc/self/status"]);
+        assert_eq!(code, 0, "{name} denied: exec: {err}");
+        assert_eq!(status_field(&out, "Seccomp"), Some("2"), "{name} denied: exec: {out}");
+        assert_eq!(status_field(&out, "NoNewPrivs"), Some("0"), "{name} denied: exec: {out}");
+        let _ = b.testudo(&["delete", "--force", &b.id]);
+        // The init's own view: `run` shows it.
+        b.config["process"]["args"] = serde_json::json!(["grep", "-E", "^(Seccomp|NoNewPrivs|CapEff):", "/proc/self/status"]);
+        let (code, out, err) = b.run();
+        assert_eq!(code, 0, "{name} denied: run: {err}");
+        assert_eq!(status_field(&out, "Seccomp"), Some("2"), "{name} denied: run: {out}");
+        assert_eq!(status_field(&out, "CapEff"), Some("0000000000000000"), "{name} denied: no capability held for the filter is left: {out}");
+    }
+}
+
+/// A profile `testudo profile` recorded (from the execve on) runs the same workload without
+/// no_new_privileges, as Docker's default has it, as root and as another user.
+#[test]
+fn a_recorded_profile_runs_its_workload_without_no_new_privileges() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status");
+    b.write();
+    let prof = b.dir.join("recorded.json");
+    let bundle = b.dir.to_str().expect("utf8").to_string();
+    let out = b.testudo(&["profile", "--bundle", &bundle, "--output", prof.to_str().expect("utf8"), &b.id]);
+    assert!(out.status.success(), "profile: {}", String::from_utf8_lossy(&out.stderr));
+    let p: serde_json::Value = serde_json::from_slice(&std::fs::read(&prof).expect("profile written")).expect("json");
+    assert_eq!(p["defaultAction"], "SCMP_ACT_ERRNO", "{p}");
+    b.config["linux"]["seccomp"] = p;
+    b.config["process"]["noNewPrivileges"] = false.into();
+    for user in [serde_json::json!({"uid": 0, "gid": 0}), serde_json::json!({"uid": 1000, "gid": 1000})] {
+        b.config["process"]["user"] = user.clone();
+        let (code, out, err) = b.run();
+        assert_eq!(code, 0, "as {user}: {err}");
+        assert_eq!(status_field(&out, "Seccomp"), Some("2"), "as {user}: {out}");
+        assert_eq!(status_field(&out, "NoNewPrivs"), Some("0"), "as {user}: {out}");
+    }
+}
+
+/// A filter with a listener goes on before `start` (its fd must reach the listener while
+/// `create` waits): without no_new_privileges, as a non-root user, it still goes on, and what
+/// it then denies the runtime is named with its syscall.
+#[test]
+fn a_listener_without_no_new_privileges_and_a_denied_step_named() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("/dev/probe mkdir /dev/shm/a; grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status");
+    if !probe::add(&mut b) {
+        return;
+    }
+    let sock = b.dir.join("listener.sock");
+    let l = UnixListener::bind(&sock).expect("bind");
+    b.config["linux"]["seccomp"] = notify_profile(&sock);
+    b.config["process"]["noNewPrivileges"] = false.into();
+    b.config["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+    let server = std::thread::spawn(move || {
+        let (_, fd) = accept_one(&l);
+        serve(&fd, |_| (0, -libc::EROFS))
+    });
+    let out = b.run_ok();
+    assert_eq!(server.join().expect("listener").len(), 1);
+    assert_eq!(results(&out), ["ERR 30"], "{out}");
+    assert_eq!(status_field(&out, "Seccomp"), Some("2"), "{out}");
+    // umask is among the calls left after a listener's filter: denied, it is no crash (nix's
+    // wrapper panicked on the errno).
+    let mut p = notify_profile(&sock);
+    p["syscalls"].as_array_mut().expect("syscalls").push(serde_json::json!({"names": ["umask"], "action": "SCMP_ACT_ERRNO"}));
+    b.config["linux"]["seccomp"] = p;
+    let _ = std::fs::remove_file(&sock);
+    let l = UnixListener::bind(&sock).expect("bind again");
+    let server = std::thread::spawn(move || {
+        let (_, fd) = accept_one(&l);
+        serve(&fd, |_| (0, -libc::EROFS))
+    });
+    let out = b.run_ok();
+    assert_eq!(server.join().expect("listener").len(), 1);
+    assert_eq!(results(&out), ["ERR 30"], "{out}");
+    // The notify fd goes to P0 with sendmsg, after the filter: denied, it is named, on the
+    // container's stderr (the error cannot go over the socket either) and P0 says where to look.
+    let mut p = notify_profile(&sock);
+    p["syscalls"].as_array_mut().expect("syscalls").push(serde_json::json!({"names": ["sendmsg"], "action": "SCMP_ACT_ERRNO"}));
+    b.config["linux"]["seccomp"] = p;
+    let (code, _, err) = b.run();
+    assert_ne!(code, 0);
+    assert!(err.contains("sendmsg on the sync socket: operation not permitted (denied by the seccomp profile?)"), "{err}");
+    assert!(err.contains("without a reason (sendmsg denied by the seccomp profile? see its stderr)"), "{err}");
+}
+
+/// A profile that denies the workload's own execve: the error says so.
+#[test]
+fn a_denied_execve_is_blamed_on_the_profile() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("true");
+    b.config["process"]["noNewPrivileges"] = false.into();
+    b.config["linux"]["seccomp"] = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["execve"], "action": "SCMP_ACT_ERRNO"}]});
+    let (code, _, err) = b.run();
+    assert_ne!(code, 0);
+    assert!(err.contains(r#"exec: \"/bin/sh\": operation not permitted (denied by the seccomp profile?)"#), "{err}");
+}
+
 /// As runc: a syscall name this libseccomp does not know is skipped with a warning that names
 /// it (profiles list syscalls of newer kernels); the rest of the rule holds.
 #[test]

@@ -126,22 +126,30 @@ fn cpuset(cg: &Cgroup) -> Value {
     })
 }
 
-/// runc's `{"type":"stats","id":…,"data":{…}}`.
-pub fn event(cg: &Cgroup, id: &str) -> Value {
-    json!({
-        "type": "stats",
-        "id": id,
-        "data": {
-            "cpu": cpu(cg),
-            "cpuset": cpuset(cg),
-            "memory": memory(cg),
-            "pids": pids(cg),
-            "blkio": blkio(cg),
-            "hugetlb": hugetlb(cg),
-            "intel_rdt": {},
-            "network_interfaces": null,
-        }
-    })
+/// runc's `data` of a stats event, its sections in runc's order (its Stats struct).
+#[derive(serde::Serialize)]
+pub struct Stats {
+    cpu: Value,
+    cpuset: Value,
+    memory: Value,
+    pids: Value,
+    blkio: Value,
+    hugetlb: Value,
+    intel_rdt: Value,
+    network_interfaces: Value,
+}
+
+pub fn read(cg: &Cgroup) -> Stats {
+    Stats {
+        cpu: cpu(cg),
+        cpuset: cpuset(cg),
+        memory: memory(cg),
+        pids: pids(cg),
+        blkio: blkio(cg),
+        hugetlb: hugetlb(cg),
+        intel_rdt: json!({}),
+        network_interfaces: Value::Null,
+    }
 }
 
 #[cfg(test)]
@@ -168,10 +176,7 @@ mod tests {
             ("cpuset.cpus.effective", "0-2,5\n"),
             ("cpuset.mems.effective", "0\n"),
         ]);
-        let e = event(&cg, "c1");
-        assert_eq!(e["type"], "stats");
-        assert_eq!(e["id"], "c1");
-        let d = &e["data"];
+        let d = serde_json::to_value(read(&cg)).expect("json");
         assert_eq!(d["cpu"]["usage"]["total"], 1_500_000);
         assert_eq!(d["cpu"]["throttling"]["throttledPeriods"], 4);
         assert_eq!(d["memory"]["usage"]["usage"], 4096);

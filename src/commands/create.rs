@@ -78,6 +78,7 @@ fn record(opts: &CreateOpts, dir: &Dir, prepared: &Prepared, launched: &Launched
         annotations: prepared.spec.annotations().clone().unwrap_or_default(),
     };
     state::write(&dir.file(container::STATE_FILE), &facts)?;
+    crate::log::debug(|| format!("state: {:?} written", dir.file(container::STATE_FILE)));
     if let Some(p) = &opts.pid_file {
         write_pid_file(p, launched.pid)?;
     }

@@ -78,5 +78,7 @@ pub fn destroy(dir: &Dir, facts: &Facts) -> Result<()> {
         let state = super::state_json(facts, Status::Stopped).to_string();
         hooks::run_all_warn("poststop", spec.hooks().as_ref().and_then(|h| h.poststop().as_ref()), state.as_bytes());
     }
-    dir.remove()
+    dir.remove()?;
+    crate::log::debug(|| format!("delete: container {:?} removed", facts.id));
+    Ok(())
 }

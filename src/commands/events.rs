@@ -52,9 +52,25 @@ pub fn duration(s: &str) -> Result<Duration> {
     Ok(Duration::from_secs_f64(total))
 }
 
-fn emit(v: &serde_json::Value) -> Result<()> {
+/// runc's event, its keys in runc's order (its Event struct: type, id, data): a JSON parser does
+/// not care, a client reading the text may.
+#[derive(serde::Serialize)]
+struct Event<'a> {
+    #[serde(rename = "type")]
+    typ: &'static str,
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<stats::Stats>,
+}
+
+fn emit(e: &Event) -> Result<()> {
+    let text = serde_json::to_string(e).map_err(|err| Error::new(format!("event: {err}")))?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{v}").and_then(|_| out.flush()).context("write event")
+    writeln!(out, "{text}").and_then(|_| out.flush()).context("write event")
+}
+
+fn stats_event<'a>(cg: &crate::cgroups::Cgroup, id: &'a str) -> Event<'a> {
+    Event { typ: "stats", id, data: Some(stats::read(cg)) }
 }
 
 fn read_from(f: &File) -> String {
@@ -76,7 +92,7 @@ pub fn run(g: &Global, e: &Events) -> Result<i32> {
     }
     let cg = super::cgroup(&facts, "events")?;
     if e.stats {
-        emit(&stats::event(&cg, &e.id))?;
+        emit(&stats_event(&cg, &e.id))?;
         return Ok(0);
     }
     let path = |f: &str| cg.path.join(f);
@@ -91,12 +107,12 @@ pub fn run(g: &Global, e: &Events) -> Result<i32> {
         if let Some(f) = &memory_events {
             let now = value(&read_from(f), "oom_kill");
             for _ in oom_kills..now {
-                emit(&serde_json::json!({"type": "oom", "id": e.id}))?;
+                emit(&Event { typ: "oom", id: &e.id, data: None })?;
             }
             oom_kills = oom_kills.max(now);
         }
         if Instant::now() >= next {
-            emit(&stats::event(&cg, &e.id))?;
+            emit(&stats_event(&cg, &e.id))?;
             next += interval;
         }
         let left = next.saturating_duration_since(Instant::now()).as_millis().min(i32::MAX as u128) as i32;

@@ -77,17 +77,40 @@ fn facts_of(dir: Dir) -> Result<(Dir, Option<Facts>)> {
     }
 }
 
-/// runc's state object (what go-runc and containerd parse).
-pub fn state_json(f: &Facts, status: Status) -> serde_json::Value {
-    serde_json::json!({
-        "ociVersion": f.oci_version,
-        "id": f.id,
-        "pid": if status == Status::Stopped { 0 } else { f.pid },
-        "status": status.as_str(),
-        "bundle": f.bundle,
-        "rootfs": f.rootfs,
-        "created": f.created,
-        "owner": "",
-        "annotations": f.annotations,
-    })
+/// runc's state object (what go-runc and containerd parse), its keys in runc's order (its
+/// containerState struct): a JSON parser does not care, a client reading the text may.
+#[derive(serde::Serialize)]
+pub struct ContainerState<'a> {
+    #[serde(rename = "ociVersion")]
+    oci_version: &'a str,
+    pub id: &'a str,
+    pid: i32,
+    status: &'static str,
+    bundle: &'a std::path::Path,
+    rootfs: &'a std::path::Path,
+    created: &'a str,
+    #[serde(skip_serializing_if = "std::collections::HashMap::is_empty")]
+    annotations: &'a std::collections::HashMap<String, String>,
+    /// "" as runc's `state` has it; `list` names the state directory's owner.
+    pub owner: String,
+}
+
+impl std::fmt::Display for ContainerState<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&serde_json::to_string(self).map_err(|_| std::fmt::Error)?)
+    }
+}
+
+pub fn state_json(f: &Facts, status: Status) -> ContainerState<'_> {
+    ContainerState {
+        oci_version: &f.oci_version,
+        id: &f.id,
+        pid: if status == Status::Stopped { 0 } else { f.pid },
+        status: status.as_str(),
+        bundle: &f.bundle,
+        rootfs: &f.rootfs,
+        created: &f.created,
+        annotations: &f.annotations,
+        owner: String::new(),
+    }
 }

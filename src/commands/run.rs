@@ -33,6 +33,7 @@ pub fn run(g: &Global, r: &Run) -> Result<i32> {
         }
         return Err(e);
     }
+    crate::log::debug(|| format!("init {}: executed the container's process", c.launched.pid));
     let facts = c.dir.facts()?;
     let state = super::state_json(&facts, Status::Running).to_string();
     // Runtime spec 1.3: a poststart hook that fails fails the run, and the container is stopped.
@@ -53,6 +54,7 @@ pub fn run(g: &Global, r: &Run) -> Result<i32> {
     // Unlocked while we wait, so `kill`, `pause` or `exec` from elsewhere are not blocked.
     drop(c.dir);
     let code = foreground::wait(&c.launched.pidfd, c.launched.pty.as_ref(), &mask)?;
+    crate::log::debug(|| format!("container process exited: status {code}"));
     if !r.keep {
         if let Ok((dir, Some(facts))) = super::open(g, &r.id) {
             super::delete::destroy(&dir, &facts)?;

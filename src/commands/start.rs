@@ -28,6 +28,7 @@ pub fn run(g: &Global, id: &str) -> Result<i32> {
         r => r.with_context(|| format!("open {fifo:?}"))?,
     };
     f.write_all(&[0]).with_context(|| format!("write {fifo:?}"))?;
+    crate::log::debug(|| format!("start: {fifo:?} written"));
     std::fs::remove_file(&fifo).with_context(|| format!("remove {fifo:?}"))?;
     wait_for_exec(&f)?;
     let spec = crate::spec::parse(&std::fs::read(dir.file(container::CONFIG_FILE)).context("read saved config.json")?)?;

@@ -21,7 +21,11 @@ pub fn become_user(user: &User, setgroups_allowed: bool) -> Result<()> {
     Ok(())
 }
 
+/// umask(2) directly: nix's wrapper panics on a return that is not a mode, which is what a
+/// seccomp profile's errno for umask is (after a listener's filter, `spawn::finish`). Denied, the
+/// process keeps the mask it has.
 pub fn umask(user: &User) {
     let mask = user.umask().unwrap_or(0o022);
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    // SAFETY: umask takes a number and cannot fail.
+    unsafe { libc::umask(mask as libc::mode_t & 0o777) };
 }

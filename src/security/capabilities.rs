@@ -101,14 +101,52 @@ pub fn drop_bounding(p: &Plan) -> Result<()> {
     nix::sys::prctl::set_keepcaps(true).map_err(|e| Error::sys("keep capabilities", e))
 }
 
-/// Step 2, after the uid change: the exact permitted, inheritable, effective and ambient sets.
-pub fn apply(p: &Plan) -> Result<()> {
-    capset(&p.effective, &p.permitted, &p.inheritable)?;
+/// Step 2, after the uid change: the exact permitted, inheritable, effective and ambient sets;
+/// with `hold_admin`, CAP_SYS_ADMIN stays permitted (not effective) beyond the plan, for a
+/// seccomp filter without no_new_privileges (`raise_admin`).
+pub fn apply(p: &Plan, hold_admin: bool) -> Result<()> {
+    let held;
+    let permitted = if hold_admin {
+        held = with_admin(&p.permitted);
+        &held
+    } else {
+        &p.permitted
+    };
+    capset(&p.effective, permitted, &p.inheritable)?;
     caps::clear(None, CapSet::Ambient).map_err(|e| Error::new(format!("clear ambient capabilities: {e}")))?;
     for cap in &p.ambient {
         caps::raise(None, CapSet::Ambient, *cap).map_err(|e| Error::new(format!("raise ambient {cap}: {e}")))?;
     }
     nix::sys::prctl::set_keepcaps(false).map_err(|e| Error::sys("reset keep capabilities", e))
+}
+
+/// Whether CAP_SYS_ADMIN must be held beyond the plan until the seccomp filter goes on: without
+/// no_new_privileges the kernel installs a filter only for a task with CAP_SYS_ADMIN effective.
+/// Only if this process holds it now (one capget): without it no filter can go on at all, and
+/// `seccomp::install` says so.
+pub fn must_hold_admin(p: &Plan, filter_without_nnp: bool) -> bool {
+    filter_without_nnp
+        && !p.effective.contains(&Capability::CAP_SYS_ADMIN)
+        && caps::has_cap(None, CapSet::Permitted, Capability::CAP_SYS_ADMIN).unwrap_or(false)
+}
+
+/// The held CAP_SYS_ADMIN made effective for the seccomp(2) call, the last step before execve,
+/// where the kernel computes the new sets from the inheritable, bounding and ambient sets (and
+/// the file's): permitted and effective before it do not reach the program (capabilities(7)).
+pub fn raise_admin(p: &Plan) -> Result<()> {
+    capset(&with_admin(&p.effective), &with_admin(&p.permitted), &p.inheritable)
+}
+
+/// The plan's exact sets again after `raise_admin`, where the process goes on without an execve
+/// (a filter with a listener goes on before `start`).
+pub fn drop_admin(p: &Plan) -> Result<()> {
+    capset(&p.effective, &p.permitted, &p.inheritable)
+}
+
+fn with_admin(set: &CapsHashSet) -> CapsHashSet {
+    let mut s = set.clone();
+    s.insert(Capability::CAP_SYS_ADMIN);
+    s
 }
 
 /// One capset(2) for the three base sets (the kernel checks them together: effective within the

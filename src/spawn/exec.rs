@@ -225,7 +225,7 @@ fn process(r: &Request, chan: &Channel, userns: bool) -> Result<()> {
         landlock: r.landlock.as_ref(),
         reaper: false,
     };
-    let cwd = finish::identity(&id, chan)?;
+    let done = finish::identity(&id, chan)?;
     let exe = finish::resolve_executable(&r.process)?;
-    finish::exec(&id, cwd, &exe, r.preserve_fds, chan, None)
+    finish::exec(&id, done, &exe, r.preserve_fds, chan, None)
 }

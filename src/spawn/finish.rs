@@ -34,41 +34,43 @@ fn nnp(p: &Process) -> bool {
     p.no_new_privileges().unwrap_or(false)
 }
 
-/// When the filter goes on (see `security::seccomp`): early while CAP_SYS_ADMIN is held without
-/// no_new_privileges; at the end of `identity` with a listener (its fd must reach P0 before
-/// ready); else in `exec`, right before execve.
+/// When the filter goes on (see `security::seccomp`): with a listener, at the end of `identity`
+/// (its fd must reach P0 before ready); else in `exec`, as the last step before execve, with or
+/// without no_new_privileges. Without it seccomp(2) needs CAP_SYS_ADMIN, which is held in the
+/// permitted set until then (`capabilities::must_hold_admin`) and raised right before: after
+/// the filter the process makes one syscall, execve, which every profile that runs the workload
+/// at all allows (a profile recorded by `profile`, from the execve on, too).
 ///
-/// After an early filter the runtime still calls, and the profile must allow (as runc's does):
-/// prctl, setgroups, setresgid, setresuid, capget, capset, newfstatat, access, sendmsg,
-/// recvfrom, recvmsg, read, fcntl, close, chdir, getcwd, umask, rt_sigprocmask, personality
-/// (with linux.personality), execve, and what startContainer hooks need to be spawned.
-/// close_range is not among them: without it fds are closed one by one (`fds::close_all_but`).
+/// After a listener's filter the runtime still calls, and the profile must allow (as runc's
+/// does): capset (without no_new_privileges), sendmsg, recvfrom, recvmsg, read, close_range
+/// (else close), fcntl, chdir, getcwd, umask, rt_sigprocmask, personality (with
+/// linux.personality), execve, and what startContainer hooks need to be spawned.
 #[derive(PartialEq, Eq)]
 enum SeccompAt {
-    Early,
     Listener,
     Execve,
 }
 
 fn seccomp_at(i: &Identity) -> SeccompAt {
-    match (nnp(i.process), i.seccomp.is_some_and(|s| s.listener.is_some())) {
-        (false, _) => SeccompAt::Early,
-        (true, true) => SeccompAt::Listener,
-        (true, false) => SeccompAt::Execve,
+    if i.seccomp.is_some_and(|s| s.listener.is_some()) {
+        SeccompAt::Listener
+    } else {
+        SeccompAt::Execve
     }
 }
 
-/// Install the filter; a notify fd goes to P0 for the listener, and is closed here.
-fn install_seccomp(prog: &seccomp::Program, chan: &Channel) -> Result<()> {
-    if let Some(fd) = seccomp::install(prog)? {
-        chan.send_seccomp_fd(fd.as_raw_fd())?;
-    }
-    Ok(())
+/// Whether CAP_SYS_ADMIN is held beyond the plan for the filter (see `SeccompAt`).
+fn holds_admin(i: &Identity) -> bool {
+    capabilities::must_hold_admin(i.caps, i.seccomp.is_some() && !nnp(i.process))
 }
 
-/// Whether `identity` entered process.cwd already (`enter_cwd_privileged`).
+/// What `identity` leaves for `exec`: whether it entered process.cwd already
+/// (`enter_cwd_privileged`), and whether CAP_SYS_ADMIN is held for the filter (`SeccompAt`).
 #[derive(Clone, Copy)]
-pub struct CwdEntered(bool);
+pub struct Identified {
+    cwd_entered: bool,
+    admin_held: bool,
+}
 
 /// Enter process.cwd while still root in the container, as runc does: a user who may use a
 /// directory but not search a parent on the way (a 0700 home the process is given as its cwd)
@@ -76,18 +78,17 @@ pub struct CwdEntered(bool);
 /// here must not be reachable as /proc/self/fd/N), and `try_exec` checks after the fds are
 /// closed that the cwd is inside the root, as for any cwd. On any failure it is left to
 /// `try_exec`, which enters it as the user, once the fds are closed, and reports the error.
-fn enter_cwd_privileged(p: &Process) -> CwdEntered {
+fn enter_cwd_privileged(p: &Process) -> bool {
     let Ok(root) = nix::fcntl::open("/", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()) else {
-        return CwdEntered(false);
+        return false;
     };
-    let entered = inroot::open(&root, p.cwd(), OFlag::O_PATH | OFlag::O_DIRECTORY).is_ok_and(|dir| nix::unistd::fchdir(&dir).is_ok());
-    CwdEntered(entered)
+    inroot::open(&root, p.cwd(), OFlag::O_PATH | OFlag::O_DIRECTORY).is_ok_and(|dir| nix::unistd::fchdir(&dir).is_ok())
 }
 
-/// Labels, scheduler and I/O priority, the cwd, then (without no_new_privileges) seccomp while
-/// CAP_SYS_ADMIN is still held, then the bounding set, uid/gid, the exact capability sets, and
-/// no_new_privileges.
-pub fn identity(i: &Identity, chan: &Channel) -> Result<CwdEntered> {
+/// Labels, scheduler and I/O priority, the cwd, then the bounding set, uid/gid, the exact
+/// capability sets (CAP_SYS_ADMIN held for a filter without no_new_privileges), and
+/// no_new_privileges; a filter with a listener last.
+pub fn identity(i: &Identity, chan: &Channel) -> Result<Identified> {
     let p = i.process;
     if let Some(profile) = p.apparmor_profile().as_deref().filter(|s| !s.is_empty()) {
         let proc = i.proc.ok_or_else(|| Error::new("apparmorProfile needs a proc mount at /proc"))?;
@@ -110,16 +111,18 @@ pub fn identity(i: &Identity, chan: &Channel) -> Result<CwdEntered> {
     }
     // Read before any filter: every syscall we can move ahead of it is one a profile need not allow.
     let setgroups = !i.userns || std::fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny");
-    if i.seccomp.is_some() && seccomp_at(i) != SeccompAt::Execve {
+    if i.seccomp.is_some() && seccomp_at(i) == SeccompAt::Listener {
         fds::note_table_size(i.proc);
     }
-    let cwd = enter_cwd_privileged(p);
-    if let (Some(prog), SeccompAt::Early) = (i.seccomp, seccomp_at(i)) {
-        install_seccomp(prog, chan)?;
+    let hold_admin = holds_admin(i);
+    if hold_admin && i.reaper {
+        // The reaper forks right before the filter and lives on: it would keep CAP_SYS_ADMIN.
+        return Err(Error::new("a seccomp filter under a reaper needs no_new_privileges"));
     }
+    let cwd_entered = enter_cwd_privileged(p);
     capabilities::drop_bounding(i.caps)?;
     creds::become_user(p.user(), setgroups)?;
-    capabilities::apply(i.caps)?;
+    capabilities::apply(i.caps, hold_admin)?;
     if nnp(p) {
         nix::sys::prctl::set_no_new_privs().context("no_new_privileges")?;
     }
@@ -127,9 +130,18 @@ pub fn identity(i: &Identity, chan: &Channel) -> Result<CwdEntered> {
         landlock::apply(l)?;
     }
     if let (Some(prog), SeccompAt::Listener) = (i.seccomp, seccomp_at(i)) {
-        install_seccomp(prog, chan)?;
+        if hold_admin {
+            capabilities::raise_admin(i.caps)?;
+        }
+        let fd = seccomp::install(prog)?;
+        if hold_admin {
+            capabilities::drop_admin(i.caps)?;
+        }
+        if let Some(fd) = fd {
+            chan.send_seccomp_fd(fd.as_raw_fd())?;
+        }
     }
-    Ok(cwd)
+    Ok(Identified { cwd_entered, admin_held: hold_admin })
 }
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -159,48 +171,42 @@ pub fn resolve_executable(p: &Process) -> Result<PathBuf> {
 }
 
 /// Close every fd but stdio, the preserved ones, the sync socket and `exec_fifo` (both
-/// close-on-exec), enter the cwd, install seccomp last when no_new_privileges is on, and execve.
+/// close-on-exec), enter the cwd, install seccomp last (without a listener), and execve.
 /// Never returns: once the fds are closed, the `OwnedFd`s in our callers' frames name closed (or
 /// reused) numbers, so an error is sent from here and the process ends without unwinding into
 /// them. `exec_fifo` is init's read end of exec.fifo: `start` returns when the last reader is
 /// gone, so it must close at execve itself, not here.
-pub fn exec(i: &Identity, cwd: CwdEntered, exe: &Path, preserve: u32, chan: &Channel, exec_fifo: Option<RawFd>) -> ! {
+pub fn exec(i: &Identity, done: Identified, exe: &Path, preserve: u32, chan: &Channel, exec_fifo: Option<RawFd>) -> ! {
     // CVE-2024-21626: no host fd may be open while the cwd and args[0] are resolved, or a
     // "/proc/self/fd/N" path would lead out of the root. Close them, don't just mark them. The
     // two kept are a socket and a fifo: neither resolves as a directory or executes.
     let e = match fds::close_all_but(preserve, &[Some(chan.raw()), exec_fifo]) {
-        Ok(()) => after_close(i, cwd, exe, preserve, chan),
+        Ok(()) => after_close(i, done, exe, preserve, chan),
         Err(e) => e,
     };
     fail(chan, e)
 }
 
-/// Report a failure after `start` may have returned, and end the process. P0 hears it while it
-/// still listens (`run`, or `create` before ready); once nobody does (`start` returned and
-/// `create` is long gone), the container's stderr is the one place left where its owner can
-/// read why it never ran, as it would read the program's own errors.
+/// Report a failure after `start` may have returned (`spawn::tell`: P0 hears it while it still
+/// listens, else the container's stderr shows it), and end the process.
 pub fn fail(chan: &Channel, e: Error) -> ! {
-    let text = e.to_string();
-    if chan.send(&crate::spawn::sync::Msg::Fail(e)).is_err() {
-        let line = format!("testudo: container process: {text}\n");
-        let _ = nix::unistd::write(std::io::stderr(), line.as_bytes());
-    }
+    crate::spawn::tell(chan, e);
     // SAFETY: _exit ends the process at once; nothing of our callers' frames runs again.
     unsafe { libc::_exit(1) }
 }
 
 /// The rest of `exec`; returns only on failure.
-fn after_close(i: &Identity, cwd: CwdEntered, exe: &Path, preserve: u32, chan: &Channel) -> Error {
-    match try_exec(i, cwd, exe, preserve, chan) {
+fn after_close(i: &Identity, done: Identified, exe: &Path, preserve: u32, chan: &Channel) -> Error {
+    match try_exec(i, done, exe, preserve, chan) {
         Ok(never) => match never {},
         Err(e) => e,
     }
 }
 
-fn try_exec(i: &Identity, cwd: CwdEntered, exe: &Path, preserve: u32, chan: &Channel) -> Result<std::convert::Infallible> {
+fn try_exec(i: &Identity, done: Identified, exe: &Path, preserve: u32, chan: &Channel) -> Result<std::convert::Infallible> {
     let p = i.process;
     fds::seal(preserve)?;
-    if !cwd.0 {
+    if !done.cwd_entered {
         std::env::set_current_dir(p.cwd()).with_context(|| format!("cwd {:?}", p.cwd()))?;
     }
     // CVE-2024-21626: whichever way it was entered, the cwd must be inside the root.
@@ -219,6 +225,9 @@ fn try_exec(i: &Identity, cwd: CwdEntered, exe: &Path, preserve: u32, chan: &Cha
         env.push(CString::new(format!("HOME={}", home_of(p.user().uid()))).map_err(|_| Error::new("HOME"))?);
     }
     let exe_c = CString::new(exe.as_os_str().as_encoded_bytes()).map_err(|_| Error::new(format!("exec: {exe:?}: NUL in path")))?;
+    // The NULL-terminated arrays execve takes, made now: an allocation after the filter could
+    // need brk or mmap, which a profile need not allow.
+    let (argv_p, env_p) = (pointers(&argv), pointers(&env));
     if let Some(persona) = i.personality {
         personality::apply(persona)?;
     }
@@ -233,16 +242,27 @@ fn try_exec(i: &Identity, cwd: CwdEntered, exe: &Path, preserve: u32, chan: &Cha
         if prog.watch.is_some() {
             chan.send(&crate::spawn::sync::Msg::RecorderAt(seccomp::recorder::next_fd()?))?;
         }
+        if done.admin_held {
+            capabilities::raise_admin(i.caps)?;
+        }
+        // From here on: execve, and nothing else unless it fails.
         _notify = seccomp::install(prog)?;
         if matches!(prog.watch, Some(seccomp::recorder::Answer::Errno(_))) {
             seccomp::recorder::hold()?;
         }
     }
-    nix::unistd::execve(&exe_c, &argv, &env).map_err(|e| Error::sys(format!("exec: {exe:?}"), e))
+    // SAFETY: the three pointers point to NUL-terminated strings (CString) and to NULL-terminated
+    // arrays of them, all alive across the call; on success it does not return.
+    unsafe { libc::execve(exe_c.as_ptr(), argv_p.as_ptr(), env_p.as_ptr()) };
+    Err(Error::sys(format!("exec: {exe:?}"), nix::errno::Errno::last()))
+}
+
+fn pointers(v: &[CString]) -> Vec<*const libc::c_char> {
+    v.iter().map(|s| s.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
 }
 
 /// A regular file (after symlinks). stat(2) (newfstatat), not std's statx: a seccomp profile
-/// that predates statx (Linux 4.11) may already be on here (`SeccompAt::Early`).
+/// that predates statx (Linux 4.11) may already be on here (`SeccompAt::Listener`).
 fn is_file(path: &Path) -> bool {
     nix::sys::stat::stat(path).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG)
 }

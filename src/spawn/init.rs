@@ -9,11 +9,11 @@
 //!  6. sysctl and oom_score_adj through our own verified procfs
 //!  7. maskedPaths, readonlyPaths, the cwd, a read-only /dev (mounted writable in 3), root.readonly
 //!  8. pivot_root (or move + chroot; chroot alone without a mount namespace)
-//!  9. memory policy, labels, seccomp (when no_new_privileges is off), bounding set, uid/gid, capabilities, nnp;
+//!  9. memory policy, labels, bounding set, uid/gid, capabilities, nnp, seccomp with a listener;
 //!     then (sandbox) die-with-parent
 //! 10. args[0] must resolve: "not found" is a create-time error
 //! 11. Ready → wait for start → startContainer hooks → close fds, cwd, (sandbox) fork off the
-//!     reaper, seccomp, execve
+//!     reaper, seccomp, execve (nothing else after the filter)
 
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -188,7 +188,7 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
         landlock: p.landlock.as_ref(),
         reaper: p.lifecycle.reaper,
     };
-    let cwd = finish::identity(&id, chan)?;
+    let done = finish::identity(&id, chan)?;
     if p.lifecycle.die_with_parent {
         // After the last credential change, which clears it (commit_creds), and tied to P0, our
         // parent (also with a join stage: CLONE_PARENT). getppid cannot tell whether P0 died
@@ -206,7 +206,7 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
         finish::fail(chan, e);
     }
     drop(pty);
-    finish::exec(&id, cwd, &exe, p.preserve_fds, chan, p.fifo.as_ref().map(AsRawFd::as_raw_fd))
+    finish::exec(&id, done, &exe, p.preserve_fds, chan, p.fifo.as_ref().map(AsRawFd::as_raw_fd))
 }
 
 fn need_proc<'a>(proc: &'a Option<Proc>, what: &str) -> Result<&'a Proc> {

@@ -62,10 +62,22 @@ pub fn child_main(report: &sync::Channel, f: impl FnOnce() -> crate::error::Resu
     let code = match f() {
         Ok(()) => 0,
         Err(e) => {
-            let _ = report.send(&sync::Msg::Fail(e));
+            tell(report, e);
             1
         }
     };
     // SAFETY: _exit ends the process immediately; nothing after it runs.
     unsafe { libc::_exit(code) }
+}
+
+/// Send a child's failure to P0. When P0 cannot hear it (gone after `start`, or the sendmsg
+/// denied by the container's seccomp profile), the container's stderr is the one place left
+/// where its owner can read why it never ran, as it would read the program's own errors.
+pub fn tell(chan: &sync::Channel, e: crate::error::Error) {
+    let e = crate::security::seccomp::blame(e);
+    let text = e.to_string();
+    if chan.send(&sync::Msg::Fail(e)).is_err() {
+        let line = format!("testudo: container process: {text}\n");
+        let _ = nix::unistd::write(std::io::stderr(), line.as_bytes());
+    }
 }

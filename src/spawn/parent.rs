@@ -60,6 +60,7 @@ pub fn launch(p: &Prepared) -> Result<Launched> {
         Forked::Parent { pid, pidfd } => (pid, pidfd.ok_or_else(|| Error::new("clone3 returned no pidfd"))?),
     };
     drop(theirs);
+    crate::log::debug(|| format!("clone3: {} {child}", if direct { "init" } else { "join stage" }));
     match handshake(p, proc.as_ref(), &ours, child, &child_fd, direct) {
         Ok((pid, pidfd, pty)) => Ok(Launched { pid, pidfd, chan: ours, pty }),
         Err(e) => {
@@ -105,7 +106,7 @@ fn handshake(p: &Prepared, proc: Option<&Proc>, chan: &Channel, child: i32, chil
     };
     loop {
         let Some((msg, fd)) = chan.recv_watching(init.as_ref().map(|(pid, _)| *pid)).context("container init")? else {
-            return Err(died(child_fd, direct, p.cgroup.as_ref()));
+            return Err(died(child_fd, direct, p.cgroup.as_ref(), p.seccomp.is_some()));
         };
         if let Msg::SeccompFd = msg {
             let fd = fd.ok_or_else(|| Error::new("sync socket: seccomp notify message without an fd"))?;
@@ -126,6 +127,7 @@ fn handshake(p: &Prepared, proc: Option<&Proc>, chan: &Channel, child: i32, chil
                 let gids = linux.and_then(|l| l.gid_mappings().clone()).unwrap_or_default();
                 let proc = proc.ok_or_else(|| Error::new("id maps asked for without a new user namespace"))?;
                 idmap::write(proc, child, &uids, &gids).context("user namespace")?;
+                crate::log::debug(|| "user namespace: id maps written".to_string());
                 chan.send(&Msg::Ack)?;
             }
             Msg::Pid(pid) => {
@@ -150,10 +152,12 @@ fn handshake(p: &Prepared, proc: Option<&Proc>, chan: &Channel, child: i32, chil
                 let prestart = h.and_then(|h| h.prestart().as_ref());
                 hooks::run_all("prestart", prestart, &p.hook_state("created", pid))?;
                 hooks::run_all("createRuntime", h.and_then(|h| h.create_runtime().as_ref()), &p.hook_state("creating", pid))?;
+                crate::log::debug(|| "hooks: prestart and createRuntime done".to_string());
                 chan.send(&Msg::State(p.hook_state("created", pid)))?;
             }
             Msg::Ready => {
                 let (pid, fd) = init.ok_or_else(|| Error::new("container init reported ready before its pid"))?;
+                crate::log::debug(|| format!("init {pid}: ready, waiting for start"));
                 return Ok((pid, fd, pty));
             }
             Msg::Fail(e) => return Err(e),
@@ -168,14 +172,22 @@ fn dup(fd: &OwnedFd) -> Result<OwnedFd> {
 
 /// The child closed the socket without a word: say how it ended. The cgroup's memory.events
 /// tells an OOM kill from another SIGKILL.
-fn died(fd: &OwnedFd, direct: bool, cgroup: Option<&Cgroup>) -> Error {
+fn died(fd: &OwnedFd, direct: bool, cgroup: Option<&Cgroup>, filtered: bool) -> Error {
     let who = if direct { "container init" } else { "join stage" };
     match pidfd::wait(fd) {
         Ok(pidfd::Exit(137)) if cgroup.and_then(Cgroup::oom_kills).is_some_and(|n| n > 0) => {
             Error::new(format!("{who} was killed by the OOM killer during setup (memory limit too low?)"))
         }
         Ok(pidfd::Exit(137)) => Error::new(format!("{who} was killed during setup (SIGKILL; memory limit too low?)")),
+        Ok(pidfd::Exit(code)) if code == 128 + libc::SIGSYS && filtered => {
+            Error::new(format!("{who} was killed during setup by SIGSYS (a syscall the seccomp profile kills)"))
+        }
         Ok(pidfd::Exit(code)) if code > 128 => Error::new(format!("{who} was killed during setup by signal {}", code - 128)),
+        // A failing child sends its error; one that could not (its sendmsg denied) writes it to
+        // the container's stderr (`spawn::tell`).
+        Ok(pidfd::Exit(code)) if filtered => {
+            Error::new(format!("{who} exited during setup with status {code} without a reason (sendmsg denied by the seccomp profile? see its stderr)"))
+        }
         Ok(pidfd::Exit(code)) => Error::new(format!("{who} exited during setup with status {code}")),
         Err(e) => e.context(format!("{who} exited during setup")),
     }

@@ -104,6 +104,7 @@ impl Prepared {
 
 pub fn prepare(root: &Path, rootless: bool, systemd: bool, opts: &CreateOpts, dir: &Dir, mode: StartBy, policies: &[policy::Named]) -> Result<Prepared> {
     let bundle = crate::spec::load(&opts.bundle)?;
+    crate::log::debug(|| format!("spec: {:?} loaded (ociVersion {})", bundle.dir.join("config.json"), bundle.spec.version()));
     crate::spec::validate(&bundle.spec)?;
     policy::enforce(policies, &bundle.spec, "this container")?;
     let spec = &bundle.spec;
@@ -132,6 +133,9 @@ pub fn prepare(root: &Path, rootless: bool, systemd: bool, opts: &CreateOpts, di
         process.set_no_new_privileges(Some(true));
     }
     let seccomp = seccomp::load_watched(root, linux.seccomp().as_ref(), opts.watch)?;
+    if let Some(s) = &seccomp {
+        crate::log::debug(|| format!("seccomp: filter of {} instructions ready", s.filter.len()));
+    }
     let preserve_fds = fds::preserved(opts.preserve_fds)?;
     fds::check_open(preserve_fds)?;
     if let Some(vars) = fds::listen_env() {
@@ -149,6 +153,9 @@ pub fn prepare(root: &Path, rootless: bool, systemd: bool, opts: &CreateOpts, di
     } else {
         (make_cgroup(linux, dir, rootless, &ns)?, None)
     };
+    if let Some(c) = &cg {
+        crate::log::debug(|| format!("cgroup: {:?}", c.path));
+    }
     let cgroup_fd = cg.as_ref().map(Cgroup::open).transpose()?;
     let legacy_tasks = cg.as_ref().map(|c| c.legacy().open_tasks()).transpose()?.unwrap_or_default();
     let fifo = match mode {

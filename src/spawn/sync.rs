@@ -120,7 +120,7 @@ impl Channel {
         loop {
             match sendmsg::<()>(self.fd.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None) {
                 Err(Errno::EINTR) => continue,
-                r => return r.context("sync socket send").map(drop),
+                r => return r.context("sendmsg on the sync socket").map(drop),
             }
         }
     }
@@ -156,7 +156,7 @@ impl Channel {
         let size = loop {
             match nix::sys::socket::recv(self.fd.as_raw_fd(), &mut [0u8; 1], MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC) {
                 Err(Errno::EINTR) => continue,
-                Err(e) => return Err(Error::sys("sync socket receive", e)),
+                Err(e) => return Err(Error::sys("recvfrom on the sync socket", e)),
                 Ok(n) => break n,
             }
         };
@@ -166,7 +166,7 @@ impl Channel {
             let mut iov = [IoSliceMut::new(&mut buf)];
             match recvmsg::<()>(self.fd.as_raw_fd(), &mut iov, Some(&mut cbuf), MsgFlags::MSG_CMSG_CLOEXEC) {
                 Err(Errno::EINTR) => continue,
-                Err(e) => return Err(Error::sys("sync socket receive", e)),
+                Err(e) => return Err(Error::sys("recvmsg on the sync socket", e)),
                 Ok(r) => {
                     let mut fd = None;
                     for c in r.cmsgs().context("sync socket control message")? {

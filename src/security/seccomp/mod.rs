@@ -2,10 +2,9 @@
 //! container never runs libseccomp; installed in the child with a raw seccomp(2).
 //!
 //! When, in the child (see `spawn::finish`):
-//! - no_new_privileges on: the last step before execve, so the fewest runtime syscalls run under
-//!   the filter;
-//! - no_new_privileges off: before the capabilities are dropped, while CAP_SYS_ADMIN (which
-//!   installing a filter then needs) is still held;
+//! - the last step before execve, so that execve is the one runtime syscall under the filter;
+//!   without no_new_privileges, CAP_SYS_ADMIN (which installing a filter then needs) is held
+//!   in the permitted set until then, and raised for the seccomp(2) call alone;
 //! - with a `listenerPath`: before the container reports ready, because the notify fd must reach
 //!   P0 (and through it the listener) while P0 still waits (`create` exits at ready).
 //!
@@ -20,6 +19,7 @@ mod listener;
 
 use std::os::fd::OwnedFd;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction};
 
@@ -114,13 +114,30 @@ pub fn install(p: &Program) -> Result<Option<OwnedFd>> {
     // SAFETY: `prog` points into `p.filter`, which outlives the call; the kernel copies the program.
     let r = unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, p.flags, &prog as *const libc::sock_fprog) };
     if r < 0 {
-        return Err(crate::error::last_os(format!("seccomp: install filter (flags {:#x})", p.flags)));
+        let e = nix::errno::Errno::last();
+        let why = if e == nix::errno::Errno::EACCES { " (without no_new_privileges a filter needs CAP_SYS_ADMIN)" } else { "" };
+        return Err(Error::sys(format!("seccomp: install filter (flags {:#x}){why}", p.flags), e));
     }
+    ON.store(true, Ordering::Relaxed);
     if p.flags & libc::SECCOMP_FILTER_FLAG_NEW_LISTENER != 0 {
         // SAFETY: with NEW_LISTENER the kernel returned a new fd that nothing else owns.
         return Ok(Some(unsafe { crate::linux::procfs::own(r as i32) }));
     }
     Ok(None)
+}
+
+/// Whether this process installed a filter (`install`): what fails after it may be the profile.
+static ON: AtomicBool = AtomicBool::new(false);
+
+/// A setup failure after this process's filter went on, when its errno is one a profile gives
+/// (EPERM by default, ENOSYS from the stub, EACCES), says the profile may be why: the failing
+/// step already names its syscall.
+pub fn blame(e: Error) -> Error {
+    use nix::errno::Errno;
+    match e.errno() {
+        Some(Errno::EPERM | Errno::EACCES | Errno::ENOSYS) if ON.load(Ordering::Relaxed) => Error::new(format!("{e} (denied by the seccomp profile?)")),
+        _ => e,
+    }
 }
 
 /// Hand the notify fd and the container process state to the listener.
