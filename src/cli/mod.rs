@@ -12,7 +12,7 @@ mod own;
 mod runc;
 
 pub use own::{Check, Profile, Sandbox};
-pub use runc::{Create, CreateOpts, Delete, Events, Exec, Id, Kill, List, Ps, Run, SpecCmd, Update};
+pub use runc::{Checkpoint, Create, CreateOpts, CriuFlags, Delete, Events, Exec, Id, Kill, List, Ps, Restore, Run, SpecCmd, Update};
 
 #[derive(Parser, Debug)]
 #[command(name = "testudo", about = "A minimal, hardened OCI container runtime", disable_version_flag = true)]
@@ -41,9 +41,9 @@ pub struct Cli {
     /// arguments (see `check`)
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
-    /// Accepted for runc compatibility; checkpointing is not supported
-    #[arg(long, global = true, hide = true)]
-    pub criu: Option<String>,
+    /// The CRIU binary `checkpoint` and `restore` run (default: criu, found in PATH)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub criu: Option<PathBuf>,
     /// Print the version
     #[arg(short = 'v', long = "version")]
     pub version: bool,
@@ -84,6 +84,10 @@ pub enum Command {
     Update(Update),
     /// Print container events and statistics
     Events(Events),
+    /// Checkpoint a running container with CRIU
+    Checkpoint(Checkpoint),
+    /// Restore a container from a checkpoint
+    Restore(Restore),
     /// Audit a bundle's config.json against the CIS Docker Benchmark's container items
     Check(Check),
     /// Run an untrusted build job in a hardened container, no bundle needed
