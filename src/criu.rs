@@ -377,7 +377,9 @@ mod tests {
     #[test]
     fn what_criu_cannot_do_is_refused() {
         let base = |ns: serde_json::Value, terminal: bool| {
-            spec(serde_json::json!({"ociVersion": "1.0.2", "process": {"terminal": terminal, "cwd": "/", "args": ["sh"]}, "linux": {"namespaces": ns}}))
+            spec(
+                serde_json::json!({"ociVersion": "1.0.2", "process": {"terminal": terminal, "cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0}}, "linux": {"namespaces": ns}}),
+            )
         };
         assert!(supported(&base(serde_json::json!([{"type": "pid"}, {"type": "network", "path": "/run/netns/x"}]), false)).is_ok());
         let e = supported(&base(serde_json::json!([{"type": "user"}]), false)).expect_err("userns");
