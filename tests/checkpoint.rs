@@ -204,3 +204,23 @@ fn restore_hands_criu_the_new_cgroup_the_bound_root_and_pipes_and_a_failure_leav
     assert!(!mi.contains("criu-root"), "the root bind shows on the host: {mi}");
     assert_eq!(std::fs::read_dir(&rootfs).expect("rootfs").count(), entries, "the rootfs lost entries");
 }
+
+/// A stdin of the caller's /dev/null (conmon gives one) is the container's own /dev/null inside,
+/// as in runc: CRIU finds every open file through a mount of the container, and the host's /dev
+/// is none ("Can't lookup mount=… for fd=0 path=/dev/null", seen with podman in the VM).
+#[test]
+fn stdio_of_the_callers_dev_null_is_the_containers_own() {
+    if !require_root() {
+        return;
+    }
+    let b = Bundle::new(
+        r#"for fd in 0 1; do m=$(grep mnt_id /proc/self/fdinfo/$fd | tr -dc 0-9); echo "fd $fd: $(grep "^$m " /proc/self/mountinfo | cut -d' ' -f5)"; done"#,
+    );
+    b.write();
+    let out = b.cmd(&["run", "--bundle", b.dir.to_str().expect("utf8"), &b.id]).stdin(std::process::Stdio::null()).output().expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.lines().any(|l| l == "fd 0: /dev"), "stdin is a file of the container's /dev mount: {stdout}");
+    // A pipe is left alone (its mount is the pipefs, in no mount table).
+    assert!(stdout.lines().any(|l| l == "fd 1: "), "{stdout}");
+}

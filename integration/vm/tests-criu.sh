@@ -149,7 +149,53 @@ t_leave_running() {
   cleanup $id
 }
 
+# podman 4.3 (cgroupfs manager: the VM has no systemd) with --runtime testudo: `podman container
+# checkpoint` stops a counter (podman says exited), `podman container restore` continues it from
+# where it stopped, in a running container podman can exec into and remove.
+t_podman() {
+  local P=/run/testudo-vm-criu-podman out cid pid1 pid2 b
+  mkdir -p $P/root $P/runroot $P/tmp $P/data
+  printf '[storage]\ndriver = "overlay"\nrunroot = "%s"\ngraphroot = "%s"\n' $P/runroot $P/root > $P/storage.conf
+  cat > $P/containers.conf <<EOF
+[containers]
+netns = "none"
+log_driver = "k8s-file"
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "$P/events.log"
+tmp_dir = "$P/tmp"
+runtime_supports_json = ["crun", "runc", "$(basename "$BIN")"]
+EOF
+  pm() { timeout 150 env CONTAINERS_CONF=$P/containers.conf CONTAINERS_STORAGE_CONF=$P/storage.conf \
+    podman --root $P/root --runroot $P/runroot --storage-driver overlay --runtime "$BIN" "$@"; }
+  pcounter() { local v; v=$(cat $P/data/n 2>/dev/null); echo "${v:-0}"; }
+  out=$(python3 "$repo/integration/clients/mkimage.py" "$work/rootfs" "$P/image.tar" 'testudo-busybox:latest=["sh"]' 2>&1) || { fail "mkimage: $out"; return 1; }
+  out=$(pm load -i $P/image.tar 2>&1) || { fail "podman load: $out"; return 1; }
+  cid=$(pm run -d --network none -v $P/data:/data testudo-busybox sh -c 'i=0; while :; do echo $i > /data/n; i=$((i+1)); sleep 0.05; done' 2>&1) ||
+    { fail "podman run -d: $cid"; return 1; }
+  wait_for 30 'test "$(pcounter)" -gt 5' || { fail "counter never ran: $(pm logs $cid 2>&1 | tail -3)"; pm rm -f $cid; return 1; }
+  pid1=$(pm inspect -f '{{.State.Pid}}' $cid)
+  local ud=$P/root/overlay-containers/$cid/userdata
+  out=$(pm container checkpoint $cid 2>&1) || { fail "podman container checkpoint: $out"; criu_log $ud/dump.log; pm rm -f $cid; return 1; }
+  wait_for 10 "gone $pid1" || { fail "init $pid1 still there after podman checkpoint"; pm rm -f $cid; return 1; }
+  has_line exited "podman inspect after checkpoint" "$(pm inspect -f '{{.State.Status}}' $cid 2>&1)" || { pm rm -f $cid; return 1; }
+  b=$(pcounter); sleep 1
+  [ "$(pcounter)" = "$b" ] || { fail "counter moved after checkpoint: $b -> $(pcounter)"; pm rm -f $cid; return 1; }
+  out=$(pm container restore $cid 2>&1) || { fail "podman container restore: $out"; criu_log $ud/restore.log; pm rm -f $cid; return 1; }
+  has_line running "podman inspect after restore" "$(pm inspect -f '{{.State.Status}}' $cid 2>&1)" || { pm rm -f $cid; return 1; }
+  pid2=$(pm inspect -f '{{.State.Pid}}' $cid)
+  [ -d /proc/$pid2 ] && [ "$pid2" != "$pid1" ] || { fail "restored pid $pid2 (was $pid1)"; pm rm -f $cid; return 1; }
+  [ "$(pcounter)" -ge "$b" ] || { fail "counter went back: $b -> $(pcounter)"; pm rm -f $cid; return 1; }
+  wait_for 30 'test "$(pcounter)" -gt $((b + 5))' || { fail "counter stuck at $(pcounter) after podman restore (was $b)"; pm rm -f $cid; return 1; }
+  echo "    # podman: $b at checkpoint, $(pcounter) after restore" >&2
+  out=$(pm exec $cid cat /data/n 2>&1) || { fail "podman exec after restore: $out"; pm rm -f $cid; return 1; }
+  out=$(pm rm -f $cid 2>&1) || { fail "podman rm -f: $out"; return 1; }
+  gone $pid2 || { fail "restored init $pid2 survived podman rm -f"; return 1; }
+}
+
 run_test "checkpoint stops a counter, restore -d continues it; state, exec, kill, delete work" t_checkpoint_restore
 run_test "pre-dump then dump --parent-path ../p1, and restore" t_pre_dump
 run_test "checkpoint --leave-running keeps it running; its image restores" t_leave_running
+run_test "podman container checkpoint / restore --runtime testudo" t_podman
 finish
