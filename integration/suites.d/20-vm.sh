@@ -5,7 +5,8 @@
 # First-time installs (qemu, the kernel, virtiofsd, apparmor) happen here and are cached in
 # /var/cache/testudo-vm. Prints every test's line and a closing `N passed, N failed`; exits
 # non-zero on any failure, including a VM that cannot boot. The whole run is bounded: 20 min
-# (installs included; normally ~4 min, ~7 min on a fresh machine), the guest alone 10 min.
+# (installs included; normally ~5-8 min with the CRIU tests, ~11 min on a fresh machine), the guest
+# alone 10 min.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 . "$here/integration/vm/harness.sh"

@@ -123,7 +123,8 @@ t_pre_dump() {
 }
 
 # --leave-running: the container keeps its pid and counts on; its image restores a second
-# container that starts from the value at the checkpoint.
+# container that starts from the value at the checkpoint, in the foreground: restore waits for it,
+# exits 137 when it is SIGKILLed, and deletes it.
 t_leave_running() {
   local id=lr img=$work/lr.img
   counter_bundle $id || return 1
@@ -138,15 +139,21 @@ t_leave_running() {
   wait_for 20 'test "$(counter $id)" -gt $((at + 20))' || { cleanup $id; fail "counter stopped after --leave-running"; return 1; }
   cleanup $id
   local now; now=$(counter $id)
-  with_pipes $id tu restore -d --image-path "$img" --bundle "$work/$id" $id ||
-    { fail "restore: $(tail -3 "$work/$id.out")"; criu_log "$img/restore.log"; cleanup $id; return 1; }
+  # In the foreground this time: restore waits for the container, and deletes it once it ends.
+  with_pipes $id tu restore --image-path "$img" --bundle "$work/$id" $id &
+  local rpid=$! rc
+  wait_for 60 'test "$(status_of $id 2>/dev/null)" = running' || { fail "restore: $(tail -3 "$work/$id.out")"; criu_log "$img/restore.log"; cleanup $id; return 1; }
   # The restored shell counts on from its checkpointed i (between `before` and `at`), below
   # where the first one got.
   wait_for 10 'test "$(counter $id)" -lt "$now"' || { fail "restored counter did not restart from the checkpoint: $before before it, $now at delete, $(counter $id) now"; cleanup $id; return 1; }
   local r; r=$(counter $id)
   echo "    # $before before the checkpoint, $at after it, $now when the first was deleted, restored at $r" >&2
   [ "$r" -ge "$before" ] || { fail "restored counter $r below the $before it had before the checkpoint"; cleanup $id; return 1; }
-  cleanup $id
+  tu kill $id KILL || { fail "kill"; cleanup $id; return 1; }
+  wait $rpid; rc=$?
+  [ $rc -eq 137 ] || { fail "the foreground restore exited $rc, not 137 (its container was SIGKILLed)"; cleanup $id; return 1; }
+  out=$(tu state $id 2>&1) && { fail "the foreground restore left its container: $out"; cleanup $id; return 1; }
+  return 0
 }
 
 # podman 4.3 (cgroupfs manager: the VM has no systemd) with --runtime testudo: `podman container
@@ -196,6 +203,6 @@ EOF
 
 run_test "checkpoint stops a counter, restore -d continues it; state, exec, kill, delete work" t_checkpoint_restore
 run_test "pre-dump then dump --parent-path ../p1, and restore" t_pre_dump
-run_test "checkpoint --leave-running keeps it running; its image restores" t_leave_running
+run_test "checkpoint --leave-running keeps it running; its image restores in the foreground" t_leave_running
 run_test "podman container checkpoint / restore --runtime testudo" t_podman
 finish
