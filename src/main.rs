@@ -10,6 +10,7 @@ mod cgroups;
 mod cli;
 mod commands;
 mod container;
+mod criu;
 mod dbus;
 mod error;
 mod linux;
@@ -51,7 +52,8 @@ fn run() {
     };
     let name = command_name(command);
     log::debug(|| format!("testudo {} (commit {}): {name}", env!("CARGO_PKG_VERSION"), env!("TESTUDO_COMMIT")));
-    let result = global(&cli, command).and_then(|g| dispatch(&g, command));
+    let criu = cli.global.criu.clone().unwrap_or_else(|| criu::DEFAULT.into());
+    let result = global(&cli, command).and_then(|g| dispatch(&g, &criu, command));
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
@@ -107,13 +109,15 @@ fn command_name(c: &Command) -> &'static str {
         Command::Resume(_) => "resume",
         Command::Update(_) => "update",
         Command::Events(_) => "events",
+        Command::Checkpoint(_) => "checkpoint",
+        Command::Restore(_) => "restore",
         Command::Check(_) => "check",
         Command::Profile(_) => "profile",
         Command::Sandbox(_) => "sandbox",
     }
 }
 
-fn dispatch(g: &Global, c: &Command) -> error::Result<i32> {
+fn dispatch(g: &Global, criu: &std::path::Path, c: &Command) -> error::Result<i32> {
     match c {
         Command::Create(c) => sealed(|| commands::create::run(g, &c.opts, &c.id)),
         Command::Start(i) => commands::start::run(g, &i.id),
@@ -130,6 +134,8 @@ fn dispatch(g: &Global, c: &Command) -> error::Result<i32> {
         Command::Resume(i) => commands::pause::run(g, &i.id, false),
         Command::Update(u) => commands::update::run(g, u),
         Command::Events(e) => commands::events::run(g, e),
+        Command::Checkpoint(c) => commands::checkpoint::run(g, criu, c),
+        Command::Restore(r) => commands::restore::run(g, criu, r),
         Command::Check(c) => commands::check::run(c),
         Command::Profile(p) => sealed(|| commands::profile::run(g, p)),
         Command::Sandbox(s) => sealed(|| sandbox::run(g, s)),

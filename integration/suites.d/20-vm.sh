@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # limit: 1500 (its own bound is 20 min; a fresh machine builds virtiofsd first: ~3 min)
-# The VM suite: cgroup v2 limits and AppArmor, proven inside one qemu VM (integration/vm/).
+# The VM suite: cgroup v2 limits, AppArmor and checkpoint/restore with CRIU, proven inside one qemu
+# VM (integration/vm/).
 # First-time installs (qemu, the kernel, virtiofsd, apparmor) happen here and are cached in
 # /var/cache/testudo-vm. Prints every test's line and a closing `N passed, N failed`; exits
 # non-zero on any failure, including a VM that cannot boot. The whole run is bounded: 20 min
-# (installs included; normally ~4 min, ~7 min on a fresh machine), the guest alone 10 min.
+# (installs included; normally ~5-8 min with the CRIU tests, ~11 min on a fresh machine), the guest
+# alone 10 min.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 . "$here/integration/vm/harness.sh"
@@ -19,7 +21,7 @@ in_vm "$0" "$@"
 # Inside the VM: each test file in turn, counts summed from their closing lines; a file that
 # ends without one (it crashed or gave up early) counts as one failure.
 total_passed=0 total_failed=0
-for t in tests-cgroups tests-apparmor; do
+for t in tests-cgroups tests-apparmor tests-criu; do
   echo "--- $t"
   log=$(mktemp)
   bash "$here/integration/vm/$t.sh" 2>&1 | tee "$log"

@@ -52,6 +52,10 @@ esac
 VIRTIOFSD_VERSION=1.14.0
 # Loaded in this order: each needs the ones before it; the rest of what the guest needs is built in.
 MODULES="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci fuse virtiofs overlay"
+# Not loaded at boot: kept in $KDIR/extra, named to the command as $TESTUDO_VM_EXTRA_MODULES, for
+# the tests that load them, in this order (tests-criu.sh: CRIU asks the socket diagnostics of every
+# kind and probes nftables).
+EXTRA_MODULES="inet_diag tcp_diag udp_diag unix_diag netlink_diag af_packet_diag libcrc32c nfnetlink nf_tables nf_defrag_ipv4 nf_defrag_ipv6 nf_conntrack nf_conntrack_netlink"
 
 die() { echo "vm: $*" >&2; exit 125; }
 [ "$(id -u)" -eq 0 ] || die "must run as root (virtiofsd's namespace sandbox and the guest's root)"
@@ -82,6 +86,11 @@ newest_kernel_pkg() {
     awk '{print $1}' | sort -V | tail -n 1
 }
 
+extras_complete() {
+  local m
+  for m in $EXTRA_MODULES; do [ -f "$KDIR/extra/$m.ko" ] || return 1; done
+}
+
 install_kernel() {
   local pkg
   pkg=$(newest_kernel_pkg)
@@ -90,7 +99,7 @@ install_kernel() {
   [ -n "$pkg" ] || die "apt-cache knows no linux-image-6.1.0-*-cloud-amd64-unsigned, even after apt-get update"
   KVER=${pkg#linux-image-}; KVER=${KVER%-unsigned}
   KDIR=$CACHE/kernel/$KVER
-  [ -f "$KDIR/.complete" ] && return 0
+  [ -f "$KDIR/.complete" ] && extras_complete && return 0
   echo "vm: downloading $pkg" >&2
   local tmp; tmp=$(mktemp -d "$CACHE/kernel.XXXXXX")
   # apt's _apt sandbox user cannot write into a root-only directory; that only costs a warning.
@@ -99,16 +108,26 @@ install_kernel() {
     { apt-get update -qq -o DPkg::Lock::Timeout=600 && (cd "$tmp" && apt-get download -qq "$pkg" 2>/dev/null); } ||
     { rm -rf "$tmp"; die "apt-get download $pkg failed"; }
   dpkg-deb -x "$tmp"/*.deb "$tmp/x" || die "dpkg-deb -x $pkg failed"
-  mkdir -p "$tmp/k/modules"
-  cp "$tmp/x/boot/vmlinuz-$KVER" "$tmp/k/vmlinuz"
   local m f
-  for m in $MODULES; do
+  # A kernel cached before the extra modules existed keeps its boot files (and so its initramfs).
+  if [ ! -f "$KDIR/.complete" ]; then
+    mkdir -p "$tmp/k/modules"
+    cp "$tmp/x/boot/vmlinuz-$KVER" "$tmp/k/vmlinuz"
+    for m in $MODULES; do
+      f=$(find "$tmp/x/lib/modules/$KVER" -name "$m.ko" | head -n 1)
+      [ -n "$f" ] || die "$pkg has no module $m.ko"
+      cp "$f" "$tmp/k/modules/"
+    done
+    touch "$tmp/k/.complete"
+    rm -rf "$KDIR"; mkdir -p "$CACHE/kernel"; mv "$tmp/k" "$KDIR"
+  fi
+  mkdir -p "$tmp/extra"
+  for m in $EXTRA_MODULES; do
     f=$(find "$tmp/x/lib/modules/$KVER" -name "$m.ko" | head -n 1)
     [ -n "$f" ] || die "$pkg has no module $m.ko"
-    cp "$f" "$tmp/k/modules/"
+    cp "$f" "$tmp/extra/"
   done
-  touch "$tmp/k/.complete"
-  rm -rf "$KDIR"; mkdir -p "$CACHE/kernel"; mv "$tmp/k" "$KDIR"; rm -rf "$tmp"
+  rm -rf "$KDIR/extra"; mv "$tmp/extra" "$KDIR/extra"; rm -rf "$tmp"
 }
 
 # qemu 7.2's bundled C virtiofsd keeps an fd per inode and runs out of them when the guest walks
@@ -270,6 +289,7 @@ mkdir -p "$run/part"
 {
   echo 'export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
   echo 'export HOME=/root TERM=dumb LANG=C.UTF-8 TESTUDO_IN_VM=1'
+  printf 'export TESTUDO_VM_EXTRA_MODULES=%q\n' "$KDIR/extra"
   while IFS= read -r name; do
     case $name in TESTUDO_VM_*|TESTUDO_IN_VM) continue ;; esac
     printf 'export %s=%q\n' "$name" "${!name}"

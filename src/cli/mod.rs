@@ -12,7 +12,7 @@ mod own;
 mod runc;
 
 pub use own::{Check, Profile, Sandbox};
-pub use runc::{Create, CreateOpts, Delete, Events, Exec, Id, Kill, List, Ps, Run, SpecCmd, Update};
+pub use runc::{Checkpoint, Create, CreateOpts, CriuFlags, Delete, Events, Exec, Id, Kill, List, Ps, Restore, Run, SpecCmd, Update};
 
 #[derive(Parser, Debug)]
 #[command(name = "testudo", about = "A minimal, hardened OCI container runtime", disable_version_flag = true)]
@@ -50,9 +50,9 @@ pub struct Globals {
     /// arguments (see `check`)
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
-    /// Accepted for runc compatibility; checkpointing is not supported
-    #[arg(long, global = true, hide = true)]
-    pub criu: Option<String>,
+    /// The CRIU binary `checkpoint` and `restore` run (default: criu, found in PATH)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub criu: Option<PathBuf>,
     /// Print the version
     #[arg(short = 'v', long = "version")]
     pub version: bool,
@@ -91,6 +91,10 @@ pub enum Command {
     Update(Update),
     /// Print container events and statistics
     Events(Events),
+    /// Checkpoint a running container with CRIU
+    Checkpoint(Checkpoint),
+    /// Restore a container from a checkpoint
+    Restore(Restore),
     /// Audit a bundle's config.json against the CIS Docker Benchmark's container items
     Check(Check),
     /// Run an untrusted build job in a hardened container, no bundle needed
@@ -234,6 +238,7 @@ fn short_takes_value(cmd: &clap::Command, short: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn parse(v: &[&str]) -> Cli {
         super::parse(v.iter().map(|s| s.to_string()).collect()).unwrap_or_else(|e| panic!("{v:?}: {e}"))
@@ -390,6 +395,59 @@ mod tests {
         );
         let Some(Command::Kill(k)) = parse(&["testudo", "kill", "c1", "0"]).command else { panic!() };
         assert_eq!(k.signal.as_deref(), Some("0"));
+    }
+
+    #[test]
+    fn checkpoint_and_restore_as_podman_and_containerd_call_them() {
+        let pre = ["testudo", "--root", "R", "--log", "L", "--log-format", "json"];
+        let with = |rest: &[&str]| parse(&[&pre[..], rest].concat());
+        let Some(Command::Checkpoint(c)) =
+            with(&["checkpoint", "--image-path", "/i", "--work-path", "/w", "--leave-running", "--tcp-established", "--file-locks", "c1"]).command
+        else {
+            panic!()
+        };
+        assert_eq!((c.criu.image_path.as_deref(), c.criu.work_path.as_deref()), (Some(Path::new("/i")), Some(Path::new("/w"))));
+        assert!(c.leave_running && c.criu.tcp_established && c.criu.file_locks && !c.pre_dump && c.id == "c1");
+        let Some(Command::Checkpoint(c)) = with(&[
+            "checkpoint",
+            "--image-path",
+            "/i",
+            "--pre-dump",
+            "--parent-path",
+            "../p",
+            "--ext-unix-sk",
+            "--shell-job",
+            "--empty-ns",
+            "network",
+            "--manage-cgroups-mode",
+            "ignore",
+            "c1",
+        ])
+        .command
+        else {
+            panic!()
+        };
+        assert!(c.pre_dump && c.criu.ext_unix_sk && c.criu.shell_job);
+        assert_eq!(
+            (c.parent_path.as_deref(), c.criu.manage_cgroups_mode.as_deref(), &c.criu.empty_ns[..]),
+            (Some(Path::new("../p")), Some("ignore"), &["network".to_string()][..])
+        );
+        // conmon's restore (podman), then go-runc's (containerd's shim).
+        let Some(Command::Restore(r)) =
+            with(&["restore", "--bundle", "/b", "--pid-file", "/p", "--detach", "--image-path", "/i", "--work-path", "/w", "--tcp-established", "c1"]).command
+        else {
+            panic!()
+        };
+        assert_eq!((r.bundle.as_path(), r.pid_file.as_deref(), r.detach, r.id.as_str()), (Path::new("/b"), Some(Path::new("/p")), true, "c1"));
+        let Some(Command::Restore(r)) =
+            with(&["restore", "-d", "--pid-file", "/p", "-b", "/b", "--no-pivot", "--no-subreaper", "--image-path", "/i", "c2"]).command
+        else {
+            panic!()
+        };
+        assert!(r.detach && r.no_pivot && r.no_subreaper && r.id == "c2");
+        assert!(super::parse(["testudo", "checkpoint", "--manage-cgroups-mode", "bogus", "c1"].iter().map(|s| s.to_string()).collect()).is_err());
+        let c = parse(&["testudo", "--criu", "/opt/criu", "checkpoint", "c1"]);
+        assert_eq!(c.global.criu.as_deref(), Some(Path::new("/opt/criu")));
     }
 
     #[test]

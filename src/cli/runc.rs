@@ -209,3 +209,93 @@ pub struct Events {
     pub interval: String,
     pub id: String,
 }
+
+/// What `checkpoint` and `restore` both hand to CRIU, as runc spells them.
+#[derive(Args, Debug, Clone)]
+pub struct CriuFlags {
+    /// Directory of the CRIU image files (default: ./checkpoint)
+    #[arg(long = "image-path")]
+    pub image_path: Option<PathBuf>,
+    /// Directory for CRIU's work files and log (default: the image path)
+    #[arg(long = "work-path")]
+    pub work_path: Option<PathBuf>,
+    /// Allow open TCP connections
+    #[arg(long = "tcp-established")]
+    pub tcp_established: bool,
+    /// Allow external unix sockets
+    #[arg(long = "ext-unix-sk")]
+    pub ext_unix_sk: bool,
+    /// Allow shell jobs
+    #[arg(long = "shell-job")]
+    pub shell_job: bool,
+    /// Handle file locks
+    #[arg(long = "file-locks")]
+    pub file_locks: bool,
+    /// cgroups mode: soft (default), full, strict or ignore
+    #[arg(long = "manage-cgroups-mode", value_parser = ["soft", "full", "strict", "ignore"])]
+    pub manage_cgroups_mode: Option<String>,
+    /// Create a namespace but do not restore its properties (network only; the network namespace
+    /// is always empty, as in runc)
+    #[arg(long = "empty-ns", value_parser = ["network"])]
+    pub empty_ns: Vec<String>,
+    /// Deduplicate memory images as they are written
+    #[arg(long = "auto-dedup")]
+    pub auto_dedup: bool,
+    /// Not supported (CRIU's lazy pages need its page server): refused
+    #[arg(long = "lazy-pages")]
+    pub lazy_pages: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct Checkpoint {
+    #[command(flatten)]
+    pub criu: CriuFlags,
+    /// Previous image directory (of a pre-dump), relative to the image path
+    #[arg(long = "parent-path")]
+    pub parent_path: Option<PathBuf>,
+    /// Leave the container running after checkpointing
+    #[arg(long = "leave-running")]
+    pub leave_running: bool,
+    /// Dump the memory only and leave the container running (for a later dump with --parent-path)
+    #[arg(long = "pre-dump")]
+    pub pre_dump: bool,
+    /// Not supported (a page server over the network): refused
+    #[arg(long = "page-server")]
+    pub page_server: Option<String>,
+    /// Not supported (lazy pages): refused
+    #[arg(long = "status-fd", allow_negative_numbers = true)]
+    pub status_fd: Option<i32>,
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct Restore {
+    #[command(flatten)]
+    pub criu: CriuFlags,
+    /// Path to the bundle directory
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Do not wait for the restored container
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// File to write the restored init's pid to
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket for the pty master of a terminal container (refused: a checkpoint never
+    /// holds a terminal container)
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Accepted for runc compatibility: CRIU makes the restored root itself
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// Accepted for runc compatibility
+    #[arg(long = "no-subreaper", hide = true)]
+    pub no_subreaper: bool,
+    /// LSM profile the restored processes get (CRIU's --lsm-profile, TYPE:NAME)
+    #[arg(long = "lsm-profile")]
+    pub lsm_profile: Option<String>,
+    /// LSM mount context for the restored mounts (CRIU's --lsm-mount-context)
+    #[arg(long = "lsm-mount-context")]
+    pub lsm_mount_context: Option<String>,
+    pub id: String,
+}

@@ -30,7 +30,7 @@ pub fn run() -> Result<i32> {
         },
         "annotations": {
             "io.github.seccomp.libseccomp.version": format!("{major}.{minor}.{micro}"),
-            "org.opencontainers.runc.checkpoint.enabled": "false",
+            "org.opencontainers.runc.checkpoint.enabled": "true",
             "org.testudo.commit": env!("TESTUDO_COMMIT")
         }
     });

@@ -1,6 +1,7 @@
 //! One thin file per command. Each returns the process exit code or the one error of the command.
 
 pub mod check;
+pub mod checkpoint;
 pub mod create;
 pub mod delete;
 pub mod events;
@@ -12,6 +13,7 @@ pub mod list;
 pub mod pause;
 pub mod profile;
 pub mod ps;
+pub mod restore;
 pub mod run;
 pub mod spec;
 pub mod start;

@@ -152,6 +152,33 @@ pub fn freeze(root: &OwnedFd, path: &Path) -> Result<()> {
     mounts::move_mount(&tree, &target).with_context(what)
 }
 
+/// After pivot_root: each of fds 0-2 that is the null device (the caller's /dev/null, a file of a
+/// mount outside the container) becomes the container's own /dev/null, as runc does. CRIU
+/// resolves every open file through a mount of the container: a stdin of the host's /dev/null
+/// (conmon gives one) would make every checkpoint fail ("Can't lookup mount"). A /dev/null of the
+/// container that is not the null device (a rootfs's own /dev) is not used.
+pub fn reopen_dev_null() -> Result<()> {
+    let is_null = |st: &nix::sys::stat::FileStat| st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == libc::makedev(1, 3);
+    let null = match nix::fcntl::open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NOCTTY, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(_) => return Ok(()),
+    };
+    if !nix::sys::stat::fstat(&null).is_ok_and(|st| is_null(&st)) {
+        return Ok(());
+    }
+    for fd in 0..3 {
+        // SAFETY: fds 0-2 of this process, borrowed only for the fstat.
+        let stdio = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        if nix::sys::stat::fstat(stdio).is_ok_and(|st| is_null(&st)) {
+            // SAFETY: dup3 of an fd we own onto a stdio number; the old file is closed by it.
+            if unsafe { libc::dup3(null.as_raw_fd(), fd, 0) } < 0 {
+                return Err(Error::sys(format!("reopen fd {fd} on the container's /dev/null"), Errno::last()));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Open the host's /dev/null and check it is the real one (char 1:3).
 pub fn open_dev_null() -> Result<OwnedFd> {
     let fd = nix::fcntl::open("/dev/null", OFlag::O_PATH | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW, Mode::empty()).context("open /dev/null")?;

@@ -8,7 +8,8 @@
 //!  5. hooks: prestart + createRuntime in P0, createContainer here
 //!  6. sysctl and oom_score_adj through our own verified procfs
 //!  7. maskedPaths, readonlyPaths, the cwd, a read-only /dev (mounted writable in 3), root.readonly
-//!  8. pivot_root (or move + chroot; chroot alone without a mount namespace)
+//!  8. pivot_root (or move + chroot; chroot alone without a mount namespace); stdio that is the
+//!     caller's /dev/null becomes the container's (CRIU must find every open file's mount)
 //!  9. memory policy, labels, bounding set, uid/gid, capabilities, nnp, seccomp with a listener;
 //!     then (sandbox) die-with-parent
 //! 10. args[0] must resolve: "not found" is a create-time error
@@ -170,6 +171,9 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
         rootfs::apply_propagation(prop)?;
     }
     drop(root);
+    if own_mnt {
+        rootfs::reopen_dev_null()?;
+    }
     // 9.
     if let Some(mp) = linux.and_then(|l| l.memory_policy().as_ref()) {
         mempolicy::apply(mp)?;

@@ -197,7 +197,7 @@ pub fn prepare(root: &Path, rootless: bool, systemd: bool, opts: &CreateOpts, di
 
 /// The container's cgroup, recorded then made, with its limits; rootless, the one delegated to the
 /// user or none (`cgroups::rootless`).
-fn make_cgroup(linux: &oci_spec::runtime::Linux, dir: &Dir, rootless: bool, ns: &Plan) -> Result<Option<Cgroup>> {
+pub fn make_cgroup(linux: &oci_spec::runtime::Linux, dir: &Dir, rootless: bool, ns: &Plan) -> Result<Option<Cgroup>> {
     let spec_path = linux.cgroups_path().as_deref().filter(|p| !p.as_os_str().is_empty());
     let mut cg_path = cgroups::resolve(spec_path, &dir.id)?;
     if rootless {
