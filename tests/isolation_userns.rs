@@ -123,3 +123,26 @@ fn exec_in_a_user_namespace_is_unprivileged_on_the_host() {
     assert!(fields(&out).contains(&vec!["0", "100000", "65536"]), "{out}");
     assert!(!out.contains("host-secret") && out.contains("rc=1"), "{out}");
 }
+
+/// Issue 24: a bind source under a directory only the host's root may search (a 0700 parent) is
+/// mounted into a user namespace container: P0 opens it, as runc does, not the mapped root.
+#[test]
+fn a_bind_source_the_mapped_root_cannot_reach_is_opened_on_the_host_side() {
+    if !require_root() {
+        return;
+    }
+    let parent = scratch_dir("bind-parent-0700");
+    std::fs::create_dir_all(parent.join("data")).expect("mkdir");
+    std::fs::write(parent.join("data/f"), "reached\n").expect("write");
+    std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let mut b = Bundle::new("cat /run/f; grep ' /run ' /proc/self/mountinfo");
+    b.config["linux"]["namespaces"].as_array_mut().expect("namespaces").push(serde_json::json!({"type": "user"}));
+    b.config["linux"]["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.config["linux"]["gidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.config["mounts"].as_array_mut().expect("mounts").push(serde_json::json!({
+        "destination": "/run", "type": "bind", "source": parent.join("data"), "options": ["rbind", "ro"]
+    }));
+    let out = b.run_ok();
+    assert!(out.starts_with("reached\n"), "{out}");
+    assert!(out.contains(" /run ") && out.contains(" ro,"), "not a read-only mount at /run: {out}");
+}

@@ -165,7 +165,7 @@ pub fn prepare(root: &Path, rootless: bool, systemd: bool, opts: &CreateOpts, di
     let mounts = absolute_mounts(spec, &bundle.dir);
     // A user cannot clone a mount of the host's namespace: init opens a sandbox's binds itself
     // (`mounts::Ctx::nofollow`).
-    let mount_trees = idmapped_trees(spec, &mounts, &ns, opts.sandbox && !rootless)?;
+    let mount_trees = idmapped_trees(spec, &mounts, &ns, opts.sandbox && !rootless, rootless)?;
     let prepared = Prepared {
         id: dir.id.clone(),
         spec: bundle.spec,
@@ -244,8 +244,9 @@ fn make_fifo(path: &Path) -> Result<OwnedFd> {
 /// The detached trees of idmapped bind mounts, one entry per mount. A mount's own mappings, or
 /// for "idmap"/"ridmap" alone the container's (the same maps give the same idmapping).
 /// `sandbox`: every bind gets its tree here, its source opened with the caller's credentials and
-/// without following a symlink (`nofollow`: a job may have planted one in its workspace).
-pub fn idmapped_trees(spec: &Spec, mounts: &[Mount], ns: &Plan, sandbox: bool) -> Result<Vec<Option<OwnedFd>>> {
+/// without following a symlink (`nofollow`: a job may have planted one in its workspace). Into a
+/// new user namespace (not rootless), every bind gets its tree here too.
+pub fn idmapped_trees(spec: &Spec, mounts: &[Mount], ns: &Plan, sandbox: bool, rootless: bool) -> Result<Vec<Option<OwnedFd>>> {
     let mut proc = None;
     let mut out = Vec::with_capacity(mounts.len());
     let linux = spec.linux().as_ref();
@@ -257,7 +258,12 @@ pub fn idmapped_trees(spec: &Spec, mounts: &[Mount], ns: &Plan, sandbox: bool) -
             _ => None,
         };
         if !mounts::wants_idmap(m) {
-            out.push(opened.map(|fd| mounts::detached_bind(m, Some(&fd), None).with_context(what)).transpose()?);
+            // Into a new user namespace, the container's root is a mapped id that may not search
+            // the way to a bind's source (a 0700 parent): a privileged P0 makes the tree with the
+            // caller's credentials, as runc opens such sources on the host side. (Rootless, P0
+            // may not clone a mount; the init, root of its own namespace, binds as the user.)
+            let host_side = opened.is_some() || (is_bind && ns.creates(T::User) && !rootless);
+            out.push(host_side.then(|| mounts::detached_bind(m, opened.as_ref(), None).with_context(what)).transpose()?);
             continue;
         }
         let (uids, gids) = match (m.uid_mappings(), m.gid_mappings()) {
