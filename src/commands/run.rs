@@ -26,11 +26,7 @@ pub fn run(g: &Global, r: &Run) -> Result<i32> {
         };
         let _ = pidfd::wait(&c.launched.pidfd);
         drop(c.dir);
-        if !r.keep {
-            if let Ok((dir, Some(facts))) = super::open(g, &r.id) {
-                super::delete::destroy(&dir, &facts)?;
-            }
-        }
+        remove_unless_kept(g, r)?;
         return Err(e);
     }
     crate::log::debug(|| format!("init {}: executed the container's process", c.launched.pid));
@@ -41,11 +37,7 @@ pub fn run(g: &Global, r: &Run) -> Result<i32> {
         let _ = pidfd::send_signal(&c.launched.pidfd, nix::sys::signal::Signal::SIGKILL);
         let _ = pidfd::wait(&c.launched.pidfd);
         drop(c.dir);
-        if !r.keep {
-            if let Ok((dir, Some(facts))) = super::open(g, &r.id) {
-                super::delete::destroy(&dir, &facts)?;
-            }
-        }
+        remove_unless_kept(g, r)?;
         return Err(e);
     }
     if r.detach {
@@ -55,10 +47,16 @@ pub fn run(g: &Global, r: &Run) -> Result<i32> {
     drop(c.dir);
     let code = foreground::wait(&c.launched.pidfd, c.launched.pty.as_ref(), &mask)?;
     crate::log::debug(|| format!("container process exited: status {code}"));
+    remove_unless_kept(g, r)?;
+    Ok(code)
+}
+
+/// The container is done (or failed after create): removed, unless `--keep` asks otherwise.
+fn remove_unless_kept(g: &Global, r: &Run) -> Result<()> {
     if !r.keep {
         if let Ok((dir, Some(facts))) = super::open(g, &r.id) {
             super::delete::destroy(&dir, &facts)?;
         }
     }
-    Ok(code)
+    Ok(())
 }
