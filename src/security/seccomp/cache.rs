@@ -17,7 +17,7 @@ use std::time::SystemTime;
 
 const MAGIC: &[u8; 8] = b"tsdbpf01";
 /// Bump when the program we generate from the same input changes (the ENOSYS stub, say).
-const FORMAT: &str = "testudo-seccomp-1";
+const FORMAT: &str = "testudo-seccomp-2";
 /// Entries kept per state root: more distinct profiles than one host runs at once.
 const KEEP: usize = 64;
 
