@@ -75,7 +75,14 @@ pub fn run(g: &Global, s: &Sandbox) -> Result<i32> {
     if let Err(e) = sweep::sweep(&g.root) {
         eprintln!("testudo: sandbox: note: {e}");
     }
-    let r = plan(s, g.rootless).and_then(|p| job::run(g, p, report.as_ref()));
+    let r = plan(s, g.rootless).and_then(|p| {
+        // CVE-2019-5736 needs write access to the binary, which the job's ids may not have.
+        let (uids, gids) = (mapped(&p.config["linux"]["uidMappings"]), mapped(&p.config["linux"]["gidMappings"]));
+        if !crate::linux::exe::out_of_reach(&uids, &gids) {
+            crate::linux::exe::seal()?;
+        }
+        job::run(g, p, report.as_ref())
+    });
     if let (Err(e), Some(out)) = (&r, &report) {
         let failed = json!({"exit": report::SETUP_FAILED, "reason": "setup-failed", "error": e.to_string()});
         report::write(out, &failed).map_err(|re| Error::new(format!("{e} (and the report: {re})")))?;
@@ -300,6 +307,12 @@ fn user_namespace(config: &mut Value) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The host ids an id map gives the job's processes.
+fn mapped(maps: &Value) -> Vec<std::ops::Range<u64>> {
+    let n = |m: &Value, k: &str| m[k].as_u64().unwrap_or(0);
+    maps.as_array().into_iter().flatten().map(|m| n(m, "hostID")..n(m, "hostID") + n(m, "size")).collect()
 }
 
 /// `sandbox-PID-RANDOM`: the pid alone repeats across pid namespaces (two CI runners in
