@@ -75,6 +75,8 @@ pub fn run(g: &Global, s: &Sandbox) -> Result<i32> {
     if let Err(e) = sweep::sweep(&g.root) {
         eprintln!("testudo: sandbox: note: {e}");
     }
+    // The v1 hierarchies of a hybrid host the job's limits need (`cgroups::v1::only`).
+    crate::cgroups::v1::only(&["cpu", "memory", "pids"]);
     let r = plan(s, g.rootless).and_then(|p| {
         // CVE-2019-5736 needs write access to the binary, which the job's ids may not have.
         let (uids, gids) = (mapped(&p.config["linux"]["uidMappings"]), mapped(&p.config["linux"]["gidMappings"]));
