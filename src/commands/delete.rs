@@ -74,9 +74,17 @@ pub fn destroy(dir: &Dir, facts: &Facts) -> Result<()> {
         (None, _) => kill_init(facts)?,
     }
     if let Ok(bytes) = std::fs::read(dir.file(container::CONFIG_FILE)) {
-        let spec = crate::spec::parse(&bytes).context("saved config.json")?;
-        let state = super::state_json(facts, Status::Stopped).to_string();
-        hooks::run_all_warn("poststop", spec.hooks().as_ref().and_then(|h| h.poststop().as_ref()), state.as_bytes());
+        // Only the hooks are read: the rest of the saved spec (a sandbox's is 30 KB, most of it
+        // its seccomp profile) is skipped, not built.
+        #[derive(serde::Deserialize)]
+        struct Saved {
+            hooks: Option<oci_spec::runtime::Hooks>,
+        }
+        let saved: Saved = serde_json::from_slice(&bytes).map_err(|e| Error::new(format!("saved config.json: {e}")))?;
+        if let Some(poststop) = saved.hooks.as_ref().and_then(|h| h.poststop().as_ref()) {
+            let state = super::state_json(facts, Status::Stopped).to_string();
+            hooks::run_all_warn("poststop", Some(poststop), state.as_bytes());
+        }
     }
     dir.remove()?;
     crate::log::debug(|| format!("delete: container {:?} removed", facts.id));

@@ -193,7 +193,7 @@ fn supervise(plan: &Plan, c: &create::Created, sfd: &SignalFd, pipes: &[(OwnedFd
 fn write_bundle(bundle: &std::path::Path, config: &serde_json::Value) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new().mode(0o700).create(bundle).with_context(|| format!("sandbox bundle {bundle:?}"))?;
-    let text = serde_json::to_vec_pretty(config).map_err(|e| Error::new(format!("sandbox config: {e}")))?;
+    let text = serde_json::to_vec(config).map_err(|e| Error::new(format!("sandbox config: {e}")))?;
     std::fs::write(bundle.join("config.json"), text).context("sandbox config.json")
 }
 
