@@ -1161,3 +1161,35 @@ fn the_readme_recipe_for_a_rootfs_of_the_hosts_usr_and_etc_runs() {
     assert_eq!(left, ["bin", "lib", "lib64", "sbin"]);
     j.assert_nothing_left();
 }
+
+/// A hybrid host: the job joins the v1 hierarchies of its limits (cpu, memory, pids) and no
+/// other (devices is enforced by the v2 program, the rest has nothing to limit), as the host sees
+/// its process and as its own /sys/fs/cgroup shows.
+#[test]
+fn on_a_hybrid_host_the_job_joins_only_the_v1_hierarchies_of_its_limits() {
+    if !require_root() || !Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists() {
+        return;
+    }
+    let j = Job::new("v1-only");
+    let mut c = j.spawn(&[], "ls /sys/fs/cgroup | tr '\\n' ' '; echo; sleep 30");
+    let inside = first_line(&mut c);
+    let id = j.only_container();
+    let procs = std::fs::read_to_string(format!("/sys/fs/cgroup/unified/testudo/{id}/cgroup.procs")).expect("job's cgroup.procs");
+    let pid = procs.lines().last().expect("a process in the job's cgroup").to_string();
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("the job's /proc/PID/cgroup");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    let _ = c.wait();
+    let mut joined: Vec<&str> = cgroups
+        .lines()
+        .filter_map(|l| l.splitn(3, ':').nth(1).zip(l.splitn(3, ':').nth(2)))
+        .filter(|(ctrl, path)| !ctrl.is_empty() && path.contains(id.as_str()))
+        .map(|(ctrl, _)| ctrl)
+        .collect();
+    joined.sort();
+    let want: Vec<&str> = ["cpu", "memory", "pids"].into_iter().filter(|c| Path::new("/sys/fs/cgroup").join(c).exists()).collect();
+    assert_eq!(joined, want, "{cgroups}");
+    let mut seen: Vec<&str> = inside.split_whitespace().filter(|h| *h != "unified").collect();
+    seen.sort();
+    assert_eq!(seen, want, "the job's /sys/fs/cgroup: {inside}");
+    j.assert_nothing_left();
+}
