@@ -2,6 +2,8 @@
 //! forwarded, a terminal without --console-socket relayed to the caller's); then delete (unless
 //! --keep). The exit code is the container's, or 128 + the signal that ended it.
 
+use std::os::fd::AsFd;
+
 use crate::cli::Run;
 use crate::commands::Global;
 use crate::commands::{create, foreground};
@@ -15,6 +17,11 @@ pub fn run(g: &Global, r: &Run) -> Result<i32> {
     let c = create::create(g, &r.opts, &r.id, StartBy::Socket { detach: r.detach })?;
     // Blocked before the start, so no signal meant for the container is lost or kills us first.
     let mask = foreground::block_signals()?;
+    // A pty we relay has the caller's size before the process runs (`foreground` sets it too
+    // late for a process that reads it first).
+    if let Some(m) = &c.launched.pty {
+        crate::linux::tty::copy_size(std::io::stdin().as_fd(), m);
+    }
     c.launched.chan.send(&Msg::Start)?;
     // The sync socket is close-on-exec: EOF means the container's process has been executed,
     // which is when poststart hooks run (runtime spec). A message instead is init's last word
