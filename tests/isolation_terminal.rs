@@ -288,6 +288,54 @@ fn foreground_exec_tty_relays_a_new_pty_to_the_callers_terminal() {
     assert!(seen.contains("got-typed-in"), "the caller's input reached the process: {seen:?}");
 }
 
+/// Two `yes > /dev/null` hogs, one a core, until dropped: the machine under load, as CI is.
+struct Hogs(Vec<std::process::Child>);
+
+impl Hogs {
+    fn start() -> Hogs {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let hog = || std::process::Command::new("yes").stdout(std::process::Stdio::null()).spawn().expect("yes");
+        Hogs((0..cores).map(|_| hog()).collect())
+    }
+}
+
+impl Drop for Hogs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A foreground `exec -t` or `run` (the pty relayed by testudo itself) has the caller's window
+/// size before its process runs: a process that reads it as the very first thing it does reads
+/// the caller's, every time, with every core busy (set after the process was let go, the size
+/// came too late under load, and `stty size` read 0 0).
+#[test]
+fn foreground_tty_has_the_callers_size_before_the_process_runs() {
+    if !require_root() {
+        return;
+    }
+    let b = Bundle::new("exec sleep 100");
+    b.start();
+    let mut run = terminal_bundle("");
+    run.config["process"].as_object_mut().expect("process").remove("consoleSize");
+    run.config["process"]["args"] = serde_json::json!(["stty", "size"]);
+    run.write();
+    let bundle = run.dir.to_str().expect("utf8").to_string();
+    let _hogs = Hogs::start();
+    for i in 0..20 {
+        let (code, seen, _) = common::on_a_terminal(b.cmd(&["exec", "-t", &b.id, "stty", "size"]), true, "");
+        assert_eq!((code, seen.trim()), (0, "40 120"), "exec, try {i}");
+    }
+    for i in 0..20 {
+        let id = format!("{}-run{i}", run.id);
+        let (code, seen, _) = common::on_a_terminal(run.cmd(&["run", "--bundle", &bundle, &id]), true, "");
+        assert_eq!((code, seen.trim()), (0, "40 120"), "run, try {i}");
+    }
+}
+
 /// Issue 24 with issue 25 item 1: TIOCSTI by a foreground `exec -t` or `run` on any of its stdio
 /// fds types into its own new pty (it reads it back), never into the caller's terminal. testudo's
 /// own stdin is /dev/null here, so nothing relays what lands in the caller's input queue: it

@@ -565,34 +565,51 @@ struct UserSandbox {
     ws: PathBuf,
     report: PathBuf,
     xdg: PathBuf,
+    /// Who runs testudo: the test user, or another uid and gid.
+    ids: (u32, u32),
+    /// The caller's supplementary groups (none unless told).
+    groups: Vec<u32>,
+    path: &'static str,
 }
 
 impl UserSandbox {
     fn new(name: &str) -> UserSandbox {
         let u = user();
+        UserSandbox::new_as(name, u.uid, u.gid)
+    }
+
+    /// Run by `uid` and `gid`, which need no name nor a subordinate range.
+    fn new_as(name: &str, uid: u32, gid: u32) -> UserSandbox {
+        user();
         let dir = common::scratch_dir(&format!("rootless-sb-{name}"));
         let (ws, xdg) = (dir.join("ws"), dir.join("xdg"));
         for d in [&ws, &xdg] {
             std::fs::create_dir(d).expect("mkdir");
-            chown(d, u.uid, u.gid);
+            chown(d, uid, gid);
         }
-        chown(&dir, u.uid, u.gid);
+        chown(&dir, uid, gid);
         chmod(&xdg, 0o700);
-        UserSandbox { ws, report: dir.join("report.json"), xdg }
+        UserSandbox { ws, report: dir.join("report.json"), xdg, ids: (uid, gid), groups: Vec::new(), path: "/usr/bin:/bin" }
     }
 
     /// `testudo sandbox --rootfs R --workspace W --report F OPTS… -- sh -c SCRIPT` as the test
-    /// user (no capability, no supplementary group); with `leaf`, started inside that cgroup.
+    /// user (no capability, no supplementary group unless `groups`); with `leaf`, started inside
+    /// that cgroup.
     fn command(&self, leaf: Option<&Path>, opts: &[&str], script: &str) -> Command {
-        let u = user();
-        let mut c = Command::new("sh");
+        let (uid, gid) = self.ids;
+        let mut c = Command::new("/bin/sh");
         // Root moves the shell into the leaf, then becomes the user: testudo starts inside it.
         c.args(["-c", "if [ -n \"$0\" ]; then echo $$ > \"$0\"/cgroup.procs || exit 99; fi; exec \"$@\""]);
         c.arg(leaf.map_or(PathBuf::new(), Path::to_path_buf));
-        c.args(["/usr/bin/setpriv", "--reuid", &u.uid.to_string(), "--regid", &u.gid.to_string(), "--clear-groups", "--inh-caps=-all", "--"]);
+        c.args(["/usr/bin/setpriv", "--reuid", &uid.to_string(), "--regid", &gid.to_string()]);
+        match &self.groups[..] {
+            [] => c.arg("--clear-groups"),
+            g => c.arg("--groups").arg(g.iter().map(u32::to_string).collect::<Vec<_>>().join(",")),
+        };
+        c.args(["--inh-caps=-all", "--"]);
         c.arg(binary()).arg("sandbox").arg("--rootfs").arg(common::rootfs()).arg("--workspace").arg(&self.ws).arg("--report").arg(&self.report);
         c.args(opts).args(["--", "sh", "-c", script]);
-        c.current_dir(&self.ws).env_clear().env("PATH", "/usr/bin:/bin").env("XDG_RUNTIME_DIR", &self.xdg);
+        c.current_dir(&self.ws).env_clear().env("PATH", self.path).env("XDG_RUNTIME_DIR", &self.xdg);
         c
     }
 
@@ -697,6 +714,65 @@ fn rootless_sandbox_with_no_limits_confines_the_job_as_the_caller_and_ends_all_o
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).expect("kill");
     let _ = child.wait();
     common::wait_for("the job to die with testudo", || ["7304", "7305", "7306"].iter().all(|n| processes_running(&["sleep", n]).is_empty()));
+}
+
+/// A user's job does not keep the caller's supplementary groups, which would still grant their
+/// access on the host while reading as 65534 inside. With a range in /etc/subgid and newgidmap,
+/// the gid map goes through the helper (one subordinate gid in it), setgroups stays allowed and
+/// the job drops them all: `Groups:` is empty, and a file readable only by one of those groups
+/// is not. Without newgidmap, or for a caller without a range, they are kept (the job reads the
+/// file), and said once on stderr and in the report's `confinement.groupsKept`.
+#[test]
+fn rootless_sandbox_drops_the_callers_supplementary_groups_or_says_it_keeps_them() {
+    if !require_root() {
+        return;
+    }
+    if !Path::new("/usr/bin/newgidmap").exists() {
+        return common::skip("no newgidmap (package uidmap, integration/setup.sh)");
+    }
+    const GROUP: u32 = 4242;
+    // A uid and gid of no user, without a subordinate range.
+    const NOBODY_ELSE: u32 = 61_001;
+    let no_range = |file: &str| std::fs::read_to_string(file).unwrap_or_default().lines().all(|l| l.split(':').next() != Some(&NOBODY_ELSE.to_string()));
+    assert!(no_range("/etc/subgid"), "uid {NOBODY_ELSE} has a range in /etc/subgid");
+    // Readable by GROUP only: root-owned, group GROUP, nothing for others.
+    let secret = common::scratch_dir("rootless-sb-groups-secret");
+    std::fs::write(secret.join("f"), "group-only\n").expect("write");
+    for (p, mode) in [(secret.join("f"), 0o640), (secret.clone(), 0o750)] {
+        chown(&p, 0, GROUP);
+        chmod(&p, mode);
+    }
+    let bind = format!("{}:/opt/secret", secret.display());
+    let script = "grep '^Groups:' /proc/self/status; cat /opt/secret/f 2>/dev/null || echo denied";
+    let warning = |stderr: &str| stderr.lines().filter(|l| l.contains("keeps the caller's supplementary groups")).map(str::to_string).collect::<Vec<_>>();
+
+    let mut s = UserSandbox::new("groups");
+    s.groups = vec![GROUP];
+    let out = s.run(None, &["--no-limits", "--ro-bind", &bind], script);
+    let stdout = ok(&out, "sandbox with a subordinate range");
+    assert_eq!(stdout.lines().map(str::trim_end).collect::<Vec<_>>(), ["Groups:", "denied"], "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(warning(&stderr), Vec::<String>::new(), "{stderr}");
+    assert_eq!(s.report()["confinement"]["groupsKept"], serde_json::json!([]), "{}", s.report());
+    s.assert_no_state();
+
+    // No newgidmap on PATH, then a caller without a range: kept, and said so.
+    let mut no_helper = UserSandbox::new("groups-nohelper");
+    no_helper.groups = vec![GROUP];
+    no_helper.path = "/nonexistent";
+    let mut no_range = UserSandbox::new_as("groups-norange", NOBODY_ELSE, NOBODY_ELSE);
+    no_range.groups = vec![GROUP];
+    for (s, why) in [(&no_helper, "newgidmap (package uidmap) not found"), (&no_range, "no range for the caller in /etc/subgid")] {
+        let out = s.run(None, &["--no-limits", "--ro-bind", &bind], script);
+        let stdout = ok(&out, why);
+        assert_eq!(stdout.lines().map(str::trim_end).collect::<Vec<_>>(), ["Groups:\t65534", "group-only"], "{why}: {stdout}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let w = warning(&stderr);
+        assert_eq!(w.len(), 1, "{why}: one warning: {stderr}");
+        assert!(w[0].contains(&format!("groups {GROUP} ({why})")), "{why}: {stderr}");
+        assert_eq!(s.report()["confinement"]["groupsKept"], serde_json::json!([GROUP]), "{why}: {}", s.report());
+        s.assert_no_state();
+    }
 }
 
 /// `--cgroup PATH`: the job's cgroup is made below a cgroup2 directory delegated to the user

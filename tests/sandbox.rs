@@ -1039,6 +1039,36 @@ fn tiocsti_with_tty_types_only_into_the_jobs_own_pty() {
     j.assert_nothing_left();
 }
 
+/// `--tty` passes the caller's window changes on: the job's pty starts at the caller's size;
+/// when the caller's terminal is resized (TIOCSWINSZ on its master: the kernel sends SIGWINCH to
+/// testudo, the terminal's foreground process group), the job's pty takes the new size, which
+/// the job reads with `stty size` (its pty's, not the caller's terminal, which it never holds).
+#[test]
+fn tty_passes_the_callers_new_window_size_to_the_job() {
+    if !require_root() {
+        return;
+    }
+    let j = Job::new("tty-winch");
+    // Bounded: without the change the job gives up after 10 s and prints the old size again.
+    let script = "echo first=$(stty size); echo ready; i=0; \
+                  while [ \"$(stty size)\" = '40 120' ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; echo second=$(stty size)";
+    let mut resized = false;
+    let c = j.command(&["--tty", "--timeout", "60"], &["sh", "-c", script]);
+    let (code, seen, _) = common::on_a_terminal_with(c, false, "", |seen, master| {
+        if !resized && seen.contains("ready") {
+            let ws = libc::winsize { ws_row: 33, ws_col: 101, ws_xpixel: 0, ws_ypixel: 0 };
+            // SAFETY: TIOCSWINSZ reads the winsize through the pointer, which lives across the call.
+            assert_eq!(unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(master), libc::TIOCSWINSZ, &ws) }, 0, "resize the caller's terminal");
+            resized = true;
+        }
+    });
+    assert_eq!(code, 0, "{seen:?}");
+    let lines = tty_lines(&seen);
+    assert!(lines.iter().any(|l| l == "first=40 120"), "the caller's size at the start: {seen:?}");
+    assert!(lines.iter().any(|l| l == "second=33 101"), "the caller's new size: {seen:?}");
+    j.assert_nothing_left();
+}
+
 /// The missing flags of issue 22: `--env-file` lines (comments and blank lines skipped, values
 /// as they are), then `--setenv`, which wins; a bad line names the file and its number; a FIFO,
 /// a device or a symlink is refused before anything runs (a FIFO without blocking).

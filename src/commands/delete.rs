@@ -6,7 +6,7 @@ use crate::cli::Delete;
 use crate::commands::{open, Global};
 use crate::container::{self, hooks, state, CgroupRecord, Dir, Facts, Status};
 use crate::error::{Context, Error, Result};
-use crate::linux::{pidfd, pidns};
+use crate::linux::pidns;
 
 pub fn run(g: &Global, d: &Delete) -> Result<i32> {
     container::sweep(&g.root)?;
@@ -50,12 +50,7 @@ pub fn clean_up_creating(dir: &Dir) -> Result<()> {
 /// A rootless container without a cgroup has a pid namespace of its own (`cgroups::rootless`):
 /// its init killed, the kernel kills every other process in it.
 fn kill_init(facts: &Facts) -> Result<()> {
-    let Ok(fd) = pidfd::open(facts.pid) else { return Ok(()) };
-    // The pidfd pins the process: the same start time after opening it shows it is our init.
-    if state::proc_facts(facts.pid).map(|p| p.start) != Some(facts.pid_start) {
-        return Ok(());
-    }
-    pidfd::send_signal(&fd, nix::sys::signal::Signal::SIGKILL)?;
+    let Some(fd) = container::init::signal(facts, libc::SIGKILL)? else { return Ok(()) };
     pidns::wait_exit(&fd, std::time::Duration::from_secs(10)).with_context(|| format!("container {:?}", facts.id))
 }
 

@@ -1,12 +1,12 @@
-//! `kill [--all] ID [SIGNAL]`: signal the init (through a pidfd checked against the recorded
-//! start time, so a recycled pid is never signalled) or every process of the container.
+//! `kill [--all] ID [SIGNAL]`: signal the init (`container::init`: never a recycled pid) or every
+//! process of the container.
 
 use nix::sys::signal::Signal;
 
 use crate::cgroups::Cgroup;
 use crate::cli::Kill;
 use crate::commands::{open, Global};
-use crate::container::{state, Status};
+use crate::container::{init, Status};
 use crate::error::{Error, Result};
 use crate::linux::pidfd;
 
@@ -69,13 +69,10 @@ pub fn run(g: &Global, k: &Kill) -> Result<i32> {
     if status == Status::Stopped {
         return Err(Error::new(format!("container {:?} is not running", k.id)));
     }
-    let fd = pidfd::open(facts.pid)?;
-    // The pidfd pins the process; check it is still the one we started.
-    if state::proc_facts(facts.pid).map(|p| p.start) != Some(facts.pid_start) {
-        return Err(Error::new(format!("container {:?} is not running", k.id)));
+    match init::signal(&facts, sig)? {
+        Some(_) => Ok(0),
+        None => Err(Error::new(format!("container {:?} is not running", k.id))),
     }
-    pidfd::send_signo(&fd, sig)?;
-    Ok(0)
 }
 
 /// `kill --all` of a rootless container without a cgroup, which has a pid namespace of its own

@@ -36,6 +36,7 @@ pub fn run(g: &Global, p: &Profile) -> Result<i32> {
         no_limits: false,
         net_host: false,
         confinement: serde_json::Value::Null,
+        groups_kept: None,
     };
     job::run(g, plan, None)
 }

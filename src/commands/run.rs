@@ -2,10 +2,12 @@
 //! forwarded, a terminal without --console-socket relayed to the caller's); then delete (unless
 //! --keep). The exit code is the container's, or 128 + the signal that ended it.
 
+use std::os::fd::AsFd;
+
 use crate::cli::Run;
 use crate::commands::Global;
 use crate::commands::{create, foreground};
-use crate::container::{hooks, Status};
+use crate::container::{self, hooks, Status};
 use crate::error::{Error, Result};
 use crate::linux::pidfd;
 use crate::spawn::prepare::StartBy;
@@ -15,6 +17,11 @@ pub fn run(g: &Global, r: &Run) -> Result<i32> {
     let c = create::create(g, &r.opts, &r.id, StartBy::Socket { detach: r.detach })?;
     // Blocked before the start, so no signal meant for the container is lost or kills us first.
     let mask = foreground::block_signals()?;
+    // A pty we relay has the caller's size before the process runs (`foreground` sets it too
+    // late for a process that reads it first).
+    if let Some(m) = &c.launched.pty {
+        crate::linux::tty::copy_size(std::io::stdin().as_fd(), m);
+    }
     c.launched.chan.send(&Msg::Start)?;
     // The sync socket is close-on-exec: EOF means the container's process has been executed,
     // which is when poststart hooks run (runtime spec). A message instead is init's last word
@@ -34,7 +41,7 @@ pub fn run(g: &Global, r: &Run) -> Result<i32> {
     let state = super::state_json(&facts, Status::Running).to_string();
     // Runtime spec 1.3: a poststart hook that fails fails the run, and the container is stopped.
     if let Err(e) = hooks::run_all("poststart", c.prepared.spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()), state.as_bytes()) {
-        let _ = pidfd::send_signal(&c.launched.pidfd, nix::sys::signal::Signal::SIGKILL);
+        let _ = container::init::signal(&facts, libc::SIGKILL);
         let _ = pidfd::wait(&c.launched.pidfd);
         drop(c.dir);
         remove_unless_kept(g, r)?;

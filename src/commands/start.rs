@@ -36,12 +36,7 @@ pub fn run(g: &Global, id: &str) -> Result<i32> {
     // Runtime spec 1.3: a poststart hook that fails fails `start`, and the container is stopped
     // (runc terminates its init too).
     if let Err(e) = hooks::run_all("poststart", spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()), state.as_bytes()) {
-        if let Ok(fd) = crate::linux::pidfd::open(facts.pid) {
-            // The pidfd pins the process; only the one we started is killed.
-            if crate::container::state::proc_facts(facts.pid).map(|p| p.start) == Some(facts.pid_start) {
-                let _ = crate::linux::pidfd::send_signal(&fd, nix::sys::signal::Signal::SIGKILL);
-            }
-        }
+        let _ = container::init::signal(&facts, libc::SIGKILL);
         return Err(e);
     }
     Ok(0)

@@ -5,6 +5,7 @@
 
 pub mod hooks;
 pub mod id;
+pub mod init;
 pub mod rootless;
 pub mod state;
 

@@ -62,7 +62,7 @@ pub fn check(uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> Result<()> {
 }
 
 /// The helper, from PATH (as runc looks it up).
-fn find(kind: Kind) -> Result<PathBuf> {
+pub fn find(kind: Kind) -> Result<PathBuf> {
     let name = kind.helper();
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
@@ -92,12 +92,53 @@ pub fn write(kind: Kind, pid: i32, maps: &[LinuxIdMapping]) -> Result<()> {
     Err(Error::new(format!("rootless: {} {}: {said} (exit {})", kind.helper(), args.join(" "), out.status.code().unwrap_or(-1))))
 }
 
+/// The first subordinate range (start, count) /etc/subuid or /etc/subgid grants the caller, by
+/// its name or its number (as the helpers match a line); None when there is none.
+pub fn range(kind: Kind) -> Option<(u32, u32)> {
+    let file = match kind {
+        Kind::Uid => "/etc/subuid",
+        Kind::Gid => "/etc/subgid",
+    };
+    let uid = nix::unistd::getuid().as_raw().to_string();
+    // The name from /etc/passwd itself: getpwuid in our static binary would load NSS modules,
+    // and it crashed for a uid /etc/passwd does not have. A user only another NSS source knows
+    // is matched by number alone (without a range its groups are kept, and said so).
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let name = passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        (f.nth(1)? == uid).then_some(name)
+    });
+    first_range(&std::fs::read_to_string(file).ok()?, &uid, name)
+}
+
+fn first_range(text: &str, uid: &str, name: Option<&str>) -> Option<(u32, u32)> {
+    text.lines().find_map(|l| {
+        let mut f = l.trim().split(':');
+        let who = f.next()?;
+        if who != uid && Some(who) != name {
+            return None;
+        }
+        let (start, count) = (f.next()?.parse().ok()?, f.next()?.parse().ok()?);
+        (count > 0 && f.next().is_none()).then_some((start, count))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn m(c: u32, h: u32, n: u32) -> LinuxIdMapping {
         serde_json::from_value(serde_json::json!({"containerID": c, "hostID": h, "size": n})).expect("mapping")
+    }
+
+    #[test]
+    fn the_callers_first_range_by_name_or_number() {
+        let text = "other:100000:65536\n# comment\nme:bad:1\nme:0:0\n1001:200000:10\nme:300000:65536\n";
+        assert_eq!(first_range(text, "1001", Some("me")), Some((200000, 10)));
+        assert_eq!(first_range(text, "1002", Some("me")), Some((300000, 65536)));
+        assert_eq!(first_range(text, "1002", None), None);
+        assert_eq!(first_range("", "1001", Some("me")), None);
     }
 
     #[test]

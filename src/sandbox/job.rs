@@ -59,6 +59,9 @@ pub fn run(g: &Global, plan: Plan, report: Option<&OutFile>) -> Result<i32> {
             "testudo: sandbox: --net host: the job shares the host's network namespace (every interface, the host's 127.0.0.1 ports and abstract unix sockets)"
         );
     }
+    if let Some(kept) = &plan.groups_kept {
+        eprintln!("{}", kept.warning());
+    }
     let scoped = super::cgroup::with_driver(g, &plan.place);
     let g = scoped.as_ref().unwrap_or(g);
     let dir = Dir::create(&g.root, &plan.id)?;

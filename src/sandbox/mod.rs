@@ -8,6 +8,7 @@
 
 mod cgroup;
 mod env;
+mod groups;
 pub mod job;
 pub mod outfile;
 mod paths;
@@ -64,6 +65,8 @@ pub struct Plan {
     pub net_host: bool,
     /// The report's `confinement` (null for `profile`).
     pub confinement: Value,
+    /// A user's job that keeps the caller's supplementary groups: said on stderr.
+    pub groups_kept: Option<groups::Kept>,
 }
 
 /// `sandbox`. A failure of testudo's own (a bad option, a setup step, the cleanup) still writes
@@ -187,9 +190,7 @@ pub fn plan(s: &Sandbox, rootless: bool) -> Result<Plan> {
     if let cgroup::Place::Below(rel) = &place {
         config["linux"]["cgroupsPath"] = json!(Path::new("/").join(rel).join(&id));
     }
-    if rootless {
-        user_namespace(&mut config)?;
-    }
+    let groups_kept = if rootless { user_namespace(&mut config)? } else { None };
     let mounts = config["mounts"].as_array_mut().ok_or_else(|| Error::new("hardened spec: mounts"))?;
     // The hardened spec's /tmp, capped.
     mounts.retain(|m| m["destination"] != "/tmp");
@@ -256,7 +257,12 @@ pub fn plan(s: &Sandbox, rootless: bool) -> Result<Plan> {
     }
     let lifecycle = Lifecycle { reaper: !s.as_pid_1, die_with_parent: true, loopback: true, keep_stdin: s.tty && s.stdin };
     // What the report says of the job's confinement beside its limits.
-    let confinement = json!({"net": if net_host { "host" } else { "none" }, "profile": s.profile, "landlock": s.landlock});
+    let confinement = json!({
+        "net": if net_host { "host" } else { "none" },
+        "profile": s.profile,
+        "landlock": s.landlock,
+        "groupsKept": groups_kept.as_ref().map_or(Vec::new(), |k| k.gids.clone()),
+    });
     Ok(Plan {
         id,
         config,
@@ -272,6 +278,7 @@ pub fn plan(s: &Sandbox, rootless: bool) -> Result<Plan> {
         no_limits: s.no_limits,
         net_host,
         confinement,
+        groups_kept,
     })
 }
 
@@ -298,17 +305,20 @@ fn host_network(config: &mut Value, rootless: bool) -> Result<()> {
 /// and gid 1000 to the caller's own (podman's keep-id without the subordinate range). The job is
 /// the caller on disk, with no capability: it never holds one, nothing in its user namespace is
 /// uid 0, and the caller's files are written as the caller's without an idmapped mount (which a
-/// user cannot make). Options naming ids the namespace does not have (devpts `gid=5`) go.
-fn user_namespace(config: &mut Value) -> Result<()> {
+/// user cannot make). Options naming ids the namespace does not have (devpts `gid=5`) go. The
+/// caller's supplementary groups are dropped where a subordinate gid allows it (`groups`);
+/// returns those kept.
+fn user_namespace(config: &mut Value) -> Result<Option<groups::Kept>> {
     let (uid, gid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
     config["linux"]["uidMappings"] = json!([{"containerID": JOB_ID, "hostID": uid, "size": 1}]);
-    config["linux"]["gidMappings"] = json!([{"containerID": JOB_ID, "hostID": gid, "size": 1}]);
+    let (gids, kept) = groups::gid_map(JOB_ID, gid);
+    config["linux"]["gidMappings"] = gids;
     for m in config["mounts"].as_array_mut().ok_or_else(|| Error::new("hardened spec: mounts"))? {
         if let Some(opts) = m["options"].as_array_mut() {
             opts.retain(|o| o.as_str().is_none_or(|o| !o.starts_with("uid=") && !o.starts_with("gid=")));
         }
     }
-    Ok(())
+    Ok(kept)
 }
 
 /// The host ids an id map gives the job's processes.

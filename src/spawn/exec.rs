@@ -202,6 +202,13 @@ fn process(r: &Request, chan: &Channel, userns: bool) -> Result<()> {
         if let Some(size) = r.process.console_size() {
             tty::set_size(&pty.master, size.height() as u16, size.width() as u16)?;
         }
+        // Relayed by P0, the pty has the caller's size (fd 0 is still the caller's stdin here)
+        // before the process runs: set by P0 once it has the master, it came after the process
+        // had read 0x0 under load.
+        if r.console.is_none() {
+            // SAFETY: fd 0, ours until make_controlling replaces it, borrowed for the call only.
+            tty::copy_size(unsafe { std::os::fd::BorrowedFd::borrow_raw(0) }, &pty.master);
+        }
         // To --console-socket, or to P0, which relays it to the caller's stdio. Either way the
         // slave replaces our stdio (the caller's terminal, perhaps) before anything of the
         // container's runs, in a session of its own.

@@ -247,7 +247,13 @@ pub fn on_callers_terminal(c: Command) -> (i32, String) {
 /// terminal too, or /dev/null. `typed` waits in the terminal's input queue before `c` starts.
 /// Returns the exit code, what the terminal showed and the terminal, kept open so that a test
 /// can look at what is left in its input queue; the terminal's modes are as they were.
-pub fn on_a_terminal(mut c: Command, stdin_too: bool, typed: &str) -> (i32, String, Terminal) {
+pub fn on_a_terminal(c: Command, stdin_too: bool, typed: &str) -> (i32, String, Terminal) {
+    on_a_terminal_with(c, stdin_too, typed, |_, _| {})
+}
+
+/// `on_a_terminal`, with `react` called with all the terminal has shown so far and its master
+/// after each read (to change the window size when the process says it is ready, say).
+pub fn on_a_terminal_with(mut c: Command, stdin_too: bool, typed: &str, mut react: impl FnMut(&str, &std::os::fd::OwnedFd)) -> (i32, String, Terminal) {
     use std::os::fd::AsFd;
     use std::os::unix::process::CommandExt;
     let ws = nix::pty::Winsize { ws_row: 40, ws_col: 120, ws_xpixel: 0, ws_ypixel: 0 };
@@ -284,7 +290,10 @@ pub fn on_a_terminal(mut c: Command, stdin_too: bool, typed: &str) -> (i32, Stri
         }
         match nix::unistd::read(&pty.master, &mut buf) {
             Ok(0) | Err(_) => break,
-            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            Ok(n) => {
+                seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+                react(&seen, &pty.master);
+            }
         }
     }
     let code = child.wait().expect("wait").code().unwrap_or(-1);
