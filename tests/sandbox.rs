@@ -1211,7 +1211,10 @@ fn on_a_hybrid_host_the_job_joins_only_the_v1_hierarchies_of_its_limits() {
     let _ = c.wait();
     let mut joined: Vec<&str> = cgroups
         .lines()
-        .filter_map(|l| l.splitn(3, ':').nth(1).zip(l.splitn(3, ':').nth(2)))
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ':').skip(1);
+            f.next().zip(f.next())
+        })
         .filter(|(ctrl, path)| !ctrl.is_empty() && path.contains(id.as_str()))
         .map(|(ctrl, _)| ctrl)
         .collect();

@@ -237,6 +237,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
+    #[allow(clippy::single_range_in_vec_init)]
     fn a_binary_is_out_of_reach_only_of_ids_that_cannot_write_it() {
         let dir = std::env::temp_dir().join(format!("testudo-exe-reach-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
