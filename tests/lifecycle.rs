@@ -600,3 +600,25 @@ fn the_longest_id_goes_through_the_whole_lifecycle() {
     assert!(out.status.success(), "delete: {}", String::from_utf8_lossy(&out.stderr));
     assert!(leftovers(&b).is_empty(), "{:?}", leftovers(&b));
 }
+
+/// `list` names each container's owner from /etc/passwd, and one /etc/passwd does not have
+/// by its number. getpwuid in the static binary loaded the NSS modules (`files systemd` on
+/// Debian) and crashed there: list died of SIGSEGV.
+#[test]
+fn list_shows_an_owner_passwd_does_not_know_by_number() {
+    if !require_root() {
+        return;
+    }
+    let b = Bundle::new("sleep 30");
+    let out = b.create();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dir = b.root.join(&b.id);
+    std::os::unix::fs::chown(&dir, Some(54321), None).expect("chown");
+    let out = b.testudo(&["list"]);
+    std::os::unix::fs::chown(&dir, Some(0), None).expect("chown back");
+    let _ = b.testudo(&["delete", "--force", &b.id]);
+    assert_eq!(out.status.code(), Some(0), "list: {:?} {}", out.status, String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with(&b.id)).unwrap_or_else(|| panic!("{text}"));
+    assert!(line.ends_with("#54321"), "{line}");
+}

@@ -50,8 +50,5 @@ pub fn run(g: &Global, l: &List) -> Result<i32> {
 fn owner(entry: &std::fs::DirEntry) -> String {
     use std::os::unix::fs::MetadataExt;
     let Ok(uid) = entry.metadata().map(|m| m.uid()) else { return String::new() };
-    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
-        Ok(Some(u)) => u.name,
-        _ => format!("#{uid}"),
-    }
+    crate::linux::passwd::name(uid).unwrap_or_else(|| format!("#{uid}"))
 }

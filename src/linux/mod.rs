@@ -20,6 +20,7 @@ pub mod mounts;
 pub mod namespaces;
 pub mod netdev;
 pub mod nofollow;
+pub mod passwd;
 pub mod personality;
 pub mod pidfd;
 pub mod pidns;

@@ -99,17 +99,12 @@ pub fn range(kind: Kind) -> Option<(u32, u32)> {
         Kind::Uid => "/etc/subuid",
         Kind::Gid => "/etc/subgid",
     };
-    let uid = nix::unistd::getuid().as_raw().to_string();
-    // The name from /etc/passwd itself: getpwuid in our static binary would load NSS modules,
-    // and it crashed for a uid /etc/passwd does not have. A user only another NSS source knows
-    // is matched by number alone (without a range its groups are kept, and said so).
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let name = passwd.lines().find_map(|l| {
-        let mut f = l.split(':');
-        let name = f.next()?;
-        (f.nth(1)? == uid).then_some(name)
-    });
-    first_range(&std::fs::read_to_string(file).ok()?, &uid, name)
+    let me = nix::unistd::getuid().as_raw();
+    // A user only another NSS source knows is matched by number alone (without a range its
+    // groups are kept, and said so).
+    let name = crate::linux::passwd::name(me);
+    let uid = me.to_string();
+    first_range(&std::fs::read_to_string(file).ok()?, &uid, name.as_deref())
 }
 
 fn first_range(text: &str, uid: &str, name: Option<&str>) -> Option<(u32, u32)> {
