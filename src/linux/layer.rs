@@ -24,8 +24,8 @@ use crate::error::{Context, Error, Result};
 use crate::linux::{mounts, nofollow, procfs};
 
 /// Cover `rootfs` (in this, the container's, mount namespace) with the layer, and return an
-/// O_PATH fd to its root. `points` are the mount destinations and the cwd.
-pub fn attach(rootfs: &Path, points: &[&Path]) -> Result<OwnedFd> {
+/// O_PATH fd to its root. `mounts` are the mount destinations, `cwd` the process's cwd.
+pub fn attach(rootfs: &Path, mounts: &[&Path], cwd: &Path) -> Result<OwnedFd> {
     let lower = nofollow::open("rootfs", rootfs, OFlag::O_RDONLY | OFlag::O_DIRECTORY).map_err(|e| match e.errno() {
         Some(nix::errno::Errno::EACCES) => {
             Error::sys(format!("rootfs {rootfs:?}: every directory above it must be searchable by the container's root"), nix::errno::Errno::EACCES)
@@ -44,8 +44,23 @@ pub fn attach(rootfs: &Path, points: &[&Path]) -> Result<OwnedFd> {
     if nix::sys::statfs::fstatfs(&top).context("root layer")?.filesystem_type() != nix::sys::statfs::TMPFS_MAGIC {
         return Err(Error::new(format!("root layer: {rootfs:?} is not the tmpfs just mounted")));
     }
-    fill(&top, &lower, Path::new(""), &ancestors(points))?;
+    let mut points = mounts.to_vec();
+    points.push(cwd);
+    let covered: BTreeSet<PathBuf> = mounts.iter().filter_map(|m| m.strip_prefix("/").ok()).map(Path::to_path_buf).collect();
+    fill(&top, &lower, Path::new(""), &Ways { above: ancestors(&points), covered })?;
     Ok(top)
+}
+
+/// Where `fill` must look inside an entry, and which entries a mount will cover whole.
+struct Ways {
+    /// Directories on the way to a mount point or the cwd (made on the layer, their entries
+    /// mirrored one by one).
+    above: BTreeSet<PathBuf>,
+    /// Mount destinations, relative: the rootfs's entry there, and all below it, would be
+    /// hidden by the mount anyway (and what is mounted below goes on that mount), so the layer
+    /// has only a mount point for it, not a bind (/usr, /etc, /proc, /dev, /sys, /tmp,
+    /// /workspace of a sandbox: 7 binds of 4 syscalls each, and /dev's entries, saved).
+    covered: BTreeSet<PathBuf>,
 }
 
 /// Every directory strictly above a point, relative to the root ("opt" for "/opt/x").
@@ -61,7 +76,7 @@ fn ancestors(points: &[&Path]) -> BTreeSet<PathBuf> {
 }
 
 /// Mirror the directory `lower` (at `rel` in the rootfs) into `layer`.
-fn fill(layer: &OwnedFd, lower: &OwnedFd, rel: &Path, ways: &BTreeSet<PathBuf>) -> Result<()> {
+fn fill(layer: &OwnedFd, lower: &OwnedFd, rel: &Path, ways: &Ways) -> Result<()> {
     let mut dir = nix::dir::Dir::openat(lower, ".", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
         .with_context(|| format!("root layer: read {:?} of the rootfs", Path::new("/").join(rel)))?;
     let names: Vec<std::ffi::CString> =
@@ -73,7 +88,7 @@ fn fill(layer: &OwnedFd, lower: &OwnedFd, rel: &Path, ways: &BTreeSet<PathBuf>) 
         let perm = Mode::from_bits_truncate(st.st_mode & 0o7777);
         match st.st_mode & libc::S_IFMT {
             libc::S_IFLNK => {
-                if ways.contains(&path) {
+                if ways.above.contains(&path) {
                     return Err(Error::new(format!(
                         "{}: a mount point lies beneath it, and in the rootfs it is a symlink (refused: it could lead anywhere)",
                         what()
@@ -84,7 +99,9 @@ fn fill(layer: &OwnedFd, lower: &OwnedFd, rel: &Path, ways: &BTreeSet<PathBuf>) 
             }
             libc::S_IFDIR => {
                 nix::sys::stat::mkdirat(layer, name.as_c_str(), perm).with_context(what)?;
-                if ways.contains(&path) {
+                if ways.covered.contains(&path) {
+                    // Hidden whole by its mount, and what is mounted below it goes on that.
+                } else if ways.above.contains(&path) {
                     let below =
                         nix::fcntl::openat(lower, name.as_c_str(), OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
                             .with_context(what)?;
@@ -98,7 +115,9 @@ fn fill(layer: &OwnedFd, lower: &OwnedFd, rel: &Path, ways: &BTreeSet<PathBuf>) 
             }
             _ => {
                 nix::sys::stat::mknodat(layer, name.as_c_str(), SFlag::S_IFREG, Mode::from_bits_truncate(0o644), 0).with_context(what)?;
-                bind(lower, layer, &name).with_context(what)?;
+                if !ways.covered.contains(&path) {
+                    bind(lower, layer, &name).with_context(what)?;
+                }
             }
         }
     }

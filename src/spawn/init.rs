@@ -75,9 +75,8 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
     } else if p.layer {
         // `sandbox`: the caller's rootfs stays as it is; mount points go on a layer of our own.
         rootfs::non_shared(prop)?;
-        let mut points: Vec<&Path> = p.mounts.iter().map(|m| m.destination().as_path()).collect();
-        points.push(p.process.cwd());
-        layer::attach(&p.rootfs, &points)?
+        let points: Vec<&Path> = p.mounts.iter().map(|m| m.destination().as_path()).collect();
+        layer::attach(&p.rootfs, &points, p.process.cwd())?
     } else {
         rootfs::prepare(&p.rootfs, prop)?
     };
