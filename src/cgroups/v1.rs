@@ -53,13 +53,15 @@ fn v1_mount_beside(v2_offered: &str, controller: &str) -> Option<PathBuf> {
 
 /// The hierarchies a container of this process may join: (controller, the hierarchy's real
 /// mount point), co-mounted controllers once. Found once per process (a create asked for it
-/// four times, ~90 syscalls each) for the v2 hierarchy it is asked with first.
+/// four times, ~90 syscalls each) for the v2 hierarchy it is asked with first; `only` is set
+/// before that where it is set at all.
 fn joinable(v2_root: &Path) -> Vec<(&'static str, PathBuf)> {
     static FOUND: std::sync::OnceLock<(PathBuf, Vec<(&'static str, PathBuf)>)> = std::sync::OnceLock::new();
     let find = || {
         let offered = std::fs::read_to_string(v2_root.join("cgroup.controllers")).unwrap_or_default();
         let mut found: Vec<(&'static str, PathBuf)> = Vec::new();
-        for c in CONTROLLERS {
+        // A process limited to some (`only`) looks at those alone.
+        for c in CONTROLLERS.into_iter().filter(|c| ONLY.get().is_none_or(|o| o.contains(c))) {
             let Some(mount) = v1_mount_beside(&offered, c) else { continue };
             // Rootless: a user cannot make directories in the host's v1 hierarchies, and is not
             // joined to them; the limits of their controllers are then refused by v2, which

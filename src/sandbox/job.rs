@@ -95,7 +95,7 @@ pub fn run(g: &Global, plan: Plan, report: Option<&OutFile>) -> Result<i32> {
         streams.hand_over(|| create::create_in(g, &opts, dir, StartBy::Socket { detach: !plan.tty })).map_err(|e| super::cgroup::explain(e, &plan.place))?;
     let pty = c.launched.pty.take();
     // Whatever happens from here, the container goes: no process, cgroup or state is left.
-    let ran = streams.take_pty(pty.as_ref()).and_then(|()| supervise(&plan, &c, &sfd, &streams.relayed, pty.as_ref()));
+    let ran = streams.take_pty(pty.as_ref()).and_then(|()| supervise(&plan, &c, &sfd, &streams.relayed, pty.as_ref(), report.is_some()));
     let destroyed = c.dir.facts().and_then(|facts| crate::commands::delete::destroy(&c.dir, &facts));
     let Ran { reason, code, wall, bytes, failed, figures, recording, answer, cgroup } = ran?;
     destroyed?;
@@ -149,7 +149,8 @@ struct Ran {
 }
 
 /// Start the job, take the notify fd of a watched filter, and watch the job to its end.
-fn supervise(plan: &Plan, c: &create::Created, sfd: &SignalFd, pipes: &[(OwnedFd, i32)], pty: Option<&OwnedFd>) -> Result<Ran> {
+/// `figures`: whether a report will show the cgroup's figures (read only then).
+fn supervise(plan: &Plan, c: &create::Created, sfd: &SignalFd, pipes: &[(OwnedFd, i32)], pty: Option<&OwnedFd>, figures: bool) -> Result<Ran> {
     let started = Instant::now();
     c.launched.chan.send(&Msg::Start)?;
     // EOF: the job's process was executed. Recording, the job first says where its notify fd
@@ -189,7 +190,7 @@ fn supervise(plan: &Plan, c: &create::Created, sfd: &SignalFd, pipes: &[(OwnedFd
         Reason::OutputClosed if code != 128 + libc::SIGKILL => Reason::Exited,
         r => r,
     };
-    let figures = report::figures(cgroup.as_ref());
+    let figures = report::figures(cgroup.as_ref().filter(|_| figures));
     Ok(Ran { reason, code, wall, bytes, failed, figures, recording, answer, cgroup: cgroup.map(|cg| cg.path) })
 }
 
