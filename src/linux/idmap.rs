@@ -90,9 +90,9 @@ pub fn write(proc: &Proc, pid: i32, uids: &[LinuxIdMapping], gids: &[LinuxIdMapp
 /// and a fork's copy of P0's page tables cost more than the rest (a sandbox's workspace namespace
 /// took 0.27 ms in clone3 alone).
 pub fn mount_userns(proc: &Proc, uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> Result<OwnedFd> {
-    /// The child: sleep until killed, and never outlive P0. Signals P0 blocks stay blocked here,
-    /// so only SIGKILL ends the pause. Raw syscalls that cannot fail: nothing touches errno,
-    /// which is P0's (the TLS is shared too).
+    /// The child: sleep until killed, and never outlive P0. Every signal is blocked (below), so
+    /// only SIGKILL ends the pause. Raw syscalls that cannot fail: nothing touches errno, which
+    /// is P0's (the TLS is shared too).
     extern "C" fn hold(_: *mut libc::c_void) -> libc::c_int {
         // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number by value; pause only sleeps.
         unsafe {
@@ -106,11 +106,19 @@ pub fn mount_userns(proc: &Proc, uids: &[LinuxIdMapping], gids: &[LinuxIdMapping
     let top = stack.as_mut_ptr_range().end.cast::<libc::c_void>();
     let mut pidfd: libc::c_int = -1;
     let flags = libc::CLONE_VM | libc::CLONE_NEWUSER | libc::CLONE_PIDFD | libc::SIGCHLD;
+    // Born with every signal blocked: a handler of P0's (a terminal's Ctrl-C reaches the whole
+    // process group) must never run on the child's stack over P0's memory. SIGKILL still ends it.
+    let mut old = nix::sys::signal::SigSet::empty();
+    nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&nix::sys::signal::SigSet::all()), Some(&mut old))
+        .context("block signals")?;
     // SAFETY: `hold` runs on `stack`, which lives until the child is dead (killed and waited for
     // below, on every path), and touches no memory of P0's but that stack.
     let pid = unsafe { libc::clone(hold, top, flags, std::ptr::null_mut(), &mut pidfd as *mut libc::c_int) };
+    let errno = nix::errno::Errno::last();
+    // Cannot fail with a mask sigprocmask gave; and the child must be waited for below anyway.
+    let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&old), None);
     if pid < 0 {
-        return Err(crate::error::last_os("user namespace for an idmapped mount: clone"));
+        return Err(Error::sys("user namespace for an idmapped mount: clone", errno));
     }
     // SAFETY: with CLONE_PIDFD the kernel stored a new fd that nothing else owns.
     let pidfd = unsafe { crate::linux::procfs::own(pidfd) };
