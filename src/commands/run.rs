@@ -7,7 +7,7 @@ use std::os::fd::AsFd;
 use crate::cli::Run;
 use crate::commands::Global;
 use crate::commands::{create, foreground};
-use crate::container::{self, hooks, Status};
+use crate::container::{hooks, Status};
 use crate::error::{Error, Result};
 use crate::linux::pidfd;
 use crate::spawn::prepare::StartBy;
@@ -41,7 +41,8 @@ pub fn run(g: &Global, r: &Run) -> Result<i32> {
     let state = super::state_json(&facts, Status::Running).to_string();
     // Runtime spec 1.3: a poststart hook that fails fails the run, and the container is stopped.
     if let Err(e) = hooks::run_all("poststart", c.prepared.spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()), state.as_bytes()) {
-        let _ = container::init::signal(&facts, libc::SIGKILL);
+        // Our own unreaped child: its pidfd names it, no recorded start time needed.
+        let _ = pidfd::send_signal(&c.launched.pidfd, nix::sys::signal::Signal::SIGKILL);
         let _ = pidfd::wait(&c.launched.pidfd);
         drop(c.dir);
         remove_unless_kept(g, r)?;
