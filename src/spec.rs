@@ -25,6 +25,14 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
     Ok(Bundle { dir, bytes, spec, rootfs })
 }
 
+/// A spec made in memory (`sandbox`), as `load` would have read it from `dir`: `bytes` are what
+/// the container directory saves as its config.json. The same checks of root.path as `load`.
+pub fn given(dir: PathBuf, bytes: Vec<u8>, spec: Spec) -> Result<Bundle> {
+    let root = spec.root().as_ref().ok_or_else(|| Error::new("config: root is missing"))?;
+    let rootfs = rootfs_path(&dir, root.path())?;
+    Ok(Bundle { dir, bytes, spec, rootfs })
+}
+
 /// The bundle's absolute path and its config.json, read and parsed: what `check` audits, for a
 /// bundle whose rootfs may not be there yet.
 pub fn read_config(bundle: &Path) -> Result<(PathBuf, Vec<u8>, Spec)> {

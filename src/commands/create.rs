@@ -24,13 +24,14 @@ pub struct Created {
 }
 
 pub fn create(g: &Global, opts: &CreateOpts, id: &str, mode: StartBy) -> Result<Created> {
-    create_in(g, opts, Dir::create(&g.root, id)?, mode)
+    create_in(g, opts, None, Dir::create(&g.root, id)?, mode)
 }
 
 /// `create` in a container directory the caller made (and may have written: `sandbox` keeps its
 /// bundle there, so that whatever removes the container removes the bundle too).
-pub fn create_in(g: &Global, opts: &CreateOpts, dir: Dir, mode: StartBy) -> Result<Created> {
-    match build(g, opts, &dir, mode) {
+/// `given`: the spec made in memory (`sandbox`), not read from `opts.bundle`.
+pub fn create_in(g: &Global, opts: &CreateOpts, given: Option<crate::spec::Bundle>, dir: Dir, mode: StartBy) -> Result<Created> {
+    match build(g, opts, given, &dir, mode) {
         Ok((prepared, launched)) => Ok(Created { dir, prepared, launched }),
         Err(e) => {
             // What cleanup needs is in the directory, as for a create that was killed.
@@ -42,11 +43,11 @@ pub fn create_in(g: &Global, opts: &CreateOpts, dir: Dir, mode: StartBy) -> Resu
     }
 }
 
-fn build(g: &Global, opts: &CreateOpts, dir: &Dir, mode: StartBy) -> Result<(Prepared, Launched)> {
+fn build(g: &Global, opts: &CreateOpts, given: Option<crate::spec::Bundle>, dir: &Dir, mode: StartBy) -> Result<(Prepared, Launched)> {
     // Recorded before anything runs: exec and update enforce it for the container's lifetime.
     let policies = policy::in_force(g.policy.as_deref(), opts.policy.as_deref())?;
     policy::record(&dir.path, &policies)?;
-    let mut prepared = prepare::prepare(&g.root, g.rootless, g.systemd_cgroup, opts, dir, mode, &policies)?;
+    let mut prepared = prepare::prepare(&g.root, g.rootless, g.systemd_cgroup, opts, given, dir, mode, &policies)?;
     let launched = parent::launch(&prepared)?;
     // P1 is in the systemd scope now: the scope no longer needs its placeholder.
     prepared.scope_placeholder = None;

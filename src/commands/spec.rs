@@ -9,6 +9,19 @@ use crate::error::{Context, Error, Result};
 const DEFAULT_SECCOMP: &str = include_str!("../../seccomp-profiles/default.json");
 
 pub fn default_config(rootless: bool) -> Result<serde_json::Value> {
+    let mut v = base_config(rootless);
+    v["linux"]["seccomp"] = default_seccomp()?;
+    Ok(v)
+}
+
+/// seccomp-profiles/default.json, parsed.
+pub fn default_seccomp() -> Result<serde_json::Value> {
+    serde_json::from_str(DEFAULT_SECCOMP).map_err(|e| Error::new(format!("built-in seccomp profile: {e}")))
+}
+
+/// The default config without linux.seccomp, which is most of its text: `sandbox` sets its own
+/// profile and does not parse the default one only to drop it.
+fn base_config(rootless: bool) -> serde_json::Value {
     let caps = serde_json::json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
     let mut v = serde_json::json!({
         "ociVersion": crate::spec::SPEC_VERSION,
@@ -49,7 +62,6 @@ pub fn default_config(rootless: bool) -> Result<serde_json::Value> {
             "resources": {"devices": [{"allow": false, "access": "rwm"}]}
         }
     });
-    v["linux"]["seccomp"] = serde_json::from_str(DEFAULT_SECCOMP).map_err(|e| Error::new(format!("built-in seccomp profile: {e}")))?;
     if rootless {
         let uid = nix::unistd::getuid().as_raw();
         let gid = nix::unistd::getgid().as_raw();
@@ -76,14 +88,21 @@ pub fn default_config(rootless: bool) -> Result<serde_json::Value> {
             }
         }
     }
-    Ok(v)
+    v
 }
 
 /// `spec --hardened`: the default config, and everything else `check` asks for: a user
 /// namespace whose root is an unprivileged host range, a non-root user in it, no capabilities,
 /// memory, cpu and pids limits, a tmpfs /tmp under the read-only root.
 pub fn hardened_config() -> Result<serde_json::Value> {
-    let mut v = default_config(false)?;
+    let mut v = hardened_base();
+    v["linux"]["seccomp"] = default_seccomp()?;
+    Ok(v)
+}
+
+/// `hardened_config` without linux.seccomp, for the caller to set.
+pub fn hardened_base() -> serde_json::Value {
+    let mut v = base_config(false);
     let none = serde_json::json!([]);
     v["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
     v["process"]["capabilities"] = serde_json::json!({"bounding": none, "effective": none, "permitted": none});
@@ -101,7 +120,7 @@ pub fn hardened_config() -> Result<serde_json::Value> {
     if let Some(m) = v["mounts"].as_array_mut() {
         m.push(serde_json::json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "noexec", "mode=1777", "size=65536k"]}));
     }
-    Ok(v)
+    v
 }
 
 pub fn run(s: &SpecCmd) -> Result<i32> {

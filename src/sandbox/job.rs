@@ -31,7 +31,7 @@ use crate::spawn::sync::Msg;
 
 /// Run the job; the report goes to `report` (opened by the caller, who also writes one when this
 /// fails).
-pub fn run(g: &Global, plan: Plan, report: Option<&OutFile>) -> Result<i32> {
+pub fn run(g: &Global, mut plan: Plan, report: Option<&OutFile>) -> Result<i32> {
     // Interrupting the sandbox must not leave the job running: these end it like the timeout.
     let mut ending = SigSet::empty();
     for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
@@ -65,13 +65,15 @@ pub fn run(g: &Global, plan: Plan, report: Option<&OutFile>) -> Result<i32> {
     let scoped = super::cgroup::with_driver(g, &plan.place);
     let g = scoped.as_ref().unwrap_or(g);
     let dir = Dir::create(&g.root, &plan.id)?;
-    let bundle = dir.file("bundle");
-    if let Err(e) = write_bundle(&bundle, &plan.config) {
-        let _ = crate::commands::delete::clean_up_creating(&dir);
-        return Err(e);
-    }
+    let given = match bundle(&dir, std::mem::take(&mut plan.config)) {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = crate::commands::delete::clean_up_creating(&dir);
+            return Err(e);
+        }
+    };
     let opts = CreateOpts {
-        bundle,
+        bundle: given.dir.clone(),
         console_socket: None,
         pid_file: None,
         no_pivot: false,
@@ -92,7 +94,7 @@ pub fn run(g: &Global, plan: Plan, report: Option<&OutFile>) -> Result<i32> {
     };
     // Not detached with a terminal: the init sends the pty master to us, not to a console socket.
     let mut c =
-        streams.hand_over(|| create::create_in(g, &opts, dir, StartBy::Socket { detach: !plan.tty })).map_err(|e| super::cgroup::explain(e, &plan.place))?;
+        streams.hand_over(|| create::create_in(g, &opts, Some(given), dir, StartBy::Socket { detach: !plan.tty })).map_err(|e| super::cgroup::explain(e, &plan.place))?;
     let pty = c.launched.pty.take();
     // Whatever happens from here, the container goes: no process, cgroup or state is left.
     let ran = streams.take_pty(pty.as_ref()).and_then(|()| supervise(&plan, &c, &sfd, &streams.relayed, pty.as_ref(), report.is_some()));
@@ -194,11 +196,16 @@ fn supervise(plan: &Plan, c: &create::Created, sfd: &SignalFd, pipes: &[(OwnedFd
     Ok(Ran { reason, code, wall, bytes, failed, figures, recording, answer, cgroup: cgroup.map(|cg| cg.path) })
 }
 
-fn write_bundle(bundle: &std::path::Path, config: &serde_json::Value) -> Result<()> {
+/// The job's bundle: `bundle/` in its container directory (what `sweep` knows a sandbox by), its
+/// spec handed to create in memory. Its config.json is the container directory's, which create
+/// saves: the text is not written here only to be read back and parsed again.
+fn bundle(dir: &Dir, config: serde_json::Value) -> Result<crate::spec::Bundle> {
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().mode(0o700).create(bundle).with_context(|| format!("sandbox bundle {bundle:?}"))?;
-    let text = serde_json::to_vec(config).map_err(|e| Error::new(format!("sandbox config: {e}")))?;
-    std::fs::write(bundle.join("config.json"), text).context("sandbox config.json")
+    let path = dir.file("bundle");
+    std::fs::DirBuilder::new().mode(0o700).create(&path).with_context(|| format!("sandbox bundle {path:?}"))?;
+    let bytes = serde_json::to_vec(&config).map_err(|e| Error::new(format!("sandbox config: {e}")))?;
+    let spec = serde_json::from_value(config).map_err(|e| Error::new(format!("sandbox config: {e}")))?;
+    crate::spec::given(path, bytes, spec)
 }
 
 /// The job's process under the reaper: the init's only child (`spawn::reaper`), which the init

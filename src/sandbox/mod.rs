@@ -132,7 +132,7 @@ pub fn plan(s: &Sandbox, rootless: bool) -> Result<Plan> {
     let place = cgroup::choose(s, rootless)?;
     let id = unique_id()?;
     let record = s.record.as_deref().map(|p| OutFile::open("--record", p)).transpose()?;
-    let mut config = crate::commands::spec::hardened_config()?;
+    let mut config = crate::commands::spec::hardened_base();
     config["root"]["path"] = json!(rootfs);
     // The pty is made by the job's init in the job's own devpts (`linux::tty`), never the caller's.
     config["process"]["terminal"] = json!(s.tty);
@@ -154,7 +154,7 @@ pub fn plan(s: &Sandbox, rootless: bool) -> Result<Plan> {
     config["process"]["rlimits"] = json!(rlimits);
     config["linux"]["seccomp"] = match s.profile.as_str() {
         "build" => serde_json::from_str(BUILD_PROFILE).map_err(|e| Error::new(format!("built-in build profile: {e}")))?,
-        "default" => config["linux"]["seccomp"].take(),
+        "default" => crate::commands::spec::default_seccomp()?,
         file => {
             let bytes = std::fs::read(file).map_err(|e| Error::new(format!("--profile {file:?}: {e}")))?;
             let v: Value = serde_json::from_slice(&bytes).map_err(|e| Error::new(format!("--profile {file:?}: {e}")))?;

@@ -102,8 +102,21 @@ impl Prepared {
     }
 }
 
-pub fn prepare(root: &Path, rootless: bool, systemd: bool, opts: &CreateOpts, dir: &Dir, mode: StartBy, policies: &[policy::Named]) -> Result<Prepared> {
-    let bundle = crate::spec::load(&opts.bundle)?;
+/// `given`: the spec made in memory (`sandbox`) rather than read from the bundle's config.json.
+pub fn prepare(
+    root: &Path,
+    rootless: bool,
+    systemd: bool,
+    opts: &CreateOpts,
+    given: Option<crate::spec::Bundle>,
+    dir: &Dir,
+    mode: StartBy,
+    policies: &[policy::Named],
+) -> Result<Prepared> {
+    let bundle = match given {
+        Some(b) => b,
+        None => crate::spec::load(&opts.bundle)?,
+    };
     crate::log::debug(|| format!("spec: {:?} loaded (ociVersion {})", bundle.dir.join("config.json"), bundle.spec.version()));
     crate::spec::validate(&bundle.spec)?;
     policy::enforce(policies, &bundle.spec, "this container")?;
