@@ -476,9 +476,13 @@ fn the_job_can_serve_and_connect_on_loopback() {
     }
     let j = Job::new("loopback");
     // The client retries until the server listens; with lo down it never connects (and the
-    // server is stopped, not waited for).
-    let script = "nc -l -p 8080 > /tmp/got & s=$!; n=0; until echo hello | nc 127.0.0.1 8080; do n=$((n+1)); [ $n -gt 100 ] && kill $s && break; \
-                  sleep 0.1; done; wait; cat /tmp/got; ip link show lo";
+    // server is stopped, not waited for). The server's stdin is a fifo held open until what it
+    // received is there: busybox nc may end at its stdin's EOF before it reads the socket (a
+    // /dev/null stdin lost "hello" once under load).
+    let script = "mkfifo /tmp/in; nc -l -p 8080 < /tmp/in > /tmp/got & s=$!; exec 3> /tmp/in; \
+                  n=0; until echo hello | nc 127.0.0.1 8080; do n=$((n+1)); [ $n -gt 100 ] && break; sleep 0.1; done; \
+                  n=0; until grep -q hello /tmp/got || [ $n -gt 50 ]; do n=$((n+1)); sleep 0.1; done; \
+                  exec 3>&-; kill $s 2>/dev/null; wait; cat /tmp/got; ip link show lo";
     let out = j.run(&[], script);
     let stdout = text(&out.stdout);
     assert!(stdout.starts_with("hello\n") && stdout.contains(",UP,"), "{stdout} {}", text(&out.stderr));

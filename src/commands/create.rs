@@ -47,7 +47,7 @@ fn build(g: &Global, opts: &CreateOpts, given: Option<crate::spec::Bundle>, dir:
     // Recorded before anything runs: exec and update enforce it for the container's lifetime.
     let policies = policy::in_force(g.policy.as_deref(), opts.policy.as_deref())?;
     policy::record(&dir.path, &policies)?;
-    let mut prepared = prepare::prepare(&g.root, g.rootless, g.systemd_cgroup, opts, given, dir, mode, &policies)?;
+    let mut prepared = prepare::prepare(g, opts, given, dir, mode, &policies)?;
     let launched = parent::launch(&prepared)?;
     // P1 is in the systemd scope now: the scope no longer needs its placeholder.
     prepared.scope_placeholder = None;

@@ -93,8 +93,9 @@ pub fn run(g: &Global, mut plan: Plan, report: Option<&OutFile>) -> Result<i32> 
         lifecycle: plan.lifecycle,
     };
     // Not detached with a terminal: the init sends the pty master to us, not to a console socket.
-    let mut c =
-        streams.hand_over(|| create::create_in(g, &opts, Some(given), dir, StartBy::Socket { detach: !plan.tty })).map_err(|e| super::cgroup::explain(e, &plan.place))?;
+    let mut c = streams
+        .hand_over(|| create::create_in(g, &opts, Some(given), dir, StartBy::Socket { detach: !plan.tty }))
+        .map_err(|e| super::cgroup::explain(e, &plan.place))?;
     let pty = c.launched.pty.take();
     // Whatever happens from here, the container goes: no process, cgroup or state is left.
     let ran = streams.take_pty(pty.as_ref()).and_then(|()| supervise(&plan, &c, &sfd, &streams.relayed, pty.as_ref(), report.is_some()));

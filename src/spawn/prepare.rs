@@ -14,6 +14,7 @@ use oci_spec::runtime::{LinuxNamespaceType as T, Mount, Process, Spec};
 use crate::audit::policy;
 use crate::cgroups::{self, Cgroup};
 use crate::cli::CreateOpts;
+use crate::commands::Global;
 use crate::container::{self, state, CgroupRecord, Dir};
 use crate::error::{Context, Error, Result};
 use crate::linux::namespaces::{self, Plan};
@@ -103,16 +104,8 @@ impl Prepared {
 }
 
 /// `given`: the spec made in memory (`sandbox`) rather than read from the bundle's config.json.
-pub fn prepare(
-    root: &Path,
-    rootless: bool,
-    systemd: bool,
-    opts: &CreateOpts,
-    given: Option<crate::spec::Bundle>,
-    dir: &Dir,
-    mode: StartBy,
-    policies: &[policy::Named],
-) -> Result<Prepared> {
+pub fn prepare(g: &Global, opts: &CreateOpts, given: Option<crate::spec::Bundle>, dir: &Dir, mode: StartBy, policies: &[policy::Named]) -> Result<Prepared> {
+    let (root, rootless, systemd) = (g.root.as_path(), g.rootless, g.systemd_cgroup);
     let bundle = match given {
         Some(b) => b,
         None => crate::spec::load(&opts.bundle)?,
