@@ -95,7 +95,9 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
     let ctx = mounts::Ctx { root: &root, label, hybrid: hybrid.as_ref(), cgroup2_host: cgroup2_host.as_deref(), nofollow: p.layer };
     let mut proc: Option<Proc> = None;
     let mut dev_readonly = false;
-    for (m, tree) in p.mounts.iter().zip(&p.mount_trees) {
+    let later = if p.trees_later { take_trees(chan, p.mounts.len())? } else { Vec::new() };
+    let trees = if p.trees_later { &later } else { &p.mount_trees };
+    for (m, tree) in p.mounts.iter().zip(trees) {
         match mounts::dev_writable_first(m) {
             Some(writable) => {
                 dev_readonly = true;
@@ -210,6 +212,20 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
     }
     drop(pty);
     finish::exec(&id, done, &exe, p.preserve_fds, chan, p.fifo.as_ref().map(AsRawFd::as_raw_fd))
+}
+
+/// The trees P0 made after the clone (`parent::send_trees`), by mount index, up to its Ack.
+fn take_trees(chan: &Channel, n: usize) -> Result<Vec<Option<OwnedFd>>> {
+    let mut trees: Vec<Option<OwnedFd>> = std::iter::repeat_with(|| None).take(n).collect();
+    loop {
+        match chan.recv_any()? {
+            Some((Msg::Tree(i), Some(fd))) if (i as usize) < n && trees[i as usize].is_none() => trees[i as usize] = Some(fd),
+            Some((Msg::Ack, None)) => return Ok(trees),
+            Some((Msg::Fail(e), _)) => return Err(e),
+            Some((m, _)) => return Err(Error::new(format!("sync socket: expected a mount tree, got {m:?}"))),
+            None => return Err(Error::new("sync socket: parent went away")),
+        }
+    }
 }
 
 fn need_proc<'a>(proc: &'a Option<Proc>, what: &str) -> Result<&'a Proc> {

@@ -134,6 +134,9 @@ fn handshake(p: &Prepared, proc: Option<&Proc>, chan: &Channel, child: i32, chil
                 idmap::write(proc, child, &uids, &gids).context("user namespace")?;
                 crate::log::debug(|| "user namespace: id maps written".to_string());
                 chan.send(&Msg::Ack)?;
+                if p.trees_later {
+                    send_trees(p, chan)?;
+                }
             }
             Msg::Pid(pid) => {
                 // P2 is our child (CLONE_PARENT), so its pid cannot be reused before we reap it;
@@ -169,6 +172,19 @@ fn handshake(p: &Prepared, proc: Option<&Proc>, chan: &Channel, child: i32, chil
             other => return Err(Error::new(format!("sync socket: unexpected {other:?} from the container"))),
         }
     }
+}
+
+/// The detached trees of the bind mounts (`prepare::idmapped_trees`), made now that the init
+/// has its id maps and is busy with the mounts that need none; each goes to it with its index,
+/// and an Ack ends them (`init::take_trees`). Ours are closed once sent.
+fn send_trees(p: &Prepared, chan: &Channel) -> Result<()> {
+    let trees = crate::spawn::prepare::idmapped_trees(&p.spec, &p.mounts, &p.ns, p.layer && !p.rootless, p.rootless)?;
+    for (i, t) in trees.iter().enumerate() {
+        if let Some(fd) = t {
+            chan.send_tree(i as u32, fd.as_raw_fd())?;
+        }
+    }
+    chan.send(&Msg::Ack)
 }
 
 fn dup(fd: &OwnedFd) -> Result<OwnedFd> {

@@ -34,6 +34,9 @@ pub enum Msg {
     /// P2 → P0 (`profile`): the recording filter's notify fd will be this number of P2's, from
     /// its installation right before execve (P0 takes it with pidfd_getfd).
     RecorderAt(i32),
+    /// P0 → init, with the fd: the detached tree of mounts[i], made after the clone
+    /// (`parent::send_trees`); an Ack ends them.
+    Tree(u32),
 }
 
 const MAP_IDS: u8 = 1;
@@ -47,6 +50,7 @@ const FD: u8 = 8;
 const STATE: u8 = 9;
 const SECCOMP_FD: u8 = 10;
 const RECORDER_AT: u8 = 11;
+const TREE: u8 = 12;
 
 pub struct Channel {
     fd: OwnedFd,
@@ -93,8 +97,16 @@ impl Channel {
                 buf.push(RECORDER_AT);
                 buf.extend_from_slice(&n.to_le_bytes());
             }
+            Msg::Tree(_) => return Err(Error::new("sync socket: a tree goes with its fd (send_tree)")),
         }
         self.send_raw(&buf, None)
+    }
+
+    /// Send the detached tree of mounts[i] (P0 → init).
+    pub fn send_tree(&self, i: u32, fd: RawFd) -> Result<()> {
+        let mut buf = vec![TREE];
+        buf.extend_from_slice(&i.to_le_bytes());
+        self.send_raw(&buf, Some(fd))
     }
 
     /// Send an fd (a pty master) with a tag.
@@ -198,6 +210,7 @@ impl Channel {
             STATE => Msg::State(body.to_vec()),
             FD if fd.is_some() => return Ok(Some((Msg::Ack, fd))),
             SECCOMP_FD if fd.is_some() => Msg::SeccompFd,
+            TREE if fd.is_some() && body.len() == 4 => Msg::Tree(u32::from_le_bytes([body[0], body[1], body[2], body[3]])),
             t => return Err(Error::new(format!("sync socket: unexpected message {t}"))),
         };
         Ok(Some((msg, fd)))
