@@ -187,11 +187,16 @@ fn delete_force_kills_a_running_container_and_its_children() {
     // The shell and its three sleeps: `start` returns once the shell runs, not once it forked.
     let ps = || -> Vec<i32> { serde_json::from_slice(&b.testudo(&["ps", "--format", "json", &b.id]).stdout).expect("ps json") };
     wait_for("the shell and its three sleeps", || ps().len() == 4);
-    let pids = ps();
+    // Each process by its pid and start time: a pid another test's process took since is gone.
+    let started = |p: i32| std::fs::read_to_string(format!("/proc/{p}/stat")).ok().map(|s| s.rsplit(") ").next().unwrap_or("").to_string());
+    let procs: Vec<(i32, String)> =
+        ps().into_iter().map(|p| (p, started(p).and_then(|s| s.split(' ').nth(19).map(str::to_string)).expect("start time"))).collect();
     assert!(b.testudo(&["delete", "--force", &b.id]).status.success());
-    for p in pids {
-        assert!(!Path::new(&format!("/proc/{p}")).exists() || std::fs::read_to_string(format!("/proc/{p}/stat")).expect("stat").contains(") Z"));
-    }
+    // Killed: gone, a zombie, or (in the instant after its cgroup let it go, when delete may
+    // return) on its way to that. A process delete did not kill lives on as `sleep 100`.
+    wait_for("the container's processes to be gone", || {
+        procs.iter().all(|(p, t)| started(*p).is_none_or(|s| s.starts_with("Z ") || s.split(' ').nth(19) != Some(t.as_str())))
+    });
     assert!(leftovers(&b).is_empty(), "{:?}", leftovers(&b));
 }
 
