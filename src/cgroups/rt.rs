@@ -106,7 +106,12 @@ fn raises(dir: &Path, mount: &Path, want: u128) -> Result<Vec<(PathBuf, i64)>> {
         let (runtime, period) = (read(&parent, RUNTIME)?, read(&parent, PERIOD)?);
         let mut need = child_share;
         for c in children(&parent)?.into_iter().filter(|c| *c != child) {
-            need += share(read(&c, RUNTIME)?, read(&c, PERIOD)?);
+            // A sibling removed since the listing (another container's delete) holds nothing.
+            match (read(&c, RUNTIME), read(&c, PERIOD)) {
+                (Ok(r), Ok(p)) => need += share(r, p),
+                _ if !c.exists() => {}
+                (Err(e), _) | (_, Err(e)) => return Err(e),
+            }
         }
         if share(runtime, period) >= need {
             break;
