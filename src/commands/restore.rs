@@ -87,7 +87,7 @@ fn restore_in(g: &Global, criu_bin: &Path, r: &Restore, dir: &Dir, images: &Path
     let linux = spec.linux().as_ref().ok_or_else(|| Error::new("config.json: linux is missing"))?;
     std::fs::write(dir.file(container::CONFIG_FILE), &bundle.bytes).context("save config.json")?;
     let ns = namespaces::plan(linux.namespaces().as_deref().unwrap_or(&[]))?;
-    let cg = crate::spawn::prepare::make_cgroup(linux, dir, false, &ns)?.ok_or_else(|| Error::new("no cgroup for the restored container"))?;
+    let cg = crate::spawn::prepare::make_cgroup(linux, dir, false, &ns, true)?.ok_or_else(|| Error::new("no cgroup for the restored container"))?;
     let cg_root = cg
         .path
         .strip_prefix(crate::cgroups::mountpoint()?)

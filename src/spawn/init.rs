@@ -214,7 +214,7 @@ pub fn run(p: &Prepared, chan: &Channel, direct: bool) -> Result<()> {
     finish::exec(&id, done, &exe, p.preserve_fds, chan, p.fifo.as_ref().map(AsRawFd::as_raw_fd))
 }
 
-/// The trees P0 made after the clone (`parent::send_trees`), by mount index, up to its Ack.
+/// The trees P0 made after the clone (`parent::after_maps`), by mount index, up to its Ack.
 fn take_trees(chan: &Channel, n: usize) -> Result<Vec<Option<OwnedFd>>> {
     let mut trees: Vec<Option<OwnedFd>> = std::iter::repeat_with(|| None).take(n).collect();
     loop {

@@ -134,9 +134,7 @@ fn handshake(p: &Prepared, proc: Option<&Proc>, chan: &Channel, child: i32, chil
                 idmap::write(proc, child, &uids, &gids).context("user namespace")?;
                 crate::log::debug(|| "user namespace: id maps written".to_string());
                 chan.send(&Msg::Ack)?;
-                if p.trees_later {
-                    send_trees(p, chan)?;
-                }
+                after_maps(p, chan)?;
             }
             Msg::Pid(pid) => {
                 // P2 is our child (CLONE_PARENT), so its pid cannot be reused before we reap it;
@@ -174,17 +172,27 @@ fn handshake(p: &Prepared, proc: Option<&Proc>, chan: &Channel, child: i32, chil
     }
 }
 
-/// The detached trees of the bind mounts (`prepare::idmapped_trees`), made now that the init
-/// has its id maps and is busy with the mounts that need none; each goes to it with its index,
-/// and an Ack ends them (`init::take_trees`). Ours are closed once sent.
-fn send_trees(p: &Prepared, chan: &Channel) -> Result<()> {
-    let trees = crate::spawn::prepare::idmapped_trees(&p.spec, &p.mounts, &p.ns, p.layer && !p.rootless, p.rootless)?;
-    for (i, t) in trees.iter().enumerate() {
-        if let Some(fd) = t {
-            chan.send_tree(i as u32, fd.as_raw_fd())?;
+/// What P0 left for after the clone (`prepare`), done now that the init has its id maps and is
+/// busy with what needs none of it. The detached trees of the bind mounts
+/// (`prepare::idmapped_trees`) each go to the init with its index, and an Ack ends them
+/// (`init::take_trees`); ours are closed once sent. Then the cgroup's limits and device program:
+/// P0 reads the init's next message (hooks, Ready) only after them, and the container's process
+/// is started only after Ready, so it never runs without them.
+fn after_maps(p: &Prepared, chan: &Channel) -> Result<()> {
+    if p.trees_later {
+        let trees = crate::spawn::prepare::idmapped_trees(&p.spec, &p.mounts, &p.ns, p.layer && !p.rootless, p.rootless)?;
+        let mut indexed = trees.iter().enumerate().filter_map(|(i, t)| t.as_ref().map(|fd| (i, fd)));
+        let sent = indexed.try_for_each(|(i, fd)| chan.send_tree(i as u32, fd.as_raw_fd())).and_then(|()| chan.send(&Msg::Ack));
+        if sent.is_err() {
+            // The init is gone (it failed right after its maps): why is on the socket, for the
+            // handshake to read next.
+            return Ok(());
         }
     }
-    chan.send(&Msg::Ack)
+    if let (true, Some(cg), Some(linux)) = (p.limits_later, &p.cgroup, p.spec.linux()) {
+        crate::spawn::prepare::limit(cg, linux, p.rootless)?;
+    }
+    Ok(())
 }
 
 fn dup(fd: &OwnedFd) -> Result<OwnedFd> {

@@ -57,9 +57,12 @@ pub struct Prepared {
     /// One per mount: the detached tree of an idmapped bind mount, made here (see
     /// `mounts::detached_bind`); init inherits the fds and attaches them.
     pub mount_trees: Vec<Option<OwnedFd>>,
-    /// The trees are made by P0 after the clone and sent to the init (`parent::send_trees`):
+    /// The trees are made by P0 after the clone and sent to the init (`parent::after_maps`):
     /// `mount_trees` is all None then.
     pub trees_later: bool,
+    /// The cgroup was made bare, its limits and device program written by P0 after the clone
+    /// (`parent::after_maps`), before the init can report Ready.
+    pub limits_later: bool,
     pub ns: Plan,
     pub caps: capabilities::Plan,
     pub seccomp: Option<seccomp::Program>,
@@ -156,11 +159,15 @@ pub fn prepare(g: &Global, opts: &CreateOpts, given: Option<crate::spec::Bundle>
     let console = opts.console_socket.as_deref().map(tty::connect).transpose()?;
     std::fs::write(dir.file(container::CONFIG_FILE), &bundle.bytes).context("save config.json")?;
 
+    // Into a new user namespace from a direct init, the init waits for its id maps and then mounts
+    // for a while: P0 makes what the init does not need before then after the clone, in that
+    // while (`parent::after_maps`): the bind mounts' trees, and the cgroup's limits.
+    let later = !rootless && ns.creates(T::User) && !crate::spawn::join::needed(&ns);
     let (cg, scope_placeholder) = if systemd {
         let (cg, placeholder) = cgroups::systemd::create(&dir.file(container::CGROUP_FILE), linux, &dir.id, spec.annotations().as_ref(), rootless)?;
         (Some(cg), placeholder)
     } else {
-        (make_cgroup(linux, dir, rootless, &ns)?, None)
+        (make_cgroup(linux, dir, rootless, &ns, !later)?, None)
     };
     if let Some(c) = &cg {
         crate::log::debug(|| format!("cgroup: {:?}", c.path));
@@ -174,10 +181,7 @@ pub fn prepare(g: &Global, opts: &CreateOpts, given: Option<crate::spec::Bundle>
     let mounts = absolute_mounts(spec, &bundle.dir);
     // A user cannot clone a mount of the host's namespace: init opens a sandbox's binds itself
     // (`mounts::Ctx::nofollow`).
-    // Into a new user namespace from a direct init, P0 makes them after the clone, while the init
-    // mounts what needs none (`parent::send_trees`): the same trees, 0.2 ms off the start.
-    let trees_later = !rootless && ns.creates(T::User) && !crate::spawn::join::needed(&ns);
-    let mount_trees = if trees_later {
+    let mount_trees = if later {
         std::iter::repeat_with(|| None).take(mounts.len()).collect()
     } else {
         idmapped_trees(spec, &mounts, &ns, opts.sandbox && !rootless, rootless)?
@@ -190,7 +194,8 @@ pub fn prepare(g: &Global, opts: &CreateOpts, given: Option<crate::spec::Bundle>
         rootfs: bundle.rootfs.clone(),
         mounts,
         mount_trees,
-        trees_later,
+        trees_later: later,
+        limits_later: later && !systemd,
         ns,
         caps,
         seccomp,
@@ -214,7 +219,7 @@ pub fn prepare(g: &Global, opts: &CreateOpts, given: Option<crate::spec::Bundle>
 
 /// The container's cgroup, recorded then made, with its limits; rootless, the one delegated to the
 /// user or none (`cgroups::rootless`).
-pub fn make_cgroup(linux: &oci_spec::runtime::Linux, dir: &Dir, rootless: bool, ns: &Plan) -> Result<Option<Cgroup>> {
+pub fn make_cgroup(linux: &oci_spec::runtime::Linux, dir: &Dir, rootless: bool, ns: &Plan, limited: bool) -> Result<Option<Cgroup>> {
     let spec_path = linux.cgroups_path().as_deref().filter(|p| !p.as_os_str().is_empty());
     let mut cg_path = cgroups::resolve(spec_path, &dir.id)?;
     if rootless {
@@ -239,16 +244,23 @@ pub fn make_cgroup(linux: &oci_spec::runtime::Linux, dir: &Dir, rootless: bool, 
     let record = CgroupRecord { path: cg_path.clone(), made, unit: None, user_bus: None, parents, v1_made };
     state::write(&dir.file(container::CGROUP_FILE), &record)?;
     let cg = Cgroup::create(cg_path, made)?;
+    if limited {
+        limit(&cg, linux, rootless)?;
+    }
+    Ok(Some(cg))
+}
+
+/// The cgroup's limits and device program.
+pub fn limit(cg: &Cgroup, linux: &oci_spec::runtime::Linux, rootless: bool) -> Result<()> {
     let none = oci_spec::runtime::LinuxResources::default();
     let r = linux.resources().as_ref().unwrap_or(&none);
     if rootless {
         // No device program: a user cannot load one (cgroups::rootless checked the rules).
-        cgroups::resources::apply_limits(&cg, r)?;
+        cgroups::resources::apply_limits(cg, r)
     } else {
         // Always: without device rules the device program still denies all but the default nodes.
-        cgroups::resources::apply(&cg, r, linux.devices().as_deref().unwrap_or(&[]), false)?;
+        cgroups::resources::apply(cg, r, linux.devices().as_deref().unwrap_or(&[]), false)
     }
-    Ok(Some(cg))
 }
 
 /// exec.fifo, opened read-write: init blocks reading it; `start` opens it write-only and

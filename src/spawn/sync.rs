@@ -35,7 +35,7 @@ pub enum Msg {
     /// its installation right before execve (P0 takes it with pidfd_getfd).
     RecorderAt(i32),
     /// P0 → init, with the fd: the detached tree of mounts[i], made after the clone
-    /// (`parent::send_trees`); an Ack ends them.
+    /// (`parent::after_maps`); an Ack ends them.
     Tree(u32),
 }
 
@@ -165,9 +165,14 @@ impl Channel {
     pub fn recv_any(&self) -> Result<Option<(Msg, Option<OwnedFd>)>> {
         // Size the buffer by peeking at the message: a large zeroed buffer costs page faults on
         // the spawn path, and messages are small but unbounded (hook state carries annotations).
+        let mut reset = false;
         let size = loop {
             match nix::sys::socket::recv(self.fd.as_raw_fd(), &mut [0u8; 1], MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC) {
                 Err(Errno::EINTR) => continue,
+                // The peer closed with messages of ours unread (a child that failed before it
+                // read the trees P0 sent): the error is reported once, and what the peer sent
+                // before it closed (its Fail) is still queued behind it.
+                Err(Errno::ECONNRESET) if !reset => reset = true,
                 Err(e) => return Err(Error::sys("recvfrom on the sync socket", e)),
                 Ok(n) => break n,
             }
