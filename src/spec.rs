@@ -20,15 +20,13 @@ pub struct Bundle {
 
 pub fn load(bundle: &Path) -> Result<Bundle> {
     let (dir, bytes, spec) = read_config(bundle)?;
-    let root = spec.root().as_ref().ok_or_else(|| Error::new("config.json: root is missing"))?;
-    let rootfs = rootfs_path(&dir, root.path())?;
-    Ok(Bundle { dir, bytes, spec, rootfs })
+    given(dir, bytes, spec)
 }
 
-/// A spec made in memory (`sandbox`), as `load` would have read it from `dir`: `bytes` are what
-/// the container directory saves as its config.json. The same checks of root.path as `load`.
+/// A spec as read from `dir` (`load`) or made in memory (`sandbox`): `bytes` are what the
+/// container directory saves as its config.json; root.path is checked and made absolute.
 pub fn given(dir: PathBuf, bytes: Vec<u8>, spec: Spec) -> Result<Bundle> {
-    let root = spec.root().as_ref().ok_or_else(|| Error::new("config: root is missing"))?;
+    let root = spec.root().as_ref().ok_or_else(|| Error::new("config.json: root is missing"))?;
     let rootfs = rootfs_path(&dir, root.path())?;
     Ok(Bundle { dir, bytes, spec, rootfs })
 }

@@ -61,7 +61,7 @@ pub struct Prepared {
     /// `mount_trees` is all None then.
     pub trees_later: bool,
     /// The cgroup was made bare, its limits and device program written by P0 after the clone
-    /// (`parent::after_maps`), before the init can report Ready.
+    /// (`parent::after_maps`), before P0 reads the init's hooks request or Ready.
     pub limits_later: bool,
     pub ns: Plan,
     pub caps: capabilities::Plan,
